@@ -1,0 +1,347 @@
+//! The host's configuration: one [`Config`], built as defaults < TOML file < environment
+//! (`SCHEDULEZERO_*`) < command-line flags, and checked once by [`Config::validate`] before anything
+//! starts. The environment and flags are read by clap (see `cli.rs`); this module owns the file
+//! format, the defaults and the rules.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The plugins directory the build filled with the example components (`host/build.rs`).
+pub const BUILTIN_PLUGINS_DIR: &str = env!("SCHEDULEZERO_BUILTIN_PLUGINS_DIR");
+
+/// The file read when no `--config` is given, if it exists in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "schedulezero.toml";
+
+/// A problem with the configuration. Each names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line and column.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("invalid setting `{setting}`: {message}")]
+    Invalid {
+        /// The setting's path, such as `limits.memory_mib`.
+        setting: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// Everything the host can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where handler components (`<name>.wasm`) are found.
+    pub plugins_dir: PathBuf,
+    /// Where the host keeps its state.
+    pub data_dir: PathBuf,
+    /// Where compiled components are cached; defaults to `<data_dir>/artifacts`.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits applied to every call, unless a plugin's own settings override them.
+    pub limits: Limits,
+    /// The instance pool shared by all plugins.
+    pub pool: PoolConfig,
+    /// Per-plugin settings, by plugin name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+/// Limits on one call of a handler.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time a call may take, including instantiation (`"30s"`, `"500ms"`).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The most linear memory one instance may use, in MiB.
+    pub memory_mib: u64,
+    /// Fuel (roughly, wasm instructions) a call may burn; none means unmetered.
+    pub fuel: Option<u64>,
+    /// The largest result a call may return, in bytes.
+    pub max_result_bytes: usize,
+    /// How much a call may write to stdout, stderr and the log import together before the rest
+    /// is dropped (and counted), in bytes.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_mib: 64,
+            fuel: None,
+            max_result_bytes: 1024 * 1024,
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How instances are allocated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// The pooling allocator when the machine allows it, otherwise on-demand.
+    Auto,
+    /// Always the pooling allocator; fail at start if the machine refuses it.
+    Pooling,
+    /// Allocate every instance on demand (slower instantiation, no up-front reservation).
+    OnDemand,
+}
+
+/// The instance pool shared by all plugins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// How instances are allocated.
+    pub allocator: Allocator,
+    /// The most instances alive at once, across all plugins. When the pool is full, a call
+    /// waits for a slot (idle instances are evicted first).
+    pub max_instances: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self { allocator: Allocator::Auto, max_instances: 256 }
+    }
+}
+
+/// Settings of one plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Overrides of the global call limits for this plugin.
+    pub limits: LimitOverrides,
+    /// The most instances of this plugin alive at once (default 16).
+    pub max_instances: Option<u32>,
+    /// Whether a hot instance is reused for the next call (default true). When false, every
+    /// call gets a fresh instance.
+    pub reuse_instances: Option<bool>,
+    /// Configuration values granted to the plugin, readable through its `config` import.
+    pub config: BTreeMap<String, String>,
+}
+
+/// Per-plugin overrides of [`Limits`]; unset fields keep the global value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::timeout`].
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::fuel`].
+    pub fuel: Option<u64>,
+    /// See [`Limits::max_result_bytes`].
+    pub max_result_bytes: Option<usize>,
+    /// See [`Limits::max_output_bytes`].
+    pub max_output_bytes: Option<usize>,
+}
+
+/// The default number of live instances per plugin.
+pub const DEFAULT_PLUGIN_MAX_INSTANCES: u32 = 16;
+
+impl Default for Config {
+    fn default() -> Self {
+        let data_dir = dirs::data_local_dir()
+            .map(|d| d.join("schedulezero"))
+            .unwrap_or_else(|| PathBuf::from(".schedulezero"));
+        Self {
+            plugins_dir: PathBuf::from(BUILTIN_PLUGINS_DIR),
+            data_dir,
+            cache_dir: None,
+            limits: Limits::default(),
+            pool: PoolConfig::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads `path` if given, else `schedulezero.toml` in the working directory if it exists,
+    /// else the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))
+            }
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("artifacts"))
+    }
+
+    /// The limits for one plugin: the global ones with the plugin's overrides applied.
+    pub fn limits_for(&self, plugin: &str) -> Limits {
+        let mut limits = self.limits.clone();
+        if let Some(p) = self.plugins.get(plugin) {
+            let o = &p.limits;
+            limits.timeout = o.timeout.unwrap_or(limits.timeout);
+            limits.memory_mib = o.memory_mib.unwrap_or(limits.memory_mib);
+            limits.fuel = o.fuel.or(limits.fuel);
+            limits.max_result_bytes = o.max_result_bytes.unwrap_or(limits.max_result_bytes);
+            limits.max_output_bytes = o.max_output_bytes.unwrap_or(limits.max_output_bytes);
+        }
+        limits
+    }
+
+    /// The largest memory cap of any plugin, in bytes: the size of a pool slot.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.plugins
+            .values()
+            .filter_map(|p| p.limits.memory_mib)
+            .chain([self.limits.memory_mib])
+            .max()
+            .unwrap_or(self.limits.memory_mib)
+            * 1024
+            * 1024
+    }
+
+    /// Whether any plugin is metered with fuel (the engine then counts fuel for all).
+    pub fn uses_fuel(&self) -> bool {
+        self.limits.fuel.is_some() || self.plugins.values().any(|p| p.limits.fuel.is_some())
+    }
+
+    /// Checks every setting; the host refuses to start on the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_limits("limits", &self.limits)?;
+        if self.pool.max_instances == 0 {
+            return Err(invalid("pool.max_instances", "must be at least 1"));
+        }
+        for (name, plugin) in &self.plugins {
+            if !is_valid_plugin_name(name) {
+                return Err(invalid(
+                    &format!("plugins.{name}"),
+                    "a plugin name uses lowercase letters, digits and `-`, and starts with a letter",
+                ));
+            }
+            check_limits(&format!("plugins.{name}.limits"), &self.limits_for(name))?;
+            if plugin.max_instances == Some(0) {
+                return Err(invalid(&format!("plugins.{name}.max_instances"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
+    if l.timeout.is_zero() {
+        return Err(invalid(&format!("{prefix}.timeout"), "must be longer than zero"));
+    }
+    // A Rust component starts with about 1.1 MiB of linear memory (mostly its stack).
+    if !(2..=4096).contains(&l.memory_mib) {
+        return Err(invalid(&format!("{prefix}.memory_mib"), "must be between 2 and 4096"));
+    }
+    if l.fuel == Some(0) {
+        return Err(invalid(&format!("{prefix}.fuel"), "must be more than zero (or unset)"));
+    }
+    if l.max_result_bytes == 0 {
+        return Err(invalid(&format!("{prefix}.max_result_bytes"), "must be more than zero"));
+    }
+    Ok(())
+}
+
+fn invalid(setting: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid { setting: setting.to_owned(), message: message.to_owned() }
+}
+
+/// Whether `name` can name a plugin: lowercase ASCII letters, digits and `-`, starting with a
+/// letter, at most 64 characters.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_plugins_override_globals() {
+        let c = Config::from_toml(
+            r#"
+            plugins_dir = "/srv/plugins"
+            [limits]
+            timeout = "2s"
+            fuel = 1000000
+            [plugins.ding-dong]
+            max_instances = 2
+            limits = { memory_mib = 16, timeout = "250ms" }
+            config = { location = "Big Ben" }
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.plugins_dir, PathBuf::from("/srv/plugins"));
+        assert_eq!(c.limits.timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.memory_mib, 64);
+        let dd = c.limits_for("ding-dong");
+        assert_eq!((dd.memory_mib, dd.timeout, dd.fuel), (16, Duration::from_millis(250), Some(1_000_000)));
+        assert_eq!(c.limits_for("other").memory_mib, 64);
+        assert_eq!(c.max_memory_bytes(), 64 * 1024 * 1024);
+        assert!(c.uses_fuel());
+        assert_eq!(c.plugins["ding-dong"].config["location"], "Big Ben");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let e = Config::from_toml("plugin_dir = 'x'").unwrap_err();
+        assert!(e.contains("unknown field `plugin_dir`"), "{e}");
+        let e = Config::from_toml("[limits]\ntimeout = 'soon'").unwrap_err();
+        assert!(e.contains("timeout"), "{e}");
+
+        let mut c = Config::default();
+        c.limits.memory_mib = 1;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "limits.memory_mib"));
+
+        let mut c = Config::default();
+        c.plugins.insert("Bad_Name".into(), PluginConfig::default());
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "plugins.Bad_Name"));
+
+        let mut c = Config::default();
+        c.plugins.insert("x".into(), PluginConfig { max_instances: Some(0), ..Default::default() });
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn plugin_names() {
+        assert!(is_valid_plugin_name("ding-dong"));
+        assert!(is_valid_plugin_name("a1"));
+        assert!(!is_valid_plugin_name("1a"));
+        assert!(!is_valid_plugin_name("ding_dong"));
+        assert!(!is_valid_plugin_name(""));
+        assert!(!is_valid_plugin_name("../etc"));
+    }
+}

@@ -1,0 +1,13 @@
+//! ScheduleZero: a job scheduler whose handlers are sandboxed WebAssembly components.
+//!
+//! The crate is the whole host; the `schedulezero` binary only calls [`cli::main`].
+//! - [`config`]: the one configuration, from defaults, file, environment and flags.
+//! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod config;
+pub mod runtime;
+
+pub use config::Config;
+pub use runtime::Runtime;

@@ -1,0 +1,100 @@
+//! The wasmtime engine: one per host, configured for components with epoch interruption, an
+//! optional fuel meter, and the pooling allocator when the machine allows it. A ticker thread
+//! advances the epoch so that running guests reach their deadline checks.
+
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::RuntimeError;
+use crate::config::{Allocator, Config};
+
+/// How often the epoch advances: the granularity of timeouts and of the yields that keep a
+/// spinning guest from starving other tasks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The native stack a guest may use (wasm frames); deeper recursion traps with a stack overflow.
+const MAX_WASM_STACK: usize = 1024 * 1024;
+
+/// Which allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllocatorKind {
+    /// Pre-reserved slots with copy-on-write memory images.
+    Pooling,
+    /// Memory mapped for each instance when it is created.
+    OnDemand,
+}
+
+/// Builds the engine for `config`, probing for the pooling allocator unless told otherwise.
+pub fn build(config: &Config) -> Result<(Engine, AllocatorKind), RuntimeError> {
+    let base = base_config(config);
+    match config.pool.allocator {
+        Allocator::OnDemand => Ok((on_demand(base)?, AllocatorKind::OnDemand)),
+        Allocator::Pooling => Ok((pooling(base, config)?, AllocatorKind::Pooling)),
+        Allocator::Auto => match pooling(base.clone(), config) {
+            Ok(engine) => Ok((engine, AllocatorKind::Pooling)),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
+                Ok((on_demand(base)?, AllocatorKind::OnDemand))
+            }
+        },
+    }
+}
+
+fn base_config(config: &Config) -> EngineConfig {
+    let mut c = EngineConfig::new();
+    c.wasm_component_model(true)
+        // Component-model async doubles the cost of a call and no handler uses it.
+        .concurrency_support(false)
+        .epoch_interruption(true)
+        .consume_fuel(config.uses_fuel())
+        .max_wasm_stack(MAX_WASM_STACK)
+        .memory_init_cow(true)
+        .parallel_compilation(true);
+    c
+}
+
+fn on_demand(mut c: EngineConfig) -> Result<Engine, RuntimeError> {
+    c.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Engine::new(&c).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+fn pooling(mut c: EngineConfig, config: &Config) -> Result<Engine, RuntimeError> {
+    let slots = config.pool.max_instances;
+    let max_memory = usize::try_from(config.max_memory_bytes())
+        .map_err(|_| RuntimeError::Engine("memory limit does not fit this machine".into()))?;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        // A component built from one Rust crate has one core instance with one memory and one
+        // table; leave room for components composed from a few modules.
+        .total_core_instances(slots.saturating_mul(4))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(2))
+        .total_stacks(slots)
+        .max_memories_per_component(4)
+        .max_tables_per_component(4)
+        .max_core_instances_per_component(8)
+        .max_memory_size(max_memory)
+        // Reset small memories with memset instead of madvise: removes a syscall per instance.
+        .linear_memory_keep_resident(256 * 1024)
+        .table_keep_resident(64 * 1024);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&c).map_err(|e| RuntimeError::Engine(format!("pooling allocator: {e:#}")))
+}
+
+/// Starts the thread that advances the engine's epoch; it ends when the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = thread::Builder::new().name("sz-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch thread: timeouts rely on the async timer alone");
+    }
+}

@@ -1,0 +1,156 @@
+//! The state a guest's store carries, and what the guest can reach through it: a deny-by-default
+//! WASI context (no files, no environment, no network; stdout and stderr into the host's log), the
+//! `log` and `config` imports of the contract, and the memory limiter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{self, LogLevel};
+use super::output::{Capture, GuestOutput, Stream};
+
+/// Most table elements an instance may have (function references for indirect calls).
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// The data of one instance's store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    config: Arc<BTreeMap<String, String>>,
+    /// The instance's memory cap and usage.
+    pub limiter: MemoryLimiter,
+    /// Where the instance's output goes.
+    pub capture: Arc<Capture>,
+    /// When the current call must end; checked at each epoch tick.
+    pub deadline: Instant,
+}
+
+impl HostState {
+    /// A fresh state: nothing granted but the given configuration values.
+    pub fn new(capture: Arc<Capture>, config: Arc<BTreeMap<String, String>>, memory_cap: usize) -> Self {
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(GuestOutput::new(capture.clone(), Stream::Stdout))
+            .stderr(GuestOutput::new(capture.clone(), Stream::Stderr))
+            .allow_ip_name_lookup(false);
+        let denials = capture.clone();
+        b.socket_addr_check(move |addr, usage| {
+            denials.deny(format!("network access ({usage:?} {addr})"));
+            Box::pin(async { false })
+        });
+        Self {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            config,
+            limiter: MemoryLimiter::new(memory_cap),
+            capture,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::schedulezero::handler::types::Host for HostState {}
+
+impl bindings::schedulezero::handler::log::Host for HostState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.capture.log(level, &message);
+    }
+}
+
+impl bindings::schedulezero::handler::config::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+
+    fn keys(&mut self) -> Vec<String> {
+        self.config.keys().cloned().collect()
+    }
+}
+
+/// The linker every plugin is instantiated with: WASI 0.2 and the contract's imports.
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// Caps the linear memory of one instance and keeps track of its use.
+#[derive(Debug, Clone)]
+pub struct MemoryLimiter {
+    cap: usize,
+    current: usize,
+    peak: usize,
+    hit: bool,
+}
+
+impl MemoryLimiter {
+    /// A limiter with a cap in bytes.
+    pub fn new(cap: usize) -> Self {
+        Self { cap, current: 0, peak: 0, hit: false }
+    }
+
+    /// Linear memory in use, in bytes.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The most linear memory used, in bytes.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// Whether a growth was refused since the last [`MemoryLimiter::reset_hit`].
+    pub fn hit(&self) -> bool {
+        self.hit
+    }
+
+    /// Forgets refused growths (at the start of a call).
+    pub fn reset_hit(&mut self) {
+        self.hit = false;
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.current - current.min(self.current) + desired;
+        if total > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.current = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_tracks_and_caps_memory() {
+        let mut l = MemoryLimiter::new(100);
+        assert!(l.memory_growing(0, 60, None).unwrap());
+        assert!(l.memory_growing(60, 90, None).unwrap());
+        assert_eq!((l.current(), l.peak(), l.hit()), (90, 90, false));
+        assert!(!l.memory_growing(90, 120, None).unwrap());
+        assert!(l.hit());
+        assert_eq!(l.current(), 90);
+        l.reset_hit();
+        assert!(!l.hit());
+    }
+}

@@ -1,0 +1,200 @@
+//! One live instance of a plugin: its store, its bindings and the slots it holds. An instance runs
+//! one call at a time, under the call's limits; [`Instance::call`] turns whatever happened into a
+//! result or a typed [`InvokeError`], and says whether the instance may be used again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use super::bindings::{self, WitHandlerError, WitHandlerInfo, WitJobContext};
+use super::host::HostState;
+use super::output::{Capture, panic_message};
+use super::InvokeError;
+use crate::config::Limits;
+
+/// Fuel given to a call when the engine meters fuel but this plugin has no budget.
+const UNMETERED_FUEL: u64 = u64::MAX / 2;
+
+/// A live instance.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: bindings::Plugin,
+    calls: u64,
+    _plugin_slot: OwnedSemaphorePermit,
+    _pool_slot: OwnedSemaphorePermit,
+}
+
+/// What the host measured of one call on an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallMeasure {
+    /// Time spent in the guest, in microseconds.
+    pub call_us: u64,
+    /// Fuel burned, when the engine meters fuel.
+    pub fuel_used: Option<u64>,
+    /// Linear memory of the instance after the call, in bytes.
+    pub memory_bytes: usize,
+    /// The most linear memory the instance has used, in bytes.
+    pub memory_peak_bytes: usize,
+    /// Bytes of output (stdout, stderr, log) that reached the log.
+    pub output_bytes: usize,
+    /// Bytes of output dropped over the budget.
+    pub output_dropped_bytes: u64,
+    /// Calls this instance has served, this one included.
+    pub instance_calls: u64,
+}
+
+impl Instance {
+    /// Instantiates `pre` in a fresh store.
+    pub async fn create(
+        engine: &Engine,
+        pre: &bindings::PluginPre<HostState>,
+        capture: Arc<Capture>,
+        config: Arc<std::collections::BTreeMap<String, String>>,
+        limits: &Limits,
+        deadline: Instant,
+        slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    ) -> Result<Self, InvokeError> {
+        let memory_cap = usize::try_from(limits.memory_mib * 1024 * 1024).unwrap_or(usize::MAX);
+        let mut store = Store::new(engine, HostState::new(capture, config, memory_cap));
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                // Hand the thread back to tokio at every tick, so a spinning guest never starves
+                // the other tasks (or the timer that ends it).
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        prepare(&mut store, limits, deadline)?;
+        let bindings = match pre.instantiate_async(&mut store).await {
+            Ok(b) => b,
+            Err(e) => return Err(classify(e, &mut store, limits)),
+        };
+        Ok(Self { store, bindings, calls: 0, _plugin_slot: slots.0, _pool_slot: slots.1 })
+    }
+
+    /// Calls `describe()`.
+    pub async fn describe(&mut self, limits: &Limits, deadline: Instant) -> Result<WitHandlerInfo, InvokeError> {
+        prepare(&mut self.store, limits, deadline)?;
+        self.calls += 1;
+        let r = self.bindings.schedulezero_handler_handler().call_describe(&mut self.store).await;
+        r.map_err(|e| classify(e, &mut self.store, limits))
+    }
+
+    /// Calls `invoke(ctx, method, params)` and checks the result against the limits.
+    pub async fn call(
+        &mut self,
+        ctx: &WitJobContext,
+        method: &str,
+        params: &str,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> (Result<String, InvokeError>, CallMeasure) {
+        let capture = self.store.data().capture.clone();
+        capture.begin(&ctx.job_id, &ctx.run_id, limits.max_output_bytes);
+        let fuel_before = match prepare(&mut self.store, limits, deadline) {
+            Ok(f) => f,
+            Err(e) => return (Err(e), CallMeasure::default()),
+        };
+        self.calls += 1;
+        let started = Instant::now();
+        let raw = self
+            .bindings
+            .schedulezero_handler_handler()
+            .call_invoke(&mut self.store, ctx, method, params)
+            .await;
+        let call_us = micros(started.elapsed());
+        let report = capture.finish();
+        let fuel_used = fuel_before.and_then(|before| self.store.get_fuel().ok().map(|after| before - after));
+        let limiter = &self.store.data().limiter;
+        let measure = CallMeasure {
+            call_us,
+            fuel_used,
+            memory_bytes: limiter.current(),
+            memory_peak_bytes: limiter.peak(),
+            output_bytes: report.bytes,
+            output_dropped_bytes: report.dropped,
+            instance_calls: self.calls,
+        };
+        let result = match raw {
+            Ok(Ok(result)) => check_result(result, limits),
+            Ok(Err(e)) => Err(handler_error(e, &report.denials)),
+            Err(e) => {
+                let err = classify(e, &mut self.store, limits);
+                match (&err, panic_message(&report.stderr_tail)) {
+                    (InvokeError::Trap(_), Some(panic)) => Err(InvokeError::Trap(format!("plugin panicked: {panic}"))),
+                    _ => Err(err),
+                }
+            }
+        };
+        (result, measure)
+    }
+}
+
+/// Arms the store for a call: deadline, fuel, limiter. Returns the fuel it was given.
+fn prepare(store: &mut Store<HostState>, limits: &Limits, deadline: Instant) -> Result<Option<u64>, InvokeError> {
+    store.data_mut().deadline = deadline;
+    store.data_mut().limiter.reset_hit();
+    store.set_epoch_deadline(1);
+    // `get_fuel` answers only when the engine meters fuel.
+    if store.get_fuel().is_ok() {
+        let fuel = limits.fuel.unwrap_or(UNMETERED_FUEL);
+        store.set_fuel(fuel).map_err(|e| InvokeError::Internal(format!("set fuel: {e}")))?;
+        return Ok(Some(fuel));
+    }
+    Ok(None)
+}
+
+fn check_result(result: String, limits: &Limits) -> Result<String, InvokeError> {
+    if result.len() > limits.max_result_bytes {
+        return Err(InvokeError::ResultTooLarge { size: result.len(), limit: limits.max_result_bytes });
+    }
+    match serde_json::from_str::<serde::de::IgnoredAny>(&result) {
+        Ok(_) => Ok(result),
+        Err(e) => Err(InvokeError::InvalidResult(e.to_string())),
+    }
+}
+
+fn handler_error(e: WitHandlerError, denials: &[String]) -> InvokeError {
+    // What the host saw refused is more trustworthy than what the guest says about it.
+    if !denials.is_empty() {
+        let guest = match &e {
+            WitHandlerError::Denied(m) | WitHandlerError::Failed(m) | WitHandlerError::Retryable(m) => m.as_str(),
+            WitHandlerError::InvalidParams(m) | WitHandlerError::UnknownMethod(m) => m.as_str(),
+        };
+        return InvokeError::CapabilityDenied(format!("{} (plugin says: {guest})", denials.join("; ")));
+    }
+    match e {
+        WitHandlerError::InvalidParams(m) => InvokeError::InvalidParams(m),
+        WitHandlerError::UnknownMethod(m) => InvokeError::UnknownMethod(m),
+        WitHandlerError::Failed(m) => InvokeError::Failed(m),
+        WitHandlerError::Retryable(m) => InvokeError::Retryable(m),
+        WitHandlerError::Denied(m) => InvokeError::CapabilityDenied(m),
+    }
+}
+
+/// Turns a wasmtime error out of a guest call into a typed error.
+fn classify(e: wasmtime::Error, store: &mut Store<HostState>, limits: &Limits) -> InvokeError {
+    if store.data().limiter.hit() {
+        return InvokeError::MemoryLimit { limit_mib: limits.memory_mib };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout),
+        Some(Trap::OutOfFuel) => InvokeError::FuelExhausted(limits.fuel.unwrap_or(UNMETERED_FUEL)),
+        Some(Trap::StackOverflow) => InvokeError::Trap("stack overflow (call stack exhausted)".into()),
+        Some(trap) => InvokeError::Trap(trap.to_string()),
+        None => {
+            let text = format!("{e:#}");
+            tracing::debug!(error = %text, "guest call failed outside a trap");
+            InvokeError::Trap(text)
+        }
+    }
+}
+
+/// Whole microseconds, saturating.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,204 @@
+//! Write ScheduleZero job handlers as plain Rust.
+//!
+//! A handler is a type that holds whatever state it wants to keep between calls (it lives as long
+//! as the host keeps its instance hot) and a set of methods. Each method takes a [`JobContext`]
+//! and a params type that implements [`serde::Deserialize`] and [`schemars::JsonSchema`], and
+//! returns any [`serde::Serialize`] value or a [`HandlerError`]. The SDK turns JSON into your
+//! types and back, answers `describe()` from the methods you register (with a JSON Schema of each
+//! method's params) and exports the component for you: you never touch WIT or `wit-bindgen`.
+//!
+//! ```
+//! use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, export_handler};
+//! use schedulezero_sdk::schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default)]
+//! struct Greeter {
+//!     greeted: u64,
+//! }
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct GreetParams {
+//!     /// Who to greet.
+//!     name: String,
+//! }
+//!
+//! #[derive(Serialize)]
+//! struct Greeting {
+//!     text: String,
+//!     greeted_so_far: u64,
+//! }
+//!
+//! impl Greeter {
+//!     fn greet(&mut self, _ctx: &JobContext, p: GreetParams) -> Result<Greeting, HandlerError> {
+//!         if p.name.is_empty() {
+//!             return Err(HandlerError::invalid_params("name must not be empty"));
+//!         }
+//!         self.greeted += 1;
+//!         Ok(Greeting { text: format!("hello, {}", p.name), greeted_so_far: self.greeted })
+//!     }
+//! }
+//!
+//! impl Handler for Greeter {
+//!     const NAME: &'static str = "greeter";
+//!     const VERSION: &'static str = "1.0.0";
+//!     const DESCRIPTION: &'static str = "Greets people.";
+//!
+//!     fn methods(m: &mut Methods<Self>) {
+//!         m.method("greet", "Greets someone by name.", Self::greet);
+//!     }
+//! }
+//!
+//! export_handler!(Greeter);
+//! # fn main() {}
+//! ```
+//!
+//! Build the crate as a `cdylib` for the `wasm32-wasip2` target and drop the resulting
+//! `<name>.wasm` into the host's plugins folder.
+
+// The bindings name the SDK by its crate path, which must also resolve inside the SDK itself.
+extern crate self as schedulezero_sdk;
+
+mod context;
+mod error;
+mod methods;
+
+pub mod config;
+pub mod log;
+
+pub use context::JobContext;
+pub use error::HandlerError;
+pub use methods::{Handler, HandlerInfo, MethodInfo, Methods};
+
+/// Re-exported so that handlers derive [`schemars::JsonSchema`] with the version the SDK uses.
+pub use schemars;
+/// Re-exported so that handlers can take or return free-form JSON ([`serde_json::Value`]).
+pub use serde_json;
+
+/// Bindings generated from the contract in `wit/`. Not part of the SDK's API: use
+/// [`export_handler!`] instead.
+#[doc(hidden)]
+pub mod __bindings {
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin",
+        default_bindings_module: "schedulezero_sdk::__bindings",
+        runtime_path: "schedulezero_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+/// Glue used by [`export_handler!`]. Not part of the SDK's API.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use crate::__bindings::schedulezero::handler::types as wit;
+    use crate::{Handler, HandlerError, JobContext, Methods};
+
+    /// The state of one instance: the handler value and its method table.
+    pub struct Instance<H: Handler> {
+        handler: H,
+        methods: Methods<H>,
+    }
+
+    impl<H: Handler> Default for Instance<H> {
+        fn default() -> Self {
+            Self { handler: H::default(), methods: Methods::collect() }
+        }
+    }
+
+    impl<H: Handler> Instance<H> {
+        pub fn describe(&self) -> wit::HandlerInfo {
+            let info = self.methods.info();
+            wit::HandlerInfo {
+                name: info.name,
+                version: info.version,
+                description: info.description,
+                methods: info
+                    .methods
+                    .into_iter()
+                    .map(|m| wit::MethodInfo {
+                        name: m.name,
+                        description: m.description,
+                        params_schema: m.params_schema,
+                    })
+                    .collect(),
+            }
+        }
+
+        pub fn invoke(
+            &mut self,
+            ctx: wit::JobContext,
+            method: &str,
+            params: &str,
+        ) -> Result<String, wit::HandlerError> {
+            let ctx = JobContext::from_wit(ctx);
+            self.methods.invoke(&mut self.handler, &ctx, method, params).map_err(to_wit_error)
+        }
+    }
+
+    fn to_wit_error(e: HandlerError) -> wit::HandlerError {
+        match e {
+            HandlerError::InvalidParams(m) => wit::HandlerError::InvalidParams(m),
+            HandlerError::UnknownMethod(m) => wit::HandlerError::UnknownMethod(m),
+            HandlerError::Failed(m) => wit::HandlerError::Failed(m),
+            HandlerError::Retryable(m) => wit::HandlerError::Retryable(m),
+            HandlerError::Denied(m) => wit::HandlerError::Denied(m),
+        }
+    }
+}
+
+/// Exports a [`Handler`] type as the component's implementation of the contract.
+///
+/// Call it once per plugin crate, at the top level, with the handler type. The type must
+/// implement [`Handler`] (and so [`Default`]): the host creates one value per instance.
+///
+/// ```
+/// # use schedulezero_sdk::{Handler, Methods, export_handler};
+/// #[derive(Default)]
+/// struct Noop;
+///
+/// impl Handler for Noop {
+///     const NAME: &'static str = "noop";
+///     const VERSION: &'static str = "0.1.0";
+///     const DESCRIPTION: &'static str = "Does nothing.";
+///     fn methods(_: &mut Methods<Self>) {}
+/// }
+///
+/// export_handler!(Noop);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! export_handler {
+    ($handler:ty) => {
+        const _: () = {
+            use $crate::__bindings::exports::schedulezero::handler::handler as __sz_export;
+            use $crate::__bindings::schedulezero::handler::types as __sz_types;
+
+            ::std::thread_local! {
+                static __SZ_INSTANCE: ::core::cell::RefCell<$crate::__private::Instance<$handler>> =
+                    ::core::cell::RefCell::new(::core::default::Default::default());
+            }
+
+            struct __SzComponent;
+
+            impl __sz_export::Guest for __SzComponent {
+                fn describe() -> __sz_types::HandlerInfo {
+                    __SZ_INSTANCE.with(|i| i.borrow().describe())
+                }
+
+                fn invoke(
+                    ctx: __sz_types::JobContext,
+                    method: ::std::string::String,
+                    params: ::std::string::String,
+                ) -> ::core::result::Result<::std::string::String, __sz_types::HandlerError> {
+                    __SZ_INSTANCE.with(|i| i.borrow_mut().invoke(ctx, &method, &params))
+                }
+            }
+
+            $crate::__bindings::__export_plugin!(__SzComponent with_types_in $crate::__bindings);
+        };
+    };
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, a module per area. Every test runs real components built from
+//! `plugins/` in a real runtime (or the real `schedulezero` binary) with a temporary data dir.
+
+mod cli;
+mod ding_dong;
+mod loading;
+mod pool;
+mod sandbox;

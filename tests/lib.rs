@@ -1,0 +1,122 @@
+//! Helpers for the integration tests in `all/`: real runtimes over real components built from
+//! `plugins/` (by the host's build script), and the real `schedulezero` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use schedulezero::config::{BUILTIN_PLUGINS_DIR, Config};
+use schedulezero::runtime::{InvokeError, JobContext, Runtime};
+use tempfile::TempDir;
+
+/// The directory the build put the example components in.
+pub fn builtin_plugins() -> &'static Path {
+    Path::new(BUILTIN_PLUGINS_DIR)
+}
+
+/// A configuration over a fresh temporary data directory, with the example plugins.
+pub struct TestConfig {
+    /// The configuration; adjust it before [`TestConfig::start`].
+    pub config: Config,
+    /// Keeps the data directory alive.
+    pub data: TempDir,
+}
+
+impl TestConfig {
+    /// Defaults, the example plugins, a private data dir.
+    pub fn new() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            plugins_dir: builtin_plugins().to_owned(),
+            data_dir: data.path().to_owned(),
+            ..Config::default()
+        };
+        Self { config, data }
+    }
+
+    /// Starts a runtime with this configuration.
+    pub fn start(self) -> TestRuntime {
+        self.config.validate().expect("valid test config");
+        let runtime = Runtime::new(self.config).expect("runtime starts");
+        TestRuntime { runtime, _data: self.data }
+    }
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A runtime and the temporary directory it keeps its state in.
+pub struct TestRuntime {
+    /// The runtime.
+    pub runtime: Runtime,
+    _data: TempDir,
+}
+
+impl TestRuntime {
+    /// Calls a method with an ad-hoc context and returns the result parsed as JSON.
+    pub async fn call(&self, plugin: &str, method: &str, params: &str) -> Result<serde_json::Value, InvokeError> {
+        let outcome = self.runtime.invoke(plugin, method, params, &JobContext::adhoc()).await?;
+        Ok(serde_json::from_str(&outcome.result).expect("results are JSON"))
+    }
+}
+
+/// A plugins directory of its own, starting with copies of the named example components.
+pub fn plugins_dir_with(names: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in names {
+        let file = format!("{name}.wasm");
+        std::fs::copy(builtin_plugins().join(&file), dir.path().join(&file)).expect("copy a component");
+    }
+    dir
+}
+
+/// The `schedulezero` binary of this build profile, built on first use.
+pub fn schedulezero_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The test binary lives in <target>/<profile>/deps; the host binary in <target>/<profile>.
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "schedulezero", "--bin", "schedulezero"]);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("run cargo build for the schedulezero binary");
+        assert!(status.success(), "building the schedulezero binary failed");
+        profile_dir.join("schedulezero")
+    })
+}
+
+/// The repository root (where `cargo build` is run, and README's commands work from).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repository root").to_owned()
+}
+
+/// Runs `schedulezero` with `args` from the repository root, with its data in `data_dir` and no
+/// `SCHEDULEZERO_*` variables but the ones given.
+pub fn run_cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(schedulezero_bin());
+    cmd.current_dir(repo_root()).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SCHEDULEZERO_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("SCHEDULEZERO_DATA_DIR", data_dir).env("SCHEDULEZERO_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run schedulezero")
+}
