@@ -13,13 +13,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ lives in the workspace root").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace root")
+        .to_path_buf();
     let plugins_src = root.join("plugins");
     let out_dir = target_dir(&root).join("plugins");
-    println!("cargo::rustc-env=SCHEDULEZERO_BUILTIN_PLUGINS_DIR={}", out_dir.display());
-    println!("cargo::rustc-env=SCHEDULEZERO_WASMTIME_VERSION={}", locked_version(&root, "wasmtime"));
-    println!("cargo::rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo::rustc-env=SCHEDULEZERO_BUILTIN_PLUGINS_DIR={}",
+        out_dir.display()
+    );
+    println!(
+        "cargo::rustc-env=SCHEDULEZERO_WASMTIME_VERSION={}",
+        locked_version(&root, "wasmtime")
+    );
+    println!(
+        "cargo::rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
     println!("cargo::rerun-if-env-changed=SCHEDULEZERO_SKIP_PLUGINS");
     for watched in ["plugins", "sdk", "wit"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
@@ -28,11 +41,18 @@ fn main() {
         return;
     }
 
+    ensure_wasm_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build_dir = out_dir.join("build");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins_src)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&build_dir);
     // The outer build's settings are for the host, not for wasm: do not leak them inward.
     for var in [
@@ -59,13 +79,45 @@ fn main() {
     for entry in fs::read_dir(&release).expect("read the plugins build output") {
         let path = entry.expect("list the plugins build output").path();
         if path.extension().is_some_and(|e| e == "wasm") {
-            let stem = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 file name");
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("utf-8 file name");
             let dest = out_dir.join(format!("{}.wasm", stem.replace('_', "-")));
             copy_if_changed(&path, &dest);
             copied += 1;
         }
     }
-    assert!(copied > 0, "the plugins workspace produced no .wasm files in {}", release.display());
+    assert!(
+        copied > 0,
+        "the plugins workspace produced no .wasm files in {}",
+        release.display()
+    );
+}
+
+/// rustup installs the toolchain that rust-toolchain.toml names, with its targets, only when the
+/// toolchain itself is missing; on a machine that already has the toolchain, add the target here.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let Some(sysroot) = sysroot else { return };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
+        return;
+    }
+    println!("cargo::warning=installing the wasm32-wasip2 target with rustup to build plugins/");
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    if !added.is_ok_and(|s| s.success()) {
+        println!(
+            "cargo::warning=`rustup target add wasm32-wasip2` failed; install the target by hand"
+        );
+    }
 }
 
 /// The cargo target directory of the outer build: `CARGO_TARGET_DIR` when set, otherwise found
@@ -73,7 +125,11 @@ fn main() {
 fn target_dir(root: &Path) -> PathBuf {
     if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        return if dir.is_absolute() { dir } else { root.join(dir) };
+        return if dir.is_absolute() {
+            dir
+        } else {
+            root.join(dir)
+        };
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     out_dir

@@ -38,7 +38,10 @@ impl TestConfig {
     pub fn start(self) -> TestRuntime {
         self.config.validate().expect("valid test config");
         let runtime = Runtime::new(self.config).expect("runtime starts");
-        TestRuntime { runtime, _data: self.data }
+        TestRuntime {
+            runtime,
+            _data: self.data,
+        }
     }
 }
 
@@ -57,8 +60,16 @@ pub struct TestRuntime {
 
 impl TestRuntime {
     /// Calls a method with an ad-hoc context and returns the result parsed as JSON.
-    pub async fn call(&self, plugin: &str, method: &str, params: &str) -> Result<serde_json::Value, InvokeError> {
-        let outcome = self.runtime.invoke(plugin, method, params, &JobContext::adhoc()).await?;
+    pub async fn call(
+        &self,
+        plugin: &str,
+        method: &str,
+        params: &str,
+    ) -> Result<serde_json::Value, InvokeError> {
+        let outcome = self
+            .runtime
+            .invoke(plugin, method, params, &JobContext::adhoc())
+            .await?;
         Ok(serde_json::from_str(&outcome.result).expect("results are JSON"))
     }
 }
@@ -68,7 +79,8 @@ pub fn plugins_dir_with(names: &[&str]) -> TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     for name in names {
         let file = format!("{name}.wasm");
-        std::fs::copy(builtin_plugins().join(&file), dir.path().join(&file)).expect("copy a component");
+        std::fs::copy(builtin_plugins().join(&file), dir.path().join(&file))
+            .expect("copy a component");
     }
     dir
 }
@@ -79,11 +91,24 @@ pub fn schedulezero_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // The test binary lives in <target>/<profile>/deps; the host binary in <target>/<profile>.
         let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "schedulezero", "--bin", "schedulezero"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "schedulezero",
+            "--bin",
+            "schedulezero",
+        ]);
         match profile {
             "debug" => {}
             "release" => {
@@ -93,7 +118,9 @@ pub fn schedulezero_bin() -> &'static Path {
                 cmd.args(["--profile", other]);
             }
         }
-        let status = cmd.status().expect("run cargo build for the schedulezero binary");
+        let status = cmd
+            .status()
+            .expect("run cargo build for the schedulezero binary");
         assert!(status.success(), "building the schedulezero binary failed");
         profile_dir.join("schedulezero")
     })
@@ -101,7 +128,10 @@ pub fn schedulezero_bin() -> &'static Path {
 
 /// The repository root (where `cargo build` is run, and README's commands work from).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repository root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository root")
+        .to_owned()
 }
 
 /// Runs `schedulezero` with `args` from the repository root, with its data in `data_dir` and no
@@ -114,7 +144,8 @@ pub fn run_cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env_remove(key);
         }
     }
-    cmd.env("SCHEDULEZERO_DATA_DIR", data_dir).env("SCHEDULEZERO_LOG", "warn");
+    cmd.env("SCHEDULEZERO_DATA_DIR", data_dir)
+        .env("SCHEDULEZERO_LOG", "warn");
     for (k, v) in env {
         cmd.env(k, v);
     }

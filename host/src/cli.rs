@@ -30,31 +30,57 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "SCHEDULEZERO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory of handler components (`<name>.wasm`). Default: the example plugins of this build.
-    #[arg(long, global = true, env = "SCHEDULEZERO_PLUGINS_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_PLUGINS_DIR",
+        value_name = "DIR"
+    )]
     pub plugins_dir: Option<PathBuf>,
     /// Directory for the host's state. Default: the user's data directory, `schedulezero/` in it.
     #[arg(long, global = true, env = "SCHEDULEZERO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Directory for compiled components. Default: `<data-dir>/artifacts`.
-    #[arg(long, global = true, env = "SCHEDULEZERO_CACHE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_CACHE_DIR",
+        value_name = "DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// Wall-clock limit of one call, such as `30s` or `500ms`.
     #[arg(long, global = true, env = "SCHEDULEZERO_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
     /// Linear memory cap of one instance, in MiB.
-    #[arg(long, global = true, env = "SCHEDULEZERO_MEMORY_MIB", value_name = "MIB")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_MEMORY_MIB",
+        value_name = "MIB"
+    )]
     pub memory_mib: Option<u64>,
     /// Fuel budget of one call (roughly, wasm instructions). Default: unmetered.
     #[arg(long, global = true, env = "SCHEDULEZERO_FUEL", value_name = "UNITS")]
     pub fuel: Option<u64>,
     /// Largest result a call may return, in bytes.
-    #[arg(long, global = true, env = "SCHEDULEZERO_MAX_RESULT_BYTES", value_name = "BYTES")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_MAX_RESULT_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_result_bytes: Option<usize>,
     /// How instances are allocated.
     #[arg(long, global = true, env = "SCHEDULEZERO_ALLOCATOR", value_enum)]
     pub allocator: Option<Allocator>,
     /// Log filter, in `tracing` syntax (`info`, `warn,schedulezero=debug`, ...).
-    #[arg(long, global = true, env = "SCHEDULEZERO_LOG", default_value = "info", value_name = "FILTER")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
     pub log: String,
     /// Log format on stderr.
     #[arg(long, global = true, env = "SCHEDULEZERO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -168,7 +194,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -183,7 +212,9 @@ fn init_logging(global: &GlobalArgs) {
         eprintln!("warning: invalid --log filter ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match global.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -207,7 +238,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
     match command {
         Command::Invoke(args) => invoke(&runtime, args).await,
         Command::Plugins(PluginsCommand::List { json }) => list(&runtime, json).await,
-        Command::Plugins(PluginsCommand::Inspect { plugin, json }) => inspect(&runtime, &plugin, json).await,
+        Command::Plugins(PluginsCommand::Inspect { plugin, json }) => {
+            inspect(&runtime, &plugin, json).await
+        }
         Command::Config => ExitCode::SUCCESS,
     }
 }
@@ -218,7 +251,10 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn print_invoke_error(e: &InvokeError) -> ExitCode {
-    println!("{}", json!({ "error": { "code": e.code(), "message": e.to_string() } }));
+    println!(
+        "{}",
+        json!({ "error": { "code": e.code(), "message": e.to_string() } })
+    );
     eprintln!("error[{}]: {e}", e.code());
     ExitCode::FAILURE
 }
@@ -234,17 +270,27 @@ async fn invoke(runtime: &Runtime, args: InvokeArgs) -> ExitCode {
     for _ in 0..args.repeat {
         let mut ctx = JobContext::adhoc();
         ctx.job_id.clone_from(&args.job_id);
-        match runtime.invoke(&args.plugin, &args.method, params, &ctx).await {
+        match runtime
+            .invoke(&args.plugin, &args.method, params, &ctx)
+            .await
+        {
             Ok(outcome) => {
                 let s = &outcome.stats;
-                let fuel = s.measure.fuel_used.map_or_else(|| "unmetered".to_owned(), |f| f.to_string());
+                let fuel = s
+                    .measure
+                    .fuel_used
+                    .map_or_else(|| "unmetered".to_owned(), |f| f.to_string());
                 eprintln!(
                     "{}.{} ok in {} ({}call {}, memory {}, fuel {}, instance call #{})",
                     args.plugin,
                     args.method,
-                    fmt_us(s.total_us),
-                    if s.fresh_instance { format!("new instance {}, ", fmt_us(s.instantiate_us)) } else { "hot instance, ".into() },
-                    fmt_us(s.measure.call_us),
+                    fmt_ns(s.total_ns),
+                    if s.fresh_instance {
+                        format!("new instance {}, ", fmt_ns(s.instantiate_ns))
+                    } else {
+                        "hot instance, ".into()
+                    },
+                    fmt_ns(s.measure.call_ns),
                     fmt_bytes(s.measure.memory_bytes as u64),
                     fuel,
                     s.measure.instance_calls,
@@ -263,10 +309,15 @@ async fn invoke(runtime: &Runtime, args: InvokeArgs) -> ExitCode {
 
 fn describe_load(r: &LoadReport) -> String {
     let how = match r.compile_time {
-        Some(t) => format!("compiled in {}", fmt_us(t.as_micros() as u64)),
+        Some(t) => format!("compiled in {}", fmt_ns(t.as_nanos() as u64)),
         None => "artifact from cache".to_owned(),
     };
-    format!("loaded {} {} ({how}, {} in all)", r.plugin.name(), r.plugin.info().version, fmt_us(r.load_time.as_micros() as u64))
+    format!(
+        "loaded {} {} ({how}, {} in all)",
+        r.plugin.name(),
+        r.plugin.info().version,
+        fmt_ns(r.load_time.as_nanos() as u64)
+    )
 }
 
 async fn list(runtime: &Runtime, json_out: bool) -> ExitCode {
@@ -275,7 +326,11 @@ async fn list(runtime: &Runtime, json_out: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     if json_out {
-        let plugins: Vec<_> = discovery.loaded.iter().map(|r| plugin_json(runtime, r)).collect();
+        let plugins: Vec<_> = discovery
+            .loaded
+            .iter()
+            .map(|r| plugin_json(runtime, r))
+            .collect();
         let rejected: Vec<_> = discovery
             .rejected
             .iter()
@@ -285,7 +340,10 @@ async fn list(runtime: &Runtime, json_out: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!("plugins in {}", runtime.config().plugins_dir.display());
-    println!("{:<20} {:<10} {:>7} {:>10}  {:<12}  {:<8}  DESCRIPTION", "NAME", "VERSION", "METHODS", "SIZE", "SHA256", "CACHED");
+    println!(
+        "{:<20} {:<10} {:>7} {:>10}  {:<12}  {:<8}  DESCRIPTION",
+        "NAME", "VERSION", "METHODS", "SIZE", "SHA256", "CACHED"
+    );
     for r in &discovery.loaded {
         let p = &r.plugin;
         println!(
@@ -350,13 +408,20 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
     println!("{} {}", info.name, info.version);
     println!("  {}", info.description);
     println!();
-    println!("file:      {} ({})", p.file().path.display(), fmt_bytes(p.file().size));
+    println!(
+        "file:      {} ({})",
+        p.file().path.display(),
+        fmt_bytes(p.file().size)
+    );
     println!("sha256:    {}", p.file().sha256);
     println!(
         "artifact:  {} ({})",
         artifact.display(),
         match report.compile_time {
-            Some(t) => format!("not cached: compiled now in {}", fmt_us(t.as_micros() as u64)),
+            Some(t) => format!(
+                "not cached: compiled now in {}",
+                fmt_ns(t.as_nanos() as u64)
+            ),
             None => "cached".to_owned(),
         }
     );
@@ -365,14 +430,19 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
         "limits:    timeout {}, memory {} MiB, fuel {}, result {} , output {} per call",
         humantime::format_duration(l.timeout),
         l.memory_mib,
-        l.fuel.map_or_else(|| "unmetered".to_owned(), |f| f.to_string()),
+        l.fuel
+            .map_or_else(|| "unmetered".to_owned(), |f| f.to_string()),
         fmt_bytes(l.max_result_bytes as u64),
         fmt_bytes(l.max_output_bytes as u64),
     );
     println!(
         "instances: up to {}, {}",
         p.settings().max_instances,
-        if p.settings().reuse_instances { "reused while hot" } else { "fresh for every call" }
+        if p.settings().reuse_instances {
+            "reused while hot"
+        } else {
+            "fresh for every call"
+        }
     );
     println!("\nmethods:");
     for m in &info.methods {
@@ -384,11 +454,12 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn fmt_us(us: u64) -> String {
-    if us >= 10_000 {
-        format!("{:.1} ms", us as f64 / 1e3)
+fn fmt_ns(ns: u64) -> String {
+    let ms = ns as f64 / 1e6;
+    if ms >= 10.0 {
+        format!("{ms:.1} ms")
     } else {
-        format!("{:.3} ms", us as f64 / 1e3)
+        format!("{ms:.3} ms")
     }
 }
 
@@ -408,7 +479,11 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "plugins_dir = '/from/file'\n[limits]\nmemory_mib = 32\ntimeout = '5s'\n").unwrap();
+        std::fs::write(
+            &file,
+            "plugins_dir = '/from/file'\n[limits]\nmemory_mib = 32\ntimeout = '5s'\n",
+        )
+        .unwrap();
         let cli = Cli::try_parse_from([
             "schedulezero",
             "--config",
@@ -427,7 +502,12 @@ mod tests {
     #[test]
     fn invalid_values_are_refused() {
         let cli = Cli::try_parse_from(["schedulezero", "config", "--memory-mib", "1"]).unwrap();
-        assert!(cli.global.resolve().unwrap_err().contains("limits.memory_mib"));
+        assert!(
+            cli.global
+                .resolve()
+                .unwrap_err()
+                .contains("limits.memory_mib")
+        );
         assert!(Cli::try_parse_from(["schedulezero", "config", "--timeout", "soon"]).is_err());
     }
 }

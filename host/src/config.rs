@@ -117,7 +117,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        Self { allocator: Allocator::Auto, max_instances: 256 }
+        Self {
+            allocator: Allocator::Auto,
+            max_instances: 256,
+        }
     }
 }
 
@@ -175,9 +178,14 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// Parses TOML text over the defaults.
@@ -199,7 +207,9 @@ impl Config {
 
     /// Where compiled components are cached.
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("artifacts"))
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("artifacts"))
     }
 
     /// The limits for one plugin: the global ones with the plugin's overrides applied.
@@ -248,7 +258,10 @@ impl Config {
             }
             check_limits(&format!("plugins.{name}.limits"), &self.limits_for(name))?;
             if plugin.max_instances == Some(0) {
-                return Err(invalid(&format!("plugins.{name}.max_instances"), "must be at least 1"));
+                return Err(invalid(
+                    &format!("plugins.{name}.max_instances"),
+                    "must be at least 1",
+                ));
             }
         }
         Ok(())
@@ -257,23 +270,38 @@ impl Config {
 
 fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
     if l.timeout.is_zero() {
-        return Err(invalid(&format!("{prefix}.timeout"), "must be longer than zero"));
+        return Err(invalid(
+            &format!("{prefix}.timeout"),
+            "must be longer than zero",
+        ));
     }
     // A Rust component starts with about 1.1 MiB of linear memory (mostly its stack).
     if !(2..=4096).contains(&l.memory_mib) {
-        return Err(invalid(&format!("{prefix}.memory_mib"), "must be between 2 and 4096"));
+        return Err(invalid(
+            &format!("{prefix}.memory_mib"),
+            "must be between 2 and 4096",
+        ));
     }
     if l.fuel == Some(0) {
-        return Err(invalid(&format!("{prefix}.fuel"), "must be more than zero (or unset)"));
+        return Err(invalid(
+            &format!("{prefix}.fuel"),
+            "must be more than zero (or unset)",
+        ));
     }
     if l.max_result_bytes == 0 {
-        return Err(invalid(&format!("{prefix}.max_result_bytes"), "must be more than zero"));
+        return Err(invalid(
+            &format!("{prefix}.max_result_bytes"),
+            "must be more than zero",
+        ));
     }
     Ok(())
 }
 
 fn invalid(setting: &str, message: &str) -> ConfigError {
-    ConfigError::Invalid { setting: setting.to_owned(), message: message.to_owned() }
+    ConfigError::Invalid {
+        setting: setting.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 /// Whether `name` can name a plugin: lowercase ASCII letters, digits and `-`, starting with a
@@ -281,7 +309,9 @@ fn invalid(setting: &str, message: &str) -> ConfigError {
 pub fn is_valid_plugin_name(name: &str) -> bool {
     name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -308,7 +338,10 @@ mod tests {
         assert_eq!(c.limits.timeout, Duration::from_secs(2));
         assert_eq!(c.limits.memory_mib, 64);
         let dd = c.limits_for("ding-dong");
-        assert_eq!((dd.memory_mib, dd.timeout, dd.fuel), (16, Duration::from_millis(250), Some(1_000_000)));
+        assert_eq!(
+            (dd.memory_mib, dd.timeout, dd.fuel),
+            (16, Duration::from_millis(250), Some(1_000_000))
+        );
         assert_eq!(c.limits_for("other").memory_mib, 64);
         assert_eq!(c.max_memory_bytes(), 64 * 1024 * 1024);
         assert!(c.uses_fuel());
@@ -324,14 +357,24 @@ mod tests {
 
         let mut c = Config::default();
         c.limits.memory_mib = 1;
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "limits.memory_mib"));
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "limits.memory_mib")
+        );
 
         let mut c = Config::default();
         c.plugins.insert("Bad_Name".into(), PluginConfig::default());
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "plugins.Bad_Name"));
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "plugins.Bad_Name")
+        );
 
         let mut c = Config::default();
-        c.plugins.insert("x".into(), PluginConfig { max_instances: Some(0), ..Default::default() });
+        c.plugins.insert(
+            "x".into(),
+            PluginConfig {
+                max_instances: Some(0),
+                ..Default::default()
+            },
+        );
         assert!(c.validate().is_err());
     }
 

@@ -30,7 +30,12 @@ impl JobContext {
         attempt: u32,
         scheduled_time: SystemTime,
     ) -> Self {
-        Self { job_id: job_id.into(), run_id: run_id.into(), attempt, scheduled_time }
+        Self {
+            job_id: job_id.into(),
+            run_id: run_id.into(),
+            attempt,
+            scheduled_time,
+        }
     }
 
     /// The scheduled time as milliseconds since the Unix epoch (negative before 1970).
@@ -49,7 +54,12 @@ impl JobContext {
         } else {
             UNIX_EPOCH - nanos + Duration::from_nanos(u64::from(t.nanoseconds))
         };
-        Self { job_id: ctx.job_id, run_id: ctx.run_id, attempt: ctx.attempt, scheduled_time }
+        Self {
+            job_id: ctx.job_id,
+            run_id: ctx.run_id,
+            attempt: ctx.attempt,
+            scheduled_time,
+        }
     }
 }
 
@@ -62,7 +72,10 @@ mod tests {
             job_id: "j".into(),
             run_id: "r".into(),
             attempt: 2,
-            scheduled_time: wit::Timestamp { seconds, nanoseconds },
+            scheduled_time: wit::Timestamp {
+                seconds,
+                nanoseconds,
+            },
         }
     }
 

@@ -56,6 +56,8 @@
 //! Build the crate as a `cdylib` for the `wasm32-wasip2` target and drop the resulting
 //! `<name>.wasm` into the host's plugins folder.
 
+#![warn(missing_docs)]
+
 // The bindings name the SDK by its crate path, which must also resolve inside the SDK itself.
 extern crate self as schedulezero_sdk;
 
@@ -105,7 +107,10 @@ pub mod __private {
 
     impl<H: Handler> Default for Instance<H> {
         fn default() -> Self {
-            Self { handler: H::default(), methods: Methods::collect() }
+            Self {
+                handler: H::default(),
+                methods: Methods::collect(),
+            }
         }
     }
 
@@ -135,7 +140,9 @@ pub mod __private {
             params: &str,
         ) -> Result<String, wit::HandlerError> {
             let ctx = JobContext::from_wit(ctx);
-            self.methods.invoke(&mut self.handler, &ctx, method, params).map_err(to_wit_error)
+            self.methods
+                .invoke(&mut self.handler, &ctx, method, params)
+                .map_err(to_wit_error)
         }
     }
 
@@ -193,12 +200,13 @@ macro_rules! export_handler {
                     ctx: __sz_types::JobContext,
                     method: ::std::string::String,
                     params: ::std::string::String,
-                ) -> ::core::result::Result<::std::string::String, __sz_types::HandlerError> {
+                ) -> ::core::result::Result<::std::string::String, __sz_types::HandlerError>
+                {
                     __SZ_INSTANCE.with(|i| i.borrow_mut().invoke(ctx, &method, &params))
                 }
             }
 
-            $crate::__bindings::__export_plugin!(__SzComponent with_types_in $crate::__bindings);
+    $crate::__bindings::__export_plugin!(__SzComponent with_types_in $crate::__bindings);
         };
     };
 }

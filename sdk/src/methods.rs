@@ -9,6 +9,35 @@ use crate::{HandlerError, JobContext};
 ///
 /// The host creates one value (with [`Default`]) per instance and keeps it while the instance is
 /// hot, so fields can carry state across calls; the host may still drop an instance at any time.
+///
+/// ```
+/// use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods};
+///
+/// #[derive(Default)]
+/// struct Heartbeat {
+///     beats: u64,
+/// }
+///
+/// impl Handler for Heartbeat {
+///     const NAME: &'static str = "heartbeat";
+///     const VERSION: &'static str = "0.1.0";
+///     const DESCRIPTION: &'static str = "Counts beats.";
+///
+///     fn methods(m: &mut Methods<Self>) {
+///         m.method("beat", "Counts one beat.", |h: &mut Heartbeat, _: &JobContext, _: ()| {
+///             h.beats += 1;
+///             Ok::<_, HandlerError>(h.beats)
+///         });
+///     }
+/// }
+///
+/// // A handler can be exercised natively, without the host:
+/// let methods = Methods::<Heartbeat>::collect();
+/// let mut h = Heartbeat::default();
+/// let ctx = JobContext::new("job", "run-1", 1, std::time::UNIX_EPOCH);
+/// assert_eq!(methods.invoke(&mut h, &ctx, "beat", ""), Ok("1".to_owned()));
+/// assert_eq!(methods.info().methods[0].name, "beat");
+/// ```
 pub trait Handler: Default + 'static {
     /// The handler's name, such as `ding-dong`. It must match the component file's name.
     const NAME: &'static str;
@@ -26,16 +55,18 @@ type MethodFn<H> = Box<dyn Fn(&mut H, &JobContext, Value) -> Result<Value, Handl
 struct Method<H> {
     name: &'static str,
     description: &'static str,
-    params_schema: Option<String>,
+    /// Builds the params schema. Only `describe()` needs it, so a call never pays for it.
+    params_schema: fn() -> Option<String>,
     call: MethodFn<H>,
 }
 
-/// The method table of a [`Handler`], filled in by [`Handler::methods`].
+/// The method table of a [`Handler`], filled in by [`Handler::methods`] (see [`Methods::method`]
+/// for an example).
 pub struct Methods<H> {
     methods: Vec<Method<H>>,
 }
 
-/// One method as `describe()` reports it.
+/// One method as `describe()` reports it (see [`HandlerInfo`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodInfo {
     /// The method's name.
@@ -46,7 +77,21 @@ pub struct MethodInfo {
     pub params_schema: Option<String>,
 }
 
-/// What `describe()` reports for a handler.
+/// What `describe()` reports for a handler; [`Methods::info`] builds it.
+///
+/// ```
+/// # use schedulezero_sdk::{Handler, Methods};
+/// # #[derive(Default)] struct Quiet;
+/// # impl Handler for Quiet {
+/// #     const NAME: &'static str = "quiet";
+/// #     const VERSION: &'static str = "2.0.0";
+/// #     const DESCRIPTION: &'static str = "Says nothing.";
+/// #     fn methods(_: &mut Methods<Self>) {}
+/// # }
+/// let info = Methods::<Quiet>::collect().info();
+/// assert_eq!((info.name.as_str(), info.version.as_str()), ("quiet", "2.0.0"));
+/// assert!(info.methods.is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerInfo {
     /// [`Handler::NAME`].
@@ -62,7 +107,9 @@ pub struct HandlerInfo {
 impl<H: Handler> Methods<H> {
     /// Builds the table by calling [`Handler::methods`].
     pub fn collect() -> Self {
-        let mut methods = Self { methods: Vec::new() };
+        let mut methods = Self {
+            methods: Vec::new(),
+        };
         H::methods(&mut methods);
         methods
     }
@@ -105,8 +152,8 @@ impl<H: Handler> Methods<H> {
         R: Serialize,
         F: Fn(&mut H, &JobContext, P) -> Result<R, HandlerError> + 'static,
     {
-        let schema = schemars::schema_for!(P);
-        let params_schema = serde_json::to_string(&schema).ok();
+        let params_schema: fn() -> Option<String> =
+            || serde_json::to_string(&schemars::schema_for!(P)).ok();
         let call: MethodFn<H> = Box::new(move |handler, ctx, params| {
             let params = parse_params::<P>(params)?;
             let result = f(handler, ctx, params)?;
@@ -114,7 +161,12 @@ impl<H: Handler> Methods<H> {
                 .map_err(|e| HandlerError::failed(format!("cannot serialize the result: {e}")))
         });
         self.methods.retain(|m| m.name != name);
-        self.methods.push(Method { name, description, params_schema, call });
+        self.methods.push(Method {
+            name,
+            description,
+            params_schema,
+            call,
+        });
         self
     }
 
@@ -130,7 +182,7 @@ impl<H: Handler> Methods<H> {
                 .map(|m| MethodInfo {
                     name: m.name.to_owned(),
                     description: m.description.to_owned(),
-                    params_schema: m.params_schema.clone(),
+                    params_schema: (m.params_schema)(),
                 })
                 .collect(),
         }
@@ -205,19 +257,31 @@ mod tests {
         const DESCRIPTION: &'static str = "Adds numbers.";
 
         fn methods(m: &mut Methods<Self>) {
-            m.method("add", "Adds a and b.", |c: &mut Calc, _: &JobContext, p: AddParams| {
-                c.calls += 1;
-                Ok(p.a + p.b)
-            })
-            .method("calls", "How many adds ran.", |c: &mut Calc, _: &JobContext, _: ()| {
-                Ok(c.calls)
-            })
-            .method("opts", "Echoes the options.", |_: &mut Calc, _: &JobContext, o: Opts| {
-                Ok(o.verbose)
-            })
-            .method("fail", "Always fails.", |_: &mut Calc, _: &JobContext, _: ()| {
-                Err::<(), _>(HandlerError::retryable("try later"))
-            });
+            m.method(
+                "add",
+                "Adds a and b.",
+                |c: &mut Calc, _: &JobContext, p: AddParams| {
+                    c.calls += 1;
+                    Ok(p.a + p.b)
+                },
+            )
+            .method(
+                "calls",
+                "How many adds ran.",
+                |c: &mut Calc, _: &JobContext, _: ()| Ok(c.calls),
+            )
+            .method(
+                "opts",
+                "Echoes the options.",
+                |_: &mut Calc, _: &JobContext, o: Opts| Ok(o.verbose),
+            )
+            .method(
+                "fail",
+                "Always fails.",
+                |_: &mut Calc, _: &JobContext, _: ()| {
+                    Err::<(), _>(HandlerError::retryable("try later"))
+                },
+            );
         }
     }
 
@@ -229,9 +293,18 @@ mod tests {
     fn dispatches_json_to_typed_methods_and_keeps_state() {
         let methods = Methods::<Calc>::collect();
         let mut calc = Calc::default();
-        assert_eq!(methods.invoke(&mut calc, &ctx(), "add", r#"{"a":2,"b":40}"#), Ok("42".into()));
-        assert_eq!(methods.invoke(&mut calc, &ctx(), "calls", ""), Ok("1".into()));
-        assert_eq!(methods.invoke(&mut calc, &ctx(), "opts", "null"), Ok("false".into()));
+        assert_eq!(
+            methods.invoke(&mut calc, &ctx(), "add", r#"{"a":2,"b":40}"#),
+            Ok("42".into())
+        );
+        assert_eq!(
+            methods.invoke(&mut calc, &ctx(), "calls", ""),
+            Ok("1".into())
+        );
+        assert_eq!(
+            methods.invoke(&mut calc, &ctx(), "opts", "null"),
+            Ok("false".into())
+        );
         assert_eq!(
             methods.invoke(&mut calc, &ctx(), "opts", r#"{"verbose":true}"#),
             Ok("true".into())
@@ -247,7 +320,9 @@ mod tests {
         let bad = methods.invoke(&mut calc, &ctx(), "add", r#"{"a":"x"}"#);
         assert!(matches!(bad, Err(HandlerError::InvalidParams(_))));
         let missing = methods.invoke(&mut calc, &ctx(), "add", "null");
-        assert!(matches!(missing, Err(HandlerError::InvalidParams(m)) if m.contains("needs params")));
+        assert!(
+            matches!(missing, Err(HandlerError::InvalidParams(m)) if m.contains("needs params"))
+        );
         let not_json = methods.invoke(&mut calc, &ctx(), "add", "{");
         assert!(matches!(not_json, Err(HandlerError::InvalidParams(m)) if m.contains("not JSON")));
         assert_eq!(

@@ -29,16 +29,40 @@ async fn bad_files_are_rejected_with_a_reason_and_the_others_load() {
     let rejected: Vec<(String, LoadError)> = d
         .rejected
         .iter()
-        .map(|r| (r.path.file_name().unwrap().to_string_lossy().into_owned(), r.error.clone()))
+        .map(|r| {
+            (
+                r.path.file_name().unwrap().to_string_lossy().into_owned(),
+                r.error.clone(),
+            )
+        })
         .collect();
-    let reason = |file: &str| rejected.iter().find(|(f, _)| f == file).map(|(_, e)| e.clone()).unwrap();
+    let reason = |file: &str| {
+        rejected
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(_, e)| e.clone())
+            .unwrap()
+    };
     assert_eq!(rejected.len(), 6, "{rejected:?}");
     assert!(matches!(reason("garbage.wasm"), LoadError::Invalid(_)));
     assert!(matches!(reason("truncated.wasm"), LoadError::Invalid(_)));
     assert!(matches!(reason("empty.wasm"), LoadError::Invalid(_)));
-    assert!(matches!(reason("core-module.wasm"), LoadError::Invalid(m) if m.contains("component")), "{:?}", reason("core-module.wasm"));
-    assert_eq!(reason("big-ben.wasm"), LoadError::NameMismatch { file: "big-ben".into(), described: "ding-dong".into() });
-    assert_eq!(reason("Not_A_Name.wasm"), LoadError::BadName("Not_A_Name".into()));
+    assert!(
+        matches!(reason("core-module.wasm"), LoadError::Invalid(m) if m.contains("component")),
+        "{:?}",
+        reason("core-module.wasm")
+    );
+    assert_eq!(
+        reason("big-ben.wasm"),
+        LoadError::NameMismatch {
+            file: "big-ben".into(),
+            described: "ding-dong".into()
+        }
+    );
+    assert_eq!(
+        reason("Not_A_Name.wasm"),
+        LoadError::BadName("Not_A_Name".into())
+    );
     let message = reason("big-ben.wasm").to_string();
     assert!(message.contains("big-ben.wasm"), "{message}");
     assert_eq!(t.runtime.rejected().len(), 6);
@@ -46,7 +70,10 @@ async fn bad_files_are_rejected_with_a_reason_and_the_others_load() {
     // The good ones serve calls; a bad one answers with a clear error.
     assert_eq!(t.call("ding-dong", "ping", "").await.unwrap()["pong"], true);
     let e = t.call("garbage", "ping", "").await.unwrap_err();
-    assert!(matches!(&e, InvokeError::Unavailable { name, error: LoadError::Invalid(_) } if name == "garbage"), "{e:?}");
+    assert!(
+        matches!(&e, InvokeError::Unavailable { name, error: LoadError::Invalid(_) } if name == "garbage"),
+        "{e:?}"
+    );
     assert_eq!(e.code(), "plugin_unavailable");
 }
 
@@ -61,18 +88,27 @@ async fn a_component_without_the_contract_is_rejected() {
     let t = c.start();
     let d = t.runtime.discover().await.unwrap();
     assert!(d.loaded.is_empty());
-    assert!(matches!(&d.rejected[0].error, LoadError::Contract(m) if m.contains("schedulezero:handler/handler")), "{:?}", d.rejected);
+    assert!(
+        matches!(&d.rejected[0].error, LoadError::Contract(m) if m.contains("schedulezero:handler/handler")),
+        "{:?}",
+        d.rejected
+    );
 }
 
 #[tokio::test]
 async fn the_second_load_uses_the_cached_artifact() {
-    let c = TestConfig::new();
-    let data = c.data.path().to_owned();
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_owned();
+    let mut c = TestConfig::new();
+    c.config.data_dir = data.clone();
     let cold = c.start();
     let first = cold.runtime.load("ding-dong").await.unwrap();
     assert!(!first.cache_hit);
     let compile = first.compile_time.expect("compiled on first sight");
-    let artifact = cold.runtime.cache().artifact_path(&first.plugin.file().sha256);
+    let artifact = cold
+        .runtime
+        .cache()
+        .artifact_path(&first.plugin.file().sha256);
     assert!(artifact.is_file());
     assert!(artifact.starts_with(data.join("artifacts")));
     drop(cold);
@@ -84,22 +120,40 @@ async fn the_second_load_uses_the_cached_artifact() {
     let second = warm.runtime.load("ding-dong").await.unwrap();
     assert!(second.cache_hit, "the second load must not compile");
     assert_eq!(second.compile_time, None);
-    eprintln!("first load compiled in {compile:?} ({:?} in all); second load from the artifact in {:?}", first.load_time, second.load_time);
-    assert_eq!(warm.call("ding-dong", "ping", "").await.unwrap()["pong"], true);
+    eprintln!(
+        "first load compiled in {compile:?} ({:?} in all); second load from the artifact in {:?}",
+        first.load_time, second.load_time
+    );
+    assert_eq!(
+        warm.call("ding-dong", "ping", "").await.unwrap()["pong"],
+        true
+    );
 }
 
 #[cfg(unix)]
 #[tokio::test]
 async fn artifacts_the_host_cannot_vouch_for_are_rebuilt() {
     use std::os::unix::fs::PermissionsExt;
-    let c = TestConfig::new();
-    let data = c.data.path().to_owned();
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_owned();
+    let mut c = TestConfig::new();
+    c.config.data_dir = data.clone();
     let t = c.start();
     let first = t.runtime.load("misbehave").await.unwrap();
     let artifact = t.runtime.cache().artifact_path(&first.plugin.file().sha256);
     drop(t);
-    assert_eq!(fs::metadata(&artifact).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(fs::metadata(data.join("artifacts")).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(data.join("artifacts"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
 
     // Someone else could have written it: never load it.
     fs::set_permissions(&artifact, fs::Permissions::from_mode(0o666)).unwrap();
@@ -107,8 +161,15 @@ async fn artifacts_the_host_cannot_vouch_for_are_rebuilt() {
     again.config.data_dir = data.clone();
     let t = again.start();
     let second = t.runtime.load("misbehave").await.unwrap();
-    assert!(!second.cache_hit, "a group/world-writable artifact is refused");
-    assert_eq!(fs::metadata(&artifact).unwrap().permissions().mode() & 0o777, 0o600, "rewritten by the host");
+    assert!(
+        !second.cache_hit,
+        "a group/world-writable artifact is refused"
+    );
+    assert_eq!(
+        fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "rewritten by the host"
+    );
 
     // A file that is not an artifact at all (right name, wrong bytes): refused by wasmtime's
     // header check, then rebuilt.
@@ -121,6 +182,9 @@ async fn artifacts_the_host_cannot_vouch_for_are_rebuilt() {
 #[tokio::test]
 async fn the_builtin_plugins_are_where_the_build_put_them() {
     for name in ["ding-dong", "misbehave"] {
-        assert!(builtin_plugins().join(format!("{name}.wasm")).is_file(), "{name}");
+        assert!(
+            builtin_plugins().join(format!("{name}.wasm")).is_file(),
+            "{name}"
+        );
     }
 }

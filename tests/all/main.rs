@@ -1,6 +1,9 @@
 //! Integration tests: one binary, a module per area. Every test runs real components built from
 //! `plugins/` in a real runtime (or the real `schedulezero` binary) with a temporary data dir.
 
+// Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod ding_dong;
 mod loading;

@@ -16,14 +16,23 @@ async fn a_full_pool_evicts_idle_instances() {
     let dd = t.runtime.plugin("ding-dong").unwrap().metrics();
     let mb = t.runtime.plugin("misbehave").unwrap().metrics();
     // Each switch of plugin needed the one slot: the other plugin's idle instance was evicted.
-    assert!(dd.instances_created >= 3 && mb.instances_created >= 3, "{dd:?} {mb:?}");
+    assert!(
+        dd.instances_created >= 3 && mb.instances_created >= 3,
+        "{dd:?} {mb:?}"
+    );
     assert!(dd.idle_instances + mb.idle_instances <= 1);
 }
 
 #[tokio::test]
 async fn concurrent_calls_share_a_plugin_limit() {
     let mut c = TestConfig::new();
-    c.config.plugins.insert("ding-dong".into(), PluginConfig { max_instances: Some(2), ..Default::default() });
+    c.config.plugins.insert(
+        "ding-dong".into(),
+        PluginConfig {
+            max_instances: Some(2),
+            ..Default::default()
+        },
+    );
     let t = c.start();
     let calls = (0..16).map(|i| {
         let t = &t;

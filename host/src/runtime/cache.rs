@@ -56,12 +56,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl ArtifactCache {
     /// Opens (creating it if needed, private to this user) the cache directory for `engine`.
     pub fn open(dir: &Path, engine: &Engine) -> Result<Self, RuntimeError> {
-        create_private_dir(dir).map_err(|e| RuntimeError::Cache { dir: dir.to_owned(), message: e })?;
+        create_private_dir(dir).map_err(|e| RuntimeError::Cache {
+            dir: dir.to_owned(),
+            message: e,
+        })?;
         let mut hasher = StableHasher(Sha256::new());
         hasher.write(env!("SCHEDULEZERO_WASMTIME_VERSION").as_bytes());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
-        Ok(Self { dir: dir.to_owned(), engine_key })
+        Ok(Self {
+            dir: dir.to_owned(),
+            engine_key,
+        })
     }
 
     /// The cache directory.
@@ -71,7 +77,8 @@ impl ArtifactCache {
 
     /// Where the artifact of the component with this sha256 lives.
     pub fn artifact_path(&self, wasm_sha256: &str) -> PathBuf {
-        self.dir.join(format!("{wasm_sha256}-{}.{ARTIFACT_EXT}", self.engine_key))
+        self.dir
+            .join(format!("{wasm_sha256}-{}.{ARTIFACT_EXT}", self.engine_key))
     }
 
     /// Whether an artifact for this sha256 is in the cache.
@@ -88,11 +95,15 @@ impl ArtifactCache {
         wasm_sha256: &str,
     ) -> Result<(Component, Duration), LoadError> {
         let started = Instant::now();
-        let component = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component =
+            Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let took = started.elapsed();
-        let bytes = component.serialize().map_err(|e| LoadError::Cache(format!("serialize: {e:#}")))?;
+        let bytes = component
+            .serialize()
+            .map_err(|e| LoadError::Cache(format!("serialize: {e:#}")))?;
         let path = self.artifact_path(wasm_sha256);
-        self.write_atomically(&path, &bytes).map_err(|e| LoadError::Cache(format!("write {}: {e}", path.display())))?;
+        self.write_atomically(&path, &bytes)
+            .map_err(|e| LoadError::Cache(format!("write {}: {e}", path.display())))?;
         Ok((component, took))
     }
 
@@ -137,7 +148,9 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| format!("cannot create it: {e}"))?;
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create it: {e}"))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -200,7 +213,10 @@ mod tests {
 
             let link = cache_dir.join("link.cwasm");
             std::os::unix::fs::symlink(&good, &link).unwrap();
-            assert_eq!(check_provenance(&cache_dir, &link), Err("not a regular file".into()));
+            assert_eq!(
+                check_provenance(&cache_dir, &link),
+                Err("not a regular file".into())
+            );
 
             fs::set_permissions(&cache_dir, fs::Permissions::from_mode(0o777)).unwrap();
             assert!(create_private_dir(&cache_dir).is_err());

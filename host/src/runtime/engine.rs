@@ -5,7 +5,9 @@
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use super::RuntimeError;
 use crate::config::{Allocator, Config};
@@ -87,13 +89,15 @@ fn pooling(mut c: EngineConfig, config: &Config) -> Result<Engine, RuntimeError>
 /// Starts the thread that advances the engine's epoch; it ends when the engine is dropped.
 pub fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
-    let spawned = thread::Builder::new().name("sz-epoch".into()).spawn(move || {
-        while let Some(engine) = weak.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            thread::sleep(EPOCH_TICK);
-        }
-    });
+    let spawned = thread::Builder::new()
+        .name("sz-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the epoch thread: timeouts rely on the async timer alone");
     }

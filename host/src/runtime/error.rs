@@ -35,7 +35,9 @@ pub enum RuntimeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
     /// The file name does not make a valid plugin name.
-    #[error("`{0}` is not a valid plugin name (lowercase letters, digits and `-`, starting with a letter)")]
+    #[error(
+        "`{0}` is not a valid plugin name (lowercase letters, digits and `-`, starting with a letter)"
+    )]
     BadName(String),
     /// The file could not be read.
     #[error("cannot read the file: {0}")]
@@ -152,14 +154,21 @@ impl InvokeError {
 
     /// Whether running the same call again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_) | Self::Timeout(_) | Self::Internal(_))
+        matches!(
+            self,
+            Self::Retryable(_) | Self::Timeout(_) | Self::Internal(_)
+        )
     }
 
     /// Whether the instance that ran the call was discarded.
     pub fn discards_instance(&self) -> bool {
         matches!(
             self,
-            Self::Timeout(_) | Self::MemoryLimit { .. } | Self::FuelExhausted(_) | Self::Trap(_) | Self::Internal(_)
+            Self::Timeout(_)
+                | Self::MemoryLimit { .. }
+                | Self::FuelExhausted(_)
+                | Self::Trap(_)
+                | Self::Internal(_)
         )
     }
 }

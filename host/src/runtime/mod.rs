@@ -31,11 +31,13 @@ pub use self::cache::{ArtifactCache, sha256_hex};
 pub use self::engine::{AllocatorKind, EPOCH_TICK};
 pub use self::error::{InvokeError, LoadError, RuntimeError};
 pub use self::instance::CallMeasure;
-pub use self::plugin::{HandlerInfo, MethodInfo, Plugin, PluginFile, PluginMetrics, PluginSettings};
+pub use self::plugin::{
+    HandlerInfo, MethodInfo, Plugin, PluginFile, PluginMetrics, PluginSettings,
+};
 
 use self::bindings::{WitJobContext, WitTimestamp};
 use self::host::HostState;
-use self::instance::{Instance, micros};
+use self::instance::{Instance, nanos};
 use self::output::Capture;
 use self::plugin::{Loaded, PluginCounters};
 use crate::config::{Config, DEFAULT_PLUGIN_MAX_INSTANCES, is_valid_plugin_name};
@@ -69,18 +71,32 @@ impl JobContext {
 
     fn to_wit(&self) -> WitJobContext {
         let scheduled_time = match self.scheduled_time.duration_since(UNIX_EPOCH) {
-            Ok(d) => WitTimestamp { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanoseconds: d.subsec_nanos() },
+            Ok(d) => WitTimestamp {
+                seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nanoseconds: d.subsec_nanos(),
+            },
             Err(e) => {
                 // Before 1970: whole seconds down, nanoseconds up, as the contract's timestamp reads.
                 let d = e.duration();
                 let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
                 match d.subsec_nanos() {
-                    0 => WitTimestamp { seconds: -secs, nanoseconds: 0 },
-                    n => WitTimestamp { seconds: -secs - 1, nanoseconds: 1_000_000_000 - n },
+                    0 => WitTimestamp {
+                        seconds: -secs,
+                        nanoseconds: 0,
+                    },
+                    n => WitTimestamp {
+                        seconds: -secs - 1,
+                        nanoseconds: 1_000_000_000 - n,
+                    },
                 }
             }
         };
-        WitJobContext { job_id: self.job_id.clone(), run_id: self.run_id.clone(), attempt: self.attempt, scheduled_time }
+        WitJobContext {
+            job_id: self.job_id.clone(),
+            run_id: self.run_id.clone(),
+            attempt: self.attempt,
+            scheduled_time,
+        }
     }
 }
 
@@ -91,12 +107,12 @@ pub struct CallStats {
     pub cold_start: bool,
     /// A new instance was created for this call (rather than a hot one reused).
     pub fresh_instance: bool,
-    /// Time to load the plugin (deserialize the artifact, link), in microseconds.
-    pub load_us: u64,
-    /// Time to instantiate, in microseconds.
-    pub instantiate_us: u64,
-    /// From the call's start to its result, in microseconds.
-    pub total_us: u64,
+    /// Time to load the plugin (deserialize the artifact, link), in nanoseconds.
+    pub load_ns: u64,
+    /// Time to instantiate, in nanoseconds.
+    pub instantiate_ns: u64,
+    /// From the call's start to its result, in nanoseconds.
+    pub total_ns: u64,
     /// What was measured in the guest.
     #[serde(flatten)]
     pub measure: CallMeasure,
@@ -152,6 +168,8 @@ pub struct Runtime {
     pool: Arc<Semaphore>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     rejected: Mutex<BTreeMap<PathBuf, LoadError>>,
+    /// Serialises loads on first use, so concurrent first calls load a plugin once.
+    first_use: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -173,6 +191,7 @@ impl Runtime {
             pool,
             plugins: RwLock::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
+            first_use: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -184,6 +203,11 @@ impl Runtime {
     /// Which instance allocator is in use.
     pub fn allocator(&self) -> AllocatorKind {
         self.allocator
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The artifact cache.
@@ -221,30 +245,54 @@ impl Runtime {
     /// Files that could not be loaded, with the reason.
     pub fn rejected(&self) -> Vec<Rejected> {
         let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        rejected.iter().map(|(path, error)| Rejected { path: path.clone(), error: error.clone() }).collect()
+        rejected
+            .iter()
+            .map(|(path, error)| Rejected {
+                path: path.clone(),
+                error: error.clone(),
+            })
+            .collect()
     }
 
     /// Loads (or reloads) the plugin `name` from `<plugins_dir>/<name>.wasm`.
     pub async fn load(&self, name: &str) -> Result<LoadReport, InvokeError> {
         let path = self.config.plugins_dir.join(format!("{name}.wasm"));
         if !is_valid_plugin_name(name) || !path.is_file() {
-            return Err(InvokeError::UnknownPlugin { name: name.to_owned(), available: self.available() });
+            return Err(InvokeError::UnknownPlugin {
+                name: name.to_owned(),
+                available: self.available(),
+            });
         }
         self.load_path(&path)
             .await
-            .map_err(|error| InvokeError::Unavailable { name: name.to_owned(), error })
+            .map_err(|error| InvokeError::Unavailable {
+                name: name.to_owned(),
+                error,
+            })
     }
 
     /// Calls `method` of plugin `name` with JSON `params`. The plugin is loaded on first use.
-    pub async fn invoke(&self, name: &str, method: &str, params: &str, ctx: &JobContext) -> Result<CallOutcome, InvokeError> {
+    pub async fn invoke(
+        &self,
+        name: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+    ) -> Result<CallOutcome, InvokeError> {
         let started = Instant::now();
         let plugin = match self.plugin(name) {
             Some(p) => p,
-            None => self.load(name).await?.plugin,
+            None => self.load_on_first_use(name).await?,
         };
-        let params = if params.trim().is_empty() { "null" } else { params };
+        let params = if params.trim().is_empty() {
+            "null"
+        } else {
+            params
+        };
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(params) {
-            return Err(InvokeError::InvalidParams(format!("params are not JSON: {e}")));
+            return Err(InvokeError::InvalidParams(format!(
+                "params are not JSON: {e}"
+            )));
         }
         let limits = &plugin.settings.limits;
         let deadline = started + limits.timeout;
@@ -253,29 +301,34 @@ impl Runtime {
 
         let wit_ctx = ctx.to_wit();
         let call = async {
-            let (loaded, load_us) = self.ensure_loaded(&plugin)?;
+            let (loaded, load_ns) = self.ensure_loaded(&plugin)?;
             let reuse = plugin.settings.reuse_instances;
-            let (mut instance, instantiate_us) = match loaded.take_idle().filter(|_| reuse) {
+            let (mut instance, instantiate_ns) = match loaded.take_idle().filter(|_| reuse) {
                 Some(instance) => (instance, None),
                 None => {
                     let t = Instant::now();
                     let instance = self.instantiate(&plugin, &loaded, deadline).await?;
-                    (instance, Some(micros(t.elapsed())))
+                    (instance, Some(nanos(t.elapsed())))
                 }
             };
-            let (result, measure) = instance.call(&wit_ctx, method, params, limits, deadline).await;
-            let discard = result.as_ref().err().is_some_and(InvokeError::discards_instance);
+            let (result, measure) = instance
+                .call(&wit_ctx, method, params, limits, deadline)
+                .await;
+            let discard = result
+                .as_ref()
+                .err()
+                .is_some_and(InvokeError::discards_instance);
             if discard {
                 counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
             } else if reuse {
                 loaded.put_idle(instance);
             }
             let stats = CallStats {
-                cold_start: load_us.is_some(),
-                fresh_instance: instantiate_us.is_some(),
-                load_us: load_us.unwrap_or(0),
-                instantiate_us: instantiate_us.unwrap_or(0),
-                total_us: micros(started.elapsed()),
+                cold_start: load_ns.is_some(),
+                fresh_instance: instantiate_ns.is_some(),
+                load_ns: load_ns.unwrap_or(0),
+                instantiate_ns: instantiate_ns.unwrap_or(0),
+                total_ns: nanos(started.elapsed()),
                 measure,
             };
             result.map(|result| CallOutcome { result, stats })
@@ -300,6 +353,14 @@ impl Runtime {
         result
     }
 
+    async fn load_on_first_use(&self, name: &str) -> Result<Arc<Plugin>, InvokeError> {
+        let _one_at_a_time = self.first_use.lock().await;
+        match self.plugin(name) {
+            Some(p) => Ok(p),
+            None => Ok(self.load(name).await?.plugin),
+        }
+    }
+
     fn plugins_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
         self.plugins.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -308,7 +369,11 @@ impl Runtime {
     fn available(&self) -> Vec<String> {
         let mut names: Vec<String> = self.plugins_read().keys().cloned().collect();
         if let Ok(files) = wasm_files(&self.config.plugins_dir) {
-            names.extend(files.iter().filter_map(|p| p.file_stem()?.to_str().map(str::to_owned)));
+            names.extend(
+                files
+                    .iter()
+                    .filter_map(|p| p.file_stem()?.to_str().map(str::to_owned)),
+            );
         }
         names.sort();
         names.dedup();
@@ -348,12 +413,22 @@ impl Runtime {
         result
     }
 
-    async fn load_path_inner(&self, path: &Path, started: Instant) -> Result<LoadReport, LoadError> {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+    async fn load_path_inner(
+        &self,
+        path: &Path,
+        started: Instant,
+    ) -> Result<LoadReport, LoadError> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if !is_valid_plugin_name(&name) {
             return Err(LoadError::BadName(name));
         }
-        let wasm = tokio::fs::read(path).await.map_err(|e| LoadError::Read(e.to_string()))?;
+        let wasm = tokio::fs::read(path)
+            .await
+            .map_err(|e| LoadError::Read(e.to_string()))?;
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let (file, component, compile_time) = tokio::task::spawn_blocking(move || {
             let sha256 = sha256_hex(&wasm);
@@ -368,7 +443,17 @@ impl Runtime {
         })
         .await
         .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))?
-        .map(|(sha256, size, component, compile_time)| (PluginFile { path: path.to_owned(), sha256, size }, component, compile_time))?;
+        .map(|(sha256, size, component, compile_time)| {
+            (
+                PluginFile {
+                    path: path.to_owned(),
+                    sha256,
+                    size,
+                },
+                component,
+                compile_time,
+            )
+        })?;
 
         let pre = self.link(&component)?;
         let settings = self.settings_for(&name);
@@ -379,7 +464,12 @@ impl Runtime {
             slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
             name: name.clone(),
             file,
-            info: HandlerInfo { name: String::new(), version: String::new(), description: String::new(), methods: Vec::new() },
+            info: HandlerInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                methods: Vec::new(),
+            },
             settings,
             loaded: Mutex::new(Some(loaded.clone())),
             counters: PluginCounters::default(),
@@ -396,10 +486,17 @@ impl Runtime {
         let (instance, info) = match tokio::time::timeout_at(deadline.into(), describe).await {
             Ok(Ok(described)) => described,
             Ok(Err(e)) => return Err(LoadError::Describe(e.to_string())),
-            Err(_) => return Err(LoadError::Describe(InvokeError::Timeout(describe_limits.timeout).to_string())),
+            Err(_) => {
+                return Err(LoadError::Describe(
+                    InvokeError::Timeout(describe_limits.timeout).to_string(),
+                ));
+            }
         };
         if info.name != *name {
-            return Err(LoadError::NameMismatch { file: name.to_string(), described: info.name });
+            return Err(LoadError::NameMismatch {
+                file: name.to_string(),
+                described: info.name,
+            });
         }
         plugin.info = HandlerInfo::from_wit(info);
         if plugin.settings.reuse_instances {
@@ -410,11 +507,19 @@ impl Runtime {
             plugin = %name, version = %plugin.info.version, methods = plugin.info.methods.len(),
             cache_hit, load_ms = started.elapsed().as_secs_f64() * 1e3, "plugin loaded"
         );
-        Ok(LoadReport { plugin: Arc::new(plugin), cache_hit, compile_time, load_time: started.elapsed() })
+        Ok(LoadReport {
+            plugin: Arc::new(plugin),
+            cache_hit,
+            compile_time,
+            load_time: started.elapsed(),
+        })
     }
 
     fn link(&self, component: &Component) -> Result<bindings::PluginPre<HostState>, LoadError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
         bindings::PluginPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))
     }
 
@@ -425,17 +530,30 @@ impl Runtime {
             return Ok((loaded, None));
         }
         let started = Instant::now();
-        let unavailable = |error| InvokeError::Unavailable { name: plugin.name.to_string(), error };
-        let component = match self.cache.load(&self.engine, &plugin.file.sha256).map_err(unavailable)? {
+        let unavailable = |error| InvokeError::Unavailable {
+            name: plugin.name.to_string(),
+            error,
+        };
+        let component = match self
+            .cache
+            .load(&self.engine, &plugin.file.sha256)
+            .map_err(unavailable)?
+        {
             Some(c) => c,
             None => {
                 // The artifact went missing (cache cleared): rebuild it from the file, if the file
                 // is still the one this plugin was loaded from.
-                let wasm = std::fs::read(&plugin.file.path).map_err(|e| unavailable(LoadError::Read(e.to_string())))?;
+                let wasm = std::fs::read(&plugin.file.path)
+                    .map_err(|e| unavailable(LoadError::Read(e.to_string())))?;
                 if sha256_hex(&wasm) != plugin.file.sha256 {
-                    return Err(unavailable(LoadError::Read("the file changed since it was loaded; reload the plugin".into())));
+                    return Err(unavailable(LoadError::Read(
+                        "the file changed since it was loaded; reload the plugin".into(),
+                    )));
                 }
-                self.cache.compile(&self.engine, &wasm, &plugin.file.sha256).map_err(unavailable)?.0
+                self.cache
+                    .compile(&self.engine, &wasm, &plugin.file.sha256)
+                    .map_err(unavailable)?
+                    .0
             }
         };
         let loaded = Arc::new(Loaded::new(self.link(&component).map_err(unavailable)?));
@@ -443,10 +561,15 @@ impl Runtime {
         let loaded = slot.get_or_insert(loaded).clone();
         drop(slot);
         plugin.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
-        Ok((loaded, Some(micros(started.elapsed()))))
+        Ok((loaded, Some(nanos(started.elapsed()))))
     }
 
-    async fn instantiate(&self, plugin: &Plugin, loaded: &Loaded, deadline: Instant) -> Result<Instance, InvokeError> {
+    async fn instantiate(
+        &self,
+        plugin: &Plugin,
+        loaded: &Loaded,
+        deadline: Instant,
+    ) -> Result<Instance, InvokeError> {
         let slots = self.acquire_slots(plugin).await?;
         let instance = Instance::create(
             &self.engine,
@@ -456,22 +579,32 @@ impl Runtime {
             &plugin.settings.limits,
             deadline,
             slots,
+            self.config.uses_fuel(),
         )
         .await?;
-        plugin.counters.instances_created.fetch_add(1, Ordering::Relaxed);
+        plugin
+            .counters
+            .instances_created
+            .fetch_add(1, Ordering::Relaxed);
         Ok(instance)
     }
 
     /// A slot of the plugin's own limit, then one of the shared pool. When the pool is full,
     /// idle instances (of any plugin, least recently used first) are evicted before waiting.
-    async fn acquire_slots(&self, plugin: &Plugin) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
+    async fn acquire_slots(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
         let closed = |_| InvokeError::Internal("instance pool closed".into());
         let own = plugin.slots.clone().acquire_owned().await.map_err(closed)?;
         loop {
             if let Ok(pooled) = self.pool.clone().try_acquire_owned() {
                 return Ok((own, pooled));
             }
-            let evicted = self.plugins().iter().any(|p| p.loaded().clone().is_some_and(|l| l.evict_one()));
+            let evicted = self
+                .plugins()
+                .iter()
+                .any(|p| p.loaded().clone().is_some_and(|l| l.evict_one()));
             if !evicted {
                 let pooled = self.pool.clone().acquire_owned().await.map_err(closed)?;
                 return Ok((own, pooled));
@@ -484,7 +617,9 @@ impl Runtime {
 fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     let entries = std::fs::read_dir(dir).map_err(|e| RuntimeError::PluginsDir {
         dir: dir.to_owned(),
-        message: format!("{e} (build the example plugins with `cargo build --release`, or pass --plugins-dir)"),
+        message: format!(
+            "{e} (build the example plugins with `cargo build --release`, or pass --plugins-dir)"
+        ),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)

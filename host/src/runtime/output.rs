@@ -1,5 +1,4 @@
-//! What a guest says during a call: its stdout and stderr, its log records, and the capabilities
-//! it reached for and was refused. Everything goes into the host's log, line by line, tagged with
+//! What a guest says during a call: its stdout and stderr, and its log records. Everything goes into the host's log, line by line, tagged with
 //! the plugin, job and run; a per-call byte budget bounds how much a noisy guest can write (the
 //! rest is dropped and counted). The tail of stderr is kept aside so that a panic message can be
 //! put into the error of a call that traps.
@@ -55,7 +54,6 @@ struct CaptureState {
     dropped: u64,
     partial: [Vec<u8>; 2],
     stderr_tail: Vec<u8>,
-    denials: Vec<String>,
 }
 
 /// What a call wrote, summed up when it ends.
@@ -67,14 +65,17 @@ pub struct CaptureReport {
     pub dropped: u64,
     /// The last few KiB of stderr.
     pub stderr_tail: String,
-    /// Capabilities the guest asked for and was refused.
-    pub denials: Vec<String>,
 }
 
 impl Capture {
     /// A capture for the instances of `plugin`.
     pub fn new(plugin: Arc<str>) -> Self {
-        Self { state: Mutex::new(CaptureState { plugin, ..Default::default() }) }
+        Self {
+            state: Mutex::new(CaptureState {
+                plugin,
+                ..Default::default()
+            }),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, CaptureState> {
@@ -94,7 +95,6 @@ impl Capture {
         s.dropped = 0;
         s.partial.iter_mut().for_each(Vec::clear);
         s.stderr_tail.clear();
-        s.denials.clear();
     }
 
     /// Ends a call: flushes unterminated lines and returns what was written.
@@ -117,7 +117,6 @@ impl Capture {
             bytes: s.used,
             dropped: s.dropped,
             stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
-            denials: std::mem::take(&mut s.denials),
         }
     }
 
@@ -168,19 +167,6 @@ impl Capture {
             LogLevel::Info => emit!(tracing::Level::INFO),
             LogLevel::Warn => emit!(tracing::Level::WARN),
             LogLevel::Error => emit!(tracing::Level::ERROR),
-        }
-    }
-
-    /// Records a capability the guest reached for and was refused.
-    pub fn deny(&self, what: String) {
-        let mut s = self.lock();
-        tracing::warn!(
-            target: "schedulezero::plugin",
-            plugin = %s.plugin, job_id = %s.job_id, run_id = %s.run_id, denied = %what,
-            "capability denied"
-        );
-        if s.denials.len() < 16 {
-            s.denials.push(what);
         }
     }
 }
@@ -275,7 +261,11 @@ impl Pollable for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.capture.write(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -316,7 +306,10 @@ mod tests {
         );
         let r = c.finish();
         assert!(r.dropped > 0);
-        assert_eq!(panic_message(&r.stderr_tail).as_deref(), Some("boom (at src/lib.rs:10:5)"));
+        assert_eq!(
+            panic_message(&r.stderr_tail).as_deref(),
+            Some("boom (at src/lib.rs:10:5)")
+        );
         assert_eq!(panic_message("no panic here"), None);
     }
 }

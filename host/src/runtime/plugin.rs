@@ -67,7 +67,12 @@ impl HandlerInfo {
                 MethodInfo { name: m.name, description: m.description, params_schema }
             })
             .collect();
-        Self { name: info.name, version: info.version, description: info.description, methods }
+        Self {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            methods,
+        }
     }
 }
 
@@ -127,7 +132,10 @@ pub(super) struct Loaded {
 
 impl Loaded {
     pub(super) fn new(pre: bindings::PluginPre<HostState>) -> Self {
-        Self { pre, idle: Mutex::new(Vec::new()) }
+        Self {
+            pre,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<Instance>> {

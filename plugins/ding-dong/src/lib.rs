@@ -12,7 +12,13 @@ use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, config, expor
 use serde::{Deserialize, Serialize};
 
 /// Westminster quarters, as the notes of the four changes played at each quarter.
-const CHANGES: [&str; 5] = ["G# F# E B", "E G# F# B", "E F# G# E", "G# E F# B", "B F# G# E"];
+const CHANGES: [&str; 5] = [
+    "G# F# E B",
+    "E G# F# B",
+    "E F# G# E",
+    "G# E F# B",
+    "B F# G# E",
+];
 
 /// Which changes ring at quarter 1, 2, 3 and 4 (the full hour).
 const QUARTERS: [&[usize]; 4] = [&[0], &[1, 2], &[3, 4, 0], &[1, 2, 3, 4]];
@@ -101,7 +107,11 @@ impl DingDong {
 
     fn ping(&mut self, _ctx: &JobContext, _: ()) -> Result<Pong, HandlerError> {
         self.calls += 1;
-        Ok(Pong { pong: true, handler: Self::NAME, instance_calls: self.calls })
+        Ok(Pong {
+            pong: true,
+            handler: Self::NAME,
+            instance_calls: self.calls,
+        })
     }
 
     fn announce_time(
@@ -111,35 +121,64 @@ impl DingDong {
     ) -> Result<Announcement, HandlerError> {
         self.calls += 1;
         let at = scheduled(ctx);
-        let place = config::get("location").map(|l| format!(" from {l}")).unwrap_or_default();
+        let place = config::get("location")
+            .map(|l| format!(" from {l}"))
+            .unwrap_or_default();
         let greeting = p.greeting.map(|g| format!("{g}! ")).unwrap_or_default();
-        let announcement = format!("{greeting}Ding dong{place}: it is {} UTC.", at.format("%H:%M"));
+        let announcement = format!(
+            "{greeting}Ding dong{place}: it is {} UTC.",
+            at.format("%H:%M")
+        );
         log::info(&announcement);
-        Ok(Announcement { announcement, scheduled_time: rfc3339(at), now: rfc3339(Utc::now()) })
+        Ok(Announcement {
+            announcement,
+            scheduled_time: rfc3339(at),
+            now: rfc3339(Utc::now()),
+        })
     }
 
-    fn play_quarter_chime(&mut self, ctx: &JobContext, p: QuarterParams) -> Result<Chime, HandlerError> {
+    fn play_quarter_chime(
+        &mut self,
+        ctx: &JobContext,
+        p: QuarterParams,
+    ) -> Result<Chime, HandlerError> {
         self.calls += 1;
         let quarter = match p.quarter {
             Some(q @ 1..=4) => q,
-            Some(q) => return Err(HandlerError::invalid_params(format!("quarter must be 1 to 4, not {q}"))),
+            Some(q) => {
+                return Err(HandlerError::invalid_params(format!(
+                    "quarter must be 1 to 4, not {q}"
+                )));
+            }
             None => match scheduled(ctx).minute() / 15 {
                 0 => 4,
                 q => q as u8,
             },
         };
         let changes = QUARTERS[usize::from(quarter - 1)];
-        let sound = changes.iter().map(|&c| CHANGES[c]).collect::<Vec<_>>().join(" | ");
+        let sound = changes
+            .iter()
+            .map(|&c| CHANGES[c])
+            .collect::<Vec<_>>()
+            .join(" | ");
         let log_length = self.record(ctx, format!("quarter {quarter}: {sound}"));
         log::debug(format!("played quarter {quarter}"));
-        Ok(Chime { sound, strikes: changes.len(), log_length })
+        Ok(Chime {
+            sound,
+            strikes: changes.len(),
+            log_length,
+        })
     }
 
     fn play_hour_bongs(&mut self, ctx: &JobContext, p: HourParams) -> Result<Chime, HandlerError> {
         self.calls += 1;
         let hour = match p.hour {
             Some(h @ 0..=23) => h,
-            Some(h) => return Err(HandlerError::invalid_params(format!("hour must be 0 to 23, not {h}"))),
+            Some(h) => {
+                return Err(HandlerError::invalid_params(format!(
+                    "hour must be 0 to 23, not {h}"
+                )));
+            }
             None => scheduled(ctx).hour() as u8,
         };
         let strikes = match hour % 12 {
@@ -148,12 +187,19 @@ impl DingDong {
         };
         let sound = vec!["BONG"; strikes].join(" ");
         let log_length = self.record(ctx, format!("hour {hour}: {sound}"));
-        Ok(Chime { sound, strikes, log_length })
+        Ok(Chime {
+            sound,
+            strikes,
+            log_length,
+        })
     }
 
     fn get_chime_log(&mut self, _ctx: &JobContext, _: ()) -> Result<ChimeLog, HandlerError> {
         self.calls += 1;
-        Ok(ChimeLog { entries: self.log.clone(), instance_calls: self.calls })
+        Ok(ChimeLog {
+            entries: self.log.clone(),
+            instance_calls: self.calls,
+        })
     }
 
     fn clear_log(&mut self, _ctx: &JobContext, _: ()) -> Result<Cleared, HandlerError> {
@@ -172,17 +218,36 @@ impl DingDong {
 impl Handler for DingDong {
     const NAME: &'static str = "ding-dong";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "A clock that chimes the Westminster quarters and strikes the hours, keeping a log of what it played.";
+    const DESCRIPTION: &'static str = "A clock that chimes the Westminster quarters and strikes the hours, keeping a log of what it played.";
 
     fn methods(m: &mut Methods<Self>) {
-        m.method("ping", "Answers pong; shows how many calls this instance has served.", Self::ping)
-            .method("announce_time", "Announces the scheduled time (and the granted `location`).", Self::announce_time)
-            .method("play_quarter_chime", "Plays the Westminster chime for a quarter hour.", Self::play_quarter_chime)
-            .method("play_hour_bongs", "Strikes the hour: one BONG per hour on a 12-hour dial.", Self::play_hour_bongs)
-            .method("get_chime_log", "Returns what this instance has played so far.", Self::get_chime_log)
-            .method("clear_log", "Empties the chime log.", Self::clear_log)
-            .method("echo", "Returns its params unchanged.", Self::echo);
+        m.method(
+            "ping",
+            "Answers pong; shows how many calls this instance has served.",
+            Self::ping,
+        )
+        .method(
+            "announce_time",
+            "Announces the scheduled time (and the granted `location`).",
+            Self::announce_time,
+        )
+        .method(
+            "play_quarter_chime",
+            "Plays the Westminster chime for a quarter hour.",
+            Self::play_quarter_chime,
+        )
+        .method(
+            "play_hour_bongs",
+            "Strikes the hour: one BONG per hour on a 12-hour dial.",
+            Self::play_hour_bongs,
+        )
+        .method(
+            "get_chime_log",
+            "Returns what this instance has played so far.",
+            Self::get_chime_log,
+        )
+        .method("clear_log", "Empties the chime log.", Self::clear_log)
+        .method("echo", "Returns its params unchanged.", Self::echo);
     }
 }
 

@@ -98,7 +98,10 @@ struct EnvSeen {
 impl Misbehave {
     fn ok(&mut self, _ctx: &JobContext, _: ()) -> Result<Ok, HandlerError> {
         self.calls += 1;
-        Ok(Ok { ok: true, instance_calls: self.calls })
+        Ok(Ok {
+            ok: true,
+            instance_calls: self.calls,
+        })
     }
 
     fn spin(&mut self, _ctx: &JobContext, _: ()) -> Result<u64, HandlerError> {
@@ -124,7 +127,11 @@ impl Misbehave {
 
     fn panic(&mut self, _ctx: &JobContext, p: MessageParams) -> Result<(), HandlerError> {
         self.calls += 1;
-        panic!("{}", p.message.unwrap_or_else(|| "misbehave panicked on purpose".into()));
+        panic!(
+            "{}",
+            p.message
+                .unwrap_or_else(|| "misbehave panicked on purpose".into())
+        );
     }
 
     fn trap(&mut self, _ctx: &JobContext, _: ()) -> Result<(), HandlerError> {
@@ -152,8 +159,14 @@ impl Misbehave {
         let mut err = std::io::stderr().lock();
         for i in 0..lines {
             // Errors are ignored on purpose: a host may close the streams on a noisy guest.
-            let _ = writeln!(out, "noisy stdout line {i}: the quick brown fox jumps over the lazy dog");
-            let _ = writeln!(err, "noisy stderr line {i}: the quick brown fox jumps over the lazy dog");
+            let _ = writeln!(
+                out,
+                "noisy stdout line {i}: the quick brown fox jumps over the lazy dog"
+            );
+            let _ = writeln!(
+                err,
+                "noisy stderr line {i}: the quick brown fox jumps over the lazy dog"
+            );
         }
         Ok(lines)
     }
@@ -170,7 +183,10 @@ impl Misbehave {
         let name = p.name.unwrap_or_else(|| "HOME".into());
         let visible_vars = std::env::vars().count();
         match std::env::var(&name) {
-            Ok(value) => Ok(EnvSeen { value, visible_vars }),
+            Ok(value) => Ok(EnvSeen {
+                value,
+                visible_vars,
+            }),
             Err(e) => Err(HandlerError::denied(format!(
                 "cannot read environment variable {name}: {e} ({visible_vars} variables visible)"
             ))),
@@ -182,7 +198,9 @@ impl Misbehave {
         let addr = p.addr.unwrap_or_else(|| "127.0.0.1:80".into());
         match std::net::TcpStream::connect(&addr) {
             Ok(s) => Ok(format!("connected to {:?}", s.peer_addr().ok())),
-            Err(e) => Err(HandlerError::denied(format!("cannot connect to {addr}: {e}"))),
+            Err(e) => Err(HandlerError::denied(format!(
+                "cannot connect to {addr}: {e}"
+            ))),
         }
     }
 
@@ -199,30 +217,62 @@ fn recurse(left: u64, depth: u64) -> u64 {
     if left == 0 {
         return depth;
     }
-    // A frame with a buffer the optimiser cannot remove, and a call it cannot turn into a loop.
+    // A frame with a buffer that lives across the call, so the optimiser can neither drop the
+    // buffer nor turn the recursion into a loop. Every entry is `depth`, below the result.
     let frame = black_box([depth; 16]);
-    black_box(recurse(left - 1, depth + 1)) + black_box(frame[0] & 0)
+    recurse(left - 1, depth + 1).max(black_box(frame)[15])
 }
 
 impl Handler for Misbehave {
     const NAME: &'static str = "misbehave";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "Misbehaves on purpose (loops, eats memory, panics, reaches outside the sandbox) to prove the host's limits.";
+    const DESCRIPTION: &'static str = "Misbehaves on purpose (loops, eats memory, panics, reaches outside the sandbox) to prove the host's limits.";
 
     fn methods(m: &mut Methods<Self>) {
-        m.method("ok", "Behaves: returns ok and the instance's call count.", Self::ok)
-            .method("spin", "Loops forever.", Self::spin)
-            .method("grow_memory", "Allocates memory without bound.", Self::grow_memory)
-            .method("panic", "Panics with a message.", Self::panic)
-            .method("trap", "Executes an unreachable instruction.", Self::trap)
-            .method("deep_recursion", "Recurses until the stack runs out.", Self::deep_recursion)
-            .method("huge_result", "Returns a result of several MiB.", Self::huge_result)
-            .method("noisy", "Floods stdout and stderr.", Self::noisy)
-            .method("read_file", "Tries to read a file of the host.", Self::read_file)
-            .method("read_env", "Tries to read an environment variable of the host.", Self::read_env)
-            .method("open_socket", "Tries to open a TCP connection.", Self::open_socket)
-            .method("sleep", "Sleeps (blocking in a host call, not spinning).", Self::sleep);
+        m.method(
+            "ok",
+            "Behaves: returns ok and the instance's call count.",
+            Self::ok,
+        )
+        .method("spin", "Loops forever.", Self::spin)
+        .method(
+            "grow_memory",
+            "Allocates memory without bound.",
+            Self::grow_memory,
+        )
+        .method("panic", "Panics with a message.", Self::panic)
+        .method("trap", "Executes an unreachable instruction.", Self::trap)
+        .method(
+            "deep_recursion",
+            "Recurses until the stack runs out.",
+            Self::deep_recursion,
+        )
+        .method(
+            "huge_result",
+            "Returns a result of several MiB.",
+            Self::huge_result,
+        )
+        .method("noisy", "Floods stdout and stderr.", Self::noisy)
+        .method(
+            "read_file",
+            "Tries to read a file of the host.",
+            Self::read_file,
+        )
+        .method(
+            "read_env",
+            "Tries to read an environment variable of the host.",
+            Self::read_env,
+        )
+        .method(
+            "open_socket",
+            "Tries to open a TCP connection.",
+            Self::open_socket,
+        )
+        .method(
+            "sleep",
+            "Sleeps (blocking in a host call, not spinning).",
+            Self::sleep,
+        );
     }
 }
 
