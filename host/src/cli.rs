@@ -212,9 +212,13 @@ fn init_logging(global: &GlobalArgs) {
         eprintln!("warning: invalid --log filter ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colours only for a person at a terminal; NO_COLOR (no-color.org) turns them off there too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match global.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

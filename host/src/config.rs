@@ -66,7 +66,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock time a call may take, including instantiation (`"30s"`, `"500ms"`).
+    /// Wall-clock time a call may take, from the request to the result: waiting for an instance
+    /// slot, loading a cold plugin and instantiating count too (`"30s"`, `"500ms"`).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// The most linear memory one instance may use, in MiB.

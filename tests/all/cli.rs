@@ -193,7 +193,7 @@ fn guest_output_and_logs_reach_the_host_log_tagged() {
             "--job-id",
             "nightly",
         ],
-        &[("SCHEDULEZERO_LOG", "info"), ("NO_COLOR", "1")],
+        &[("SCHEDULEZERO_LOG", "info")],
     );
     assert!(out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);

@@ -94,7 +94,6 @@ impl Instance {
         deadline: Instant,
     ) -> Result<WitHandlerInfo, InvokeError> {
         prepare(&mut self.store, limits, deadline, self.metered)?;
-        self.calls += 1;
         let r = self
             .bindings
             .schedulezero_handler_handler()

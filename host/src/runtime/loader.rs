@@ -1,0 +1,319 @@
+//! Finding and loading plugins: scanning the plugins directory, compiling or loading the cached
+//! artifact, linking, describing, and bringing a cold plugin back into memory. A file that cannot
+//! be loaded is recorded with its reason and never affects the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::Component;
+
+use super::bindings;
+use super::host::HostState;
+use super::instance::nanos;
+use super::output::Capture;
+use super::plugin::{Loaded, PluginCounters};
+use super::{
+    HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
+    sha256_hex,
+};
+use crate::config::{DEFAULT_PLUGIN_MAX_INSTANCES, is_valid_plugin_name};
+
+/// The longest `describe()` may take when a plugin is loaded.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A plugin loaded from its file, with how its artifact was obtained.
+#[derive(Clone)]
+pub struct LoadReport {
+    /// The plugin.
+    pub plugin: Arc<Plugin>,
+    /// The artifact came from the cache (no compilation).
+    pub cache_hit: bool,
+    /// How long compilation took, when it was needed.
+    pub compile_time: Option<Duration>,
+    /// How long loading took in all.
+    pub load_time: Duration,
+}
+
+/// A file in the plugins directory that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub error: LoadError,
+}
+
+/// The result of scanning the plugins directory.
+#[derive(Clone, Default)]
+pub struct Discovery {
+    /// Plugins loaded.
+    pub loaded: Vec<LoadReport>,
+    /// Files rejected, with the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Runtime {
+    /// Loads every `*.wasm` in the plugins directory. A file that cannot be loaded is reported
+    /// in [`Discovery::rejected`] (and logged); the others load regardless.
+    pub async fn discover(&self) -> Result<Discovery, RuntimeError> {
+        let dir = &self.config.plugins_dir;
+        let mut discovery = Discovery::default();
+        for path in wasm_files(dir)? {
+            match self.load_path(&path).await {
+                Ok(report) => discovery.loaded.push(report),
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "plugin rejected");
+                    discovery.rejected.push(Rejected { path, error });
+                }
+            }
+        }
+        Ok(discovery)
+    }
+
+    /// Loads (or reloads) the plugin `name` from `<plugins_dir>/<name>.wasm`.
+    pub async fn load(&self, name: &str) -> Result<LoadReport, InvokeError> {
+        let path = self.config.plugins_dir.join(format!("{name}.wasm"));
+        if !is_valid_plugin_name(name) || !path.is_file() {
+            return Err(InvokeError::UnknownPlugin {
+                name: name.to_owned(),
+                available: self.available(),
+            });
+        }
+        self.load_path(&path)
+            .await
+            .map_err(|error| InvokeError::Unavailable {
+                name: name.to_owned(),
+                error,
+            })
+    }
+
+    pub(super) async fn load_on_first_use(&self, name: &str) -> Result<Arc<Plugin>, InvokeError> {
+        let _one_at_a_time = self.first_use.lock().await;
+        match self.plugin(name) {
+            Some(p) => Ok(p),
+            None => Ok(self.load(name).await?.plugin),
+        }
+    }
+
+    /// The names of loaded plugins and of `*.wasm` files in the plugins directory.
+    fn available(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.plugins_read().keys().cloned().collect();
+        if let Ok(files) = wasm_files(&self.config.plugins_dir) {
+            names.extend(
+                files
+                    .iter()
+                    .filter_map(|p| p.file_stem()?.to_str().map(str::to_owned)),
+            );
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn settings_for(&self, name: &str) -> PluginSettings {
+        let plugin = self.config.plugins.get(name);
+        PluginSettings {
+            limits: self.config.limits_for(name),
+            max_instances: plugin
+                .and_then(|p| p.max_instances)
+                .unwrap_or(DEFAULT_PLUGIN_MAX_INSTANCES)
+                .min(self.config.pool.max_instances),
+            reuse_instances: plugin.and_then(|p| p.reuse_instances).unwrap_or(true),
+            config: Arc::new(plugin.map(|p| p.config.clone()).unwrap_or_default()),
+        }
+    }
+
+    /// Reads, compiles (or loads from the cache), links and describes one component file, and
+    /// registers it as a plugin, replacing one of the same name.
+    pub(super) async fn load_path(&self, path: &Path) -> Result<LoadReport, LoadError> {
+        let started = Instant::now();
+        let result = self.load_path_inner(path, started).await;
+        let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(report) => {
+                rejected.remove(path);
+                drop(rejected);
+                let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+                plugins.insert(report.plugin.name.to_string(), report.plugin.clone());
+            }
+            Err(e) => {
+                rejected.insert(path.to_owned(), e.clone());
+            }
+        }
+        result
+    }
+
+    async fn load_path_inner(
+        &self,
+        path: &Path,
+        started: Instant,
+    ) -> Result<LoadReport, LoadError> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !is_valid_plugin_name(&name) {
+            return Err(LoadError::BadName(name));
+        }
+        let wasm = tokio::fs::read(path)
+            .await
+            .map_err(|e| LoadError::Read(e.to_string()))?;
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let (file, component, compile_time) = tokio::task::spawn_blocking(move || {
+            let sha256 = sha256_hex(&wasm);
+            let (component, compile_time) = match cache.load(&engine, &sha256)? {
+                Some(c) => (c, None),
+                None => {
+                    let (c, took) = cache.compile(&engine, &wasm, &sha256)?;
+                    (c, Some(took))
+                }
+            };
+            Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time))
+        })
+        .await
+        .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))?
+        .map(|(sha256, size, component, compile_time)| {
+            (
+                PluginFile {
+                    path: path.to_owned(),
+                    sha256,
+                    size,
+                },
+                component,
+                compile_time,
+            )
+        })?;
+
+        let pre = self.link(&component)?;
+        let settings = self.settings_for(&name);
+        let name: Arc<str> = name.into();
+        let loaded = Arc::new(Loaded::new(pre));
+        let mut plugin = Plugin {
+            capture: Arc::new(Capture::new(name.clone())),
+            slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            name: name.clone(),
+            file,
+            info: HandlerInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                methods: Vec::new(),
+            },
+            settings,
+            loaded: Mutex::new(Some(loaded.clone())),
+            counters: PluginCounters::default(),
+        };
+
+        let mut describe_limits = plugin.settings.limits.clone();
+        describe_limits.timeout = describe_limits.timeout.min(DESCRIBE_TIMEOUT);
+        let deadline = Instant::now() + describe_limits.timeout;
+        let describe = async {
+            let mut instance = self.instantiate(&plugin, &loaded, deadline).await?;
+            let info = instance.describe(&describe_limits, deadline).await?;
+            Ok::<_, InvokeError>((instance, info))
+        };
+        let (instance, info) = match tokio::time::timeout_at(deadline.into(), describe).await {
+            Ok(Ok(described)) => described,
+            Ok(Err(e)) => return Err(LoadError::Describe(e.to_string())),
+            Err(_) => {
+                return Err(LoadError::Describe(
+                    InvokeError::Timeout(describe_limits.timeout).to_string(),
+                ));
+            }
+        };
+        if info.name != *name {
+            return Err(LoadError::NameMismatch {
+                file: name.to_string(),
+                described: info.name,
+            });
+        }
+        plugin.info = HandlerInfo::from_wit(info);
+        if plugin.settings.reuse_instances {
+            loaded.put_idle(instance);
+        }
+        let cache_hit = compile_time.is_none();
+        tracing::info!(
+            plugin = %name, version = %plugin.info.version, methods = plugin.info.methods.len(),
+            cache_hit, load_ms = started.elapsed().as_secs_f64() * 1e3, "plugin loaded"
+        );
+        Ok(LoadReport {
+            plugin: Arc::new(plugin),
+            cache_hit,
+            compile_time,
+            load_time: started.elapsed(),
+        })
+    }
+
+    fn link(&self, component: &Component) -> Result<bindings::PluginPre<HostState>, LoadError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        bindings::PluginPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))
+    }
+
+    /// The plugin's loaded state, loading it from its cached artifact when it is cold.
+    /// Returns the load time when it had to load.
+    pub(super) fn ensure_loaded(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(Arc<Loaded>, Option<u64>), InvokeError> {
+        if let Some(loaded) = plugin.loaded().clone() {
+            return Ok((loaded, None));
+        }
+        let started = Instant::now();
+        let unavailable = |error| InvokeError::Unavailable {
+            name: plugin.name.to_string(),
+            error,
+        };
+        let component = match self
+            .cache
+            .load(&self.engine, &plugin.file.sha256)
+            .map_err(unavailable)?
+        {
+            Some(c) => c,
+            None => {
+                // The artifact went missing (cache cleared): rebuild it from the file, if the file
+                // is still the one this plugin was loaded from.
+                let wasm = std::fs::read(&plugin.file.path)
+                    .map_err(|e| unavailable(LoadError::Read(e.to_string())))?;
+                if sha256_hex(&wasm) != plugin.file.sha256 {
+                    return Err(unavailable(LoadError::Read(
+                        "the file changed since it was loaded; reload the plugin".into(),
+                    )));
+                }
+                self.cache
+                    .compile(&self.engine, &wasm, &plugin.file.sha256)
+                    .map_err(unavailable)?
+                    .0
+            }
+        };
+        let loaded = Arc::new(Loaded::new(self.link(&component).map_err(unavailable)?));
+        let mut slot = plugin.loaded();
+        let loaded = slot.get_or_insert(loaded).clone();
+        drop(slot);
+        plugin.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+        Ok((loaded, Some(nanos(started.elapsed()))))
+    }
+}
+
+/// The `*.wasm` files of a directory, sorted.
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| RuntimeError::PluginsDir {
+        dir: dir.to_owned(),
+        message: format!(
+            "{e} (build the example plugins with `cargo build --release`, or pass --plugins-dir)"
+        ),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
