@@ -1,7 +1,8 @@
 //! The shared instance pool: a full pool evicts idle instances of other plugins, and a plugin's
 //! own instance limit makes calls wait their turn instead of failing.
 
-use schedulezero::config::PluginConfig;
+use schedulezero::config::{Allocator, PluginConfig};
+use schedulezero::runtime::AllocatorKind;
 use schedulezero_tests::TestConfig;
 
 #[tokio::test]
@@ -45,4 +46,44 @@ async fn concurrent_calls_share_a_plugin_limit() {
     let m = t.runtime.plugin("ding-dong").unwrap().metrics();
     assert!(m.instances_created <= 2, "{m:?}");
     assert_eq!(m.calls, 16);
+}
+
+#[tokio::test]
+async fn a_full_pool_makes_calls_wait_not_fail() {
+    let mut c = TestConfig::new();
+    c.config.pool.max_instances = 1;
+    let t = c.start();
+    t.runtime.load("misbehave").await.unwrap();
+    let sleeps = (0..3).map(|_| t.call("misbehave", "sleep", r#"{"ms": 50}"#));
+    for r in futures::future::join_all(sleeps).await {
+        assert_eq!(r.unwrap(), 50);
+    }
+    let m = t.runtime.plugin("misbehave").unwrap().metrics();
+    assert_eq!(
+        m.instances_created, 1,
+        "one slot, one instance, three calls in turn: {m:?}"
+    );
+    assert_eq!(m.errors, 0);
+}
+
+#[tokio::test]
+async fn instances_allocated_on_demand_behave_the_same() {
+    let mut c = TestConfig::new();
+    c.config.pool.allocator = Allocator::OnDemand;
+    c.config.limits.memory_mib = 16;
+    let t = c.start();
+    assert_eq!(t.runtime.allocator(), AllocatorKind::OnDemand);
+    assert_eq!(t.call("ding-dong", "ping", "").await.unwrap()["pong"], true);
+    let e = t.call("misbehave", "grow_memory", "").await.unwrap_err();
+    assert_eq!(e.code(), "memory_limit");
+    assert_eq!(t.call("misbehave", "ok", "").await.unwrap()["ok"], true);
+}
+
+#[tokio::test]
+async fn the_pooling_allocator_can_be_required() {
+    let mut c = TestConfig::new();
+    c.config.pool.allocator = Allocator::Pooling;
+    let t = c.start();
+    assert_eq!(t.runtime.allocator(), AllocatorKind::Pooling);
+    assert_eq!(t.call("ding-dong", "ping", "").await.unwrap()["pong"], true);
 }

@@ -212,7 +212,7 @@ impl Runtime {
         describe_limits.timeout = describe_limits.timeout.min(DESCRIBE_TIMEOUT);
         let deadline = Instant::now() + describe_limits.timeout;
         let describe = async {
-            let mut instance = self.instantiate(&plugin, &loaded, deadline).await?;
+            let mut instance = self.checkout(&plugin, &loaded, false, deadline).await?.0;
             let info = instance.describe(&describe_limits, deadline).await?;
             Ok::<_, InvokeError>((instance, info))
         };
@@ -233,7 +233,7 @@ impl Runtime {
         }
         plugin.info = HandlerInfo::from_wit(info);
         if plugin.settings.reuse_instances {
-            loaded.put_idle(instance);
+            self.check_in(&loaded, instance);
         }
         let cache_hit = compile_time.is_none();
         tracing::info!(

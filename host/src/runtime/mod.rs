@@ -53,6 +53,8 @@ pub struct Runtime {
     pool: Arc<Semaphore>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     rejected: Mutex<BTreeMap<PathBuf, LoadError>>,
+    /// Signalled whenever an instance goes back to an idle list.
+    instance_returned: tokio::sync::Notify,
     /// Serialises loads on first use, so concurrent first calls load a plugin once.
     first_use: tokio::sync::Mutex<()>,
 }
@@ -76,6 +78,7 @@ impl Runtime {
             pool,
             plugins: RwLock::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
+            instance_returned: tokio::sync::Notify::new(),
             first_use: tokio::sync::Mutex::new(()),
         })
     }
@@ -154,14 +157,8 @@ impl Runtime {
         let call = async {
             let (loaded, load_ns) = self.ensure_loaded(&plugin)?;
             let reuse = plugin.settings.reuse_instances;
-            let (mut instance, instantiate_ns) = match loaded.take_idle().filter(|_| reuse) {
-                Some(instance) => (instance, None),
-                None => {
-                    let t = Instant::now();
-                    let instance = self.instantiate(&plugin, &loaded, deadline).await?;
-                    (instance, Some(nanos(t.elapsed())))
-                }
-            };
+            let (mut instance, instantiate_ns) =
+                self.checkout(&plugin, &loaded, reuse, deadline).await?;
             let (result, measure) = instance
                 .call(&wit_ctx, method, params, limits, deadline)
                 .await;
@@ -172,7 +169,7 @@ impl Runtime {
             if discard {
                 counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
             } else if reuse {
-                loaded.put_idle(instance);
+                self.check_in(&loaded, instance);
             }
             let stats = CallStats {
                 cold_start: load_ns.is_some(),
@@ -208,50 +205,73 @@ impl Runtime {
         self.plugins.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn instantiate(
+    /// An instance for a call: an idle one of the plugin when it reuses instances, else a new
+    /// one. When no slot is free it waits, holding nothing, for an instance to come back idle or
+    /// a slot to free up. Returns the instantiation time when it created one.
+    async fn checkout(
         &self,
         plugin: &Plugin,
         loaded: &Loaded,
+        reuse: bool,
         deadline: Instant,
-    ) -> Result<Instance, InvokeError> {
-        let slots = self.acquire_slots(plugin).await?;
-        let instance = Instance::create(
-            &self.engine,
-            &loaded.pre,
-            plugin.capture.clone(),
-            plugin.settings.config.clone(),
-            &plugin.settings.limits,
-            deadline,
-            slots,
-            self.config.uses_fuel(),
-        )
-        .await?;
-        plugin
-            .counters
-            .instances_created
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(instance)
+    ) -> Result<(Instance, Option<u64>), InvokeError> {
+        let closed = |_| InvokeError::Internal("instance pool closed".into());
+        loop {
+            // Listen before looking, so an instance returned in between is not missed.
+            let returned = self.instance_returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if reuse && let Some(instance) = loaded.take_idle() {
+                return Ok((instance, None));
+            }
+            if let Some(slots) = self.try_slots(plugin) {
+                let started = Instant::now();
+                let instance = Instance::create(
+                    &self.engine,
+                    &loaded.pre,
+                    plugin.capture.clone(),
+                    plugin.settings.config.clone(),
+                    &plugin.settings.limits,
+                    deadline,
+                    slots,
+                    self.config.uses_fuel(),
+                )
+                .await?;
+                plugin
+                    .counters
+                    .instances_created
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok((instance, Some(nanos(started.elapsed()))));
+            }
+            // A permit taken here only wakes this task; it is given back and the loop retries.
+            tokio::select! {
+                _ = &mut returned => {}
+                permit = self.pool.clone().acquire_owned() => drop(permit.map_err(closed)?),
+                permit = plugin.slots.clone().acquire_owned() => drop(permit.map_err(closed)?),
+            }
+        }
     }
 
-    /// A slot of the plugin's own limit, then one of the shared pool. When the pool is full,
-    /// idle instances (of any plugin, least recently used first) are evicted before waiting.
-    async fn acquire_slots(
-        &self,
-        plugin: &Plugin,
-    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
-        let closed = |_| InvokeError::Internal("instance pool closed".into());
-        let own = plugin.slots.clone().acquire_owned().await.map_err(closed)?;
+    /// Gives an instance back to its plugin's idle list and wakes the calls waiting for one.
+    fn check_in(&self, loaded: &Loaded, instance: Instance) {
+        loaded.put_idle(instance);
+        self.instance_returned.notify_waiters();
+    }
+
+    /// A slot of the plugin's own limit and one of the shared pool, without waiting. When the pool
+    /// is full, idle instances (of any plugin, least recently used first) are evicted to make room.
+    fn try_slots(&self, plugin: &Plugin) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let own = plugin.slots.clone().try_acquire_owned().ok()?;
         loop {
             if let Ok(pooled) = self.pool.clone().try_acquire_owned() {
-                return Ok((own, pooled));
+                return Some((own, pooled));
             }
             let evicted = self
                 .plugins()
                 .iter()
                 .any(|p| p.loaded().clone().is_some_and(|l| l.evict_one()));
             if !evicted {
-                let pooled = self.pool.clone().acquire_owned().await.map_err(closed)?;
-                return Ok((own, pooled));
+                return None;
             }
         }
     }
