@@ -66,8 +66,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock time a call may take, from the request to the result: waiting for an instance
-    /// slot, loading a cold plugin and instantiating count too (`"30s"`, `"500ms"`).
+    /// Wall-clock time a call may take (`"30s"`, `"500ms"`, at most 24h). Waiting for an instance
+    /// slot, loading a cold plugin from its artifact and instantiating count; compiling a
+    /// component the host sees for the first time does not.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// The most linear memory one instance may use, in MiB.
@@ -156,6 +157,9 @@ pub struct LimitOverrides {
     /// See [`Limits::max_output_bytes`].
     pub max_output_bytes: Option<usize>,
 }
+
+/// The longest call timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The default number of live instances per plugin.
 pub const DEFAULT_PLUGIN_MAX_INSTANCES: u32 = 16;
@@ -270,13 +274,12 @@ impl Config {
 }
 
 fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
-    if l.timeout.is_zero() {
+    if l.timeout.is_zero() || l.timeout > MAX_TIMEOUT {
         return Err(invalid(
             &format!("{prefix}.timeout"),
-            "must be longer than zero",
+            "must be longer than zero and at most 24h",
         ));
-    }
-    // A Rust component starts with about 1.1 MiB of linear memory (mostly its stack).
+    } // A Rust component starts with about 1.1 MiB of linear memory (mostly its stack).
     if !(2..=4096).contains(&l.memory_mib) {
         return Err(invalid(
             &format!("{prefix}.memory_mib"),

@@ -46,14 +46,19 @@ impl JobContext {
         }
     }
 
+    /// From the contract's record. A time the platform cannot represent (WebAssembly's
+    /// `SystemTime` starts at 1970) reads as the Unix epoch rather than failing the call.
     pub(crate) fn from_wit(ctx: wit::JobContext) -> Self {
         let t = ctx.scheduled_time;
-        let nanos = Duration::new(t.seconds.unsigned_abs(), 0);
-        let scheduled_time = if t.seconds >= 0 {
-            UNIX_EPOCH + nanos + Duration::from_nanos(u64::from(t.nanoseconds))
+        let whole = Duration::from_secs(t.seconds.unsigned_abs());
+        let at_second = if t.seconds >= 0 {
+            UNIX_EPOCH.checked_add(whole)
         } else {
-            UNIX_EPOCH - nanos + Duration::from_nanos(u64::from(t.nanoseconds))
+            UNIX_EPOCH.checked_sub(whole)
         };
+        let scheduled_time = at_second
+            .and_then(|s| s.checked_add(Duration::from_nanos(u64::from(t.nanoseconds))))
+            .unwrap_or(UNIX_EPOCH);
         Self {
             job_id: ctx.job_id,
             run_id: ctx.run_id,

@@ -258,3 +258,18 @@ async fn granted_config_values_reach_only_their_plugin() {
         "{a}"
     );
 }
+
+#[tokio::test]
+async fn a_scheduled_time_before_1970_does_not_break_the_handler() {
+    let t = TestConfig::new().start();
+    let mut ctx = JobContext::adhoc();
+    ctx.scheduled_time = std::time::UNIX_EPOCH - std::time::Duration::from_secs(3 * 3600 + 1);
+    // 20:59:59 on 31 December 1969: the clock strikes eight.
+    let out = t
+        .runtime
+        .invoke("ding-dong", "play_hour_bongs", "", &ctx)
+        .await
+        .unwrap();
+    let bongs: serde_json::Value = serde_json::from_str(&out.result).unwrap();
+    assert_eq!(bongs["strikes"], 8, "{bongs}");
+}

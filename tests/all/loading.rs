@@ -188,3 +188,39 @@ async fn the_builtin_plugins_are_where_the_build_put_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rejected_file_is_not_compiled_again_until_it_changes() {
+    let dir = plugins_dir_with(&["ding-dong"]);
+    let bad = dir.path().join("broken.wasm");
+    let ding_dong = fs::read(dir.path().join("ding-dong.wasm")).unwrap();
+    fs::write(&bad, &ding_dong[..ding_dong.len() / 3]).unwrap();
+    let mut c = TestConfig::new();
+    c.config.plugins_dir = dir.path().to_owned();
+    let t = c.start();
+    let cache = t.runtime.cache();
+    for _ in 0..3 {
+        let e = t.call("broken", "ping", "").await.unwrap_err();
+        assert_eq!(e.code(), "plugin_unavailable");
+    }
+    assert_eq!(
+        cache.compilations(),
+        1,
+        "calls to a rejected, unchanged file do not compile it"
+    );
+
+    // Replaced by a real component (under the wrong name): tried again, rejected for the name.
+    fs::write(&bad, &ding_dong).unwrap();
+    let e = t.call("broken", "ping", "").await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            InvokeError::Unavailable {
+                error: LoadError::NameMismatch { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(cache.compilations(), 2);
+}

@@ -297,3 +297,32 @@ async fn every_misbehave_method_is_exercised() {
         "describe ran on one instance, kept hot: {m:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_calls_keep_their_output_apart() {
+    // Two calls on two instances of one plugin, their writes interleaved by the pauses: each
+    // call's output budget and count are its own.
+    let mut c = TestConfig::new();
+    c.config.limits.timeout = Duration::from_secs(30);
+    let t = c.start();
+    t.runtime.load("misbehave").await.unwrap();
+    let t = &t;
+    let noisy = |lines: u32| {
+        let params = serde_json::json!({ "lines": lines, "pause_ms": 20 }).to_string();
+        async move {
+            t.runtime
+                .invoke("misbehave", "noisy", &params, &JobContext::adhoc())
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = tokio::join!(noisy(4), noisy(6));
+    // Lines 0 to 9 are 65 bytes with their newline, one on stdout and one on stderr.
+    let bytes = |lines: usize| lines * 2 * 65;
+    assert_eq!(a.stats.measure.output_bytes, bytes(4), "{:?}", a.stats);
+    assert_eq!(b.stats.measure.output_bytes, bytes(6), "{:?}", b.stats);
+    assert_eq!(
+        a.stats.measure.output_dropped_bytes + b.stats.measure.output_dropped_bytes,
+        0
+    );
+}

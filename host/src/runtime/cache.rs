@@ -5,15 +5,18 @@
 //! hash), so a new wasmtime or a different engine setting never loads a stale artifact.
 //!
 //! Deserializing an artifact runs its machine code, so only files this host wrote are ever
-//! loaded. The cache directory is created private (mode 0700); artifacts are written to a
-//! temporary file and renamed into place (mode 0600); before loading one the host checks that it
-//! is a regular file (not a link), owned by the directory's owner, and writable by nobody else.
-//! Anyone who can still forge such a file already runs code as the host's user.
+//! loaded. The cache directory must belong to the host's user and is kept private (mode 0700);
+//! artifacts are written to a temporary file and renamed into place (mode 0600); before loading
+//! one the host checks that it is a regular file (not a link), owned by the host's user and
+//! writable by nobody else, in that private directory. Anyone who can still forge such a file
+//! already runs code as the host's user.
 
 use std::fs;
 use std::hash::Hasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -30,6 +33,7 @@ const ARTIFACT_EXT: &str = "cwasm";
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    compilations: Arc<AtomicU64>,
 }
 
 /// A `Hasher` over sha256, so the engine's compatibility hash is the same in every process.
@@ -67,6 +71,7 @@ impl ArtifactCache {
         Ok(Self {
             dir: dir.to_owned(),
             engine_key,
+            compilations: Arc::default(),
         })
     }
 
@@ -79,6 +84,11 @@ impl ArtifactCache {
     pub fn artifact_path(&self, wasm_sha256: &str) -> PathBuf {
         self.dir
             .join(format!("{wasm_sha256}-{}.{ARTIFACT_EXT}", self.engine_key))
+    }
+
+    /// How many times this cache was asked to compile a component (failures included).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
     }
 
     /// Whether an artifact for this sha256 is in the cache.
@@ -94,6 +104,7 @@ impl ArtifactCache {
         wasm: &[u8],
         wasm_sha256: &str,
     ) -> Result<(Component, Duration), LoadError> {
+        self.compilations.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let component =
             Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
@@ -153,10 +164,17 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create it: {e}"))?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let meta = fs::metadata(dir).map_err(|e| e.to_string())?;
-        if meta.mode() & 0o022 != 0 {
-            return Err("it is writable by other users; make it private (chmod 700)".into());
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(
+                "it belongs to another user; use a directory of the host's own user".into(),
+            );
+        }
+        if meta.mode() & 0o077 != 0 {
+            // Ours, but open to others (made by hand, say): close it before trusting its files.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make it private: {e}"))?;
         }
     }
     Ok(())
@@ -175,12 +193,13 @@ fn check_provenance(dir: &Path, path: &Path) -> Result<bool, String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
         let dir_meta = fs::metadata(dir).map_err(|e| e.to_string())?;
-        if dir_meta.mode() & 0o022 != 0 {
-            return Err("the cache directory is writable by other users".into());
+        if dir_meta.uid() != me || dir_meta.mode() & 0o077 != 0 {
+            return Err("the cache directory is not private to the host's user".into());
         }
-        if meta.uid() != dir_meta.uid() {
-            return Err("owned by another user than the cache directory".into());
+        if meta.uid() != me {
+            return Err("owned by another user".into());
         }
         if meta.mode() & 0o022 != 0 {
             return Err("writable by other users".into());
@@ -218,8 +237,35 @@ mod tests {
                 Err("not a regular file".into())
             );
 
-            fs::set_permissions(&cache_dir, fs::Permissions::from_mode(0o777)).unwrap();
-            assert!(create_private_dir(&cache_dir).is_err());
+            fs::set_permissions(&good, fs::Permissions::from_mode(0o600)).unwrap();
+            fs::set_permissions(&cache_dir, fs::Permissions::from_mode(0o755)).unwrap();
+            assert!(
+                check_provenance(&cache_dir, &good).is_err(),
+                "a directory others can read into"
+            );
+            create_private_dir(&cache_dir).unwrap();
+            assert_eq!(
+                fs::metadata(&cache_dir).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+            assert_eq!(check_provenance(&cache_dir, &good), Ok(true));
+
+            // Files and directories of another user are never trusted (needs root to set up).
+            let other = 4242;
+            if std::os::unix::fs::chown(&good, Some(other), None).is_ok() {
+                assert_eq!(
+                    check_provenance(&cache_dir, &good),
+                    Err("owned by another user".into())
+                );
+                let foreign = dir.path().join("foreign");
+                fs::create_dir(&foreign).unwrap();
+                std::os::unix::fs::chown(&foreign, Some(other), None).unwrap();
+                assert!(
+                    create_private_dir(&foreign)
+                        .unwrap_err()
+                        .contains("another user")
+                );
+            }
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct MemoryLimiter {
     current: usize,
     peak: usize,
     hit: bool,
+    /// `current` and `peak` before the last growth allowed here, to undo it if wasmtime then
+    /// fails the growth for a reason of its own (such as the memory's declared maximum).
+    before_growth: Option<(usize, usize)>,
 }
 
 impl MemoryLimiter {
@@ -106,6 +109,7 @@ impl MemoryLimiter {
             current: 0,
             peak: 0,
             hit: false,
+            before_growth: None,
         }
     }
 
@@ -142,9 +146,18 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.before_growth = Some((self.current, self.peak));
         self.current = total;
         self.peak = self.peak.max(total);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some((current, peak)) = self.before_growth.take() {
+            self.current = current;
+            self.peak = peak;
+        }
+        Ok(())
     }
 
     fn table_growing(
@@ -172,5 +185,10 @@ mod tests {
         assert_eq!(l.current(), 90);
         l.reset_hit();
         assert!(!l.hit());
+        // wasmtime may still fail a growth the limiter allowed: it is undone.
+        assert!(l.memory_growing(90, 95, None).unwrap());
+        l.memory_grow_failed(wasmtime::Error::msg("over the declared maximum"))
+            .unwrap();
+        assert_eq!((l.current(), l.peak()), (90, 90));
     }
 }

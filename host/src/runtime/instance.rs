@@ -48,7 +48,8 @@ pub struct CallMeasure {
 }
 
 impl Instance {
-    /// Instantiates `pre` in a fresh store. `metered`: the engine counts fuel.
+    /// Instantiates `pre` in a fresh store, with its own output capture. `metered`: the engine
+    /// counts fuel.
     #[allow(clippy::too_many_arguments)]
     pub async fn create(
         engine: &Engine,
@@ -200,14 +201,14 @@ fn handler_error(e: WitHandlerError) -> InvokeError {
 
 /// Turns a wasmtime error out of a guest call into a typed error.
 fn classify(e: wasmtime::Error, store: &mut Store<HostState>, limits: &Limits) -> InvokeError {
-    if store.data().limiter.hit() {
-        return InvokeError::MemoryLimit {
-            limit_mib: limits.memory_mib,
-        };
-    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout),
         Some(Trap::OutOfFuel) => InvokeError::FuelExhausted(limits.fuel.unwrap_or(UNMETERED_FUEL)),
+        // A refused growth makes a Rust guest abort (an `unreachable`); other languages trap
+        // in other ways, so any trap after a refusal is put down to the memory limit.
+        _ if store.data().limiter.hit() => InvokeError::MemoryLimit {
+            limit_mib: limits.memory_mib,
+        },
         Some(Trap::StackOverflow) => {
             InvokeError::Trap("stack overflow (call stack exhausted)".into())
         }

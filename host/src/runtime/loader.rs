@@ -13,7 +13,6 @@ use wasmtime::component::Component;
 use super::bindings;
 use super::host::HostState;
 use super::instance::nanos;
-use super::output::Capture;
 use super::plugin::{Loaded, PluginCounters};
 use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
@@ -35,6 +34,23 @@ pub struct LoadReport {
     pub compile_time: Option<Duration>,
     /// How long loading took in all.
     pub load_time: Duration,
+}
+
+/// What identifies a version of a file without reading it: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl FileStamp {
+    pub(super) fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+        })
+    }
 }
 
 /// A file in the plugins directory that could not be loaded.
@@ -91,13 +107,40 @@ impl Runtime {
     }
 
     pub(super) async fn load_on_first_use(&self, name: &str) -> Result<Arc<Plugin>, InvokeError> {
-        let _one_at_a_time = self.first_use.lock().await;
-        match self.plugin(name) {
-            Some(p) => Ok(p),
-            None => Ok(self.load(name).await?.plugin),
+        // One load per name at a time; loads of different plugins do not wait for each other.
+        let lock = {
+            let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(name.to_owned()).or_default().clone()
+        };
+        let result = {
+            let _one_at_a_time = lock.lock().await;
+            match self.plugin(name) {
+                Some(p) => Ok(p),
+                None => match self.rejected_unchanged(name) {
+                    // Rejected, and the file has not changed since: do not compile it again.
+                    Some(error) => Err(InvokeError::Unavailable {
+                        name: name.to_owned(),
+                        error,
+                    }),
+                    None => self.load(name).await.map(|r| r.plugin),
+                },
+            }
+        };
+        let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            // Nobody else is waiting on it: forget it, so unknown names do not pile up.
+            locks.remove(name);
         }
+        result
     }
 
+    /// The error a plugin file was rejected with, if it is unchanged since.
+    fn rejected_unchanged(&self, name: &str) -> Option<LoadError> {
+        let path = self.config.plugins_dir.join(format!("{name}.wasm"));
+        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        let (error, stamp) = rejected.get(&path)?;
+        (stamp.is_some() && *stamp == FileStamp::of(&path)).then(|| error.clone())
+    }
     /// The names of loaded plugins and of `*.wasm` files in the plugins directory.
     fn available(&self) -> Vec<String> {
         let mut names: Vec<String> = self.plugins_read().keys().cloned().collect();
@@ -140,7 +183,7 @@ impl Runtime {
                 plugins.insert(report.plugin.name.to_string(), report.plugin.clone());
             }
             Err(e) => {
-                rejected.insert(path.to_owned(), e.clone());
+                rejected.insert(path.to_owned(), (e.clone(), FileStamp::of(path)));
             }
         }
         result
@@ -193,7 +236,6 @@ impl Runtime {
         let name: Arc<str> = name.into();
         let loaded = Arc::new(Loaded::new(pre));
         let mut plugin = Plugin {
-            capture: Arc::new(Capture::new(name.clone())),
             slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
             name: name.clone(),
             file,
@@ -205,6 +247,7 @@ impl Runtime {
             },
             settings,
             loaded: Mutex::new(Some(loaded.clone())),
+            load_lock: tokio::sync::Mutex::new(()),
             counters: PluginCounters::default(),
         };
 
@@ -256,12 +299,16 @@ impl Runtime {
         bindings::PluginPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))
     }
 
-    /// The plugin's loaded state, loading it from its cached artifact when it is cold.
-    /// Returns the load time when it had to load.
-    pub(super) fn ensure_loaded(
+    /// The plugin's loaded state, loading it from its cached artifact when it is cold (one load
+    /// at a time per plugin). Returns the load time when it had to load.
+    pub(super) async fn ensure_loaded(
         &self,
         plugin: &Plugin,
     ) -> Result<(Arc<Loaded>, Option<u64>), InvokeError> {
+        if let Some(loaded) = plugin.loaded().clone() {
+            return Ok((loaded, None));
+        }
+        let _one_at_a_time = plugin.load_lock.lock().await;
         if let Some(loaded) = plugin.loaded().clone() {
             return Ok((loaded, None));
         }
@@ -270,34 +317,36 @@ impl Runtime {
             name: plugin.name.to_string(),
             error,
         };
+        // Deserializing maps the artifact and reads its tables (about 0.1 ms): done in place.
         let component = match self
             .cache
             .load(&self.engine, &plugin.file.sha256)
             .map_err(unavailable)?
         {
             Some(c) => c,
-            None => {
-                // The artifact went missing (cache cleared): rebuild it from the file, if the file
-                // is still the one this plugin was loaded from.
-                let wasm = std::fs::read(&plugin.file.path)
-                    .map_err(|e| unavailable(LoadError::Read(e.to_string())))?;
-                if sha256_hex(&wasm) != plugin.file.sha256 {
-                    return Err(unavailable(LoadError::Read(
-                        "the file changed since it was loaded; reload the plugin".into(),
-                    )));
-                }
-                self.cache
-                    .compile(&self.engine, &wasm, &plugin.file.sha256)
-                    .map_err(unavailable)?
-                    .0
-            }
+            None => self.rebuild(plugin).await.map_err(unavailable)?,
         };
         let loaded = Arc::new(Loaded::new(self.link(&component).map_err(unavailable)?));
-        let mut slot = plugin.loaded();
-        let loaded = slot.get_or_insert(loaded).clone();
-        drop(slot);
+        *plugin.loaded() = Some(loaded.clone());
         plugin.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
         Ok((loaded, Some(nanos(started.elapsed()))))
+    }
+
+    /// Compiles a plugin again when its artifact went missing (the cache was cleared), on a
+    /// blocking thread, if its file is still the one it was loaded from.
+    async fn rebuild(&self, plugin: &Plugin) -> Result<Component, LoadError> {
+        let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), plugin.file.clone());
+        tokio::task::spawn_blocking(move || {
+            let wasm = std::fs::read(&file.path).map_err(|e| LoadError::Read(e.to_string()))?;
+            if sha256_hex(&wasm) != file.sha256 {
+                return Err(LoadError::Read(
+                    "the file changed since it was loaded; reload the plugin".into(),
+                ));
+            }
+            Ok(cache.compile(&engine, &wasm, &file.sha256)?.0)
+        })
+        .await
+        .map_err(|e| LoadError::Read(format!("compile task failed: {e}")))?
     }
 }
 

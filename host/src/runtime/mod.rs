@@ -20,7 +20,7 @@ mod plugin;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -40,6 +40,7 @@ pub use self::plugin::{
 
 use self::host::HostState;
 use self::instance::{Instance, nanos};
+use self::output::Capture;
 use self::plugin::Loaded;
 use crate::config::Config;
 
@@ -52,11 +53,11 @@ pub struct Runtime {
     cache: ArtifactCache,
     pool: Arc<Semaphore>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
-    rejected: Mutex<BTreeMap<PathBuf, LoadError>>,
+    rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<loader::FileStamp>)>>,
     /// Signalled whenever an instance goes back to an idle list.
     instance_returned: tokio::sync::Notify,
-    /// Serialises loads on first use, so concurrent first calls load a plugin once.
-    first_use: tokio::sync::Mutex<()>,
+    /// One lock per plugin name being loaded on first use, so concurrent first calls load it once.
+    first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Runtime {
@@ -79,7 +80,7 @@ impl Runtime {
             plugins: RwLock::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
             instance_returned: tokio::sync::Notify::new(),
-            first_use: tokio::sync::Mutex::new(()),
+            first_use: Mutex::default(),
         })
     }
 
@@ -118,7 +119,7 @@ impl Runtime {
         let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         rejected
             .iter()
-            .map(|(path, error)| Rejected {
+            .map(|(path, (error, _))| Rejected {
                 path: path.clone(),
                 error: error.clone(),
             })
@@ -149,16 +150,21 @@ impl Runtime {
             )));
         }
         let limits = &plugin.settings.limits;
-        let deadline = started + limits.timeout;
+        // The clock starts once the plugin is known: compiling a component on first sight is
+        // the host's one-time cost, not the call's (and is bounded on its own).
+        let deadline = Instant::now() + limits.timeout;
         let counters = &plugin.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
 
         let wit_ctx = ctx.to_wit();
+        // Set once an instance is running the call: a timeout before that discarded nothing.
+        let in_guest = AtomicBool::new(false);
         let call = async {
-            let (loaded, load_ns) = self.ensure_loaded(&plugin)?;
+            let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
             let reuse = plugin.settings.reuse_instances;
             let (mut instance, instantiate_ns) =
                 self.checkout(&plugin, &loaded, reuse, deadline).await?;
+            in_guest.store(true, Ordering::Relaxed);
             let (result, measure) = instance
                 .call(&wit_ctx, method, params, limits, deadline)
                 .await;
@@ -184,18 +190,25 @@ impl Runtime {
         let result = match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(r) => r,
             Err(_) => {
-                // The call future (and the instance in it) was dropped mid-call: it is gone.
-                counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
+                if in_guest.load(Ordering::Relaxed) {
+                    // The call future, and the instance in it, was dropped mid-call: it is gone.
+                    counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(InvokeError::Timeout(limits.timeout))
             }
         };
         if let Err(e) = &result {
             counters.errors.fetch_add(1, Ordering::Relaxed);
-            if e.discards_instance() {
-                counters.traps.fetch_add(1, Ordering::Relaxed);
-            }
-            if matches!(e, InvokeError::Timeout(_)) {
-                counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            match e {
+                InvokeError::Trap(_)
+                | InvokeError::MemoryLimit { .. }
+                | InvokeError::FuelExhausted(_) => {
+                    counters.traps.fetch_add(1, Ordering::Relaxed);
+                }
+                InvokeError::Timeout(_) => {
+                    counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
             }
         }
         result
@@ -229,7 +242,7 @@ impl Runtime {
                 let instance = Instance::create(
                     &self.engine,
                     &loaded.pre,
-                    plugin.capture.clone(),
+                    Arc::new(Capture::new(plugin.name.clone())),
                     plugin.settings.config.clone(),
                     &plugin.settings.limits,
                     deadline,

@@ -3,6 +3,7 @@
 //! rest is dropped and counted). The tail of stderr is kept aside so that a panic message can be
 //! put into the error of a call that traps.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -154,7 +155,7 @@ impl Capture {
             return;
         }
         s.used += message.len();
-        let message = truncate(message, MAX_LINE);
+        let message = printable(truncate(message, MAX_LINE));
         let (plugin, job_id, run_id) = (&*s.plugin, s.job_id.as_str(), s.run_id.as_str());
         macro_rules! emit {
             ($lvl:expr) => {
@@ -174,13 +175,32 @@ impl Capture {
 impl CaptureState {
     fn emit_line(&self, stream: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let text = truncate(text.trim_end_matches('\r'), MAX_LINE);
+        let text = printable(truncate(text.trim_end_matches('\r'), MAX_LINE));
         tracing::info!(
             target: "schedulezero::plugin",
             plugin = %self.plugin, job_id = %self.job_id, run_id = %self.run_id, stream = stream.name(),
             "{text}"
         );
     }
+}
+
+/// The text with control characters (but tabs) escaped, so that a guest cannot start a forged
+/// log line or send terminal escape sequences through the host's log.
+fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -294,6 +314,15 @@ mod tests {
         assert_eq!(r.dropped, 32 - 10);
         c.begin("job", "run2", 100);
         assert_eq!(c.finish(), CaptureReport::default());
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            printable("a\nfake line\u{1b}[31m"),
+            "a\\nfake line\\u{1b}[31m"
+        );
     }
 
     #[test]

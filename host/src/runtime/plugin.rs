@@ -13,7 +13,6 @@ use tokio::sync::Semaphore;
 use super::bindings::{self, WitHandlerInfo};
 use super::host::HostState;
 use super::instance::Instance;
-use super::output::Capture;
 use crate::config::Limits;
 
 /// The file a plugin was loaded from.
@@ -108,7 +107,7 @@ pub struct PluginMetrics {
     pub calls: u64,
     /// Calls that ended in an error (of any kind).
     pub errors: u64,
-    /// Calls that trapped or hit a limit.
+    /// Calls that trapped or hit the memory or fuel limit.
     pub traps: u64,
     /// Calls that timed out.
     pub timeouts: u64,
@@ -167,9 +166,10 @@ pub struct Plugin {
     pub(super) file: PluginFile,
     pub(super) info: HandlerInfo,
     pub(super) settings: PluginSettings,
-    pub(super) capture: Arc<Capture>,
     pub(super) slots: Arc<Semaphore>,
     pub(super) loaded: Mutex<Option<Arc<Loaded>>>,
+    /// Held while the plugin is brought back from cold, so that it is loaded once.
+    pub(super) load_lock: tokio::sync::Mutex<()>,
     pub(super) counters: PluginCounters,
 }
 

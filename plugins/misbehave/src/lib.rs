@@ -53,6 +53,8 @@ struct SizeParams {
 struct NoisyParams {
     /// Lines to write to stdout and to stderr each (default 100000).
     lines: Option<u64>,
+    /// Milliseconds to sleep after each pair of lines (default 0).
+    pause_ms: Option<u64>,
 }
 
 #[derive(Deserialize, JsonSchema, Default)]
@@ -167,6 +169,9 @@ impl Misbehave {
                 err,
                 "noisy stderr line {i}: the quick brown fox jumps over the lazy dog"
             );
+            if let Some(ms) = p.pause_ms {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
         }
         Ok(lines)
     }
