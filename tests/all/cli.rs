@@ -245,3 +245,25 @@ fn guest_output_and_logs_reach_the_host_log_tagged() {
     assert_eq!(record["fields"]["plugin"], "ding-dong");
     assert_eq!(record["fields"]["job_id"], "adhoc");
 }
+
+#[test]
+fn a_missing_plugins_directory_is_explained() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("no-such-dir");
+    let out = run_cli(
+        data.path(),
+        &[
+            "plugins",
+            "list",
+            "--plugins-dir",
+            missing.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no-such-dir") && stderr.contains("--plugins-dir"),
+        "{stderr}"
+    );
+}
