@@ -48,6 +48,13 @@ fn config(data: &std::path::Path) -> Config {
     }
 }
 
+/// A runtime whose one plugin has settings of its own.
+fn runtime_with(data: &std::path::Path, plugin: &str, settings: PluginConfig) -> Runtime {
+    let mut config = config(data);
+    config.plugins.insert(plugin.to_owned(), settings);
+    Runtime::new(config).expect("runtime")
+}
+
 fn rss_bytes() -> u64 {
     // /proc/self/statm: size resident shared ... in pages.
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -168,15 +175,14 @@ async fn run() -> Vec<Row> {
     ));
 
     // A fresh instance for every call, plugin loaded.
-    let mut fresh_cfg = config(data.path());
-    fresh_cfg.plugins.insert(
-        "ding-dong".into(),
+    let fresh_rt = runtime_with(
+        data.path(),
+        "ding-dong",
         PluginConfig {
             reuse_instances: Some(false),
             ..Default::default()
         },
     );
-    let fresh_rt = Runtime::new(fresh_cfg).expect("runtime");
     fresh_rt.load("ding-dong").await.expect("load");
     let mut fresh = Vec::with_capacity(SAMPLES);
     let mut instantiate = Vec::with_capacity(SAMPLES);
@@ -202,15 +208,14 @@ async fn run() -> Vec<Row> {
     ));
 
     // Memory per live instance: many instances alive at once (each mid-call, then idle and hot).
-    let mut mem_cfg = config(data.path());
-    mem_cfg.plugins.insert(
-        "misbehave".into(),
+    let mem_rt = runtime_with(
+        data.path(),
+        "misbehave",
         PluginConfig {
             max_instances: Some(LIVE_INSTANCES),
             ..Default::default()
         },
     );
-    let mem_rt = Runtime::new(mem_cfg).expect("runtime");
     mem_rt.load("misbehave").await.expect("load");
     mem_rt
         .invoke("misbehave", "ok", "", &ctx)
