@@ -3,11 +3,13 @@
 //! The crate is the whole host; the `schedulezero` binary only calls [`cli::main`].
 //! - [`config`]: the one configuration, from defaults, file, environment and flags.
 //! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
+//! - [`scheduler`]: triggers and fire times.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod config;
 pub mod runtime;
+pub mod scheduler;
 
 pub use config::Config;
 pub use runtime::Runtime;

@@ -1,6 +1,6 @@
 //! The real `schedulezero` binary, run from the repository root as a user would.
 
-use schedulezero_tests::run_cli;
+use crate::support::run_cli;
 use serde_json::Value;
 
 fn stdout_json(out: &std::process::Output) -> Value {

@@ -1,7 +1,7 @@
 //! The example handler end to end: describe, every method, instance reuse and configuration.
 
+use crate::support::TestConfig;
 use schedulezero::runtime::{InvokeError, JobContext};
-use schedulezero_tests::TestConfig;
 use serde_json::json;
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 
 use std::fs;
 
+use crate::support::{TestConfig, builtin_plugins, plugins_dir_with};
 use schedulezero::runtime::{InvokeError, LoadError};
-use schedulezero_tests::{TestConfig, builtin_plugins, plugins_dir_with};
 
 #[tokio::test]
 async fn bad_files_are_rejected_with_a_reason_and_the_others_load() {

@@ -9,3 +9,4 @@ mod ding_dong;
 mod loading;
 mod pool;
 mod sandbox;
+mod support;

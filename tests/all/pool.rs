@@ -1,9 +1,9 @@
 //! The shared instance pool: a full pool evicts idle instances of other plugins, and a plugin's
 //! own instance limit makes calls wait their turn instead of failing.
 
+use crate::support::TestConfig;
 use schedulezero::config::{Allocator, PluginConfig};
 use schedulezero::runtime::AllocatorKind;
-use schedulezero_tests::TestConfig;
 
 #[tokio::test]
 async fn a_full_pool_evicts_idle_instances() {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::support::{TestConfig, TestRuntime};
 use schedulezero::runtime::{InvokeError, JobContext};
-use schedulezero_tests::{TestConfig, TestRuntime};
 
 fn sandbox() -> TestRuntime {
     let mut c = TestConfig::new();

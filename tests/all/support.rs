@@ -1,9 +1,8 @@
-//! Helpers for the integration tests in `all/`: real runtimes over real components built from
-//! `plugins/` (by the host's build script), and the real `schedulezero` binary.
+//! Helpers for the integration tests: real runtimes over real components built from `plugins/`
+//! (by the host's build script), and the real `schedulezero` binary of the same build.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use schedulezero::config::{BUILTIN_PLUGINS_DIR, Config};
 use schedulezero::runtime::{InvokeError, JobContext, Runtime};
@@ -85,52 +84,16 @@ pub fn plugins_dir_with(names: &[&str]) -> TempDir {
     dir
 }
 
-/// The `schedulezero` binary of this build profile, built on first use.
+/// The `schedulezero` binary of this build (cargo builds it for the integration tests).
 pub fn schedulezero_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // The test binary lives in <target>/<profile>/deps; the host binary in <target>/<profile>.
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "schedulezero",
-            "--bin",
-            "schedulezero",
-        ]);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd
-            .status()
-            .expect("run cargo build for the schedulezero binary");
-        assert!(status.success(), "building the schedulezero binary failed");
-        profile_dir.join("schedulezero")
-    })
+    Path::new(env!("CARGO_BIN_EXE_schedulezero"))
 }
 
 /// The repository root (where `cargo build` is run, and README's commands work from).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ is in the repository root")
+        .expect("host/ is in the repository root")
         .to_owned()
 }
 

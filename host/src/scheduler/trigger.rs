@@ -1,0 +1,764 @@
+//! Triggers: when a schedule fires.
+//!
+//! A [`TriggerSpec`] is what a user writes and what the store keeps: a cron expression with a time
+//! zone, an interval, or a date. [`TriggerSpec::from_compat`] reads ScheduleZero's trigger objects
+//! (see `shared/COMPAT.md`). A [`Trigger`] is a spec made ready to compute fire times; every fire
+//! time is a UTC instant, and the next one is always computed from the exact previous one
+//! ([`Trigger::fire_after`]), so a schedule's series never drifts and a restart continues it.
+//!
+//! Cron follows Vixie cron across daylight-saving changes (croner 4): a fixed-time job whose
+//! local time does not exist (spring forward) runs once, at the first instant after the gap; one
+//! whose local time happens twice (fall back) runs once, at the first; a job that repeats within
+//! the hour (`*/30 * * * *`) runs at every slot of the repeated hour, in order.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Local, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A trigger that cannot be used, with what is wrong in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// The trigger object is malformed (missing type, unknown type, wrong field types).
+    #[error("{0}")]
+    Malformed(String),
+    /// The cron expression or cron fields are invalid.
+    #[error("invalid cron expression `{expression}`: {message}")]
+    Cron {
+        /// The expression as given (or as built from fields).
+        expression: String,
+        /// What croner said.
+        message: String,
+    },
+    /// The time zone is not an IANA name.
+    #[error("unknown time zone `{0}` (use an IANA name such as `Europe/Paris` or `UTC`)")]
+    TimeZone(String),
+    /// A date could not be read.
+    #[error(
+        "invalid date `{0}`: use a Unix timestamp or ISO 8601, such as 2026-05-01T09:30:00+02:00"
+    )]
+    Date(String),
+    /// An interval of zero or less, or one too long to compute with.
+    #[error("invalid interval: {0}")]
+    Interval(String),
+    /// The end is before the start.
+    #[error("end_time is before start_time")]
+    EndBeforeStart,
+}
+
+/// When a schedule fires, as written by a user and kept in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TriggerSpec {
+    /// A cron expression (5 fields, or 6 with seconds first), read in a time zone.
+    Cron {
+        /// The expression, such as `*/15 9-17 * * mon-fri`.
+        expression: String,
+        /// An IANA time zone; UTC when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timezone: Option<String>,
+        /// Fire times before this are skipped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<DateTime<Utc>>,
+        /// No fire times after this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_time: Option<DateTime<Utc>>,
+        /// Fields combine as in APScheduler (day of month AND day of week, year allowed): set by
+        /// ScheduleZero's field form. Plain expressions follow Vixie cron (day of month OR day
+        /// of week).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compat_fields: bool,
+    },
+    /// Every period, starting at `start_time`.
+    Interval {
+        /// The period, in seconds (fractions allowed).
+        every_seconds: f64,
+        /// The first fire time; filled with the creation time when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<DateTime<Utc>>,
+        /// No fire times after this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_time: Option<DateTime<Utc>>,
+    },
+    /// Once, at a point in time (at once if it is past).
+    Date {
+        /// When.
+        run_date: DateTime<Utc>,
+    },
+}
+
+/// APScheduler's cron fields, most significant first, with the value an unset field takes when
+/// it is less significant than the least significant field given.
+const CRON_FIELDS: [(&str, &str); 8] = [
+    ("year", "*"),
+    ("month", "1"),
+    ("day", "1"),
+    ("week", "*"),
+    ("day_of_week", "*"),
+    ("hour", "0"),
+    ("minute", "0"),
+    ("second", "0"),
+];
+
+/// APScheduler numbers weekdays from Monday = 0; cron from Sunday = 0.
+const WEEKDAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+
+impl TriggerSpec {
+    /// Reads a ScheduleZero trigger object: `{"type": "cron" | "interval" | "date", ...}`, the
+    /// type in any case. `now` anchors an interval without a start.
+    pub fn from_compat(trigger: &Value, now: DateTime<Utc>) -> Result<Self, TriggerError> {
+        let obj = trigger
+            .as_object()
+            .ok_or_else(|| TriggerError::Malformed("the trigger must be an object".into()))?;
+        let kind = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TriggerError::Malformed("the trigger needs a `type`".into()))?
+            .to_ascii_lowercase();
+        let time = |key: &str| {
+            obj.get(key)
+                .filter(|v| !v.is_null())
+                .map(parse_time)
+                .transpose()
+        };
+        let spec = match kind.as_str() {
+            "date" => {
+                let run_date = time("run_date")?.ok_or_else(|| {
+                    TriggerError::Malformed("a date trigger needs `run_date`".into())
+                })?;
+                Self::Date { run_date }
+            }
+            "interval" => {
+                let mut every_seconds = 0.0;
+                for (key, unit) in [
+                    ("weeks", 604_800.0),
+                    ("days", 86_400.0),
+                    ("hours", 3_600.0),
+                    ("minutes", 60.0),
+                    ("seconds", 1.0),
+                ] {
+                    if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+                        let n = v.as_f64().ok_or_else(|| {
+                            TriggerError::Interval(format!("`{key}` must be a number"))
+                        })?;
+                        every_seconds += n * unit;
+                    }
+                }
+                Self::Interval {
+                    every_seconds,
+                    start_time: time("start_time")?.or(Some(now)),
+                    end_time: time("end_time")?,
+                }
+            }
+            "cron" => {
+                let timezone = match obj.get("timezone") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(tz)) => Some(tz.clone()),
+                    Some(_) => {
+                        return Err(TriggerError::Malformed(
+                            "`timezone` must be a string".into(),
+                        ));
+                    }
+                };
+                Self::Cron {
+                    expression: compat_cron_expression(obj)?,
+                    timezone,
+                    start_time: time("start_time")?,
+                    end_time: time("end_time")?,
+                    compat_fields: true,
+                }
+            }
+            other => {
+                return Err(TriggerError::Malformed(format!(
+                    "unknown trigger type `{other}` (use cron, interval or date)"
+                )));
+            }
+        };
+        spec.compile()?;
+        Ok(spec)
+    }
+
+    /// Checks the spec and makes it ready to compute fire times.
+    pub fn compile(&self) -> Result<Trigger, TriggerError> {
+        let (kind, start, end) = match self {
+            Self::Cron {
+                expression,
+                timezone,
+                start_time,
+                end_time,
+                compat_fields,
+            } => {
+                let tz = match timezone {
+                    Some(name) => {
+                        Tz::from_str(name).map_err(|_| TriggerError::TimeZone(name.clone()))?
+                    }
+                    None => Tz::UTC,
+                };
+                let parser = if *compat_fields {
+                    CronParser::builder()
+                        .seconds(Seconds::Required)
+                        .year(Year::Required)
+                        .dom_and_dow(true)
+                        .sloppy_ranges(true)
+                        .build()
+                } else {
+                    CronParser::builder().year(Year::Disallowed).build()
+                };
+                let cron = parser.parse(expression).map_err(|e| TriggerError::Cron {
+                    expression: expression.clone(),
+                    message: e.to_string(),
+                })?;
+                (
+                    Kind::Cron {
+                        cron: Box::new(cron),
+                        tz,
+                    },
+                    *start_time,
+                    *end_time,
+                )
+            }
+            Self::Interval {
+                every_seconds,
+                start_time,
+                end_time,
+            } => {
+                if !every_seconds.is_finite() || *every_seconds < 0.001 || *every_seconds > 1e11 {
+                    return Err(TriggerError::Interval(format!(
+                        "the period must be between 1 ms and about 3000 years, not {every_seconds} s"
+                    )));
+                }
+                let period = TimeDelta::nanoseconds((every_seconds * 1e9).round() as i64);
+                let anchor = start_time.ok_or_else(|| {
+                    TriggerError::Interval("an interval needs a start time".into())
+                })?;
+                (Kind::Interval { period, anchor }, *start_time, *end_time)
+            }
+            Self::Date { run_date } => (Kind::Date { at: *run_date }, None, None),
+        };
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            return Err(TriggerError::EndBeforeStart);
+        }
+        Ok(Trigger { kind, start, end })
+    }
+}
+
+/// A trigger ready to compute fire times.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    kind: Kind,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Cron {
+        cron: Box<Cron>,
+        tz: Tz,
+    },
+    Interval {
+        period: TimeDelta,
+        anchor: DateTime<Utc>,
+    },
+    Date {
+        at: DateTime<Utc>,
+    },
+}
+
+impl Trigger {
+    /// The first fire time of a schedule created at `now`: a date trigger's date (even a past
+    /// one), an interval's first slot at or after `now`, a cron's first match at or after `now`.
+    pub fn first_fire(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::Date { at } => Some(*at),
+            _ => self.fire_after(now - TimeDelta::nanoseconds(1)),
+        }
+    }
+
+    /// The first fire time strictly after `after`, within the start and end times.
+    pub fn fire_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let after = match self.start {
+            Some(start) if start > after => start - TimeDelta::nanoseconds(1),
+            _ => after,
+        };
+        let next = match &self.kind {
+            Kind::Date { at } => (*at > after).then_some(*at),
+            Kind::Interval { period, anchor } => {
+                if after < *anchor {
+                    Some(*anchor)
+                } else {
+                    let elapsed = (after - *anchor).num_nanoseconds()?;
+                    let step = period.num_nanoseconds()?;
+                    let k = elapsed / step + 1;
+                    anchor.checked_add_signed(TimeDelta::nanoseconds(k.checked_mul(step)?))
+                }
+            }
+            Kind::Cron { cron, tz } => {
+                let local = after.with_timezone(tz);
+                cron.find_next_occurrence(&local, false)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }
+        }?;
+        match self.end {
+            Some(end) if next > end => None,
+            _ => Some(next),
+        }
+    }
+
+    /// The fire times after `after`, in order (at most `limit` of them).
+    pub fn fires_after(&self, mut after: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
+        let mut fires = Vec::new();
+        while fires.len() < limit {
+            match self.fire_after(after) {
+                Some(next) => {
+                    fires.push(next);
+                    after = next;
+                }
+                None => break,
+            }
+        }
+        fires
+    }
+}
+
+/// Builds a 7-field cron expression (seconds first, year last) from ScheduleZero's cron fields.
+fn compat_cron_expression(obj: &serde_json::Map<String, Value>) -> Result<String, TriggerError> {
+    let value = |name: &str| -> Result<Option<String>, TriggerError> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+            Some(other) => Err(TriggerError::Malformed(format!(
+                "cron field `{name}` must be a number or a string, not {other}"
+            ))),
+        }
+    };
+    let mut given = Vec::with_capacity(CRON_FIELDS.len());
+    for (name, _) in CRON_FIELDS {
+        given.push(value(name)?);
+    }
+    if given.iter().all(Option::is_none) {
+        return Err(TriggerError::Malformed(
+            "a cron trigger needs at least one field (such as `minute` or `hour`)".into(),
+        ));
+    }
+    if let Some(week) = &given[3]
+        && week != "*"
+    {
+        return Err(TriggerError::Malformed(
+            "the cron field `week` (ISO week number) is not supported; use day and month".into(),
+        ));
+    }
+    // APScheduler: fields above the least significant one given default to `*`, fields below it
+    // to their minimum; weekday and week always default to `*`.
+    let least = given.iter().rposition(Option::is_some).unwrap_or(0);
+    let field = |i: usize| -> String {
+        match &given[i] {
+            Some(v) => v.clone(),
+            None if i > least && !matches!(CRON_FIELDS[i].0, "week" | "day_of_week") => {
+                CRON_FIELDS[i].1.to_owned()
+            }
+            None => "*".to_owned(),
+        }
+    };
+    let day_of_week = compat_weekdays(&field(4))?;
+    // croner's order: second minute hour day-of-month month day-of-week year.
+    Ok(format!(
+        "{} {} {} {} {} {} {}",
+        field(7),
+        field(6),
+        field(5),
+        field(2),
+        field(1),
+        day_of_week,
+        field(0)
+    ))
+}
+
+/// Rewrites APScheduler weekday numbers (Monday = 0) as names, which mean the same in cron.
+fn compat_weekdays(field: &str) -> Result<String, TriggerError> {
+    let token = |t: &str| -> Result<String, TriggerError> {
+        match t.parse::<usize>() {
+            Ok(n) if n < 7 => Ok(WEEKDAYS[n].to_owned()),
+            Ok(n) => Err(TriggerError::Cron {
+                expression: field.to_owned(),
+                message: format!("day_of_week {n} is out of range 0-6 (0 is Monday)"),
+            }),
+            Err(_) => Ok(t.to_owned()),
+        }
+    };
+    let mut items = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let range = match range.split_once('-') {
+            Some((a, b)) => format!("{}-{}", token(a)?, token(b)?),
+            None => token(range)?,
+        };
+        items.push(match step {
+            Some(s) => format!("{range}/{s}"),
+            None => range,
+        });
+    }
+    Ok(items.join(","))
+}
+
+/// Reads a time: a Unix timestamp (integer or float, UTC) or an ISO 8601 string; a string
+/// without an offset is the host's local time.
+pub fn parse_time(value: &Value) -> Result<DateTime<Utc>, TriggerError> {
+    match value {
+        Value::Number(n) => {
+            let secs = n
+                .as_f64()
+                .ok_or_else(|| TriggerError::Date(n.to_string()))?;
+            let nanos = (secs * 1e9).round();
+            if !nanos.is_finite() || nanos.abs() > 9.2e18 {
+                return Err(TriggerError::Date(n.to_string()));
+            }
+            Ok(DateTime::from_timestamp_nanos(nanos as i64))
+        }
+        Value::String(s) => parse_time_str(s.trim()).ok_or_else(|| TriggerError::Date(s.clone())),
+        other => Err(TriggerError::Date(other.to_string())),
+    }
+}
+
+fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })?;
+    match Local.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+        // A local time skipped by a daylight-saving change: the instant the clock jumped to.
+        LocalResult::None => Local
+            .from_local_datetime(&(naive + TimeDelta::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn cron(expression: &str, tz: &str) -> Trigger {
+        TriggerSpec::Cron {
+            expression: expression.into(),
+            timezone: Some(tz.into()),
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+        }
+        .compile()
+        .unwrap()
+    }
+
+    fn iso(fires: &[DateTime<Utc>]) -> Vec<String> {
+        fires
+            .iter()
+            .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_daily_job_in_a_skipped_hour_runs_once_on_spring_forward() {
+        // New York, 8 March 2026: 02:00 EST jumps to 03:00 EDT; 02:30 does not exist that day.
+        let t = cron("30 2 * * *", "America/New_York");
+        let fires = t.fires_after(utc("2026-03-06T12:00:00Z"), 3);
+        assert_eq!(
+            iso(&fires),
+            [
+                "2026-03-07T07:30Z",
+                "2026-03-08T07:00Z",
+                "2026-03-09T06:30Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_daily_job_runs_once_on_fall_back() {
+        // New York, 1 November 2026: 02:00 EDT falls back to 01:00 EST; 01:30 happens twice.
+        let t = cron("30 1 * * *", "America/New_York");
+        let fires = t.fires_after(utc("2026-10-30T12:00:00Z"), 3);
+        assert_eq!(
+            iso(&fires),
+            [
+                "2026-10-31T05:30Z",
+                "2026-11-01T05:30Z",
+                "2026-11-02T06:30Z"
+            ]
+        );
+        let t = cron("30 2 * * *", "America/New_York");
+        let fires = t.fires_after(utc("2026-10-31T12:00:00Z"), 2);
+        assert_eq!(iso(&fires), ["2026-11-01T07:30Z", "2026-11-02T07:30Z"]);
+    }
+
+    #[test]
+    fn a_half_hourly_job_runs_every_slot_of_the_repeated_hour_in_order() {
+        let t = cron("*/30 * * * *", "America/New_York");
+        let fires = t.fires_after(utc("2026-11-01T04:00:00Z"), 6);
+        assert_eq!(
+            iso(&fires),
+            [
+                "2026-11-01T04:30Z",
+                "2026-11-01T05:00Z",
+                "2026-11-01T05:30Z",
+                "2026-11-01T06:00Z",
+                "2026-11-01T06:30Z",
+                "2026-11-01T07:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn next_fire_times_come_from_the_exact_previous_one() {
+        let t = cron("*/15 * * * * *", "UTC");
+        assert_eq!(
+            t.fire_after(utc("2026-01-01T00:00:00Z")),
+            Some(utc("2026-01-01T00:00:15Z"))
+        );
+        assert_eq!(
+            t.fire_after(utc("2026-01-01T00:00:14.999Z")),
+            Some(utc("2026-01-01T00:00:15Z"))
+        );
+        assert_eq!(
+            t.first_fire(utc("2026-01-01T00:00:15Z")),
+            Some(utc("2026-01-01T00:00:15Z"))
+        );
+    }
+
+    #[test]
+    fn intervals_keep_their_phase_and_bounds() {
+        let spec = TriggerSpec::from_compat(
+            &json!({"type": "Interval", "minutes": 1, "seconds": 30, "end_time": "2026-01-01T00:05:00Z"}),
+            utc("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        let t = spec.compile().unwrap();
+        assert_eq!(
+            t.first_fire(utc("2026-01-01T00:00:00Z")),
+            Some(utc("2026-01-01T00:00:00Z"))
+        );
+        let fires = t.fires_after(utc("2026-01-01T00:00:00Z"), 10);
+        assert_eq!(
+            fires,
+            vec![
+                utc("2026-01-01T00:01:30Z"),
+                utc("2026-01-01T00:03:00Z"),
+                utc("2026-01-01T00:04:30Z")
+            ]
+        );
+        // After downtime the series continues on its phase.
+        assert_eq!(
+            t.fire_after(utc("2026-01-01T00:02:00Z")),
+            Some(utc("2026-01-01T00:03:00Z"))
+        );
+        let e = TriggerSpec::from_compat(&json!({"type": "interval"}), utc("2026-01-01T00:00:00Z"))
+            .unwrap_err();
+        assert!(matches!(e, TriggerError::Interval(_)), "{e}");
+    }
+
+    #[test]
+    fn dates_fire_once_and_read_every_compat_form() {
+        let now = utc("2026-01-01T00:00:00Z");
+        for (run_date, expected) in [
+            (json!(1_767_225_600), "2026-01-01T00:00:00Z"),
+            (json!(1_767_225_600.5), "2026-01-01T00:00:00.5Z"),
+            (json!("2026-05-01T09:30:00+02:00"), "2026-05-01T07:30:00Z"),
+            (json!("2026-05-01 09:30:00Z"), "2026-05-01T09:30:00Z"),
+        ] {
+            let spec =
+                TriggerSpec::from_compat(&json!({"type": "DATE", "run_date": run_date}), now)
+                    .unwrap();
+            let t = spec.compile().unwrap();
+            assert_eq!(t.first_fire(now), Some(utc(expected)));
+            assert_eq!(t.fire_after(utc(expected)), None);
+        }
+        // A past date still fires (at once).
+        let past = TriggerSpec::from_compat(&json!({"type": "date", "run_date": 0}), now)
+            .unwrap()
+            .compile()
+            .unwrap();
+        assert_eq!(past.first_fire(now), Some(DateTime::UNIX_EPOCH));
+        let naive = parse_time(&json!("2026-05-01T09:30:00")).unwrap();
+        assert_eq!(
+            naive,
+            Local
+                .with_ymd_and_hms(2026, 5, 1, 9, 30, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        );
+        assert!(matches!(
+            parse_time(&json!("next tuesday")),
+            Err(TriggerError::Date(_))
+        ));
+    }
+
+    #[test]
+    fn compat_cron_fields_follow_apscheduler() {
+        let now = utc("2026-01-01T00:00:00Z");
+        let expr = |fields: Value| match TriggerSpec::from_compat(&fields, now).unwrap() {
+            TriggerSpec::Cron { expression, .. } => expression,
+            other => panic!("{other:?}"),
+        };
+        // Less significant fields default to their minimum, more significant ones to `*`.
+        assert_eq!(expr(json!({"type": "cron", "hour": 9})), "0 0 9 * * * *");
+        assert_eq!(
+            expr(json!({"type": "cron", "minute": "*/2"})),
+            "0 */2 * * * * *"
+        );
+        assert_eq!(
+            expr(json!({"type": "cron", "day_of_week": "mon-fri", "hour": 17, "minute": 30})),
+            "0 30 17 * * mon-fri *"
+        );
+        // APScheduler's weekday numbers start at Monday = 0.
+        assert_eq!(
+            expr(json!({"type": "cron", "day_of_week": "0-4", "hour": 8})),
+            "0 0 8 * * MON-FRI *"
+        );
+        assert_eq!(
+            expr(json!({"type": "cron", "day_of_week": "5,6"})),
+            "0 0 0 * * SAT,SUN *"
+        );
+
+        let t = TriggerSpec::from_compat(
+            &json!({"type": "cron", "day_of_week": 0, "hour": 9, "timezone": "Europe/Paris"}),
+            now,
+        )
+        .unwrap()
+        .compile()
+        .unwrap();
+        // Monday 5 January 2026, 09:00 in Paris (UTC+1).
+        assert_eq!(t.first_fire(now), Some(utc("2026-01-05T08:00:00Z")));
+        // Day of month AND day of week, as in APScheduler: the 13th that is a Friday.
+        let t = TriggerSpec::from_compat(
+            &json!({"type": "cron", "day": 13, "day_of_week": "fri"}),
+            now,
+        )
+        .unwrap()
+        .compile()
+        .unwrap();
+        assert_eq!(t.first_fire(now), Some(utc("2026-02-13T00:00:00Z")));
+    }
+
+    #[test]
+    fn bad_triggers_say_what_is_wrong() {
+        let now = utc("2026-01-01T00:00:00Z");
+        let err = |v: Value| TriggerSpec::from_compat(&v, now).unwrap_err();
+        assert!(
+            matches!(err(json!({"hour": 9})), TriggerError::Malformed(m) if m.contains("type"))
+        );
+        assert!(
+            matches!(err(json!({"type": "weekly"})), TriggerError::Malformed(m) if m.contains("weekly"))
+        );
+        assert!(matches!(
+            err(json!({"type": "cron", "hour": 25})),
+            TriggerError::Cron { .. }
+        ));
+        assert!(matches!(
+            err(json!({"type": "cron", "day_of_week": 7})),
+            TriggerError::Cron { .. }
+        ));
+        assert!(
+            matches!(err(json!({"type": "cron", "week": 3})), TriggerError::Malformed(m) if m.contains("week"))
+        );
+        assert!(matches!(
+            err(json!({"type": "cron", "hour": 1, "timezone": "Mars/Olympus"})),
+            TriggerError::TimeZone(_)
+        ));
+        assert!(matches!(
+            err(json!({"type": "cron"})),
+            TriggerError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(json!({"type": "interval", "seconds": -5})),
+            TriggerError::Interval(_)
+        ));
+        assert!(matches!(
+            err(json!({"type": "interval", "seconds": "5"})),
+            TriggerError::Interval(_)
+        ));
+        assert!(matches!(
+            err(json!({"type": "date"})),
+            TriggerError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(
+                json!({"type": "interval", "seconds": 5, "start_time": "2026-02-01T00:00:00Z", "end_time": "2026-01-01T00:00:00Z"})
+            ),
+            TriggerError::EndBeforeStart
+        ));
+        let plain = TriggerSpec::Cron {
+            expression: "61 * * * *".into(),
+            timezone: None,
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+        };
+        assert!(matches!(plain.compile(), Err(TriggerError::Cron { .. })));
+        let year = TriggerSpec::Cron {
+            expression: "0 0 0 1 1 * 2030".into(),
+            timezone: None,
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+        };
+        assert!(
+            plain.compile().is_err() && year.compile().is_err(),
+            "plain expressions have 5 or 6 fields"
+        );
+    }
+
+    #[test]
+    fn specs_round_trip_through_json() {
+        let spec = TriggerSpec::Cron {
+            expression: "0 9 * * *".into(),
+            timezone: Some("Asia/Tokyo".into()),
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+        };
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"cron","expression":"0 9 * * *","timezone":"Asia/Tokyo"}"#
+        );
+        assert_eq!(serde_json::from_str::<TriggerSpec>(&text).unwrap(), spec);
+    }
+}
