@@ -4,12 +4,14 @@
 //! - [`config`]: the one configuration, from defaults, file, environment and flags.
 //! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
 //! - [`scheduler`]: triggers and fire times.
+//! - [`store`]: the durable store (sqlx; SQLite embedded).
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod config;
 pub mod runtime;
 pub mod scheduler;
+pub mod store;
 
 pub use config::Config;
 pub use runtime::Runtime;

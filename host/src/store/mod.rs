@@ -1,0 +1,134 @@
+//! The durable store (sqlx): schedules now; runs, executions and handlers join it with the
+//! scheduler. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
+//! committed write survives a crash or power loss; every write that a caller acknowledges is
+//! committed before the call returns. The SQL sticks to what SQLite and PostgreSQL share (times as
+//! BIGINT microseconds since the epoch in UTC, JSON as text), so a PostgreSQL backend can take the
+//! same queries.
+
+mod schedules;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use self::schedules::{
+    Coalesce, ConflictPolicy, Inserted, Schedule, SchedulePolicy, ScheduleQuery,
+};
+
+/// How long a writer waits for the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one this host can use.
+    #[error(
+        "unsupported database url `{0}` (use sqlite://PATH, or leave it unset for the data dir)"
+    )]
+    Url(String),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A schedule with that id exists and the conflict policy says so.
+    #[error("a schedule with id `{0}` already exists")]
+    Conflict(String),
+    /// A row holds data this version cannot read (written by hand, or by a newer version).
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What could not be read.
+        message: String,
+    },
+}
+
+/// The store: a connection pool and the queries over it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open(format!("create {}: {e}", dir.display())))?;
+        }
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    /// Opens the database a URL names (`sqlite://PATH` or `sqlite:PATH`).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Url(url.to_owned()));
+        }
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Open(e.to_string()))?;
+        Self::open_with(options).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_is_durable_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("nested/sz.db"))
+            .await
+            .unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            (mode.as_str(), sync),
+            ("wal", 2),
+            "WAL with synchronous=FULL"
+        );
+        store.close().await;
+
+        let url = format!("sqlite://{}", dir.path().join("by-url.db").display());
+        Store::open_url(&url).await.unwrap().close().await;
+        assert!(matches!(
+            Store::open_url("postgres://localhost/sz").await,
+            Err(StoreError::Url(_))
+        ));
+    }
+}

@@ -1,0 +1,538 @@
+//! Schedules in the store: insert with a conflict policy, read, list with keyset paging, pause,
+//! delete, move the next fire time, and ask which are due.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError};
+use crate::scheduler::TriggerSpec;
+
+/// Which of several missed fire times a schedule runs when it is late (APScheduler's `coalesce`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coalesce {
+    /// Run once, for the latest missed fire time.
+    #[default]
+    Latest,
+    /// Run once, for the earliest missed fire time.
+    Earliest,
+    /// Run every missed fire time, in order.
+    All,
+}
+
+/// What to do when a schedule with the same id exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Refuse the new one.
+    #[default]
+    Error,
+    /// Keep the existing one unchanged.
+    DoNothing,
+    /// Replace the existing one.
+    Replace,
+}
+
+/// How a schedule runs: lateness, overlap, retries and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulePolicy {
+    /// How late a run may start and still run; `None`: however late.
+    #[serde(with = "humantime_serde")]
+    pub misfire_grace_time: Option<Duration>,
+    /// Which missed fire times run after downtime.
+    pub coalesce: Coalesce,
+    /// How many runs of the schedule may be in progress at once.
+    pub max_running: u32,
+    /// A random delay of up to this much is added to each fire time.
+    #[serde(with = "humantime_serde")]
+    pub max_jitter: Duration,
+    /// Attempts per run, the first included.
+    pub max_attempts: u32,
+    /// The delay before the first retry; it doubles for each further one (with jitter).
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// A timeout per attempt, tighter than the plugin's own; `None`: the plugin's.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl Default for SchedulePolicy {
+    fn default() -> Self {
+        Self {
+            misfire_grace_time: None,
+            coalesce: Coalesce::Latest,
+            max_running: 1,
+            max_jitter: Duration::ZERO,
+            max_attempts: 1,
+            retry_backoff: Duration::from_secs(1),
+            timeout: None,
+        }
+    }
+}
+
+/// A schedule: what runs, when, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Its id, unique in the store.
+    pub id: String,
+    /// The handler (plugin or remote handler) that runs it.
+    pub handler_id: String,
+    /// The handler's method.
+    pub method: String,
+    /// The method's params (JSON).
+    pub params: serde_json::Value,
+    /// When it fires.
+    pub trigger: TriggerSpec,
+    /// How it runs.
+    pub policy: SchedulePolicy,
+    /// Paused schedules do not fire.
+    pub paused: bool,
+    /// The next fire time; `None` when the trigger has no more.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The schedule is new.
+    Created,
+    /// A schedule with the id existed and was kept (it is returned unchanged).
+    Kept(Box<Schedule>),
+    /// A schedule with the id existed and was replaced.
+    Replaced,
+}
+
+/// Which schedules to list, a page at a time (by id, after `after_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleQuery {
+    /// Only this handler's schedules.
+    pub handler_id: Option<String>,
+    /// Only paused (or only active) schedules.
+    pub paused: Option<bool>,
+    /// Only ids after this one (the last id of the previous page).
+    pub after_id: Option<String>,
+    /// The page size.
+    pub limit: u32,
+}
+
+const SELECT_BY_ID: &str = "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
+     FROM schedules WHERE id = ?";
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
+        table: "schedules",
+        message: format!("time {us} out of range"),
+    })
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table: "schedules",
+        message: e.to_string(),
+    }
+}
+
+fn read(row: &SqliteRow) -> Result<Schedule, StoreError> {
+    let text = |col: &str| row.try_get::<String, _>(col);
+    Ok(Schedule {
+        id: text("id")?,
+        handler_id: text("handler_id")?,
+        method: text("method")?,
+        params: serde_json::from_str(&text("params")?).map_err(corrupt)?,
+        trigger: serde_json::from_str(&text("trigger_spec")?).map_err(corrupt)?,
+        policy: serde_json::from_str(&text("policy")?).map_err(corrupt)?,
+        paused: row.try_get("paused")?,
+        next_fire: row
+            .try_get::<Option<i64>, _>("next_fire_us")?
+            .map(from_micros)
+            .transpose()?,
+        created_at: from_micros(row.try_get("created_us")?)?,
+        updated_at: from_micros(row.try_get("updated_us")?)?,
+    })
+}
+
+impl Store {
+    /// Inserts a schedule; `conflict` says what happens when the id exists. Committed on return.
+    pub async fn insert_schedule(
+        &self,
+        s: &Schedule,
+        conflict: ConflictPolicy,
+    ) -> Result<Inserted, StoreError> {
+        let params = serde_json::to_string(&s.params).map_err(corrupt)?;
+        let trigger = serde_json::to_string(&s.trigger).map_err(corrupt)?;
+        let policy = serde_json::to_string(&s.policy).map_err(corrupt)?;
+        // Read then write: take the write lock up front, so that a concurrent writer makes this
+        // wait (busy timeout) instead of failing the upgrade from a read transaction.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing = sqlx::query(SELECT_BY_ID)
+            .bind(&s.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| read(&row))
+            .transpose()?;
+        let outcome = match (existing, conflict) {
+            (None, _) => Inserted::Created,
+            (Some(_), ConflictPolicy::Error) => return Err(StoreError::Conflict(s.id.clone())),
+            (Some(old), ConflictPolicy::DoNothing) => return Ok(Inserted::Kept(Box::new(old))),
+            (Some(_), ConflictPolicy::Replace) => {
+                sqlx::query("DELETE FROM schedules WHERE id = ?")
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                Inserted::Replaced
+            }
+        };
+        sqlx::query(
+            "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.handler_id)
+        .bind(&s.method)
+        .bind(params)
+        .bind(trigger)
+        .bind(policy)
+        .bind(s.paused)
+        .bind(s.next_fire.map(micros))
+        .bind(micros(s.created_at))
+        .bind(micros(s.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The schedule with this id.
+    pub async fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError> {
+        let row = sqlx::query(SELECT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| read(&r)).transpose()
+    }
+
+    /// A page of schedules, by id.
+    pub async fn list_schedules(&self, q: &ScheduleQuery) -> Result<Vec<Schedule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
+             FROM schedules \
+             WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR paused = ?2) AND (?3 IS NULL OR id > ?3) \
+             ORDER BY id LIMIT ?4",
+        )
+        .bind(q.handler_id.as_deref())
+        .bind(q.paused)
+        .bind(q.after_id.as_deref())
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// How many schedules there are.
+    pub async fn count_schedules(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schedules")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Deletes a schedule; false when there was none.
+    pub async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM schedules WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Pauses or resumes a schedule, setting its next fire time; false when there is none.
+    pub async fn set_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        next_fire: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET paused = ?, next_fire_us = ?, updated_us = ? WHERE id = ?",
+        )
+        .bind(paused)
+        .bind(next_fire.map(micros))
+        .bind(micros(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a schedule's next fire time (`None`: it will not fire again).
+    pub async fn set_next_fire(
+        &self,
+        id: &str,
+        next_fire: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ?")
+                .bind(next_fire.map(micros))
+                .bind(micros(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Active schedules whose next fire time is at or before `now`, soonest first.
+    pub async fn due_schedules(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
+             FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL AND next_fire_us <= ? \
+             ORDER BY next_fire_us, id LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn schedule(id: &str, handler: &str, next: Option<&str>) -> Schedule {
+        Schedule {
+            id: id.into(),
+            handler_id: handler.into(),
+            method: "ping".into(),
+            params: json!({"n": 1}),
+            trigger: TriggerSpec::Cron {
+                expression: "*/5 * * * *".into(),
+                timezone: Some("Europe/Paris".into()),
+                start_time: None,
+                end_time: None,
+                compat_fields: false,
+            },
+            policy: SchedulePolicy {
+                max_attempts: 3,
+                misfire_grace_time: Some(Duration::from_secs(30)),
+                ..Default::default()
+            },
+            paused: false,
+            next_fire: next.map(at),
+            created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn schedules_round_trip_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = schedule("nightly", "ding-dong", Some("2026-01-01T00:05:00.123456Z"));
+        let db = store(&dir).await;
+        assert_eq!(
+            db.insert_schedule(&s, ConflictPolicy::Error).await.unwrap(),
+            Inserted::Created
+        );
+        assert_eq!(db.schedule("nightly").await.unwrap().as_ref(), Some(&s));
+        drop(db);
+        let db = store(&dir).await;
+        assert_eq!(db.schedule("nightly").await.unwrap(), Some(s));
+        assert_eq!(db.schedule("other").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn conflicts_follow_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        let first = schedule("job", "ding-dong", None);
+        db.insert_schedule(&first, ConflictPolicy::Error)
+            .await
+            .unwrap();
+        let mut second = schedule("job", "misbehave", None);
+        second.method = "ok".into();
+        assert!(
+            matches!(db.insert_schedule(&second, ConflictPolicy::Error).await, Err(StoreError::Conflict(id)) if id == "job")
+        );
+        assert_eq!(
+            db.insert_schedule(&second, ConflictPolicy::DoNothing)
+                .await
+                .unwrap(),
+            Inserted::Kept(Box::new(first.clone()))
+        );
+        assert_eq!(
+            db.schedule("job").await.unwrap().unwrap().handler_id,
+            "ding-dong"
+        );
+        assert_eq!(
+            db.insert_schedule(&second, ConflictPolicy::Replace)
+                .await
+                .unwrap(),
+            Inserted::Replaced
+        );
+        assert_eq!(db.schedule("job").await.unwrap(), Some(second));
+        assert_eq!(db.count_schedules().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_inserts_of_one_id_leave_one_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        let inserts = (0..8).map(|i| {
+            let db = db.clone();
+            let mut s = schedule("same", "ding-dong", None);
+            s.method = format!("m{i}");
+            tokio::spawn(async move { db.insert_schedule(&s, ConflictPolicy::DoNothing).await })
+        });
+        let mut created = 0;
+        for r in futures::future::join_all(inserts).await {
+            if r.unwrap().unwrap() == Inserted::Created {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1);
+        assert_eq!(db.count_schedules().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn lists_page_by_id_with_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        for i in 0..25 {
+            let handler = if i % 5 == 0 { "misbehave" } else { "ding-dong" };
+            db.insert_schedule(
+                &schedule(&format!("s{i:02}"), handler, None),
+                ConflictPolicy::Error,
+            )
+            .await
+            .unwrap();
+        }
+        let mut q = ScheduleQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        loop {
+            let page = db.list_schedules(&q).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            q.after_id = page.last().map(|s| s.id.clone());
+            ids.extend(page.into_iter().map(|s| s.id));
+        }
+        assert_eq!(ids.len(), 25);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let q = ScheduleQuery {
+            handler_id: Some("misbehave".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let ids: Vec<String> = db
+            .list_schedules(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["s00", "s05", "s10", "s15", "s20"]);
+    }
+
+    #[tokio::test]
+    async fn due_schedules_skip_paused_and_finished_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        let now = at("2026-01-01T12:00:00Z");
+        for (id, next) in [
+            ("late", Some("2026-01-01T11:00:00Z")),
+            ("now", Some("2026-01-01T12:00:00Z")),
+            ("soon", Some("2026-01-01T12:00:01Z")),
+            ("done", None),
+            ("paused", Some("2026-01-01T10:00:00Z")),
+        ] {
+            db.insert_schedule(&schedule(id, "ding-dong", next), ConflictPolicy::Error)
+                .await
+                .unwrap();
+        }
+        assert!(db.set_paused("paused", true, None, now).await.unwrap());
+        let due: Vec<String> = db
+            .due_schedules(now, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(due, ["late", "now"]);
+
+        assert!(
+            db.set_next_fire("late", Some(at("2026-01-01T13:00:00Z")), now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.set_paused("paused", false, Some(at("2026-01-01T11:59:00Z")), now)
+                .await
+                .unwrap()
+        );
+        let due: Vec<String> = db
+            .due_schedules(now, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(due, ["paused", "now"]);
+        assert_eq!(db.schedule("late").await.unwrap().unwrap().updated_at, now);
+
+        assert!(db.delete_schedule("now").await.unwrap());
+        assert!(!db.delete_schedule("now").await.unwrap());
+        assert!(!db.set_paused("now", true, None, now).await.unwrap());
+        assert_eq!(db.count_schedules().await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_row_is_reported_not_panicked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        db.insert_schedule(&schedule("x", "ding-dong", None), ConflictPolicy::Error)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE schedules SET trigger_spec = '{\"type\":\"weekly\"}'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.schedule("x").await,
+            Err(StoreError::Corrupt {
+                table: "schedules",
+                ..
+            })
+        ));
+    }
+}
