@@ -1,10 +1,11 @@
-//! The durable store (sqlx): schedules now; runs, executions and handlers join it with the
-//! scheduler. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
+//! The durable store (sqlx): schedules and the execution log; runs and handlers join them with
+//! the scheduler. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
 //! committed write survives a crash or power loss; every write that a caller acknowledges is
 //! committed before the call returns. The SQL sticks to what SQLite and PostgreSQL share (times as
 //! BIGINT microseconds since the epoch in UTC, JSON as text), so a PostgreSQL backend can take the
 //! same queries.
 
+mod executions;
 mod schedules;
 
 use std::path::Path;
@@ -14,6 +15,10 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use self::executions::{
+    Completion, Execution, ExecutionQuery, ExecutionStats, ExecutionStatus, HandlerTotals,
+    NewExecution, Retention, params_summary,
+};
 pub use self::schedules::{
     Coalesce, ConflictPolicy, Inserted, Schedule, SchedulePolicy, ScheduleQuery,
 };

@@ -1,0 +1,682 @@
+//! The execution log: one record per attempt. Writes come in batches (one transaction, one
+//! fsync, however many records), so the dispatcher can commit many results per disk flush
+//! without giving up durability. Reads filter and page newest first; stats, recent errors,
+//! clearing and retention (by count and by age) complete it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError};
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Started, not finished.
+    Running,
+    /// Finished with a result.
+    Success,
+    /// Failed; another attempt follows.
+    Retry,
+    /// Failed for good.
+    Error,
+    /// Not started: the schedule's overlap limit was reached.
+    Skipped,
+    /// Not started: later than the schedule's misfire grace time.
+    Missed,
+}
+
+impl ExecutionStatus {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Retry => "retry",
+            Self::Error => "error",
+            Self::Skipped => "skipped",
+            Self::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "running" => Self::Running,
+            "success" => Self::Success,
+            "retry" => Self::Retry,
+            "error" => Self::Error,
+            "skipped" => Self::Skipped,
+            "missed" => Self::Missed,
+            other => return Err(corrupt(format!("unknown status `{other}`"))),
+        })
+    }
+}
+
+/// An attempt as it starts (or as it is recorded without running: skipped, missed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    /// The run this attempt belongs to.
+    pub run_id: String,
+    /// The schedule id, or `immediate_<handler>_<method>_<ts>` for a call made at once.
+    pub job_id: String,
+    /// The handler.
+    pub handler_id: String,
+    /// The method.
+    pub method: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The attempts the run may take.
+    pub max_attempts: u32,
+    /// `Running` for an attempt that starts; `Skipped` or `Missed` for one that does not.
+    pub status: ExecutionStatus,
+    /// When it started (or was due).
+    pub started_at: DateTime<Utc>,
+    /// A short text of the params (see [`params_summary`]).
+    pub params_summary: Option<String>,
+    /// Which instance or remote handler ran it.
+    pub instance: Option<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The record.
+    pub id: i64,
+    /// `Success`, `Retry` or `Error`.
+    pub status: ExecutionStatus,
+    /// When it ended.
+    pub completed_at: DateTime<Utc>,
+    /// The result (JSON), on success.
+    pub result: Option<serde_json::Value>,
+    /// The error's stable code, on failure.
+    pub error_code: Option<String>,
+    /// The error's message, on failure.
+    pub error: Option<String>,
+}
+
+/// A record of the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Execution {
+    /// Its id (grows with insertion).
+    pub id: i64,
+    /// See [`NewExecution`].
+    pub run_id: String,
+    /// See [`NewExecution`].
+    pub job_id: String,
+    /// See [`NewExecution`].
+    pub handler_id: String,
+    /// See [`NewExecution`].
+    pub method: String,
+    /// See [`NewExecution`].
+    pub attempt: u32,
+    /// See [`NewExecution`].
+    pub max_attempts: u32,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// The result, on success.
+    pub result: Option<serde_json::Value>,
+    /// The error's stable code, on failure.
+    pub error_code: Option<String>,
+    /// The error's message, on failure.
+    pub error: Option<String>,
+    /// See [`NewExecution`].
+    pub params_summary: Option<String>,
+    /// See [`NewExecution`].
+    pub instance: Option<String>,
+}
+
+/// Which records to read, newest first, a page at a time (ids below `before_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    /// Only this handler's.
+    pub handler_id: Option<String>,
+    /// Only this job's (schedule id).
+    pub job_id: Option<String>,
+    /// Only this run's.
+    pub run_id: Option<String>,
+    /// Only with this status.
+    pub status: Option<ExecutionStatus>,
+    /// Only started at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only started before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Only ids below this one (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// The page size.
+    pub limit: u32,
+}
+
+/// Totals of one handler.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HandlerTotals {
+    /// Records.
+    pub total: u64,
+    /// Successes.
+    pub success: u64,
+    /// Errors (final failures).
+    pub error: u64,
+}
+
+/// Totals over the log as it is now, and since the store was created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExecutionStats {
+    /// Records in the log.
+    pub total_executions: u64,
+    /// Records ever written, including pruned and cleared ones.
+    pub lifetime_executions: u64,
+    /// Successes in the log.
+    pub success_count: u64,
+    /// Errors in the log.
+    pub error_count: u64,
+    /// Successes among finished successes and errors, in percent (0 when there are none).
+    pub success_rate: f64,
+    /// The mean duration of finished records, in milliseconds.
+    pub avg_duration_ms: f64,
+    /// Per handler.
+    pub by_handler: BTreeMap<String, HandlerTotals>,
+}
+
+/// How long the log is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The most records kept (the oldest go first).
+    pub max_records: u64,
+    /// Records older than this go.
+    pub max_age: Duration,
+}
+
+fn corrupt(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table: "executions",
+        message: message.to_string(),
+    }
+}
+
+fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt(format!("time {us} out of range")))
+}
+
+fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
+    let count = |col: &str| -> Result<u32, StoreError> {
+        u32::try_from(row.try_get::<i64, _>(col)?)
+            .map_err(|_| corrupt(format!("{col} out of range")))
+    };
+    Ok(Execution {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        job_id: row.try_get("job_id")?,
+        handler_id: row.try_get("handler_id")?,
+        method: row.try_get("method")?,
+        attempt: count("attempt")?,
+        max_attempts: count("max_attempts")?,
+        status: ExecutionStatus::parse(&row.try_get::<String, _>("status")?)?,
+        started_at: time(row.try_get("started_us")?)?,
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_us")?
+            .map(time)
+            .transpose()?,
+        duration_ms: row
+            .try_get::<Option<i64>, _>("duration_us")?
+            .map(|us| us as f64 / 1000.0),
+        result: row
+            .try_get::<Option<String>, _>("result")?
+            .map(|r| serde_json::from_str(&r).map_err(corrupt))
+            .transpose()?,
+        error_code: row.try_get("error_code")?,
+        error: row.try_get("error")?,
+        params_summary: row.try_get("params_summary")?,
+        instance: row.try_get("instance")?,
+    })
+}
+
+impl Store {
+    /// Writes attempts that start (or are recorded as skipped or missed), all in one
+    /// transaction. Returns their ids, in order. Committed on return.
+    pub async fn insert_executions(&self, batch: &[NewExecution]) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(batch.len());
+        for e in batch {
+            let done = sqlx::query(
+                "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, params_summary, instance) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.run_id)
+            .bind(&e.job_id)
+            .bind(&e.handler_id)
+            .bind(&e.method)
+            .bind(i64::from(e.attempt))
+            .bind(i64::from(e.max_attempts))
+            .bind(e.status.as_str())
+            .bind(e.started_at.timestamp_micros())
+            .bind(e.params_summary.as_deref())
+            .bind(e.instance.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            ids.push(done.last_insert_rowid());
+        }
+        sqlx::query("UPDATE counters SET value = value + ? WHERE name = 'lifetime_executions'")
+            .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Records how attempts ended, all in one transaction. Committed on return.
+    pub async fn complete_executions(&self, batch: &[Completion]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for c in batch {
+            let result = c.result.as_ref().map(serde_json::Value::to_string);
+            sqlx::query(
+                "UPDATE executions SET status = ?, completed_us = ?, duration_us = MAX(0, ? - started_us), \
+                 result = ?, error_code = ?, error = ? WHERE id = ?",
+            )
+            .bind(c.status.as_str())
+            .bind(c.completed_at.timestamp_micros())
+            .bind(c.completed_at.timestamp_micros())
+            .bind(result)
+            .bind(c.error_code.as_deref())
+            .bind(c.error.as_deref())
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records, newest first.
+    pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, completed_us, \
+             duration_us, result, error_code, error, params_summary, instance FROM executions \
+             WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR job_id = ?2) \
+             AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR status = ?4) \
+             AND (?5 IS NULL OR started_us >= ?5) AND (?6 IS NULL OR started_us < ?6) \
+             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8",
+        )
+        .bind(q.handler_id.as_deref())
+        .bind(q.job_id.as_deref())
+        .bind(q.run_id.as_deref())
+        .bind(q.status.map(ExecutionStatus::as_str))
+        .bind(q.since.map(|t| t.timestamp_micros()))
+        .bind(q.until.map(|t| t.timestamp_micros()))
+        .bind(q.before_id)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Totals over the log.
+    pub async fn execution_stats(&self) -> Result<ExecutionStats, StoreError> {
+        let rows = sqlx::query(
+            "SELECT handler_id, status, COUNT(*) AS n FROM executions GROUP BY handler_id, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut stats = ExecutionStats::default();
+        for row in &rows {
+            let handler: String = row.try_get("handler_id")?;
+            let status = ExecutionStatus::parse(&row.try_get::<String, _>("status")?)?;
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            let totals = stats.by_handler.entry(handler).or_default();
+            totals.total += n;
+            stats.total_executions += n;
+            match status {
+                ExecutionStatus::Success => {
+                    totals.success += n;
+                    stats.success_count += n;
+                }
+                ExecutionStatus::Error => {
+                    totals.error += n;
+                    stats.error_count += n;
+                }
+                _ => {}
+            }
+        }
+        let finished = stats.success_count + stats.error_count;
+        if finished > 0 {
+            stats.success_rate = stats.success_count as f64 * 100.0 / finished as f64;
+        }
+        let (avg,): (Option<f64>,) =
+            sqlx::query_as("SELECT AVG(duration_us) FROM executions WHERE duration_us IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        stats.avg_duration_ms = avg.unwrap_or(0.0) / 1000.0;
+        let (lifetime,): (i64,) =
+            sqlx::query_as("SELECT value FROM counters WHERE name = 'lifetime_executions'")
+                .fetch_one(&self.pool)
+                .await?;
+        stats.lifetime_executions = u64::try_from(lifetime).unwrap_or(0);
+        Ok(stats)
+    }
+
+    /// Empties the log (the lifetime count stays).
+    pub async fn clear_executions(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM executions")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes records beyond the retention: older than `max_age`, then the oldest beyond
+    /// `max_records`. Returns how many went.
+    pub async fn prune_executions(
+        &self,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let max_age =
+            chrono::TimeDelta::from_std(retention.max_age).unwrap_or(chrono::TimeDelta::MAX);
+        let cutoff = now
+            .checked_sub_signed(max_age)
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        let mut tx = self.pool.begin().await?;
+        let aged = sqlx::query("DELETE FROM executions WHERE started_us < ?")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let keep = i64::try_from(retention.max_records).unwrap_or(i64::MAX);
+        let over = sqlx::query(
+            "DELETE FROM executions WHERE id < (SELECT MIN(id) FROM (SELECT id FROM executions ORDER BY id DESC LIMIT ?))",
+        )
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(aged.rows_affected() + over.rows_affected())
+    }
+}
+
+/// The params of a call, in a line: the first five as `k=v` joined by `, `; a value longer than
+/// 50 characters cut to 47 and `...`; ` (+N more)` when there are more; `None` when there are
+/// none. Strings show as they are, other values as JSON.
+pub fn params_summary(params: &serde_json::Value) -> Option<String> {
+    let map = params.as_object().filter(|m| !m.is_empty())?;
+    let parts: Vec<String> = map
+        .iter()
+        .take(5)
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let text = if text.chars().count() > 50 {
+                format!("{}...", text.chars().take(47).collect::<String>())
+            } else {
+                text
+            };
+            format!("{k}={text}")
+        })
+        .collect();
+    let mut line = parts.join(", ");
+    if map.len() > 5 {
+        line.push_str(&format!(" (+{} more)", map.len() - 5));
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn attempt(job: &str, handler: &str, attempt: u32, started: &str) -> NewExecution {
+        NewExecution {
+            run_id: format!("run-{job}"),
+            job_id: job.into(),
+            handler_id: handler.into(),
+            method: "ping".into(),
+            attempt,
+            max_attempts: 3,
+            status: ExecutionStatus::Running,
+            started_at: at(started),
+            params_summary: params_summary(&json!({"n": 1})),
+            instance: Some("ding-dong#1".into()),
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn attempts_start_and_complete_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        let ids = db
+            .insert_executions(&[
+                attempt("a", "ding-dong", 1, "2026-01-01T00:00:00Z"),
+                attempt("b", "misbehave", 1, "2026-01-01T00:00:01Z"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] < ids[1]);
+        db.complete_executions(&[
+            Completion {
+                id: ids[0],
+                status: ExecutionStatus::Success,
+                completed_at: at("2026-01-01T00:00:00.250Z"),
+                result: Some(json!({"pong": true})),
+                error_code: None,
+                error: None,
+            },
+            Completion {
+                id: ids[1],
+                status: ExecutionStatus::Retry,
+                completed_at: at("2026-01-01T00:00:03Z"),
+                result: None,
+                error_code: Some("timeout".into()),
+                error: Some("timed out after 2s".into()),
+            },
+        ])
+        .await
+        .unwrap();
+        drop(db);
+
+        let db = store(&dir).await;
+        let all = db
+            .executions(&ExecutionQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.job_id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"],
+            "newest first"
+        );
+        let a = &all[1];
+        assert_eq!(
+            (a.status, a.duration_ms, a.result.clone()),
+            (
+                ExecutionStatus::Success,
+                Some(250.0),
+                Some(json!({"pong": true}))
+            )
+        );
+        assert_eq!(a.params_summary.as_deref(), Some("n=1"));
+        assert_eq!(a.instance.as_deref(), Some("ding-dong#1"));
+        let b = &all[0];
+        assert_eq!(
+            (b.status, b.error_code.as_deref(), b.completed_at),
+            (
+                ExecutionStatus::Retry,
+                Some("timeout"),
+                Some(at("2026-01-01T00:00:03Z"))
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn filters_paging_stats_and_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store(&dir).await;
+        let mut batch = Vec::new();
+        for i in 0..30u32 {
+            let handler = if i % 3 == 0 { "misbehave" } else { "ding-dong" };
+            batch.push(attempt(
+                &format!("job{}", i % 2),
+                handler,
+                1,
+                &format!("2026-01-01T00:00:{i:02}Z"),
+            ));
+        }
+        let ids = db.insert_executions(&batch).await.unwrap();
+        let done: Vec<Completion> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| Completion {
+                id,
+                status: if i % 3 == 0 {
+                    ExecutionStatus::Error
+                } else {
+                    ExecutionStatus::Success
+                },
+                completed_at: at(&format!("2026-01-01T00:00:{i:02}Z"))
+                    + chrono::TimeDelta::milliseconds(10),
+                result: None,
+                error_code: (i % 3 == 0).then(|| "trap".to_owned()),
+                error: (i % 3 == 0).then(|| "boom".to_owned()),
+            })
+            .collect();
+        db.complete_executions(&done).await.unwrap();
+
+        let errors = db
+            .executions(&ExecutionQuery {
+                status: Some(ExecutionStatus::Error),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(errors.len(), 10);
+        assert!(errors.iter().all(|e| e.handler_id == "misbehave"));
+        let job0 = db
+            .executions(&ExecutionQuery {
+                job_id: Some("job0".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(job0.len(), 15);
+        let window = db
+            .executions(&ExecutionQuery {
+                since: Some(at("2026-01-01T00:00:10Z")),
+                until: Some(at("2026-01-01T00:00:20Z")),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(window.len(), 10);
+        // Paging newest first.
+        let mut q = ExecutionQuery {
+            limit: 7,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = db.executions(&q).await.unwrap();
+            let Some(last) = page.last() else { break };
+            q.before_id = Some(last.id);
+            seen.extend(page.iter().map(|e| e.id));
+        }
+        assert_eq!(seen.len(), 30);
+        assert!(seen.windows(2).all(|w| w[0] > w[1]));
+
+        let stats = db.execution_stats().await.unwrap();
+        assert_eq!(
+            (
+                stats.total_executions,
+                stats.success_count,
+                stats.error_count
+            ),
+            (30, 20, 10)
+        );
+        assert!(
+            (stats.success_rate - 66.666).abs() < 0.01,
+            "{}",
+            stats.success_rate
+        );
+        assert!((stats.avg_duration_ms - 10.0).abs() < 1e-9);
+        assert_eq!(
+            stats.by_handler["misbehave"],
+            HandlerTotals {
+                total: 10,
+                success: 0,
+                error: 10
+            }
+        );
+
+        // Retention: age first, then count.
+        let now = at("2026-01-01T00:00:40Z");
+        let pruned = db
+            .prune_executions(
+                Retention {
+                    max_records: 10,
+                    max_age: Duration::from_secs(35),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pruned,
+            5 + 15,
+            "5 older than 35 s, then all but the newest 10"
+        );
+        let left = db
+            .executions(&ExecutionQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 10);
+        assert_eq!(left.last().unwrap().started_at, at("2026-01-01T00:00:20Z"));
+
+        assert_eq!(db.clear_executions().await.unwrap(), 10);
+        let stats = db.execution_stats().await.unwrap();
+        assert_eq!((stats.total_executions, stats.lifetime_executions), (0, 30));
+    }
+
+    #[test]
+    fn params_summaries_follow_schedulezero() {
+        assert_eq!(params_summary(&json!({})), None);
+        assert_eq!(params_summary(&json!(null)), None);
+        assert_eq!(
+            params_summary(&json!({"to": "ops", "n": 3, "flag": true})).as_deref(),
+            Some("to=ops, n=3, flag=true")
+        );
+        let long = "x".repeat(60);
+        assert_eq!(
+            params_summary(&json!({"body": long})),
+            Some(format!("body={}...", "x".repeat(47)))
+        );
+        let many = json!({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7});
+        assert_eq!(
+            params_summary(&many).as_deref(),
+            Some("a=1, b=2, c=3, d=4, e=5 (+2 more)")
+        );
+    }
+}
