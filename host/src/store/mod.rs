@@ -1,11 +1,11 @@
-//! The durable store (sqlx): schedules and the execution log; runs and handlers join them with
-//! the scheduler. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
+//! The durable store (sqlx): schedules, the runs claimed from them, and the execution log. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
 //! committed write survives a crash or power loss; every write that a caller acknowledges is
 //! committed before the call returns. The SQL sticks to what SQLite and PostgreSQL share (times as
 //! BIGINT microseconds since the epoch in UTC, JSON as text), so a PostgreSQL backend can take the
 //! same queries.
 
 mod executions;
+mod runs;
 mod schedules;
 
 use std::path::Path;
@@ -19,6 +19,7 @@ pub use self::executions::{
     Completion, Execution, ExecutionQuery, ExecutionStats, ExecutionStatus, HandlerTotals,
     NewExecution, Retention, params_summary,
 };
+pub use self::runs::{Claim, Run, RunStatus};
 pub use self::schedules::{
     Coalesce, ConflictPolicy, Inserted, Schedule, SchedulePolicy, ScheduleQuery,
 };

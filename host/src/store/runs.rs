@@ -1,0 +1,346 @@
+//! Runs: the fire times a scheduler has claimed. Claiming is one transaction that moves a
+//! schedule's next fire time on (only if it is still the one the scheduler read) and records the
+//! runs for the fire times it passed, so a fire time is claimed once even with several
+//! schedulers on one database, and a crash between the two writes is impossible.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError};
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Claimed, not started.
+    Pending,
+    /// An attempt is in progress (or waiting to be retried).
+    Running,
+    /// Finished with a result.
+    Success,
+    /// Finished with an error, attempts used up.
+    Error,
+    /// Not started: the overlap limit was reached.
+    Skipped,
+    /// Not started: too late, or folded into another fire time.
+    Missed,
+}
+
+impl RunStatus {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::Skipped => "skipped",
+            Self::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "success" => Self::Success,
+            "error" => Self::Error,
+            "skipped" => Self::Skipped,
+            "missed" => Self::Missed,
+            other => {
+                return Err(StoreError::Corrupt {
+                    table: "runs",
+                    message: format!("unknown status `{other}`"),
+                });
+            }
+        })
+    }
+}
+
+/// A claimed fire time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    /// Its id; handlers see it and can use it as an idempotency key.
+    pub id: String,
+    /// The schedule.
+    pub schedule_id: String,
+    /// The fire time it is for.
+    pub fire_time: DateTime<Utc>,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// When it was claimed.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A claim: move a schedule from the next fire time the scheduler read to the following one,
+/// recording runs for the fire times passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The schedule.
+    pub schedule_id: String,
+    /// The next fire time the scheduler read; the claim fails if it changed since.
+    pub expected_next: DateTime<Utc>,
+    /// The next fire time after the claimed ones (`None`: the trigger has no more).
+    pub new_next: Option<DateTime<Utc>>,
+    /// The fire times claimed, each with its starting status (`Pending` to run, `Missed` or
+    /// `Skipped` to record only).
+    pub runs: Vec<(DateTime<Utc>, RunStatus)>,
+}
+
+fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
+        table: "runs",
+        message: format!("time {us} out of range"),
+    })
+}
+
+fn read(row: &SqliteRow) -> Result<Run, StoreError> {
+    Ok(Run {
+        id: row.try_get("id")?,
+        schedule_id: row.try_get("schedule_id")?,
+        fire_time: time(row.try_get("fire_us")?)?,
+        status: RunStatus::parse(&row.try_get::<String, _>("status")?)?,
+        created_at: time(row.try_get("created_us")?)?,
+        updated_at: time(row.try_get("updated_us")?)?,
+    })
+}
+
+impl Store {
+    /// Makes a claim. `Ok(None)`: the schedule's next fire time is no longer `expected_next`
+    /// (another scheduler claimed it, or it was paused, edited or deleted) and nothing changed.
+    /// Otherwise the runs recorded, in fire-time order (a fire time that already has a run is not
+    /// recorded again). Committed on return.
+    pub async fn claim(
+        &self,
+        claim: &Claim,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Run>>, StoreError> {
+        let now_us = now.timestamp_micros();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ? AND next_fire_us = ? AND paused = FALSE",
+        )
+        .bind(claim.new_next.map(|t| t.timestamp_micros()))
+        .bind(now_us)
+        .bind(&claim.schedule_id)
+        .bind(claim.expected_next.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let mut runs = Vec::with_capacity(claim.runs.len());
+        let mut fires = claim.runs.clone();
+        fires.sort_by_key(|(t, _)| *t);
+        for (fire, status) in fires {
+            let id = uuid::Uuid::new_v4().to_string();
+            let inserted = sqlx::query(
+                "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (schedule_id, fire_us) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&claim.schedule_id)
+            .bind(fire.timestamp_micros())
+            .bind(status.as_str())
+            .bind(now_us)
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                runs.push(Run {
+                    id,
+                    schedule_id: claim.schedule_id.clone(),
+                    fire_time: fire,
+                    status,
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(runs))
+    }
+
+    /// Sets a run's status; false when there is no such run.
+    pub async fn set_run_status(
+        &self,
+        id: &str,
+        status: RunStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE runs SET status = ?, updated_us = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(now.timestamp_micros())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A schedule's runs, newest fire time first.
+    pub async fn runs_of(&self, schedule_id: &str, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE schedule_id = ? \
+             ORDER BY fire_us DESC LIMIT ?",
+        )
+        .bind(schedule_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Runs claimed but not finished (pending or running), oldest fire time first: what a host
+    /// picks up again after a crash.
+    pub async fn unfinished_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
+             WHERE status IN ('pending', 'running') ORDER BY fire_us, id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::TriggerSpec;
+    use crate::store::{ConflictPolicy, Schedule, SchedulePolicy};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    async fn with_schedule(dir: &tempfile::TempDir, next: &str) -> Store {
+        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        let s = Schedule {
+            id: "tick".into(),
+            handler_id: "ding-dong".into(),
+            method: "ping".into(),
+            params: serde_json::json!({}),
+            trigger: TriggerSpec::Cron {
+                expression: "* * * * *".into(),
+                timezone: None,
+                start_time: None,
+                end_time: None,
+                compat_fields: false,
+            },
+            policy: SchedulePolicy::default(),
+            paused: false,
+            next_fire: Some(at(next)),
+            created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:00Z"),
+        };
+        db.insert_schedule(&s, ConflictPolicy::Error).await.unwrap();
+        db
+    }
+
+    fn claim(expected: &str, new_next: &str, runs: &[(&str, RunStatus)]) -> Claim {
+        Claim {
+            schedule_id: "tick".into(),
+            expected_next: at(expected),
+            new_next: Some(at(new_next)),
+            runs: runs.iter().map(|(t, s)| (at(t), *s)).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_moves_the_schedule_and_records_its_runs_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+        let now = at("2026-01-01T00:03:10Z");
+        let c = claim(
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:04:00Z",
+            &[
+                ("2026-01-01T00:03:00Z", RunStatus::Pending),
+                ("2026-01-01T00:01:00Z", RunStatus::Missed),
+                ("2026-01-01T00:02:00Z", RunStatus::Missed),
+            ],
+        );
+        let runs = db.claim(&c, now).await.unwrap().unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.fire_time).collect::<Vec<_>>(),
+            [
+                at("2026-01-01T00:01:00Z"),
+                at("2026-01-01T00:02:00Z"),
+                at("2026-01-01T00:03:00Z")
+            ]
+        );
+        assert_eq!(
+            db.schedule("tick").await.unwrap().unwrap().next_fire,
+            Some(at("2026-01-01T00:04:00Z"))
+        );
+        // The same claim again: the schedule moved on, nothing changes.
+        assert_eq!(db.claim(&c, now).await.unwrap(), None);
+        assert_eq!(db.runs_of("tick", 10).await.unwrap().len(), 3);
+
+        let pending: Vec<Run> = db.unfinished_runs(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(
+            db.set_run_status(&pending[0].id, RunStatus::Success, now)
+                .await
+                .unwrap()
+        );
+        assert!(db.unfinished_runs(10).await.unwrap().is_empty());
+        assert!(
+            !db.set_run_status("nope", RunStatus::Error, now)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_schedulers_claim_a_fire_time_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+        let c = claim(
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:02:00Z",
+            &[("2026-01-01T00:01:00Z", RunStatus::Pending)],
+        );
+        let claims = (0..8).map(|_| {
+            let (db, c) = (db.clone(), c.clone());
+            tokio::spawn(async move { db.claim(&c, at("2026-01-01T00:01:00Z")).await })
+        });
+        let won = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(Ok(Some(_)))))
+            .count();
+        assert_eq!(won, 1);
+        assert_eq!(db.runs_of("tick", 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn paused_schedules_and_repeated_fire_times_are_not_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+        let now = at("2026-01-01T00:01:00Z");
+        db.set_paused("tick", true, Some(at("2026-01-01T00:01:00Z")), now)
+            .await
+            .unwrap();
+        let c = claim(
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:02:00Z",
+            &[("2026-01-01T00:01:00Z", RunStatus::Pending)],
+        );
+        assert_eq!(db.claim(&c, now).await.unwrap(), None);
+        db.set_paused("tick", false, Some(at("2026-01-01T00:01:00Z")), now)
+            .await
+            .unwrap();
+        assert_eq!(db.claim(&c, now).await.unwrap().unwrap().len(), 1);
+        // A schedule set back to a fire time it already ran: the run is not recorded twice.
+        db.set_next_fire("tick", Some(at("2026-01-01T00:01:00Z")), now)
+            .await
+            .unwrap();
+        assert_eq!(db.claim(&c, now).await.unwrap(), Some(vec![]));
+    }
+}
