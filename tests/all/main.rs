@@ -6,6 +6,7 @@
 
 mod cli;
 mod ding_dong;
+mod dispatch;
 mod loading;
 mod pool;
 mod sandbox;

@@ -13,7 +13,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Local, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Local, LocalResult, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -182,8 +182,10 @@ impl TriggerSpec {
         Ok(spec)
     }
 
-    /// Checks the spec and makes it ready to compute fire times.
+    /// Checks the spec and makes it ready to compute fire times. Times are kept to the
+    /// microsecond, the store's precision, so a fire time read back is the one computed.
     pub fn compile(&self) -> Result<Trigger, TriggerError> {
+        let micros = |t: &Option<DateTime<Utc>>| t.map(|t| t.trunc_subsecs(6));
         let (kind, start, end) = match self {
             Self::Cron {
                 expression,
@@ -217,8 +219,8 @@ impl TriggerSpec {
                         cron: Box::new(cron),
                         tz,
                     },
-                    *start_time,
-                    *end_time,
+                    micros(start_time),
+                    micros(end_time),
                 )
             }
             Self::Interval {
@@ -231,13 +233,23 @@ impl TriggerSpec {
                         "the period must be between 1 ms and about 3000 years, not {every_seconds} s"
                     )));
                 }
-                let period = TimeDelta::nanoseconds((every_seconds * 1e9).round() as i64);
-                let anchor = start_time.ok_or_else(|| {
+                let period = TimeDelta::microseconds((every_seconds * 1e6).round() as i64);
+                let anchor = micros(start_time).ok_or_else(|| {
                     TriggerError::Interval("an interval needs a start time".into())
                 })?;
-                (Kind::Interval { period, anchor }, *start_time, *end_time)
+                (
+                    Kind::Interval { period, anchor },
+                    micros(start_time),
+                    micros(end_time),
+                )
             }
-            Self::Date { run_date } => (Kind::Date { at: *run_date }, None, None),
+            Self::Date { run_date } => (
+                Kind::Date {
+                    at: run_date.trunc_subsecs(6),
+                },
+                None,
+                None,
+            ),
         };
         if let (Some(start), Some(end)) = (start, end)
             && end < start
@@ -743,6 +755,18 @@ mod tests {
             plain.compile().is_err() && year.compile().is_err(),
             "plain expressions have 5 or 6 fields"
         );
+    }
+
+    #[test]
+    fn fire_times_are_kept_to_the_microsecond() {
+        let t = TriggerSpec::Date {
+            run_date: utc("2026-01-01T00:00:00.123456789Z"),
+        }
+        .compile()
+        .unwrap();
+        let first = t.first_fire(utc("2026-01-01T00:00:00Z")).unwrap();
+        assert_eq!(first, utc("2026-01-01T00:00:00.123456Z"));
+        assert_eq!(t.fire_after(first), None);
     }
 
     #[test]

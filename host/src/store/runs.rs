@@ -136,6 +136,8 @@ impl Store {
         let mut runs = Vec::with_capacity(claim.runs.len());
         let mut fires = claim.runs.clone();
         fires.sort_by_key(|(t, _)| *t);
+        // The store keeps microseconds: two fire times within one are one fire time.
+        fires.dedup_by_key(|(t, _)| t.timestamp_micros());
         for (fire, status) in fires {
             let id = uuid::Uuid::new_v4().to_string();
             let inserted = sqlx::query(

@@ -1,0 +1,143 @@
+//! Dispatch: runs a claimed run on its handler, attempt after attempt, and writes the execution
+//! log. Each attempt is recorded when it starts and completed when it ends; a retryable failure
+//! (a timeout, a handler's `retryable`) is retried after an exponential backoff with jitter until
+//! the schedule's `max_attempts`; the run's final status goes to the store. Handlers see the run
+//! id, the attempt number and the scheduled fire time, so they can be idempotent.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::runtime::{InvokeError, JobContext, Runtime};
+use crate::scheduler::claim::DueRun;
+use crate::scheduler::policy::retry_delay;
+use crate::store::{
+    Completion, ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary,
+};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// `Success` or `Error`.
+    pub status: RunStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error, when it failed.
+    pub error: Option<InvokeError>,
+}
+
+/// Runs claimed runs on the WebAssembly runtime and records what happened.
+#[derive(Clone)]
+pub struct Dispatcher {
+    runtime: Arc<Runtime>,
+    store: Store,
+}
+
+impl Dispatcher {
+    /// A dispatcher over a runtime and a store.
+    pub fn new(runtime: Arc<Runtime>, store: Store) -> Self {
+        Self { runtime, store }
+    }
+
+    /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
+    /// outcome, recorded, not an error.
+    pub async fn run(&self, due: &DueRun) -> Result<RunOutcome, StoreError> {
+        let schedule = &due.schedule;
+        let policy = &schedule.policy;
+        let max_attempts = policy.max_attempts.max(1);
+        let params = schedule.params.to_string();
+        let summary = params_summary(&schedule.params);
+        self.store
+            .set_run_status(&due.run.id, RunStatus::Running, Utc::now())
+            .await?;
+        let mut attempt = 1;
+        loop {
+            let started_at = Utc::now();
+            let ids = self
+                .store
+                .insert_executions(&[NewExecution {
+                    run_id: due.run.id.clone(),
+                    job_id: schedule.id.clone(),
+                    handler_id: schedule.handler_id.clone(),
+                    method: schedule.method.clone(),
+                    attempt,
+                    max_attempts,
+                    status: ExecutionStatus::Running,
+                    started_at,
+                    params_summary: summary.clone(),
+                    instance: Some(format!("wasm:{}", schedule.handler_id)),
+                }])
+                .await?;
+            let ctx = JobContext {
+                job_id: schedule.id.clone(),
+                run_id: due.run.id.clone(),
+                attempt,
+                scheduled_time: due.run.fire_time.into(),
+            };
+            let call = self
+                .runtime
+                .invoke(&schedule.handler_id, &schedule.method, &params, &ctx);
+            let result = match policy.timeout {
+                Some(limit) => tokio::time::timeout(limit, call)
+                    .await
+                    .unwrap_or(Err(InvokeError::Timeout(limit))),
+                None => call.await,
+            };
+            let retry = matches!(&result, Err(e) if e.is_retryable()) && attempt < max_attempts;
+            let (status, completion) = match &result {
+                Ok(outcome) => (
+                    ExecutionStatus::Success,
+                    (serde_json::from_str(&outcome.result).ok(), None, None),
+                ),
+                Err(e) => (
+                    if retry {
+                        ExecutionStatus::Retry
+                    } else {
+                        ExecutionStatus::Error
+                    },
+                    (None, Some(e.code().to_owned()), Some(e.to_string())),
+                ),
+            };
+            let (result_json, error_code, error) = completion;
+            self.store
+                .complete_executions(&[Completion {
+                    id: ids.first().copied().unwrap_or_default(),
+                    status,
+                    completed_at: Utc::now(),
+                    result: result_json,
+                    error_code,
+                    error,
+                }])
+                .await?;
+            match result {
+                Ok(_) => return self.finish(due, RunStatus::Success, attempt, None).await,
+                Err(e) if !retry => {
+                    return self.finish(due, RunStatus::Error, attempt, Some(e)).await;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    let delay = retry_delay(policy.retry_backoff, attempt, &mut rand::rng());
+                    tracing::info!(schedule = %schedule.id, run_id = %due.run.id, attempt, error = %e, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        due: &DueRun,
+        status: RunStatus,
+        attempts: u32,
+        error: Option<InvokeError>,
+    ) -> Result<RunOutcome, StoreError> {
+        self.store
+            .set_run_status(&due.run.id, status, Utc::now())
+            .await?;
+        Ok(RunOutcome {
+            status,
+            attempts,
+            error,
+        })
+    }
+}
