@@ -10,4 +10,5 @@ mod dispatch;
 mod loading;
 mod pool;
 mod sandbox;
+mod scheduler;
 mod support;

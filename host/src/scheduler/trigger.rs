@@ -289,7 +289,8 @@ impl Trigger {
     pub fn first_fire(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::Date { at } => Some(*at),
-            _ => self.fire_after(now - TimeDelta::nanoseconds(1)),
+            // At or after `now`, at the store's precision.
+            _ => self.fire_after(now.trunc_subsecs(6) - TimeDelta::microseconds(1)),
         }
     }
 

@@ -1,0 +1,224 @@
+//! The scheduler service: steps the claim pass on a clock and starts the runs it claims, each in
+//! its own task, within each schedule's overlap limit (`max_running`). A run that cannot start
+//! because the limit is reached is recorded as skipped, never dropped silently. Shutting down
+//! stops stepping and lets running calls finish up to a deadline.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+
+use super::claim::{DueRun, claim_due};
+use super::policy::jittered;
+use crate::dispatch::Dispatcher;
+use crate::store::{ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary};
+
+/// Where the scheduler reads the time: the system clock in a host, a hand-set one in tests.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Runs started.
+    pub started: usize,
+    /// Runs recorded as skipped (overlap limit reached).
+    pub skipped: usize,
+    /// Fire times recorded as missed.
+    pub missed: usize,
+}
+
+/// Schedules claimed runs and keeps count of those in progress.
+pub struct Scheduler {
+    store: Store,
+    dispatcher: Dispatcher,
+    running: Arc<Mutex<HashMap<String, u32>>>,
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    batch: u32,
+}
+
+/// Takes a schedule's place among the running while its run is in progress.
+struct RunningGuard {
+    running: Arc<Mutex<HashMap<String, u32>>>,
+    schedule_id: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.schedule_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.schedule_id);
+            }
+        }
+    }
+}
+
+impl Scheduler {
+    /// A scheduler that claims up to `batch` due schedules per step.
+    pub fn new(store: Store, dispatcher: Dispatcher, batch: u32) -> Self {
+        Self {
+            store,
+            dispatcher,
+            running: Arc::default(),
+            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+            batch,
+        }
+    }
+
+    /// Runs of a schedule in progress now.
+    pub fn running(&self, schedule_id: &str) -> u32 {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(schedule_id).copied().unwrap_or(0)
+    }
+
+    /// One step at `now`: claims what is due and starts it, or records it as skipped when the
+    /// schedule already has `max_running` runs in progress.
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<Step, StoreError> {
+        let pass = claim_due(&self.store, now, self.batch).await?;
+        let mut step = Step {
+            missed: pass.missed,
+            ..Step::default()
+        };
+        let mut skipped = Vec::new();
+        for due in pass.due {
+            match self.take_slot(&due) {
+                Some(guard) => {
+                    self.start(due, guard, now).await;
+                    step.started += 1;
+                }
+                None => skipped.push(due),
+            }
+        }
+        step.skipped = skipped.len();
+        if !skipped.is_empty() {
+            self.record_skipped(&skipped, now).await?;
+        }
+        Ok(step)
+    }
+
+    fn take_slot(&self, due: &DueRun) -> Option<RunningGuard> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let n = running.entry(due.schedule.id.clone()).or_default();
+        if *n >= due.schedule.policy.max_running.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(RunningGuard {
+            running: self.running.clone(),
+            schedule_id: due.schedule.id.clone(),
+        })
+    }
+
+    async fn start(&self, due: DueRun, guard: RunningGuard, now: DateTime<Utc>) {
+        let dispatcher = self.dispatcher.clone();
+        let start_at = jittered(
+            due.run.fire_time,
+            due.schedule.policy.max_jitter,
+            &mut rand::rng(),
+        );
+        let wait = (start_at - now).to_std().unwrap_or(Duration::ZERO);
+        self.tasks.lock().await.spawn(async move {
+            let _guard = guard;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            if let Err(e) = dispatcher.run(&due).await {
+                tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
+            }
+        });
+    }
+
+    async fn record_skipped(
+        &self,
+        skipped: &[DueRun],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(skipped.len());
+        for due in skipped {
+            tracing::info!(schedule = %due.schedule.id, fire_time = %due.run.fire_time, "run skipped: overlap limit reached");
+            self.store
+                .set_run_status(&due.run.id, RunStatus::Skipped, now)
+                .await?;
+            records.push(NewExecution {
+                run_id: due.run.id.clone(),
+                job_id: due.schedule.id.clone(),
+                handler_id: due.schedule.handler_id.clone(),
+                method: due.schedule.method.clone(),
+                attempt: 0,
+                max_attempts: due.schedule.policy.max_attempts,
+                status: ExecutionStatus::Skipped,
+                started_at: due.run.fire_time,
+                params_summary: params_summary(&due.schedule.params),
+                instance: None,
+            });
+        }
+        self.store.insert_executions(&records).await?;
+        Ok(())
+    }
+
+    /// Waits for the runs in progress, up to `deadline`; returns how many were cut short.
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        let mut tasks = self.tasks.lock().await;
+        let all_done = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(deadline, all_done).await.is_ok() {
+            return 0;
+        }
+        let left = tasks.len();
+        tasks.abort_all();
+        left
+    }
+
+    /// Steps every `tick` until `shutdown` resolves, then drains for up to `drain_deadline`.
+    pub async fn run(
+        &self,
+        clock: Arc<dyn Clock>,
+        tick: Duration,
+        drain_deadline: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = interval.tick() => {
+                    if let Err(e) = self.step(clock.now()).await {
+                        tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
+                    }
+                    self.reap().await;
+                }
+            }
+        }
+        let cut = self.drain(drain_deadline).await;
+        if cut > 0 {
+            tracing::warn!(
+                runs = cut,
+                "shutdown cut runs short; they stay marked running in the store"
+            );
+        }
+    }
+
+    /// Forgets finished tasks, so the set does not grow.
+    async fn reap(&self) {
+        let mut tasks = self.tasks.lock().await;
+        while tasks.try_join_next().is_some() {}
+    }
+}

@@ -1,0 +1,171 @@
+//! The scheduler service over real components and a real database: overlap limits, and the loop
+//! firing schedules on the system clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use schedulezero::dispatch::Dispatcher;
+use schedulezero::scheduler::TriggerSpec;
+use schedulezero::scheduler::service::{Scheduler, SystemClock};
+use schedulezero::store::{
+    ConflictPolicy, ExecutionQuery, ExecutionStatus, Schedule, SchedulePolicy, Store,
+};
+use serde_json::json;
+
+use crate::support::TestConfig;
+
+/// A scheduler over a store and a runtime with the example plugins already loaded (compiling
+/// on first sight would make the first run slow enough to overlap the next).
+async fn scheduler() -> (Scheduler, Store, (tempfile::TempDir, tempfile::TempDir)) {
+    let c = TestConfig::new();
+    let db_dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&db_dir.path().join("sz.db"))
+        .await
+        .unwrap();
+    let runtime = Arc::new(schedulezero::Runtime::new(c.config).unwrap());
+    runtime.discover().await.unwrap();
+    let dispatcher = Dispatcher::new(runtime, store.clone());
+    (
+        Scheduler::new(store.clone(), dispatcher, 100),
+        store,
+        (c.data, db_dir),
+    )
+}
+
+async fn add(
+    store: &Store,
+    id: &str,
+    method: &str,
+    params: serde_json::Value,
+    trigger: TriggerSpec,
+    policy: SchedulePolicy,
+    now: DateTime<Utc>,
+) {
+    let next = trigger.compile().unwrap().first_fire(now);
+    let handler = if method == "ping" {
+        "ding-dong"
+    } else {
+        "misbehave"
+    };
+    let s = Schedule {
+        id: id.into(),
+        handler_id: handler.into(),
+        method: method.into(),
+        params,
+        trigger,
+        policy,
+        paused: false,
+        next_fire: next,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .insert_schedule(&s, ConflictPolicy::Error)
+        .await
+        .unwrap();
+}
+
+fn statuses(log: &[schedulezero::store::Execution]) -> Vec<ExecutionStatus> {
+    log.iter().rev().map(|e| e.status).collect()
+}
+
+#[tokio::test]
+async fn a_run_that_would_overlap_is_recorded_as_skipped() {
+    let (sched, store, _dirs) = scheduler().await;
+    let t0 = Utc::now();
+    let every_second = TriggerSpec::Interval {
+        every_seconds: 1.0,
+        start_time: Some(t0),
+        end_time: None,
+    };
+    add(
+        &store,
+        "slow",
+        "sleep",
+        json!({"ms": 1500}),
+        every_second,
+        SchedulePolicy::default(),
+        t0,
+    )
+    .await;
+
+    let first = sched.step(t0).await.unwrap();
+    assert_eq!((first.started, first.skipped), (1, 0));
+    // One second later by the scheduler's clock, the first run is still sleeping.
+    let second = sched.step(t0 + TimeDelta::seconds(1)).await.unwrap();
+    assert_eq!((second.started, second.skipped), (0, 1));
+    assert_eq!(sched.running("slow"), 1);
+    assert_eq!(sched.drain(Duration::from_secs(10)).await, 0);
+    assert_eq!(sched.running("slow"), 0);
+
+    let log = store
+        .executions(&ExecutionQuery {
+            job_id: Some("slow".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen = statuses(&log);
+    seen.sort();
+    assert_eq!(seen, [ExecutionStatus::Success, ExecutionStatus::Skipped]);
+}
+
+#[tokio::test]
+async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
+    let (sched, store, _dirs) = scheduler().await;
+    let now = Utc::now();
+    let fast = TriggerSpec::Interval {
+        every_seconds: 0.2,
+        start_time: Some(now),
+        end_time: None,
+    };
+    add(
+        &store,
+        "ping",
+        "ping",
+        json!(null),
+        fast,
+        SchedulePolicy::default(),
+        now,
+    )
+    .await;
+
+    let shutdown = tokio::time::sleep(Duration::from_millis(1100));
+    sched
+        .run(
+            Arc::new(SystemClock),
+            Duration::from_millis(20),
+            Duration::from_secs(5),
+            shutdown,
+        )
+        .await;
+
+    let log = store
+        .executions(&ExecutionQuery {
+            job_id: Some("ping".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ok = log
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::Success)
+        .count();
+    assert!(
+        (4..=7).contains(&ok),
+        "about one run per 200 ms for 1.1 s, got {ok}: {:?}",
+        statuses(&log)
+    );
+    assert!(
+        log.iter().all(|e| e.status != ExecutionStatus::Running),
+        "drained: nothing left running"
+    );
+    assert!(
+        log.iter()
+            .all(|e| e.result.as_ref().is_some_and(|r| r["pong"] == true)),
+        "{log:#?}"
+    );
+}
