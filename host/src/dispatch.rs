@@ -42,6 +42,16 @@ impl Dispatcher {
     /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
     /// outcome, recorded, not an error.
     pub async fn run(&self, due: &DueRun) -> Result<RunOutcome, StoreError> {
+        self.run_from(due, 1).await
+    }
+
+    /// Runs a run from attempt `first_attempt` on (a run resumed after a restart goes on from
+    /// the attempt after the last one recorded).
+    pub async fn run_from(
+        &self,
+        due: &DueRun,
+        first_attempt: u32,
+    ) -> Result<RunOutcome, StoreError> {
         let schedule = &due.schedule;
         let policy = &schedule.policy;
         let max_attempts = policy.max_attempts.max(1);
@@ -50,7 +60,7 @@ impl Dispatcher {
         self.store
             .set_run_status(&due.run.id, RunStatus::Running, Utc::now())
             .await?;
-        let mut attempt = 1;
+        let mut attempt = first_attempt.max(1);
         loop {
             let started_at = Utc::now();
             let ids = self

@@ -169,3 +169,86 @@ async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
         "{log:#?}"
     );
 }
+
+#[tokio::test]
+async fn runs_a_killed_host_left_behind_go_on_or_end() {
+    let (sched, store, _dirs) = scheduler().await;
+    let now = Utc::now();
+    let once = |at: DateTime<Utc>| TriggerSpec::Date { run_date: at };
+    let retrying = SchedulePolicy {
+        max_attempts: 3,
+        ..Default::default()
+    };
+    add(
+        &store,
+        "resumable",
+        "ok",
+        json!(null),
+        once(now),
+        retrying,
+        now,
+    )
+    .await;
+    add(
+        &store,
+        "spent",
+        "ok",
+        json!(null),
+        once(now),
+        SchedulePolicy::default(),
+        now,
+    )
+    .await;
+
+    // The previous host claimed both runs and died during their first attempts.
+    let pass = schedulezero::scheduler::claim::claim_due(&store, now, 10)
+        .await
+        .unwrap();
+    assert_eq!(pass.due.len(), 2);
+    for due in &pass.due {
+        store
+            .insert_executions(&[schedulezero::store::NewExecution {
+                run_id: due.run.id.clone(),
+                job_id: due.schedule.id.clone(),
+                handler_id: due.schedule.handler_id.clone(),
+                method: due.schedule.method.clone(),
+                attempt: 1,
+                max_attempts: due.schedule.policy.max_attempts,
+                status: ExecutionStatus::Running,
+                started_at: now,
+                params_summary: None,
+                instance: None,
+            }])
+            .await
+            .unwrap();
+    }
+
+    let recovered = sched.recover(Utc::now()).await.unwrap();
+    assert_eq!(
+        (recovered.interrupted, recovered.resumed, recovered.ended),
+        (2, 1, 1)
+    );
+    assert_eq!(sched.drain(Duration::from_secs(10)).await, 0);
+
+    let log = |job: &str| ExecutionQuery {
+        job_id: Some(job.into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let resumable = store.executions(&log("resumable")).await.unwrap();
+    let seen: Vec<(u32, ExecutionStatus, Option<&str>)> = resumable
+        .iter()
+        .rev()
+        .map(|e| (e.attempt, e.status, e.error_code.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, ExecutionStatus::Error, Some("interrupted")),
+            (2, ExecutionStatus::Success, None)
+        ]
+    );
+    let spent = store.executions(&log("spent")).await.unwrap();
+    assert_eq!(statuses(&spent), [ExecutionStatus::Error]);
+    assert!(store.unfinished_runs(10).await.unwrap().is_empty());
+}

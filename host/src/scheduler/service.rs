@@ -1,7 +1,8 @@
 //! The scheduler service: steps the claim pass on a clock and starts the runs it claims, each in
 //! its own task, within each schedule's overlap limit (`max_running`). A run that cannot start
 //! because the limit is reached is recorded as skipped, never dropped silently. Shutting down
-//! stops stepping and lets running calls finish up to a deadline.
+//! stops stepping and lets running calls finish up to a deadline; at start, [`Scheduler::recover`]
+//! picks up runs a stopped (or killed) host left unfinished.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +42,17 @@ pub struct Step {
     pub skipped: usize,
     /// Fire times recorded as missed.
     pub missed: usize,
+}
+
+/// What [`Scheduler::recover`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Attempts that were running when the previous host stopped.
+    pub interrupted: u64,
+    /// Runs resumed with their next attempt.
+    pub resumed: usize,
+    /// Runs ended as errors (no attempts left, or their schedule is gone).
+    pub ended: usize,
 }
 
 /// Schedules claimed runs and keeps count of those in progress.
@@ -171,6 +183,60 @@ impl Scheduler {
         }
         self.store.insert_executions(&records).await?;
         Ok(())
+    }
+
+    /// Picks up what a previous host left unfinished (it stopped, or was killed, mid-run):
+    /// attempts still marked running are ended as `interrupted`, and each unfinished run goes on
+    /// with its next attempt if it has attempts left, or ends as an error. Call it once, before
+    /// the first step.
+    pub async fn recover(&self, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+        let mut recovered = Recovered {
+            interrupted: self.store.interrupt_running_executions(now).await?,
+            ..Recovered::default()
+        };
+        for run in self.store.unfinished_runs(u32::MAX).await? {
+            let Some(schedule) = self.store.schedule(&run.schedule_id).await? else {
+                self.store
+                    .set_run_status(&run.id, RunStatus::Error, now)
+                    .await?;
+                recovered.ended += 1;
+                continue;
+            };
+            let next_attempt = self.store.last_attempt(&run.id).await? + 1;
+            if next_attempt > schedule.policy.max_attempts.max(1) {
+                self.store
+                    .set_run_status(&run.id, RunStatus::Error, now)
+                    .await?;
+                recovered.ended += 1;
+                continue;
+            }
+            let due = DueRun { run, schedule };
+            // A resumed run takes its place among the running regardless of the overlap limit:
+            // it was admitted before the restart.
+            let guard = {
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                *running.entry(due.schedule.id.clone()).or_default() += 1;
+                RunningGuard {
+                    running: self.running.clone(),
+                    schedule_id: due.schedule.id.clone(),
+                }
+            };
+            let dispatcher = self.dispatcher.clone();
+            self.tasks.lock().await.spawn(async move {
+                let _guard = guard;
+                if let Err(e) = dispatcher.run_from(&due, next_attempt).await {
+                    tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
+                }
+            });
+            recovered.resumed += 1;
+        }
+        if recovered != Recovered::default() {
+            tracing::info!(
+                ?recovered,
+                "picked up what the previous host left unfinished"
+            );
+        }
+        Ok(recovered)
     }
 
     /// Waits for the runs in progress, up to `deadline`; returns how many were cut short.

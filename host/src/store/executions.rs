@@ -296,6 +296,35 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every attempt still marked running as an error (code `interrupted`): after a host
+    /// stopped without finishing them. Returns how many. (A single-host store: with several hosts
+    /// on one database this becomes per-host, with leases.)
+    pub async fn interrupt_running_executions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let now_us = now.timestamp_micros();
+        let done = sqlx::query(
+            "UPDATE executions SET status = 'error', completed_us = ?, duration_us = MAX(0, ? - started_us), \
+             error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'",
+        )
+        .bind(now_us)
+        .bind(now_us)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The highest attempt number recorded for a run (0 when none).
+    pub async fn last_attempt(&self, run_id: &str) -> Result<u32, StoreError> {
+        let (n,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(attempt) FROM executions WHERE run_id = ?")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
+    }
+
     /// Records, newest first.
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
         let rows = sqlx::query(
