@@ -9,11 +9,22 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::runtime::{InvokeError, JobContext, Runtime};
-use crate::scheduler::claim::DueRun;
-use crate::scheduler::policy::retry_delay;
+use std::time::Duration;
+
 use crate::store::{
-    Completion, ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary,
+    Completion, ExecutionStatus, NewExecution, Run, RunStatus, Schedule, Store, StoreError,
+    params_summary,
 };
+use rand::RngExt;
+
+/// A claimed run with the schedule it came from: what dispatch takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueRun {
+    /// The claimed run.
+    pub run: Run,
+    /// The schedule as it was when claimed.
+    pub schedule: Schedule,
+}
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,5 +160,35 @@ impl Dispatcher {
             attempts,
             error,
         })
+    }
+}
+
+/// How long to wait before attempt `next_attempt` (2 for the first retry): the base doubled per
+/// earlier retry, with "equal jitter" (between half and all of that), capped at an hour.
+pub fn retry_delay(base: Duration, next_attempt: u32, rng: &mut impl RngExt) -> Duration {
+    const CAP: Duration = Duration::from_secs(3600);
+    let doublings = next_attempt.saturating_sub(2).min(30);
+    let full = base.saturating_mul(1 << doublings).min(CAP);
+    let half = full / 2;
+    half + full.saturating_sub(half).mul_f64(rng.random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let base = Duration::from_secs(2);
+        for (attempt, full) in [(2, 2), (3, 4), (4, 8), (5, 16)] {
+            for _ in 0..200 {
+                let d = retry_delay(base, attempt, &mut rng);
+                let full = Duration::from_secs(full);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            }
+        }
+        assert!(retry_delay(base, 60, &mut rng) <= Duration::from_secs(3600));
     }
 }

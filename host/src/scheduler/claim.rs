@@ -6,19 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use super::policy::{self, MissReason};
+pub use crate::dispatch::DueRun;
 use crate::store::{
-    Claim, ExecutionStatus, NewExecution, Run, RunStatus, Schedule, Store, StoreError,
-    params_summary,
+    Claim, ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary,
 };
-
-/// A run to dispatch, with the schedule it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DueRun {
-    /// The claimed run (status `Pending`).
-    pub run: Run,
-    /// The schedule as it was when claimed.
-    pub schedule: Schedule,
-}
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,7 +106,7 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<
 mod tests {
     use super::*;
     use crate::scheduler::TriggerSpec;
-    use crate::store::{Coalesce, ConflictPolicy, ExecutionQuery, SchedulePolicy};
+    use crate::store::{Coalesce, ConflictPolicy, ExecutionQuery, Schedule, SchedulePolicy};
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {

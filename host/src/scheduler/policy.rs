@@ -1,6 +1,6 @@
 //! The policies that turn a schedule's fire times into runs: misfire grace time and coalescing
-//! (which fire times run after the scheduler was late or down), jitter, retry backoff, and where a
-//! resumed schedule picks up. Everything here is a pure function of its inputs (the clock and the
+//! (which fire times run after the scheduler was late or down), jitter, and where a resumed
+//! schedule picks up. Everything here is a pure function of its inputs (the clock and the
 //! random source are passed in), so the scheduler's decisions are tested without waiting.
 
 use std::collections::VecDeque;
@@ -103,16 +103,6 @@ pub fn jittered(fire: DateTime<Utc>, max_jitter: Duration, rng: &mut impl RngExt
     let max = u64::try_from(max_jitter.as_micros()).unwrap_or(u64::MAX);
     let delay = rng.random_range(0..=max);
     fire + TimeDelta::microseconds(i64::try_from(delay).unwrap_or(i64::MAX))
-}
-
-/// How long to wait before attempt `next_attempt` (2 for the first retry): the base doubled per
-/// earlier retry, with "equal jitter" (between half and all of that), capped at an hour.
-pub fn retry_delay(base: Duration, next_attempt: u32, rng: &mut impl RngExt) -> Duration {
-    const CAP: Duration = Duration::from_secs(3600);
-    let doublings = next_attempt.saturating_sub(2).min(30);
-    let full = base.saturating_mul(1 << doublings).min(CAP);
-    let half = full / 2;
-    half + full.saturating_sub(half).mul_f64(rng.random::<f64>())
 }
 
 /// Where a resumed schedule picks up: its stored next fire time when catching up (the missed
@@ -268,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn jitter_and_backoff_stay_in_their_bounds() {
+    fn jitter_stays_in_its_bounds() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let fire = at("2026-01-01T00:00:00Z");
         assert_eq!(jittered(fire, Duration::ZERO, &mut rng), fire);
@@ -276,15 +266,6 @@ mod tests {
             let j = jittered(fire, Duration::from_secs(5), &mut rng);
             assert!(j >= fire && j <= fire + TimeDelta::seconds(5));
         }
-        let base = Duration::from_secs(2);
-        for (attempt, full) in [(2, 2), (3, 4), (4, 8), (5, 16)] {
-            for _ in 0..200 {
-                let d = retry_delay(base, attempt, &mut rng);
-                let full = Duration::from_secs(full);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-            }
-        }
-        assert!(retry_delay(base, 60, &mut rng) <= Duration::from_secs(3600));
     }
 
     #[test]
