@@ -1,41 +1,18 @@
 //! Claimed runs dispatched to real components, with the execution log in a real database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use schedulezero::dispatch::Dispatcher;
 use schedulezero::scheduler::TriggerSpec;
 use schedulezero::scheduler::claim::claim_due;
 use schedulezero::store::{
-    ConflictPolicy, ExecutionQuery, ExecutionStatus, RunStatus, Schedule, SchedulePolicy, Store,
+    ConflictPolicy, ExecutionQuery, ExecutionStatus, RunStatus, SchedulePolicy, Store,
 };
 use serde_json::json;
 
-use crate::support::TestConfig;
+use crate::support::{Stack, new_schedule};
 
-struct Setup {
-    dispatcher: Dispatcher,
-    store: Store,
-    runtime: Arc<schedulezero::Runtime>,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
-
-async fn setup() -> Setup {
-    let c = TestConfig::new();
-    let db_dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&db_dir.path().join("sz.db"))
-        .await
-        .unwrap();
-    let runtime = Arc::new(schedulezero::Runtime::new(c.config).unwrap());
-    Setup {
-        dispatcher: Dispatcher::new(runtime.clone(), store.clone()),
-        store,
-        runtime,
-        _dirs: (c.data, db_dir),
-    }
-}
-
+/// Stores a one-shot schedule that is due now; returns its fire time.
 async fn schedule_once(
     store: &Store,
     id: &str,
@@ -45,23 +22,13 @@ async fn schedule_once(
     policy: SchedulePolicy,
 ) -> DateTime<Utc> {
     let fire = Utc::now() - chrono::TimeDelta::milliseconds(5);
-    let s = Schedule {
-        id: id.into(),
-        handler_id: handler.into(),
-        method: method.into(),
-        params,
-        trigger: TriggerSpec::Date { run_date: fire },
-        policy,
-        paused: false,
-        next_fire: Some(fire),
-        created_at: fire,
-        updated_at: fire,
-    };
+    let trigger = TriggerSpec::Date { run_date: fire };
+    let s = new_schedule(id, handler, method, params, trigger, policy, fire);
     store
         .insert_schedule(&s, ConflictPolicy::Error)
         .await
         .unwrap();
-    fire
+    s.next_fire.unwrap()
 }
 
 fn log_of(job: &str) -> ExecutionQuery {
@@ -74,7 +41,7 @@ fn log_of(job: &str) -> ExecutionQuery {
 
 #[tokio::test]
 async fn a_run_reaches_the_handler_with_its_context_and_is_logged() {
-    let s = setup().await;
+    let s = Stack::new().await;
     let fire = schedule_once(
         &s.store,
         "chime",
@@ -127,7 +94,7 @@ async fn a_run_reaches_the_handler_with_its_context_and_is_logged() {
 
 #[tokio::test]
 async fn retryable_failures_are_retried_and_each_attempt_is_logged() {
-    let s = setup().await;
+    let s = Stack::new().await;
     let policy = SchedulePolicy {
         max_attempts: 3,
         retry_backoff: Duration::from_millis(10),
@@ -170,7 +137,7 @@ async fn retryable_failures_are_retried_and_each_attempt_is_logged() {
 
 #[tokio::test]
 async fn failures_that_cannot_pass_are_not_retried() {
-    let s = setup().await;
+    let s = Stack::new().await;
     let policy = SchedulePolicy {
         max_attempts: 5,
         retry_backoff: Duration::from_millis(10),

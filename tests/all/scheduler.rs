@@ -5,34 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use schedulezero::dispatch::Dispatcher;
 use schedulezero::scheduler::TriggerSpec;
 use schedulezero::scheduler::service::{Scheduler, SystemClock};
-use schedulezero::store::{
-    ConflictPolicy, ExecutionQuery, ExecutionStatus, Schedule, SchedulePolicy, Store,
-};
+use schedulezero::store::{ConflictPolicy, ExecutionQuery, ExecutionStatus, SchedulePolicy, Store};
 use serde_json::json;
 
-use crate::support::TestConfig;
+use crate::support::{Stack, new_schedule};
 
-/// A scheduler over a store and a runtime with the example plugins already loaded (compiling
-/// on first sight would make the first run slow enough to overlap the next).
-async fn scheduler() -> (Scheduler, Store, (tempfile::TempDir, tempfile::TempDir)) {
-    let c = TestConfig::new();
-    let db_dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&db_dir.path().join("sz.db"))
-        .await
-        .unwrap();
-    let runtime = Arc::new(schedulezero::Runtime::new(c.config).unwrap());
-    runtime.discover().await.unwrap();
-    let dispatcher = Dispatcher::new(runtime, store.clone());
-    (
-        Scheduler::new(store.clone(), dispatcher, 100),
-        store,
-        (c.data, db_dir),
-    )
+/// A scheduler over a [`Stack`]: a store, and a runtime with the example plugins loaded
+/// (compiling on first sight would make the first run slow enough to overlap the next).
+async fn scheduler() -> (Scheduler, Store, Stack) {
+    let stack = Stack::new().await;
+    let sched = Scheduler::new(stack.store.clone(), stack.dispatcher.clone(), 100);
+    (sched, stack.store.clone(), stack)
 }
 
+/// Stores a schedule of a misbehave method (ding-dong for `ping`).
 async fn add(
     store: &Store,
     id: &str,
@@ -42,24 +30,12 @@ async fn add(
     policy: SchedulePolicy,
     now: DateTime<Utc>,
 ) {
-    let next = trigger.compile().unwrap().first_fire(now);
     let handler = if method == "ping" {
         "ding-dong"
     } else {
         "misbehave"
     };
-    let s = Schedule {
-        id: id.into(),
-        handler_id: handler.into(),
-        method: method.into(),
-        params,
-        trigger,
-        policy,
-        paused: false,
-        next_fire: next,
-        created_at: now,
-        updated_at: now,
-    };
+    let s = new_schedule(id, handler, method, params, trigger, policy, now);
     store
         .insert_schedule(&s, ConflictPolicy::Error)
         .await
@@ -72,7 +48,7 @@ fn statuses(log: &[schedulezero::store::Execution]) -> Vec<ExecutionStatus> {
 
 #[tokio::test]
 async fn a_run_that_would_overlap_is_recorded_as_skipped() {
-    let (sched, store, _dirs) = scheduler().await;
+    let (sched, store, _stack) = scheduler().await;
     let t0 = Utc::now();
     let every_second = TriggerSpec::Interval {
         every_seconds: 1.0,
@@ -114,7 +90,7 @@ async fn a_run_that_would_overlap_is_recorded_as_skipped() {
 
 #[tokio::test]
 async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
-    let (sched, store, _dirs) = scheduler().await;
+    let (sched, store, _stack) = scheduler().await;
     let now = Utc::now();
     let fast = TriggerSpec::Interval {
         every_seconds: 0.2,
@@ -172,7 +148,7 @@ async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
 
 #[tokio::test]
 async fn runs_a_killed_host_left_behind_go_on_or_end() {
-    let (sched, store, _dirs) = scheduler().await;
+    let (sched, store, _stack) = scheduler().await;
     let now = Utc::now();
     let once = |at: DateTime<Utc>| TriggerSpec::Date { run_date: at };
     let retrying = SchedulePolicy {

@@ -114,3 +114,61 @@ pub fn run_cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     cmd.output().expect("run schedulezero")
 }
+
+/// A runtime with the example plugins loaded (so no run waits for a first compilation), a store
+/// in a fresh database file, and a dispatcher over both.
+pub struct Stack {
+    /// The runtime.
+    pub runtime: std::sync::Arc<Runtime>,
+    /// The store.
+    pub store: schedulezero::store::Store,
+    /// The dispatcher.
+    pub dispatcher: schedulezero::dispatch::Dispatcher,
+    _dirs: (TempDir, TempDir),
+}
+
+impl Stack {
+    /// Builds the stack.
+    pub async fn new() -> Self {
+        let c = TestConfig::new();
+        let db_dir = tempfile::tempdir().expect("temp dir");
+        let store = schedulezero::store::Store::open_sqlite(&db_dir.path().join("sz.db"))
+            .await
+            .expect("open the store");
+        let runtime = std::sync::Arc::new(Runtime::new(c.config).expect("runtime starts"));
+        runtime.discover().await.expect("plugins load");
+        let dispatcher = schedulezero::dispatch::Dispatcher::new(runtime.clone(), store.clone());
+        Self {
+            runtime,
+            store,
+            dispatcher,
+            _dirs: (c.data, db_dir),
+        }
+    }
+}
+
+/// A schedule of `handler.method`, created at `now`, first firing at the trigger's first fire
+/// time from then.
+pub fn new_schedule(
+    id: &str,
+    handler: &str,
+    method: &str,
+    params: serde_json::Value,
+    trigger: schedulezero::scheduler::TriggerSpec,
+    policy: schedulezero::store::SchedulePolicy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> schedulezero::store::Schedule {
+    let next_fire = trigger.compile().expect("valid trigger").first_fire(now);
+    schedulezero::store::Schedule {
+        id: id.into(),
+        handler_id: handler.into(),
+        method: method.into(),
+        params,
+        trigger,
+        policy,
+        paused: false,
+        next_fire,
+        created_at: now,
+        updated_at: now,
+    }
+}
