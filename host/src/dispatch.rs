@@ -128,6 +128,9 @@ impl Dispatcher {
                     result: result_json,
                     error_code,
                     error,
+                    instance: result.as_ref().ok().map(|o| {
+                        format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance)
+                    }),
                 }])
                 .await?;
             match result {

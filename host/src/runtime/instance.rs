@@ -22,6 +22,8 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: bindings::Plugin,
     calls: u64,
+    /// Which instance of its plugin this is: 1 for the first created.
+    pub(super) serial: u64,
     /// Whether the engine meters fuel (then every call must be given some).
     metered: bool,
     _plugin_slot: OwnedSemaphorePermit,
@@ -45,6 +47,8 @@ pub struct CallMeasure {
     pub output_dropped_bytes: u64,
     /// Calls this instance has served, this one included.
     pub instance_calls: u64,
+    /// Which instance of the plugin ran the call: 1 for the first one created.
+    pub instance: u64,
 }
 
 impl Instance {
@@ -82,6 +86,7 @@ impl Instance {
             store,
             bindings,
             calls: 0,
+            serial: 0,
             metered,
             _plugin_slot: slots.0,
             _pool_slot: slots.1,
@@ -138,6 +143,7 @@ impl Instance {
             output_bytes: report.bytes,
             output_dropped_bytes: report.dropped,
             instance_calls: self.calls,
+            instance: self.serial,
         };
         let result = match raw {
             Ok(Ok(result)) => check_result(result, limits),

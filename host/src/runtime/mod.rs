@@ -239,7 +239,7 @@ impl Runtime {
             }
             if let Some(slots) = self.try_slots(plugin) {
                 let started = Instant::now();
-                let instance = Instance::create(
+                let mut instance = Instance::create(
                     &self.engine,
                     &loaded.pre,
                     Arc::new(Capture::new(plugin.name.clone())),
@@ -250,10 +250,11 @@ impl Runtime {
                     self.config.uses_fuel(),
                 )
                 .await?;
-                plugin
+                instance.serial = plugin
                     .counters
                     .instances_created
-                    .fetch_add(1, Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
                 return Ok((instance, Some(nanos(started.elapsed()))));
             }
             // A permit taken here only wakes this task; it is given back and the loop retries.

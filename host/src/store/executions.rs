@@ -97,6 +97,8 @@ pub struct Completion {
     pub error_code: Option<String>,
     /// The error's message, on failure.
     pub error: Option<String>,
+    /// Which instance ran it, when known only at the end (replaces the one given at start).
+    pub instance: Option<String>,
 }
 
 /// A record of the log.
@@ -280,7 +282,7 @@ impl Store {
             let result = c.result.as_ref().map(serde_json::Value::to_string);
             sqlx::query(
                 "UPDATE executions SET status = ?, completed_us = ?, duration_us = MAX(0, ? - started_us), \
-                 result = ?, error_code = ?, error = ? WHERE id = ?",
+                 result = ?, error_code = ?, error = ?, instance = COALESCE(?, instance) WHERE id = ?",
             )
             .bind(c.status.as_str())
             .bind(c.completed_at.timestamp_micros())
@@ -288,6 +290,7 @@ impl Store {
             .bind(result)
             .bind(c.error_code.as_deref())
             .bind(c.error.as_deref())
+            .bind(c.instance.as_deref())
             .bind(c.id)
             .execute(&mut *tx)
             .await?;
@@ -506,6 +509,7 @@ mod tests {
                 result: Some(json!({"pong": true})),
                 error_code: None,
                 error: None,
+                instance: None,
             },
             Completion {
                 id: ids[1],
@@ -514,6 +518,7 @@ mod tests {
                 result: None,
                 error_code: Some("timeout".into()),
                 error: Some("timed out after 2s".into()),
+                instance: None,
             },
         ])
         .await
@@ -585,6 +590,7 @@ mod tests {
                 result: None,
                 error_code: (i % 3 == 0).then(|| "trap".to_owned()),
                 error: (i % 3 == 0).then(|| "boom".to_owned()),
+                instance: None,
             })
             .collect();
         db.complete_executions(&done).await.unwrap();
