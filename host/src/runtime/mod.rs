@@ -49,6 +49,8 @@ pub struct Runtime {
     config: Arc<Config>,
     engine: Engine,
     allocator: AllocatorKind,
+    /// Whether the engine meters fuel (decided once, from the configuration).
+    metered: bool,
     linker: Linker<HostState>,
     cache: ArtifactCache,
     pool: Arc<Semaphore>,
@@ -71,6 +73,7 @@ impl Runtime {
         let pool = Arc::new(Semaphore::new(config.pool.max_instances as usize));
         tracing::debug!(?allocator, cache = %cache.dir().display(), "runtime ready");
         Ok(Self {
+            metered: config.uses_fuel(),
             config: Arc::new(config),
             engine,
             allocator,
@@ -247,7 +250,7 @@ impl Runtime {
                     &plugin.settings.limits,
                     deadline,
                     slots,
-                    self.config.uses_fuel(),
+                    self.metered,
                 )
                 .await?;
                 instance.serial = plugin

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, read_time};
 
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -206,7 +206,7 @@ fn corrupt(message: impl std::fmt::Display) -> StoreError {
 }
 
 fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt(format!("time {us} out of range")))
+    read_time("executions", us)
 }
 
 fn read(row: &SqliteRow) -> Result<Execution, StoreError> {

@@ -27,6 +27,15 @@ pub use self::schedules::{
 /// How long a writer waits for the database lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A stored time (microseconds since the epoch) as a UTC instant; out of range is a corrupt row
+/// of `table`.
+fn read_time(table: &'static str, us: i64) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
+        table,
+        message: format!("time {us} out of range"),
+    })
+}
+
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

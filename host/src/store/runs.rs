@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, read_time};
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,10 +92,7 @@ pub struct Claim {
 }
 
 fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
-        table: "runs",
-        message: format!("time {us} out of range"),
-    })
+    read_time("runs", us)
 }
 
 fn read(row: &SqliteRow) -> Result<Run, StoreError> {

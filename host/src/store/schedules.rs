@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, read_time};
 use crate::scheduler::TriggerSpec;
 
 /// Which of several missed fire times a schedule runs when it is late (APScheduler's `coalesce`).
@@ -132,10 +132,7 @@ fn micros(t: DateTime<Utc>) -> i64 {
 }
 
 fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt {
-        table: "schedules",
-        message: format!("time {us} out of range"),
-    })
+    read_time("schedules", us)
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
