@@ -4,6 +4,7 @@
 //! format, the defaults and the rules.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,6 +61,79 @@ pub struct Config {
     pub pool: PoolConfig,
     /// Per-plugin settings, by plugin name.
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// The REST API and the store `serve` uses.
+    pub server: ServerConfig,
+    /// The scheduler loop and the execution log.
+    pub scheduler: SchedulerConfig,
+}
+
+/// What `schedulezero serve` listens on and stores into.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The REST API's address. A non-loopback address needs `api_token`.
+    pub listen: SocketAddr,
+    /// The store; default a SQLite file, `<data_dir>/schedulezero.db`.
+    pub database_url: Option<String>,
+    /// Where remote (ZeroMQ) handlers register.
+    pub zmq_listen: String,
+    /// When set, every API request needs `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// This host's name, as `/api/config` reports it.
+    pub instance_name: String,
+    /// A line about this host, as `/api/config` reports it.
+    pub description: String,
+    /// Who runs this host, as `/api/config` reports it.
+    pub admin_contact: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            database_url: None,
+            zmq_listen: "tcp://127.0.0.1:4242".to_owned(),
+            api_token: None,
+            max_body_bytes: 1024 * 1024,
+            instance_name: "schedulezero".to_owned(),
+            description: "ScheduleZero host".to_owned(),
+            admin_contact: String::new(),
+        }
+    }
+}
+
+/// How the scheduler loop runs and how long the execution log is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// The longest the loop sleeps between two looks at the store (it also wakes when the next
+    /// fire time is due and when a schedule changes).
+    #[serde(with = "humantime_serde")]
+    pub max_tick: Duration,
+    /// The most schedules claimed in one pass.
+    pub batch: u32,
+    /// On shutdown, how long running calls may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// The most execution records kept (the oldest go first).
+    pub retention_records: u64,
+    /// Execution records older than this go.
+    #[serde(with = "humantime_serde")]
+    pub retention_age: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_tick: Duration::from_secs(1),
+            batch: 1000,
+            shutdown_grace: Duration::from_secs(30),
+            retention_records: 100_000,
+            retention_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 /// Limits on one call of a handler.
@@ -176,6 +250,8 @@ impl Default for Config {
             limits: Limits::default(),
             pool: PoolConfig::default(),
             plugins: BTreeMap::new(),
+            server: ServerConfig::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }
@@ -251,6 +327,7 @@ impl Config {
     /// Checks every setting; the host refuses to start on the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_limits("limits", &self.limits)?;
+        self.check_server()?;
         if self.pool.max_instances == 0 {
             return Err(invalid("pool.max_instances", "must be at least 1"));
         }
@@ -268,6 +345,70 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The database `serve` opens.
+    pub fn database_url(&self) -> String {
+        self.server.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("schedulezero.db").display()
+            )
+        })
+    }
+
+    fn check_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if let Some(token) = &s.api_token
+            && token.len() < 16
+        {
+            return Err(invalid(
+                "server.api_token",
+                "must be at least 16 characters (use a random string)",
+            ));
+        }
+        if !s.listen.ip().is_loopback() && s.api_token.is_none() {
+            return Err(invalid(
+                "server.listen",
+                &format!(
+                    "{} is not a loopback address: set an API token (--api-token or SCHEDULEZERO_API_TOKEN) to listen there",
+                    s.listen
+                ),
+            ));
+        }
+        if s.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if let Some(url) = &s.database_url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(invalid(
+                "server.database_url",
+                "this host supports sqlite:PATH or sqlite://PATH",
+            ));
+        }
+        if !s.zmq_listen.starts_with("tcp://") {
+            return Err(invalid(
+                "server.zmq_listen",
+                "must be a tcp:// endpoint, such as tcp://127.0.0.1:4242",
+            ));
+        }
+        let sc = &self.scheduler;
+        if sc.batch == 0 {
+            return Err(invalid("scheduler.batch", "must be at least 1"));
+        }
+        if sc.max_tick < Duration::from_millis(10) || sc.max_tick > Duration::from_secs(60) {
+            return Err(invalid(
+                "scheduler.max_tick",
+                "must be between 10ms and 60s",
+            ));
+        }
+        if sc.retention_records == 0 {
+            return Err(invalid("scheduler.retention_records", "must be at least 1"));
         }
         Ok(())
     }
@@ -380,6 +521,21 @@ mod tests {
             },
         );
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_public_listen_address_needs_a_token() {
+        let mut c = Config::from_toml("[server]\nlisten = '0.0.0.0:8888'").unwrap();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "server.listen")
+        );
+        c.server.api_token = Some("short".into());
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "server.api_token")
+        );
+        c.server.api_token = Some("0123456789abcdef0123".into());
+        c.validate().unwrap();
+        assert!(c.database_url().ends_with("schedulezero.db"));
     }
 
     #[test]

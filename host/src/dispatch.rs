@@ -12,7 +12,7 @@ use crate::runtime::{InvokeError, JobContext, Runtime};
 use std::time::Duration;
 
 use crate::store::{
-    Completion, ExecutionStatus, NewExecution, Run, RunStatus, Schedule, Store, StoreError,
+    Completion, ExecutionStatus, NewExecution, Run, RunStatus, Schedule, Store, StoreError, Write,
     params_summary,
 };
 use rand::RngExt;
@@ -68,27 +68,36 @@ impl Dispatcher {
         let max_attempts = policy.max_attempts.max(1);
         let params = schedule.params.to_string();
         let summary = params_summary(&schedule.params);
-        self.store
-            .set_run_status(&due.run.id, RunStatus::Running, Utc::now())
-            .await?;
         let mut attempt = first_attempt.max(1);
         loop {
             let started_at = Utc::now();
-            let ids = self
-                .store
-                .insert_executions(&[NewExecution {
+            let mut writes = Vec::with_capacity(2);
+            if attempt == first_attempt.max(1) {
+                writes.push(Write::RunStatus {
                     run_id: due.run.id.clone(),
-                    job_id: schedule.id.clone(),
-                    handler_id: schedule.handler_id.clone(),
-                    method: schedule.method.clone(),
-                    attempt,
-                    max_attempts,
-                    status: ExecutionStatus::Running,
-                    started_at,
-                    params_summary: summary.clone(),
-                    instance: Some(format!("wasm:{}", schedule.handler_id)),
-                }])
-                .await?;
+                    status: RunStatus::Running,
+                    at: started_at,
+                });
+            }
+            writes.push(Write::Start(NewExecution {
+                run_id: due.run.id.clone(),
+                job_id: schedule.id.clone(),
+                handler_id: schedule.handler_id.clone(),
+                method: schedule.method.clone(),
+                attempt,
+                max_attempts,
+                status: ExecutionStatus::Running,
+                started_at,
+                params_summary: summary.clone(),
+                instance: Some(format!("wasm:{}", schedule.handler_id)),
+            }));
+            let record_id = self
+                .store
+                .record(writes)
+                .await?
+                .last()
+                .copied()
+                .unwrap_or_default();
             let ctx = JobContext {
                 job_id: schedule.id.clone(),
                 run_id: due.run.id.clone(),
@@ -120,49 +129,50 @@ impl Dispatcher {
                 ),
             };
             let (result_json, error_code, error) = completion;
-            self.store
-                .complete_executions(&[Completion {
-                    id: ids.first().copied().unwrap_or_default(),
+            let completed_at = Utc::now();
+            let mut writes = vec![Write::Complete(Completion {
+                id: record_id,
+                status,
+                completed_at,
+                result: result_json,
+                error_code,
+                error,
+                instance: result
+                    .as_ref()
+                    .ok()
+                    .map(|o| format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance)),
+            })];
+            let run_status = match &result {
+                Ok(_) => Some(RunStatus::Success),
+                Err(_) if !retry => Some(RunStatus::Error),
+                Err(_) => None,
+            };
+            if let Some(status) = run_status {
+                writes.push(Write::RunStatus {
+                    run_id: due.run.id.clone(),
                     status,
-                    completed_at: Utc::now(),
-                    result: result_json,
-                    error_code,
-                    error,
-                    instance: result.as_ref().ok().map(|o| {
-                        format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance)
-                    }),
-                }])
-                .await?;
-            match result {
-                Ok(_) => return self.finish(due, RunStatus::Success, attempt, None).await,
-                Err(e) if !retry => {
-                    return self.finish(due, RunStatus::Error, attempt, Some(e)).await;
+                    at: completed_at,
+                });
+            }
+            // The attempt's end and the run's end commit together.
+            self.store.record(writes).await?;
+            match (run_status, result) {
+                (Some(status), result) => {
+                    return Ok(RunOutcome {
+                        status,
+                        attempts: attempt,
+                        error: result.err(),
+                    });
                 }
-                Err(e) => {
+                (None, result) => {
                     attempt += 1;
                     let delay = retry_delay(policy.retry_backoff, attempt, &mut rand::rng());
-                    tracing::info!(schedule = %schedule.id, run_id = %due.run.id, attempt, error = %e, ?delay, "retrying");
+                    let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+                    tracing::info!(schedule = %schedule.id, run_id = %due.run.id, attempt, error, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
         }
-    }
-
-    async fn finish(
-        &self,
-        due: &DueRun,
-        status: RunStatus,
-        attempts: u32,
-        error: Option<InvokeError>,
-    ) -> Result<RunOutcome, StoreError> {
-        self.store
-            .set_run_status(&due.run.id, status, Utc::now())
-            .await?;
-        Ok(RunOutcome {
-            status,
-            attempts,
-            error,
-        })
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError, read_time};
+use super::{Store, StoreError, Write, read_time};
 
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -246,57 +246,15 @@ impl Store {
     /// Writes attempts that start (or are recorded as skipped or missed), all in one
     /// transaction. Returns their ids, in order. Committed on return.
     pub async fn insert_executions(&self, batch: &[NewExecution]) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::with_capacity(batch.len());
-        for e in batch {
-            let done = sqlx::query(
-                "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, params_summary, instance) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.run_id)
-            .bind(&e.job_id)
-            .bind(&e.handler_id)
-            .bind(&e.method)
-            .bind(i64::from(e.attempt))
-            .bind(i64::from(e.max_attempts))
-            .bind(e.status.as_str())
-            .bind(e.started_at.timestamp_micros())
-            .bind(e.params_summary.as_deref())
-            .bind(e.instance.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            ids.push(done.last_insert_rowid());
-        }
-        sqlx::query("UPDATE counters SET value = value + ? WHERE name = 'lifetime_executions'")
-            .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(ids)
+        self.record(batch.iter().cloned().map(Write::Start).collect())
+            .await
     }
 
     /// Records how attempts ended, all in one transaction. Committed on return.
     pub async fn complete_executions(&self, batch: &[Completion]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for c in batch {
-            let result = c.result.as_ref().map(serde_json::Value::to_string);
-            sqlx::query(
-                "UPDATE executions SET status = ?, completed_us = ?, duration_us = MAX(0, ? - started_us), \
-                 result = ?, error_code = ?, error = ?, instance = COALESCE(?, instance) WHERE id = ?",
-            )
-            .bind(c.status.as_str())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(result)
-            .bind(c.error_code.as_deref())
-            .bind(c.error.as_deref())
-            .bind(c.instance.as_deref())
-            .bind(c.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.record(batch.iter().cloned().map(Write::Complete).collect())
+            .await
+            .map(drop)
     }
 
     /// Ends every attempt still marked running as an error (code `interrupted`): after a host

@@ -1,10 +1,13 @@
-//! The durable store (sqlx): schedules, the runs claimed from them, and the execution log. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
+//! The durable store (sqlx): schedules, the runs claimed from them, the execution log and the
+//! handlers the host knows. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
 //! committed write survives a crash or power loss; every write that a caller acknowledges is
 //! committed before the call returns. The SQL sticks to what SQLite and PostgreSQL share (times as
 //! BIGINT microseconds since the epoch in UTC, JSON as text), so a PostgreSQL backend can take the
 //! same queries.
 
 mod executions;
+mod handlers;
+mod journal;
 mod runs;
 mod schedules;
 
@@ -19,7 +22,9 @@ pub use self::executions::{
     Completion, Execution, ExecutionQuery, ExecutionStats, ExecutionStatus, HandlerTotals,
     NewExecution, Retention, params_summary,
 };
-pub use self::runs::{Claim, Run, RunStatus};
+pub use self::handlers::{HandlerKind, HandlerRecord};
+pub use self::journal::Write;
+pub use self::runs::{Claim, Run, RunQuery, RunStatus};
 pub use self::schedules::{
     Coalesce, ConflictPolicy, Inserted, Schedule, SchedulePolicy, ScheduleQuery,
 };
@@ -53,6 +58,12 @@ pub enum StoreError {
     /// A schedule with that id exists and the conflict policy says so.
     #[error("a schedule with id `{0}` already exists")]
     Conflict(String),
+    /// The store is closed (the host is shutting down).
+    #[error("the store is closed")]
+    Closed,
+    /// A group commit failed.
+    #[error("database write failed: {0}")]
+    Write(String),
     /// A row holds data this version cannot read (written by hand, or by a newer version).
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
@@ -67,6 +78,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    journal: journal::Journal,
 }
 
 impl Store {
@@ -105,7 +117,16 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        Ok(Self { pool })
+        let journal = journal::Journal::start(pool.clone());
+        Ok(Self { pool, journal })
+    }
+
+    /// Commits writes that belong together (an attempt's start and its run's status, say) in
+    /// one transaction, sharing the commit with other callers' writes (group commit). Returns one
+    /// value per write: the record id for [`Write::Start`], rows changed otherwise. Committed on
+    /// return.
+    pub async fn record(&self, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
+        self.journal.commit(writes).await
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

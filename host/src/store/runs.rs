@@ -8,7 +8,9 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError, read_time};
+use sqlx::{Sqlite, Transaction};
+
+use super::{Store, StoreError, Write, read_time};
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,7 +43,8 @@ impl RunStatus {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    /// Reads a status name.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "pending" => Self::Pending,
             "running" => Self::Running,
@@ -91,6 +94,24 @@ pub struct Claim {
     pub runs: Vec<(DateTime<Utc>, RunStatus)>,
 }
 
+/// Which runs to list, newest fire time first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Only this schedule's runs.
+    pub schedule_id: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// Only fire times at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only fire times before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs before this one in the listing (the last of the previous page): its fire time
+    /// and id.
+    pub before: Option<(DateTime<Utc>, String)>,
+    /// The page size.
+    pub limit: u32,
+}
+
 fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
     read_time("runs", us)
 }
@@ -116,52 +137,96 @@ impl Store {
         claim: &Claim,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<Run>>, StoreError> {
-        let now_us = now.timestamp_micros();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let moved = sqlx::query(
-            "UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ? AND next_fire_us = ? AND paused = FALSE",
-        )
-        .bind(claim.new_next.map(|t| t.timestamp_micros()))
-        .bind(now_us)
-        .bind(&claim.schedule_id)
-        .bind(claim.expected_next.timestamp_micros())
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 0 {
-            return Ok(None);
+        Ok(self
+            .claim_all(std::slice::from_ref(claim), now)
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// Makes several claims in one transaction (one commit for a whole pass of the scheduler);
+    /// one answer per claim, as [`Store::claim`] gives it.
+    pub async fn claim_all(
+        &self,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut runs = Vec::with_capacity(claim.runs.len());
-        let mut fires = claim.runs.clone();
-        fires.sort_by_key(|(t, _)| *t);
-        // The store keeps microseconds: two fire times within one are one fire time.
-        fires.dedup_by_key(|(t, _)| t.timestamp_micros());
-        for (fire, status) in fires {
-            let id = uuid::Uuid::new_v4().to_string();
-            let inserted = sqlx::query(
-                "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (schedule_id, fire_us) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&claim.schedule_id)
-            .bind(fire.timestamp_micros())
-            .bind(status.as_str())
-            .bind(now_us)
-            .bind(now_us)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                runs.push(Run {
-                    id,
-                    schedule_id: claim.schedule_id.clone(),
-                    fire_time: fire,
-                    status,
-                    created_at: now,
-                    updated_at: now,
-                });
-            }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut answers = Vec::with_capacity(claims.len());
+        for claim in claims {
+            answers.push(claim_one(&mut tx, claim, now).await?);
         }
         tx.commit().await?;
-        Ok(Some(runs))
+        Ok(answers)
+    }
+
+    /// Records a run of a schedule at `fire_time` outside its trigger (run now). `None` when the
+    /// schedule already has a run at that instant. Committed on return.
+    pub async fn insert_run(
+        &self,
+        schedule_id: &str,
+        fire_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Run>, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let done = sqlx::query(
+            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, 'pending', ?, ?) \
+             ON CONFLICT (schedule_id, fire_us) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(schedule_id)
+        .bind(fire_time.timestamp_micros())
+        .bind(now.timestamp_micros())
+        .bind(now.timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() == 1).then(|| Run {
+            id,
+            schedule_id: schedule_id.to_owned(),
+            fire_time,
+            status: RunStatus::Pending,
+            created_at: now,
+            updated_at: now,
+        }))
+    }
+
+    /// The run with this id.
+    pub async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| read(&r)).transpose()
+    }
+
+    /// A page of runs, newest fire time first.
+    pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>, StoreError> {
+        let (before_us, before_id) = match &q.before {
+            Some((t, id)) => (Some(t.timestamp_micros()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
+             WHERE (?1 IS NULL OR schedule_id = ?1) AND (?2 IS NULL OR status = ?2) \
+             AND (?3 IS NULL OR fire_us >= ?3) AND (?4 IS NULL OR fire_us < ?4) \
+             AND (?5 IS NULL OR fire_us < ?5 OR (fire_us = ?5 AND id < ?6)) \
+             ORDER BY fire_us DESC, id DESC LIMIT ?7",
+        )
+        .bind(q.schedule_id.as_deref())
+        .bind(q.status.map(RunStatus::as_str))
+        .bind(q.since.map(|t| t.timestamp_micros()))
+        .bind(q.until.map(|t| t.timestamp_micros()))
+        .bind(before_us)
+        .bind(before_id)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
     }
 
     /// Sets a run's status; false when there is no such run.
@@ -171,13 +236,14 @@ impl Store {
         status: RunStatus,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE runs SET status = ?, updated_us = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(now.timestamp_micros())
-            .bind(id)
-            .execute(&self.pool)
+        let done = self
+            .record(vec![Write::RunStatus {
+                run_id: id.to_owned(),
+                status,
+                at: now,
+            }])
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done.first().is_some_and(|n| *n > 0))
     }
 
     /// A schedule's runs, newest fire time first.
@@ -205,6 +271,57 @@ impl Store {
         .await?;
         rows.iter().map(read).collect()
     }
+}
+
+async fn claim_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    claim: &Claim,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Run>>, StoreError> {
+    let now_us = now.timestamp_micros();
+    let moved = sqlx::query(
+        "UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ? AND next_fire_us = ? AND paused = FALSE",
+    )
+    .bind(claim.new_next.map(|t| t.timestamp_micros()))
+    .bind(now_us)
+    .bind(&claim.schedule_id)
+    .bind(claim.expected_next.timestamp_micros())
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let mut runs = Vec::with_capacity(claim.runs.len());
+    let mut fires = claim.runs.clone();
+    fires.sort_by_key(|(t, _)| *t);
+    // The store keeps microseconds: two fire times within one are one fire time.
+    fires.dedup_by_key(|(t, _)| t.timestamp_micros());
+    for (fire, status) in fires {
+        let id = uuid::Uuid::new_v4().to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (schedule_id, fire_us) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&claim.schedule_id)
+        .bind(fire.timestamp_micros())
+        .bind(status.as_str())
+        .bind(now_us)
+        .bind(now_us)
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            runs.push(Run {
+                id,
+                schedule_id: claim.schedule_id.clone(),
+                fire_time: fire,
+                status,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    Ok(Some(runs))
 }
 
 #[cfg(test)]

@@ -292,6 +292,29 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The soonest next fire time of an active schedule.
+    pub async fn next_fire_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (us,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(next_fire_us) FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        us.map(from_micros).transpose()
+    }
+
+    /// How many schedules are active and how many paused.
+    pub async fn count_schedules_by_state(&self) -> Result<(u64, u64), StoreError> {
+        let (active, paused): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN paused THEN 0 ELSE 1 END), 0), COALESCE(SUM(CASE WHEN paused THEN 1 ELSE 0 END), 0) FROM schedules",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            u64::try_from(active).unwrap_or(0),
+            u64::try_from(paused).unwrap_or(0),
+        ))
+    }
+
     /// Active schedules whose next fire time is at or before `now`, soonest first.
     pub async fn due_schedules(
         &self,

@@ -1,0 +1,173 @@
+//! Handlers in the store: what the host can run jobs on. WebAssembly plugins are written from the
+//! plugins folder at start; remote handlers are written when they register, and read back at
+//! start so a restarted host still knows them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError, read_time};
+
+/// What kind of handler a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerKind {
+    /// A WebAssembly component from the plugins folder.
+    Wasm,
+    /// A native process reached over ZeroMQ.
+    Remote,
+}
+
+impl HandlerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Wasm => "wasm",
+            Self::Remote => "remote",
+        }
+    }
+}
+
+/// A handler as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandlerRecord {
+    /// Its id: a plugin's name, or the id a remote handler registered with.
+    pub id: String,
+    /// Plugin or remote.
+    pub kind: HandlerKind,
+    /// A plugin's file, or a remote handler's endpoint.
+    pub address: Option<String>,
+    /// The version it reports.
+    pub version: Option<String>,
+    /// The methods it exposes.
+    pub methods: Vec<String>,
+    /// `available` or `missing` for plugins; the remote status for remote handlers.
+    pub status: String,
+    /// When it was first recorded.
+    pub registered_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn read(row: &SqliteRow) -> Result<HandlerRecord, StoreError> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "wasm" => HandlerKind::Wasm,
+        "remote" => HandlerKind::Remote,
+        other => {
+            return Err(StoreError::Corrupt {
+                table: "handlers",
+                message: format!("unknown kind `{other}`"),
+            });
+        }
+    };
+    Ok(HandlerRecord {
+        id: row.try_get("id")?,
+        kind,
+        address: row.try_get("address")?,
+        version: row.try_get("version")?,
+        methods: serde_json::from_str(&row.try_get::<String, _>("methods")?).map_err(|e| {
+            StoreError::Corrupt {
+                table: "handlers",
+                message: e.to_string(),
+            }
+        })?,
+        status: row.try_get("status")?,
+        registered_at: read_time("handlers", row.try_get("registered_us")?)?,
+        updated_at: read_time("handlers", row.try_get("updated_us")?)?,
+    })
+}
+
+impl Store {
+    /// Records a handler, keeping its first registration time when it was known. Committed on
+    /// return.
+    pub async fn upsert_handler(&self, h: &HandlerRecord) -> Result<(), StoreError> {
+        let methods = serde_json::to_string(&h.methods).map_err(|e| StoreError::Corrupt {
+            table: "handlers",
+            message: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT INTO handlers (id, kind, address, version, methods, status, registered_us, updated_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
+             version = excluded.version, methods = excluded.methods, status = excluded.status, \
+             updated_us = excluded.updated_us",
+        )
+        .bind(&h.id)
+        .bind(h.kind.as_str())
+        .bind(h.address.as_deref())
+        .bind(h.version.as_deref())
+        .bind(methods)
+        .bind(&h.status)
+        .bind(h.registered_at.timestamp_micros())
+        .bind(h.updated_at.timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every handler recorded, by id.
+    pub async fn handlers(&self) -> Result<Vec<HandlerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, address, version, methods, status, registered_us, updated_us FROM handlers ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Marks the plugins recorded but not in `present` as missing. Returns how many changed.
+    pub async fn mark_missing_plugins(
+        &self,
+        present: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let present = serde_json::to_string(present).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE handlers SET status = 'missing', updated_us = ? WHERE kind = 'wasm' AND status <> 'missing' \
+             AND id NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now.timestamp_micros())
+        .bind(present)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handlers_are_upserted_and_marked_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        let t0 = Utc::now();
+        let record = |id: &str, at| HandlerRecord {
+            id: id.into(),
+            kind: HandlerKind::Wasm,
+            address: Some(format!("/plugins/{id}.wasm")),
+            version: Some("1.0.0".into()),
+            methods: vec!["ping".into()],
+            status: "available".into(),
+            registered_at: at,
+            updated_at: at,
+        };
+        db.upsert_handler(&record("a", t0)).await.unwrap();
+        db.upsert_handler(&record("b", t0)).await.unwrap();
+        let later = t0 + chrono::TimeDelta::seconds(5);
+        db.upsert_handler(&record("a", later)).await.unwrap();
+        assert_eq!(
+            db.mark_missing_plugins(&["a".into()], later).await.unwrap(),
+            1
+        );
+        let all = db.handlers().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[0].registered_at.timestamp_micros(),
+            t0.timestamp_micros(),
+            "first registration kept"
+        );
+        assert_eq!(all[1].status, "missing");
+    }
+}
