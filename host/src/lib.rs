@@ -6,13 +6,17 @@
 //! - [`scheduler`]: triggers and fire times.
 //! - [`store`]: the durable store (sqlx; SQLite embedded).
 //! - [`dispatch`]: runs claimed runs on their handlers, with retries, into the execution log.
+//! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
+//! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`cli`]: the command line.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod runtime;
 pub mod scheduler;
+pub mod serve;
 pub mod store;
 
 pub use config::Config;

@@ -226,6 +226,13 @@ fn parse_params<P: DeserializeOwned>(params: Value) -> Result<P, HandlerError> {
             })
         });
     }
+    // ScheduleZero clients always send an object: `{}` means "no params" to a method that takes
+    // none (`()`), as null does.
+    if params.as_object().is_some_and(serde_json::Map::is_empty) {
+        return serde_json::from_value(params)
+            .or_else(|e| serde_json::from_value(Value::Null).map_err(|_| e))
+            .map_err(|e| HandlerError::invalid_params(e.to_string()));
+    }
     serde_json::from_value(params).map_err(|e| HandlerError::invalid_params(e.to_string()))
 }
 
@@ -300,6 +307,11 @@ mod tests {
         assert_eq!(
             methods.invoke(&mut calc, &ctx(), "calls", ""),
             Ok("1".into())
+        );
+        assert_eq!(
+            methods.invoke(&mut calc, &ctx(), "calls", "{}"),
+            Ok("1".into()),
+            "ScheduleZero's empty job_params reach a method without params"
         );
         assert_eq!(
             methods.invoke(&mut calc, &ctx(), "opts", "null"),

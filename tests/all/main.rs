@@ -4,9 +4,11 @@
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod cli;
 mod ding_dong;
 mod dispatch;
+mod host;
 mod loading;
 mod pool;
 mod sandbox;

@@ -62,6 +62,22 @@ pub struct Scheduler {
     running: Arc<Mutex<HashMap<String, u32>>>,
     tasks: tokio::sync::Mutex<JoinSet<()>>,
     batch: u32,
+    /// Signalled when schedules change, so the loop looks again before its tick.
+    wake: tokio::sync::Notify,
+}
+
+/// Why a run could not start now.
+#[derive(Debug, thiserror::Error)]
+pub enum RunNowError {
+    /// The schedule has `max_running` runs in progress; the run is recorded as skipped.
+    #[error("schedule `{0}` already has as many runs in progress as its max_running allows")]
+    OverlapLimit(String),
+    /// The schedule already has a run at this very instant.
+    #[error("schedule `{0}` already has a run at this instant; try again")]
+    Duplicate(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Takes a schedule's place among the running while its run is in progress.
@@ -91,7 +107,55 @@ impl Scheduler {
             running: Arc::default(),
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
             batch,
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Makes the loop look at the store now (a schedule was created, changed or resumed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Starts a run of `schedule` now, outside its trigger, within its overlap limit. Returns the
+    /// run and a receiver for its outcome.
+    pub async fn run_now(
+        &self,
+        schedule: crate::store::Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<
+        (
+            crate::store::Run,
+            tokio::sync::oneshot::Receiver<crate::dispatch::RunOutcome>,
+        ),
+        RunNowError,
+    > {
+        let run = self
+            .store
+            .insert_run(&schedule.id, now, now)
+            .await?
+            .ok_or_else(|| RunNowError::Duplicate(schedule.id.clone()))?;
+        let due = DueRun {
+            run: run.clone(),
+            schedule,
+        };
+        let Some(guard) = self.take_slot(&due) else {
+            self.record_skipped(std::slice::from_ref(&due), now).await?;
+            return Err(RunNowError::OverlapLimit(due.schedule.id));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let dispatcher = self.dispatcher.clone();
+        self.tasks.lock().await.spawn(async move {
+            let _guard = guard;
+            match dispatcher.run(&due).await {
+                Ok(outcome) => {
+                    let _ = tx.send(outcome);
+                }
+                Err(e) => {
+                    tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
+                }
+            }
+        });
+        Ok((run, rx))
     }
 
     /// Runs of a schedule in progress now.
@@ -251,26 +315,42 @@ impl Scheduler {
         left
     }
 
-    /// Steps every `tick` until `shutdown` resolves, then drains for up to `drain_deadline`.
+    /// Steps until `shutdown` resolves, then drains for up to `drain_deadline`. Between steps it
+    /// sleeps until the soonest next fire time, at most `max_tick`, and wakes early on
+    /// [`Scheduler::wake`].
     pub async fn run(
         &self,
         clock: Arc<dyn Clock>,
-        tick: Duration,
+        max_tick: Duration,
         drain_deadline: Duration,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let stepped = self.step(clock.now()).await;
+            self.reap().await;
+            let pause = match stepped {
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
+                    Ok(None)
+                }
+                Ok(_) => self.store.next_fire_time().await,
+            };
+            let pause = match pause {
+                Ok(Some(next)) => (next - clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(max_tick),
+                Ok(None) => max_tick,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the next fire time");
+                    max_tick
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = interval.tick() => {
-                    if let Err(e) = self.step(clock.now()).await {
-                        tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
-                    }
-                    self.reap().await;
-                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         let cut = self.drain(drain_deadline).await;

@@ -119,6 +119,7 @@ impl TriggerSpec {
             .and_then(Value::as_str)
             .ok_or_else(|| TriggerError::Malformed("the trigger needs a `type`".into()))?
             .to_ascii_lowercase();
+        check_keys(obj, &kind)?;
         let time = |key: &str| {
             obj.get(key)
                 .filter(|v| !v.is_null())
@@ -176,6 +177,56 @@ impl TriggerSpec {
                 return Err(TriggerError::Malformed(format!(
                     "unknown trigger type `{other}` (use cron, interval or date)"
                 )));
+            }
+        };
+        spec.compile()?;
+        Ok(spec)
+    }
+
+    /// Reads a trigger as `/api/v1` takes it: a cron expression as a plain string (UTC); an object
+    /// in the stored form (`{"type": "cron", "expression": ..., "timezone": ...}`,
+    /// `{"type": "interval", "every_seconds": ...}`, `{"type": "date", "run_date": ...}`); or any
+    /// of ScheduleZero's trigger objects. Unknown keys are refused.
+    pub fn from_json(trigger: &Value, now: DateTime<Utc>) -> Result<Self, TriggerError> {
+        let spec = match trigger {
+            Value::String(expression) => Self::Cron {
+                expression: expression.trim().to_owned(),
+                timezone: None,
+                start_time: None,
+                end_time: None,
+                compat_fields: false,
+            },
+            Value::Object(obj)
+                if obj.contains_key("expression") || obj.contains_key("every_seconds") =>
+            {
+                let kind = obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .ok_or_else(|| TriggerError::Malformed("the trigger needs a `type`".into()))?;
+                check_keys(obj, &kind)?;
+                let mut obj = obj.clone();
+                obj.insert("type".into(), Value::String(kind.clone()));
+                for key in ["start_time", "end_time", "run_date"] {
+                    if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+                        let t = parse_time(v)?;
+                        obj.insert(key.into(), Value::String(t.to_rfc3339()));
+                    }
+                }
+                let mut spec: Self = serde_json::from_value(Value::Object(obj))
+                    .map_err(|e| TriggerError::Malformed(e.to_string()))?;
+                if let Self::Interval { start_time, .. } = &mut spec
+                    && start_time.is_none()
+                {
+                    *start_time = Some(now);
+                }
+                spec
+            }
+            Value::Object(_) => return Self::from_compat(trigger, now),
+            _ => {
+                return Err(TriggerError::Malformed(
+                    "the trigger must be a cron expression or an object".into(),
+                ));
             }
         };
         spec.compile()?;
@@ -339,6 +390,57 @@ impl Trigger {
         }
         fires
     }
+}
+
+/// Refuses keys a trigger type does not take (a typo must not silently change a schedule).
+fn check_keys(obj: &serde_json::Map<String, Value>, kind: &str) -> Result<(), TriggerError> {
+    let allowed: &[&str] = match kind {
+        "cron" => &[
+            "type",
+            "expression",
+            "timezone",
+            "start_time",
+            "end_time",
+            "compat_fields",
+            "year",
+            "month",
+            "day",
+            "week",
+            "day_of_week",
+            "hour",
+            "minute",
+            "second",
+        ],
+        "interval" => &[
+            "type",
+            "every_seconds",
+            "weeks",
+            "days",
+            "hours",
+            "minutes",
+            "seconds",
+            "start_time",
+            "end_time",
+        ],
+        "date" => &["type", "run_date"],
+        _ => return Ok(()),
+    };
+    if let Some(key) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(TriggerError::Malformed(format!(
+            "a {kind} trigger does not take `{key}` (it takes {})",
+            allowed[1..].join(", ")
+        )));
+    }
+    if kind == "cron"
+        && obj.contains_key("expression")
+        && let Some(field) = CRON_FIELDS.iter().find(|(f, _)| obj.contains_key(*f))
+    {
+        return Err(TriggerError::Malformed(format!(
+            "give either `expression` or cron fields such as `{}`, not both",
+            field.0
+        )));
+    }
+    Ok(())
 }
 
 /// Builds a 7-field cron expression (seconds first, year last) from ScheduleZero's cron fields.
@@ -768,6 +870,50 @@ mod tests {
         let first = t.first_fire(utc("2026-01-01T00:00:00Z")).unwrap();
         assert_eq!(first, utc("2026-01-01T00:00:00.123456Z"));
         assert_eq!(t.fire_after(first), None);
+    }
+
+    #[test]
+    fn v1_triggers_take_expressions_stored_forms_and_compat_objects() {
+        let now = Utc::now();
+        let cron = TriggerSpec::from_json(&json!("*/5 * * * *"), now).unwrap();
+        assert!(matches!(
+            cron,
+            TriggerSpec::Cron {
+                compat_fields: false,
+                ..
+            }
+        ));
+        let stored = serde_json::to_value(&cron).unwrap();
+        assert_eq!(TriggerSpec::from_json(&stored, now).unwrap(), cron);
+        let tz = TriggerSpec::from_json(
+            &json!({"type": "Cron", "expression": "30 2 * * *", "timezone": "America/New_York"}),
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            tz,
+            TriggerSpec::Cron {
+                timezone: Some(_),
+                ..
+            }
+        ));
+        let every = TriggerSpec::from_json(&json!({"type": "interval", "every_seconds": 1.5}), now)
+            .unwrap();
+        assert!(matches!(every, TriggerSpec::Interval { start_time: Some(t), .. } if t == now));
+        let compat =
+            TriggerSpec::from_json(&json!({"type": "interval", "minutes": 2}), now).unwrap();
+        assert!(
+            matches!(compat, TriggerSpec::Interval { every_seconds, .. } if every_seconds == 120.0)
+        );
+        for bad in [
+            json!("61 * * * *"),
+            json!({"type": "interval", "minuts": 2}),
+            json!({"type": "cron", "expression": "* * * * *", "hour": 3}),
+            json!({"type": "cron", "expression": "* * * * *", "timezone": "Mars/Olympus"}),
+            json!(42),
+        ] {
+            assert!(TriggerSpec::from_json(&bad, now).is_err(), "{bad}");
+        }
     }
 
     #[test]

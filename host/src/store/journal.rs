@@ -26,6 +26,9 @@ pub enum Write {
     Start(NewExecution),
     /// An attempt ended; its result is 1 when the record existed.
     Complete(Completion),
+    /// An attempt that already ended, recorded in one go (a synchronous run-now); its result is
+    /// the record's id. The completion's `id` is not used.
+    Done(NewExecution, Completion),
     /// A run's status changes; its result is 1 when the run existed.
     RunStatus {
         /// The run.
@@ -129,7 +132,7 @@ async fn commit_together(
     for request in batch {
         let mut out = Vec::with_capacity(request.writes.len());
         for write in &request.writes {
-            if matches!(write, Write::Start(_)) {
+            if matches!(write, Write::Start(_) | Write::Done(..)) {
                 started += 1;
             }
             out.push(apply(&mut tx, write).await?);
@@ -163,6 +166,33 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, write: &Write) -> Result<i
             .bind(e.started_at.timestamp_micros())
             .bind(e.params_summary.as_deref())
             .bind(e.instance.as_deref())
+            .execute(&mut **tx)
+            .await?;
+            Ok(done.last_insert_rowid())
+        }
+        Write::Done(e, c) => {
+            let result = c.result.as_ref().map(serde_json::Value::to_string);
+            let done = sqlx::query(
+                "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
+                 completed_us, duration_us, result, error_code, error, params_summary, instance) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, MAX(0, ? - ?), ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.run_id)
+            .bind(&e.job_id)
+            .bind(&e.handler_id)
+            .bind(&e.method)
+            .bind(i64::from(e.attempt))
+            .bind(i64::from(e.max_attempts))
+            .bind(c.status.as_str())
+            .bind(e.started_at.timestamp_micros())
+            .bind(c.completed_at.timestamp_micros())
+            .bind(c.completed_at.timestamp_micros())
+            .bind(e.started_at.timestamp_micros())
+            .bind(result)
+            .bind(c.error_code.as_deref())
+            .bind(c.error.as_deref())
+            .bind(e.params_summary.as_deref())
+            .bind(c.instance.as_deref().or(e.instance.as_deref()))
             .execute(&mut **tx)
             .await?;
             Ok(done.last_insert_rowid())

@@ -75,6 +75,25 @@ impl Default for SchedulePolicy {
     }
 }
 
+impl SchedulePolicy {
+    /// Checks the values; the message names the field at fault.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_running == 0 {
+            return Err("policy.max_running must be at least 1".into());
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err("policy.max_attempts must be between 1 and 100".into());
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err("policy.timeout must be longer than zero".into());
+        }
+        if self.max_jitter > Duration::from_secs(24 * 3600) {
+            return Err("policy.max_jitter must be at most 24h".into());
+        }
+        Ok(())
+    }
+}
+
 /// A schedule: what runs, when, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {

@@ -1,5 +1,8 @@
 //! The `schedulezero` command line: flags and environment variables (clap), merged over the
-//! configuration file, and one function per command. `main.rs` only calls [`main`].
+//! configuration file, and one function per command. `main.rs` only calls [`main`]. The commands
+//! that talk to a running host over its REST API are in [`remote`].
+
+mod remote;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -73,6 +76,15 @@ pub struct GlobalArgs {
     /// How instances are allocated.
     #[arg(long, global = true, env = "SCHEDULEZERO_ALLOCATOR", value_enum)]
     pub allocator: Option<Allocator>,
+    /// API token: `serve` requires it on every request; the client commands send it.
+    #[arg(
+        long,
+        global = true,
+        env = "SCHEDULEZERO_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
     /// Log filter, in `tracing` syntax (`info`, `warn,schedulezero=debug`, ...).
     #[arg(
         long,
@@ -109,6 +121,27 @@ pub enum Command {
     Plugins(PluginsCommand),
     /// Print the effective configuration (file, environment and flags merged) as TOML.
     Config,
+    /// Run the host: REST API, scheduler and the runtime over the plugins folder, until SIGTERM
+    /// or SIGINT.
+    Serve(ServeArgs),
+    /// Create, list, remove, pause, resume and run schedules on a running host.
+    Schedules(Box<remote::SchedulesArgs>),
+    /// Show a running host's execution log, newest first.
+    Executions(remote::ExecutionsArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the REST API. A non-loopback address needs an API token.
+    #[arg(long, env = "SCHEDULEZERO_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The store. Default: a SQLite file in the data directory.
+    #[arg(long, env = "SCHEDULEZERO_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where remote (ZeroMQ) handlers register.
+    #[arg(long, env = "SCHEDULEZERO_ZMQ_LISTEN", value_name = "ENDPOINT")]
+    pub zmq_listen: Option<String>,
 }
 
 /// Arguments of `invoke`.
@@ -178,7 +211,9 @@ impl GlobalArgs {
         if let Some(v) = self.allocator {
             c.pool.allocator = v;
         }
-        c.validate().map_err(|e| e.to_string())?;
+        if let Some(v) = &self.api_token {
+            c.server.api_token = Some(v.clone());
+        }
         Ok(c)
     }
 }
@@ -187,7 +222,13 @@ impl GlobalArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let config = match cli.global.resolve() {
+    let config = match cli.global.resolve().and_then(|mut c| {
+        if let Command::Serve(args) = &cli.command {
+            args.apply(&mut c);
+        }
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -225,7 +266,57 @@ fn init_logging(global: &GlobalArgs) {
     };
 }
 
+impl ServeArgs {
+    fn apply(&self, c: &mut Config) {
+        if let Some(v) = self.listen {
+            c.server.listen = v;
+        }
+        if let Some(v) = &self.database_url {
+            c.server.database_url = Some(v.clone());
+        }
+        if let Some(v) = &self.zmq_listen {
+            c.server.zmq_listen.clone_from(v);
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
 async fn run(command: Command, config: Config) -> ExitCode {
+    match command {
+        Command::Serve(_) => {
+            return match crate::serve::serve(config, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            };
+        }
+        Command::Schedules(cmd) => return remote::schedules(&config, *cmd).await,
+        Command::Executions(args) => return remote::executions(&config, args).await,
+        _ => {}
+    }
     if let Command::Config = command {
         return match toml::to_string_pretty(&config) {
             Ok(text) => {
@@ -245,11 +336,13 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Plugins(PluginsCommand::Inspect { plugin, json }) => {
             inspect(&runtime, &plugin, json).await
         }
-        Command::Config => ExitCode::SUCCESS,
+        Command::Config | Command::Serve(_) | Command::Schedules(_) | Command::Executions(_) => {
+            ExitCode::SUCCESS
+        }
     }
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
@@ -498,6 +591,7 @@ mod tests {
         ])
         .unwrap();
         let c = cli.global.resolve().unwrap();
+        c.validate().unwrap();
         assert_eq!(c.plugins_dir, PathBuf::from("/from/file"));
         assert_eq!(c.limits.memory_mib, 8);
         assert_eq!(c.limits.timeout, Duration::from_secs(5));
@@ -509,7 +603,10 @@ mod tests {
         assert!(
             cli.global
                 .resolve()
+                .unwrap()
+                .validate()
                 .unwrap_err()
+                .to_string()
                 .contains("limits.memory_mib")
         );
         assert!(Cli::try_parse_from(["schedulezero", "config", "--timeout", "soon"]).is_err());

@@ -1,0 +1,82 @@
+//! Request bodies and query strings read by the API itself, so that every way they can be wrong
+//! (too large, not JSON, wrong types, unknown fields) maps to a stable code and a clear message.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, shape_for};
+
+/// The raw body as JSON; a body over the limit is 413.
+#[derive(Debug)]
+pub struct Body(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let path = req.uri().path().to_owned();
+        let shape = shape_for(&path);
+        let fix = |e: ApiError| match shape {
+            super::error::Shape::V1 => e,
+            super::error::Shape::Compat => e.compat(),
+        };
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                fix(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this host accepts (server.max_body_bytes)",
+                ))
+            } else {
+                fix(ApiError::bad_request(format!("cannot read the body: {r}")))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(serde_json::Value::Null));
+        }
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
+            fix(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {e}"),
+            ))
+        })
+    }
+}
+
+/// Reads a JSON value into a typed request (unknown fields are refused where the type says so).
+pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// A query string read into a typed request; bad values are 400 `invalid_query`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_like(query).map(Self).map_err(|message| {
+            let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+            match shape_for(parts.uri.path()) {
+                super::error::Shape::V1 => e,
+                super::error::Shape::Compat => e.compat(),
+            }
+        })
+    }
+}
+
+fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|e| format!("bad query string: {e}"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| e.body_text())
+}

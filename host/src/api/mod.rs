@@ -1,0 +1,61 @@
+//! The REST API (axum): the ScheduleZero-compatible routes under `/api` ([`compat`]), with their
+//! own reply and error shapes, and the clean `/api/v1` ([`v1`]) with stable error codes. Both sit
+//! behind the same guard: a bearer token when one is configured (compared in constant time), a
+//! body size limit, and JSON read by the API itself so that malformed input gets a clear 4xx and
+//! changes nothing. Handlers never block on a handler component: run-now waits for its own run only.
+
+mod auth;
+mod compat;
+mod error;
+mod handlers;
+mod json;
+mod v1;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use chrono::{DateTime, Utc};
+
+pub use self::error::ApiError;
+pub use self::handlers::{HandlerView, MethodView};
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::scheduler::service::Scheduler;
+use crate::store::Store;
+
+/// The OpenAPI description of every route, as served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What every request handler can reach.
+pub struct AppState {
+    /// The configuration the host started with.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: Store,
+    /// The WebAssembly runtime.
+    pub runtime: Arc<Runtime>,
+    /// The scheduler (for run-now and to wake it on changes).
+    pub scheduler: Arc<Scheduler>,
+    /// When the host started.
+    pub started_at: DateTime<Utc>,
+    /// The address the API listens on.
+    pub listen: std::net::SocketAddr,
+}
+
+/// The whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.server.max_body_bytes;
+    Router::new()
+        .merge(compat::routes())
+        .merge(v1::routes())
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

@@ -1,0 +1,645 @@
+//! `/api/v1`: schedules (create, list, get, update, delete, pause, resume, run now), runs,
+//! execution records, handlers, host info and health. Every error is
+//! `{"error": {"code": "<stable code>", "message": "..."}}`; lists page with a `next` cursor.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::json::{Body, Query, typed};
+use super::{AppState, OPENAPI, handlers, views};
+use crate::scheduler::TriggerSpec;
+use crate::scheduler::policy::resume_from;
+use crate::scheduler::service::RunNowError;
+use crate::store::{
+    ConflictPolicy, ExecutionQuery, ExecutionStatus, Inserted, RunQuery, RunStatus, Schedule,
+    SchedulePolicy, ScheduleQuery,
+};
+
+type Shared = State<Arc<AppState>>;
+
+/// The largest page of any list.
+const MAX_PAGE: u32 = 1000;
+/// The page size when none is asked for.
+const DEFAULT_PAGE: u32 = 100;
+
+/// The `/api/v1` routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/host", get(host))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/handlers", get(list_handlers))
+        .route("/api/v1/handlers/{id}", get(get_handler))
+        .route(
+            "/api/v1/schedules",
+            get(list_schedules).post(create_schedule),
+        )
+        .route(
+            "/api/v1/schedules/{id}",
+            get(get_schedule)
+                .patch(update_schedule)
+                .delete(delete_schedule),
+        )
+        .route("/api/v1/schedules/{id}/pause", post(pause))
+        .route("/api/v1/schedules/{id}/resume", post(resume))
+        .route("/api/v1/schedules/{id}/run", post(run_now))
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}", get(get_run))
+        .route("/api/v1/executions", get(list_executions))
+        .route("/api/v1/executions/stats", get(stats))
+        .route("/api/v1/executions/{id}", get(get_execution))
+        .route("/api/v1/triggers/preview", post(preview))
+}
+
+fn ok(value: Value) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn page(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+async fn health(State(state): Shared) -> Response {
+    match state.store.count_schedules().await {
+        Ok(_) => ok(json!({ "status": "ok", "store": "ok" })),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "degraded", "store": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn host(State(state): Shared) -> Result<Response, ApiError> {
+    let (active, paused) = state.store.count_schedules_by_state().await?;
+    let now = Utc::now();
+    Ok(ok(json!({
+        "name": state.config.server.instance_name,
+        "description": state.config.server.description,
+        "version": env!("CARGO_PKG_VERSION"),
+        "wasmtime_version": env!("SCHEDULEZERO_WASMTIME_VERSION"),
+        "pid": std::process::id(),
+        "started_at": views::utc(state.started_at),
+        "uptime_s": (now - state.started_at).num_milliseconds() as f64 / 1000.0,
+        "listen": state.listen.to_string(),
+        "plugins_dir": state.config.plugins_dir,
+        "allocator": format!("{:?}", state.runtime.allocator()).to_lowercase(),
+        "store": "sqlite",
+        "schedules": { "active": active, "paused": paused },
+        "plugins": state.runtime.plugins().len(),
+        "rejected_plugins": state.runtime.rejected().iter().map(|r| json!({
+            "file": r.path, "error": r.error.to_string(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn list_handlers(State(state): Shared) -> Result<Response, ApiError> {
+    let all = handlers::all(&state).await?;
+    Ok(ok(json!({ "handlers": all })))
+}
+
+async fn get_handler(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if let Some(h) = handlers::find(&state, &id).await {
+        return Ok(ok(json!(h)));
+    }
+    match handlers::all(&state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+    {
+        Some(h) => Ok(ok(json!(h))),
+        None => Err(unknown_handler(&id)),
+    }
+}
+
+fn unknown_handler(id: &str) -> ApiError {
+    ApiError::not_found("unknown_handler", format!("no handler `{id}`"))
+}
+
+fn schedule_not_found(id: &str) -> ApiError {
+    ApiError::not_found("schedule_not_found", format!("no schedule `{id}`"))
+}
+
+/// A schedule id: 1 to 200 characters, no `/`, no control characters.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty()
+        || id.chars().count() > 200
+        || id.contains('/')
+        || id.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "a schedule id has 1 to 200 characters, without `/` or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `handler` exists and has `method`.
+async fn check_target(state: &AppState, handler: &str, method: &str) -> Result<(), ApiError> {
+    let Some(h) = handlers::find(state, handler).await else {
+        return Err(unknown_handler(handler));
+    };
+    if !h.has_method(method) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_method",
+            format!(
+                "handler `{handler}` has no method `{method}` (it has: {})",
+                h.methods
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_policy(policy: &SchedulePolicy) -> Result<(), ApiError> {
+    policy
+        .check()
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_policy", m))
+}
+
+fn policy_from(value: Value) -> Result<SchedulePolicy, ApiError> {
+    let policy: SchedulePolicy = serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_policy",
+            format!("invalid policy: {e}"),
+        )
+    })?;
+    check_policy(&policy)?;
+    Ok(policy)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSchedule {
+    id: Option<String>,
+    handler: String,
+    method: String,
+    #[serde(default = "empty_object")]
+    params: Value,
+    trigger: Value,
+    #[serde(default)]
+    policy: Option<Value>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    conflict_policy: ConflictPolicy,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    let req: NewSchedule = typed(body)?;
+    let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    check_id(&id)?;
+    check_target(&state, &req.handler, &req.method).await?;
+    let now = Utc::now();
+    let trigger = TriggerSpec::from_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
+    let compiled = trigger.compile().map_err(|e| ApiError::trigger(&e))?;
+    let policy = match req.policy {
+        Some(p) => policy_from(p)?,
+        None => SchedulePolicy::default(),
+    };
+    let schedule = Schedule {
+        id,
+        handler_id: req.handler,
+        method: req.method,
+        params: req.params,
+        next_fire: compiled.first_fire(now),
+        trigger,
+        policy,
+        paused: req.paused,
+        created_at: now,
+        updated_at: now,
+    };
+    match state
+        .store
+        .insert_schedule(&schedule, req.conflict_policy)
+        .await?
+    {
+        Inserted::Created => {
+            state.scheduler.wake();
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(views::schedule_v1(&schedule)),
+            )
+                .into_response())
+        }
+        Inserted::Replaced => {
+            state.scheduler.wake();
+            Ok(ok(views::schedule_v1(&schedule)))
+        }
+        Inserted::Kept(existing) => Ok(ok(views::schedule_v1(&existing))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleList {
+    handler: Option<String>,
+    paused: Option<bool>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+async fn list_schedules(
+    State(state): Shared,
+    Query(q): Query<ScheduleList>,
+) -> Result<Response, ApiError> {
+    let limit = page(q.limit);
+    let list = state
+        .store
+        .list_schedules(&ScheduleQuery {
+            handler_id: q.handler,
+            paused: q.paused,
+            after_id: q.after,
+            limit,
+        })
+        .await?;
+    let next = (list.len() == limit as usize)
+        .then(|| list.last().map(|s| s.id.clone()))
+        .flatten();
+    let schedules: Vec<Value> = list.iter().map(views::schedule_v1).collect();
+    Ok(ok(json!({ "schedules": schedules, "next": next })))
+}
+
+async fn load_schedule(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
+    state
+        .store
+        .schedule(id)
+        .await?
+        .ok_or_else(|| schedule_not_found(id))
+}
+
+async fn get_schedule(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let s = load_schedule(&state, &id).await?;
+    let mut view = views::schedule_v1(&s);
+    view["running"] = json!(state.scheduler.running(&id));
+    Ok(ok(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleChange {
+    handler: Option<String>,
+    method: Option<String>,
+    params: Option<Value>,
+    trigger: Option<Value>,
+    policy: Option<serde_json::Map<String, Value>>,
+    paused: Option<bool>,
+}
+
+async fn update_schedule(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let change: ScheduleChange = typed(body)?;
+    let mut s = load_schedule(&state, &id).await?;
+    let now = Utc::now();
+    if change.handler.is_some() || change.method.is_some() {
+        s.handler_id = change.handler.unwrap_or(s.handler_id);
+        s.method = change.method.unwrap_or(s.method);
+        check_target(&state, &s.handler_id, &s.method).await?;
+    }
+    if let Some(params) = change.params {
+        s.params = params;
+    }
+    if let Some(patch) = change.policy {
+        // Only the fields given change.
+        let mut merged = serde_json::to_value(&s.policy).map_err(|e| ApiError::internal(&e))?;
+        if let Value::Object(current) = &mut merged {
+            current.extend(patch);
+        }
+        s.policy = policy_from(merged)?;
+    }
+    if let Some(trigger) = change.trigger {
+        s.trigger = TriggerSpec::from_json(&trigger, now).map_err(|e| ApiError::trigger(&e))?;
+        let compiled = s.trigger.compile().map_err(|e| ApiError::trigger(&e))?;
+        s.next_fire = compiled.first_fire(now);
+    }
+    if let Some(paused) = change.paused {
+        s.paused = paused;
+    }
+    s.updated_at = now;
+    state
+        .store
+        .insert_schedule(&s, ConflictPolicy::Replace)
+        .await?;
+    state.scheduler.wake();
+    Ok(ok(views::schedule_v1(&s)))
+}
+
+async fn delete_schedule(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.store.delete_schedule(&id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(schedule_not_found(&id))
+    }
+}
+
+async fn pause(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let s = load_schedule(&state, &id).await?;
+    let now = Utc::now();
+    if !state.store.set_paused(&id, true, s.next_fire, now).await? {
+        return Err(schedule_not_found(&id));
+    }
+    Ok(ok(views::schedule_v1(&load_schedule(&state, &id).await?)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    /// Run the fire times missed while paused (by the schedule's coalesce policy) instead of
+    /// going on from now.
+    #[serde(default)]
+    catch_up: bool,
+}
+
+async fn resume(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let req: Resume = if body.is_null() {
+        Resume::default()
+    } else {
+        typed(body)?
+    };
+    let s = load_schedule(&state, &id).await?;
+    let now = Utc::now();
+    let trigger = s.trigger.compile().map_err(|e| ApiError::trigger(&e))?;
+    let next = resume_from(&trigger, s.next_fire, now, req.catch_up);
+    if !state.store.set_paused(&id, false, next, now).await? {
+        return Err(schedule_not_found(&id));
+    }
+    state.scheduler.wake();
+    Ok(ok(views::schedule_v1(&load_schedule(&state, &id).await?)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunNowQuery {
+    /// Answer when the run has ended, with its outcome.
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn run_now(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<RunNowQuery>,
+) -> Result<Response, ApiError> {
+    let s = load_schedule(&state, &id).await?;
+    let (run, outcome) = match state.scheduler.run_now(s, Utc::now()).await {
+        Ok(started) => started,
+        Err(RunNowError::OverlapLimit(id)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "overlap_limit",
+                format!(
+                    "schedule `{id}` already has max_running runs in progress; this run is recorded as skipped"
+                ),
+            ));
+        }
+        Err(RunNowError::Duplicate(id)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "run_exists",
+                format!("schedule `{id}` already has a run at this instant; try again"),
+            ));
+        }
+        Err(RunNowError::Store(e)) => return Err(e.into()),
+    };
+    if !q.wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "run": views::run_v1(&run) })),
+        )
+            .into_response());
+    }
+    let outcome = outcome
+        .await
+        .map_err(|_| ApiError::internal(&"the run ended without an outcome (see the log)"))?;
+    let executions = state
+        .store
+        .executions(&ExecutionQuery {
+            run_id: Some(run.id.clone()),
+            limit: MAX_PAGE,
+            ..ExecutionQuery::default()
+        })
+        .await?;
+    let mut run = run;
+    run.status = outcome.status;
+    Ok(ok(json!({
+        "run": views::run_v1(&run),
+        "attempts": outcome.attempts,
+        "error": outcome.error.map(|e| json!({ "code": e.code(), "message": e.to_string() })),
+        "executions": executions.iter().map(views::execution_v1).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunList {
+    schedule: Option<String>,
+    status: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+fn invalid_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+async fn list_runs(State(state): Shared, Query(q): Query<RunList>) -> Result<Response, ApiError> {
+    let limit = page(q.limit);
+    let status = q
+        .status
+        .as_deref()
+        .map(RunStatus::parse)
+        .transpose()
+        .map_err(|_| {
+            invalid_query("status is one of pending, running, success, error, skipped, missed")
+        })?;
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(cursor) => {
+            let (us, id) = cursor
+                .split_once('_')
+                .ok_or_else(|| invalid_query("`before` is a cursor from a previous page"))?;
+            let us: i64 = us
+                .parse()
+                .map_err(|_| invalid_query("`before` is a cursor from a previous page"))?;
+            let t = DateTime::from_timestamp_micros(us)
+                .ok_or_else(|| invalid_query("`before` is a cursor from a previous page"))?;
+            Some((t, id.to_owned()))
+        }
+    };
+    let runs = state
+        .store
+        .list_runs(&RunQuery {
+            schedule_id: q.schedule,
+            status,
+            since: q.since,
+            until: q.until,
+            before,
+            limit,
+        })
+        .await?;
+    let next = (runs.len() == limit as usize)
+        .then(|| {
+            runs.last()
+                .map(|r| format!("{}_{}", r.fire_time.timestamp_micros(), r.id))
+        })
+        .flatten();
+    Ok(ok(json!({
+        "runs": runs.iter().map(views::run_v1).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+async fn get_run(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let run = state
+        .store
+        .run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run_not_found", format!("no run `{id}`")))?;
+    let executions = state
+        .store
+        .executions(&ExecutionQuery {
+            run_id: Some(id),
+            limit: MAX_PAGE,
+            ..ExecutionQuery::default()
+        })
+        .await?;
+    Ok(ok(json!({
+        "run": views::run_v1(&run),
+        "executions": executions.iter().map(views::execution_v1).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutionList {
+    schedule: Option<String>,
+    handler: Option<String>,
+    run: Option<String>,
+    status: Option<ExecutionStatus>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+async fn list_executions(
+    State(state): Shared,
+    Query(q): Query<ExecutionList>,
+) -> Result<Response, ApiError> {
+    let limit = page(q.limit);
+    let records = state
+        .store
+        .executions(&ExecutionQuery {
+            handler_id: q.handler,
+            job_id: q.schedule,
+            run_id: q.run,
+            status: q.status,
+            since: q.since,
+            until: q.until,
+            before_id: q.before,
+            limit,
+        })
+        .await?;
+    let next = (records.len() == limit as usize)
+        .then(|| records.last().map(|e| e.id))
+        .flatten();
+    Ok(ok(json!({
+        "executions": records.iter().map(views::execution_v1).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+async fn get_execution(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("execution_not_found", format!("no execution `{id}`"));
+    let n: i64 = id.parse().map_err(|_| not_found())?;
+    let found = state
+        .store
+        .executions(&ExecutionQuery {
+            before_id: n.checked_add(1),
+            limit: 1,
+            ..ExecutionQuery::default()
+        })
+        .await?;
+    match found.first() {
+        Some(e) if e.id == n => Ok(ok(views::execution_v1(e))),
+        _ => Err(not_found()),
+    }
+}
+
+async fn stats(State(state): Shared) -> Result<Response, ApiError> {
+    Ok(ok(json!(state.store.execution_stats().await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Preview {
+    trigger: Value,
+    #[serde(default = "five")]
+    count: usize,
+}
+
+fn five() -> usize {
+    5
+}
+
+async fn preview(Body(body): Body) -> Result<Response, ApiError> {
+    let req: Preview = typed(body)?;
+    let now = Utc::now();
+    let spec = TriggerSpec::from_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
+    let trigger = spec.compile().map_err(|e| ApiError::trigger(&e))?;
+    let count = req.count.clamp(1, 100);
+    let mut fires = Vec::with_capacity(count);
+    if let Some(first) = trigger.first_fire(now) {
+        fires.push(first);
+        fires.extend(trigger.fires_after(first, count - 1));
+    }
+    Ok(ok(json!({
+        "trigger": spec,
+        "trigger_text": views::trigger_text(&spec),
+        "timezone": views::zone(&spec).name(),
+        "fire_times": fires.iter().map(|t| views::utc(*t)).collect::<Vec<_>>(),
+        "fire_times_local": fires.iter().map(|t| views::local(*t, &spec)).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,529 @@
+//! The client commands: `schedules ...` and `executions` talk to a running host over `/api/v1`
+//! (URL and token from flags or the environment) and print tables, or the API's JSON with `--json`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// Where the host is and how to print.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The host's base URL. Default: http:// and the configured listen address.
+    #[arg(long, global = true, env = "SCHEDULEZERO_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `schedules` and its subcommands.
+#[derive(Debug, Args)]
+pub struct SchedulesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: SchedulesCommand,
+}
+
+/// `schedules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Create a schedule: a handler's method on a cron expression, an interval or a date.
+    Add(Box<AddArgs>),
+    /// List schedules.
+    List {
+        /// Only this handler's.
+        #[arg(long)]
+        handler: Option<String>,
+        /// Only paused ones.
+        #[arg(long)]
+        paused: bool,
+    },
+    /// Delete a schedule.
+    Rm {
+        /// The schedule id.
+        id: String,
+    },
+    /// Pause a schedule: it stops firing until resumed.
+    Pause {
+        /// The schedule id.
+        id: String,
+    },
+    /// Resume a paused schedule from now on (or catching up on what it missed).
+    Resume {
+        /// The schedule id.
+        id: String,
+        /// Run the fire times missed while paused, by the schedule's coalesce policy.
+        #[arg(long)]
+        catch_up: bool,
+    },
+    /// Run a schedule now, outside its trigger.
+    Run {
+        /// The schedule id.
+        id: String,
+        /// Wait for the run to end and print its outcome.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// Arguments of `schedules add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The handler (a plugin name, or a remote handler's id).
+    pub handler: String,
+    /// The method.
+    pub method: String,
+    /// The params, as JSON.
+    #[arg(long, default_value = "{}")]
+    pub params: String,
+    /// The schedule id. Default: a new UUID.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// A cron expression (5 fields, or 6 with seconds first).
+    #[arg(long, group = "when", value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// An interval, such as `90s`, `15m` or `1h 30m`.
+    #[arg(long, group = "when", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub every: Option<Duration>,
+    /// A date: ISO 8601 (with an offset, or host local time) or a Unix timestamp.
+    #[arg(long, group = "when", value_name = "DATE")]
+    pub at: Option<String>,
+    /// The IANA time zone a cron expression is read in. Default: UTC.
+    #[arg(long, requires = "cron", value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Attempts per run, the first included.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// The delay before the first retry (it doubles, with jitter).
+    #[arg(long, value_name = "DURATION")]
+    pub retry_backoff: Option<String>,
+    /// A timeout per attempt (tighter than the plugin's own).
+    #[arg(long, value_name = "DURATION")]
+    pub attempt_timeout: Option<String>,
+    /// How many runs may be in progress at once.
+    #[arg(long)]
+    pub max_running: Option<u32>,
+    /// How late a run may start and still run.
+    #[arg(long, value_name = "DURATION")]
+    pub misfire_grace_time: Option<String>,
+    /// Which missed fire times run after downtime: latest, earliest or all.
+    #[arg(long)]
+    pub coalesce: Option<String>,
+    /// A random delay of up to this much added to each fire time.
+    #[arg(long, value_name = "DURATION")]
+    pub max_jitter: Option<String>,
+    /// Create it paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// Replace a schedule with the same id.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// Arguments of `executions`.
+#[derive(Debug, Args)]
+pub struct ExecutionsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Only this schedule's.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Only this handler's.
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Only this status (running, success, retry, error, skipped, missed).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// How many, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+/// A failed request: what to print and the exit code.
+#[derive(Debug)]
+struct Failure(String, Option<Value>);
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(config: &Config, args: &ClientArgs) -> Result<Self, Failure> {
+        let base = args
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.server.listen));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Failure(format!("cannot build an HTTP client: {e}"), None))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: config.server.api_token.clone(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            Failure(
+                format!(
+                    "cannot reach the host at {}: {e} (is `schedulezero serve` running? set --url or SCHEDULEZERO_URL)",
+                    self.base
+                ),
+                None,
+            )
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Failure(format!("cannot read the reply: {e}"), None))?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                Failure(
+                    format!("the host answered {status} with a body that is not JSON"),
+                    None,
+                )
+            })?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let code = value["error"]["code"].as_str().unwrap_or("http_error");
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_owned);
+        Err(Failure(format!("error[{code}]: {message}"), Some(value)))
+    }
+}
+
+fn report(result: Result<(), Failure>, json_out: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message, body)) => {
+            if json_out {
+                println!(
+                    "{}",
+                    body.unwrap_or_else(
+                        || json!({ "error": { "code": "unreachable", "message": message } })
+                    )
+                );
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a `schedules` subcommand.
+pub async fn schedules(config: &Config, args: SchedulesArgs) -> ExitCode {
+    let json_out = args.client.json;
+    let result = async {
+        let client = Client::new(config, &args.client)?;
+        schedules_with(&client, args.command, json_out).await
+    }
+    .await;
+    report(result, json_out)
+}
+
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn schedules_with(
+    client: &Client,
+    command: SchedulesCommand,
+    json_out: bool,
+) -> Result<(), Failure> {
+    use reqwest::Method;
+    match command {
+        SchedulesCommand::Add(a) => {
+            let body = add_body(*a)?;
+            let created = client
+                .send(Method::POST, "/api/v1/schedules", Some(body))
+                .await?;
+            if json_out {
+                println!("{created}");
+            } else {
+                println!(
+                    "schedule {} created: {} {}.{}, next fire {}",
+                    created["id"].as_str().unwrap_or_default(),
+                    created["trigger_text"].as_str().unwrap_or_default(),
+                    created["handler"].as_str().unwrap_or_default(),
+                    created["method"].as_str().unwrap_or_default(),
+                    created["next_fire_time_local"].as_str().unwrap_or("none"),
+                );
+            }
+        }
+        SchedulesCommand::List { handler, paused } => {
+            let mut all = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let mut path = "/api/v1/schedules?limit=1000".to_owned();
+                if let Some(h) = &handler {
+                    path.push_str(&format!("&handler={}", encode(h)));
+                }
+                if paused {
+                    path.push_str("&paused=true");
+                }
+                if let Some(a) = &after {
+                    path.push_str(&format!("&after={}", encode(a)));
+                }
+                let page = client.send(Method::GET, &path, None).await?;
+                if let Some(list) = page["schedules"].as_array() {
+                    all.extend(list.iter().cloned());
+                }
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            if json_out {
+                println!("{}", json!({ "schedules": all }));
+            } else {
+                print_schedules(&all);
+            }
+        }
+        SchedulesCommand::Rm { id } => {
+            client
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/schedules/{}", encode(&id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                println!("{}", json!({ "deleted": id }));
+            } else {
+                println!("schedule {id} deleted");
+            }
+        }
+        SchedulesCommand::Pause { id } => {
+            let s = client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/schedules/{}/pause", encode(&id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                println!("{s}");
+            } else {
+                println!("schedule {id} paused");
+            }
+        }
+        SchedulesCommand::Resume { id, catch_up } => {
+            let s = client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/schedules/{}/resume", encode(&id)),
+                    Some(json!({ "catch_up": catch_up })),
+                )
+                .await?;
+            if json_out {
+                println!("{s}");
+            } else {
+                println!(
+                    "schedule {id} resumed, next fire {}",
+                    s["next_fire_time_local"].as_str().unwrap_or("none")
+                );
+            }
+        }
+        SchedulesCommand::Run { id, wait } => {
+            let path = format!(
+                "/api/v1/schedules/{}/run{}",
+                encode(&id),
+                if wait { "?wait=true" } else { "" }
+            );
+            let r = client.send(Method::POST, &path, None).await?;
+            if json_out {
+                println!("{r}");
+            } else if wait {
+                let status = r["run"]["status"].as_str().unwrap_or_default();
+                println!(
+                    "run {} of {id}: {status} after {} attempt(s)",
+                    r["run"]["id"].as_str().unwrap_or_default(),
+                    r["attempts"]
+                );
+                if let Some(e) = r["error"].as_object() {
+                    println!(
+                        "  error[{}]: {}",
+                        e["code"].as_str().unwrap_or_default(),
+                        e["message"].as_str().unwrap_or_default()
+                    );
+                }
+                if status != "success" {
+                    return Err(Failure(format!("run of {id} ended with {status}"), None));
+                }
+            } else {
+                println!(
+                    "run {} of {id} started",
+                    r["run"]["id"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_body(a: AddArgs) -> Result<Value, Failure> {
+    let params: Value = serde_json::from_str(&a.params)
+        .map_err(|e| Failure(format!("--params is not valid JSON: {e}"), None))?;
+    let trigger = match (a.cron, a.every, a.at) {
+        (Some(expr), _, _) => match a.timezone {
+            Some(tz) => json!({ "type": "cron", "expression": expr, "timezone": tz }),
+            None => json!(expr),
+        },
+        (None, Some(every), _) => {
+            json!({ "type": "interval", "every_seconds": every.as_secs_f64() })
+        }
+        (None, None, Some(at)) => {
+            let run_date = at.parse::<f64>().map_or_else(|_| json!(at), |ts| json!(ts));
+            json!({ "type": "date", "run_date": run_date })
+        }
+        (None, None, None) => {
+            return Err(Failure(
+                "say when: --cron EXPR, --every DURATION or --at DATE".into(),
+                None,
+            ));
+        }
+    };
+    let mut policy = serde_json::Map::new();
+    let mut set = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            policy.insert(key.to_owned(), v);
+        }
+    };
+    set("max_attempts", a.max_attempts.map(Value::from));
+    set("retry_backoff", a.retry_backoff.map(Value::from));
+    set("timeout", a.attempt_timeout.map(Value::from));
+    set("max_running", a.max_running.map(Value::from));
+    set("misfire_grace_time", a.misfire_grace_time.map(Value::from));
+    set("coalesce", a.coalesce.map(Value::from));
+    set("max_jitter", a.max_jitter.map(Value::from));
+    let mut body = json!({
+        "handler": a.handler,
+        "method": a.method,
+        "params": params,
+        "trigger": trigger,
+        "paused": a.paused,
+    });
+    if let Some(id) = a.id {
+        body["id"] = json!(id);
+    }
+    if !policy.is_empty() {
+        body["policy"] = Value::Object(policy);
+    }
+    if a.replace {
+        body["conflict_policy"] = json!("replace");
+    }
+    Ok(body)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_schedules(all: &[Value]) {
+    println!(
+        "{:<28} {:<24} {:<30} {:<7} NEXT FIRE",
+        "ID", "HANDLER.METHOD", "TRIGGER", "STATE"
+    );
+    for s in all {
+        println!(
+            "{:<28} {:<24} {:<30} {:<7} {}",
+            text(&s["id"]),
+            format!("{}.{}", text(&s["handler"]), text(&s["method"])),
+            text(&s["trigger_text"]),
+            if s["paused"].as_bool() == Some(true) {
+                "paused"
+            } else {
+                "active"
+            },
+            text(&s["next_fire_time_local"]),
+        );
+    }
+    println!("{} schedule(s)", all.len());
+}
+
+/// Runs `executions`.
+pub async fn executions(config: &Config, args: ExecutionsArgs) -> ExitCode {
+    let json_out = args.client.json;
+    let result = async {
+        let client = Client::new(config, &args.client)?;
+        let mut path = format!("/api/v1/executions?limit={}", args.limit.clamp(1, 1000));
+        for (key, value) in [
+            ("schedule", &args.schedule),
+            ("handler", &args.handler),
+            ("status", &args.status),
+        ] {
+            if let Some(v) = value {
+                path.push_str(&format!("&{key}={}", encode(v)));
+            }
+        }
+        let page = client.send(reqwest::Method::GET, &path, None).await?;
+        if json_out {
+            println!("{page}");
+            return Ok(());
+        }
+        println!(
+            "{:>6} {:<28} {:<24} {:>7} {:<8} {:<27} {:>10}  ERROR",
+            "ID", "SCHEDULE", "HANDLER.METHOD", "ATTEMPT", "STATUS", "STARTED", "MS"
+        );
+        let list = page["executions"].as_array().cloned().unwrap_or_default();
+        for e in &list {
+            println!(
+                "{:>6} {:<28} {:<24} {:>7} {:<8} {:<27} {:>10}  {}",
+                text(&e["id"]),
+                text(&e["schedule_id"]),
+                format!("{}.{}", text(&e["handler"]), text(&e["method"])),
+                format!("{}/{}", text(&e["attempt"]), text(&e["max_attempts"])),
+                text(&e["status"]),
+                text(&e["started_at"]),
+                e["duration_ms"]
+                    .as_f64()
+                    .map_or_else(|| "-".into(), |d| format!("{d:.2}")),
+                e["error"].as_str().unwrap_or_default(),
+            );
+        }
+        println!("{} record(s)", list.len());
+        Ok(())
+    }
+    .await;
+    report(result, json_out)
+}

@@ -1,0 +1,199 @@
+//! `schedulezero serve`: one host. Opens the store, loads the plugins folder, picks up what a
+//! previous host left unfinished, then runs the REST API and the scheduler until asked to stop.
+//! Stopping (SIGTERM/SIGINT) closes the listener, stops claiming, lets running calls finish up to
+//! `scheduler.shutdown_grace`, and closes the store.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::scheduler::service::{Scheduler, SystemClock};
+use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
+
+/// How often the execution log is pruned to its retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the host could not start (or stopped on an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The API address could not be bound, or serving failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs a host until `shutdown` resolves. Prints one line on stdout once the API is listening:
+/// `schedulezero listening on http://ADDR`.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let database = config.database_url();
+    let store = Store::open_url(&database).await?;
+    tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
+    let runtime = Arc::new(Runtime::new((*config).clone())?);
+    sync_plugins(&runtime, &store).await?;
+
+    let dispatcher = Dispatcher::new(runtime.clone(), store.clone());
+    let scheduler = Arc::new(Scheduler::new(
+        store.clone(),
+        dispatcher,
+        config.scheduler.batch,
+    ));
+    scheduler.recover(Utc::now()).await?;
+
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        store: store.clone(),
+        runtime: runtime.clone(),
+        scheduler: scheduler.clone(),
+        started_at: Utc::now(),
+        listen: addr,
+    });
+    let router = api::router(state);
+
+    let (stop, stopped) = watch::channel(false);
+    let scheduler_task = {
+        let scheduler = scheduler.clone();
+        let config = config.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            scheduler
+                .run(
+                    Arc::new(SystemClock),
+                    config.scheduler.max_tick,
+                    config.scheduler.shutdown_grace,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                )
+                .await;
+        })
+    };
+    let prune_task = tokio::spawn(prune(
+        store.clone(),
+        Retention {
+            max_records: config.scheduler.retention_records,
+            max_age: config.scheduler.retention_age,
+        },
+        stopped.clone(),
+    ));
+
+    tracing::info!(%addr, api = %format!("http://{addr}/api/v1"), "listening");
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "schedulezero listening on http://{addr}");
+        let _ = writeln!(
+            out,
+            "  REST API: http://{addr}/api/v1 (ScheduleZero routes under http://{addr}/api)"
+        );
+        let _ = writeln!(out, "  OpenAPI:  http://{addr}/api/v1/openapi.json");
+        let _ = out.flush();
+    }
+
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests or runs; waiting for running calls");
+            let _ = stop.send(true);
+        })
+        .await;
+    let _ = scheduler_task.await;
+    let _ = prune_task.await;
+    store.close().await;
+    tracing::info!("stopped");
+    served.map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// Loads every plugin in the folder and records them as handlers; plugins recorded before whose
+/// file is gone are marked missing (their schedules fail clearly when they fire).
+async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError> {
+    let discovery = runtime.discover().await?;
+    let now = Utc::now();
+    let mut present = Vec::new();
+    for report in &discovery.loaded {
+        let p = &report.plugin;
+        present.push(p.name().to_owned());
+        store
+            .upsert_handler(&HandlerRecord {
+                id: p.name().to_owned(),
+                kind: HandlerKind::Wasm,
+                address: Some(p.file().path.display().to_string()),
+                version: Some(p.info().version.clone()),
+                methods: p.info().methods.iter().map(|m| m.name.clone()).collect(),
+                status: "available".into(),
+                registered_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    for rejected in &discovery.rejected {
+        tracing::warn!(file = %rejected.path.display(), error = %rejected.error, "plugin rejected");
+    }
+    let missing = store.mark_missing_plugins(&present, now).await?;
+    tracing::info!(
+        plugins = present.len(),
+        rejected = discovery.rejected.len(),
+        missing,
+        dir = %runtime.config().plugins_dir.display(),
+        "plugins loaded"
+    );
+    Ok(())
+}
+
+async fn prune(store: Store, retention: Retention, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match store.prune_executions(retention, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "execution log pruned to its retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the execution log"),
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}

@@ -1,0 +1,952 @@
+//! The REST API end to end: a real host process, real HTTP, real plugins, a real SQLite file.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::host::TestHost;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn compat_routes_answer_as_schedulezero_does() {
+    let host = TestHost::start();
+    assert_eq!(
+        host.get("/api/health").await,
+        (200, json!({"status": "ok", "service": "ScheduleZero"}))
+    );
+    let (status, config) = host.get("/api/config").await;
+    assert_eq!(status, 200);
+    for key in ["instance_name", "description", "admin_contact", "version"] {
+        assert!(config.get(key).is_some(), "{key} in {config}");
+    }
+    let (_, handlers) = host.get("/api/handlers").await;
+    let ding = handlers["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == "ding-dong")
+        .expect("ding-dong listed");
+    assert_eq!(ding["status"], "available");
+    assert!(ding["methods"].as_array().unwrap().contains(&json!("ping")));
+
+    // run_now: synchronous, with the handler's result and the record committed.
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "ding-dong", "job_method": "echo", "job_params": {"bell": "big ben", "n": 3}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["status"], "success");
+    assert_eq!(ran["result"], json!({"bell": "big ben", "n": 3}));
+    assert_eq!(ran["message"], "Job executed on handler 'ding-dong'");
+    let job_id = ran["job_id"].as_str().unwrap().to_owned();
+    assert!(job_id.starts_with("immediate_ding-dong_echo_"), "{job_id}");
+    let (_, log) = host.get(&format!("/api/executions?job_id={job_id}")).await;
+    assert_eq!(log["count"], 1);
+    let record = &log["records"][0];
+    assert_eq!(record["status"], "success");
+    assert_eq!(record["method_name"], "echo");
+    assert_eq!(record["attempt_number"], 1);
+    assert_eq!(record["params_summary"], "bell=big ben, n=3");
+    assert!(record["started_at"].as_str().unwrap().ends_with("+00:00"));
+    assert!(record["duration_ms"].as_f64().unwrap() >= 0.0);
+
+    // A date trigger in the past runs at once; an empty job_params reaches a method without params.
+    let (status, created) = host
+        .post(
+            "/api/schedule",
+            &json!({"handler_id": "ding-dong", "job_method": "ping", "job_params": {},
+                    "trigger": {"type": "DATE", "run_date": 1_000_000_000}, "job_id": "once"}),
+        )
+        .await;
+    assert_eq!(
+        (status, created),
+        (201, json!({"status": "success", "job_id": "once"}))
+    );
+    let done = host
+        .wait_for(WAIT, || async {
+            let (_, log) = host.get("/api/executions?job_id=once").await;
+            (log["records"][0]["status"] == "success").then_some(log)
+        })
+        .await;
+    assert_eq!(done["records"][0]["result"]["pong"], true);
+
+    let (_, listed) = host.get("/api/schedules").await;
+    assert_eq!(listed["count"], 1);
+    let s = &listed["schedules"][0];
+    assert_eq!(s["id"], "once");
+    assert_eq!(s["args"], json!(["ding-dong", "ping", {}, "once"]));
+    assert!(
+        s["next_fire_time"].is_null(),
+        "a date trigger that ran has no next fire time"
+    );
+    assert!(s["trigger"].as_str().unwrap().starts_with("date["));
+
+    let (_, stats) = host.get("/api/executions/stats").await;
+    assert_eq!(stats["success_count"], 2);
+    assert_eq!(stats["success_rate"], 100.0);
+    assert_eq!(stats["by_handler"]["ding-dong"]["total"], 2);
+
+    let (status, failed) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "misbehave", "job_method": "trap", "job_params": {}}),
+        )
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(failed["error"]["code"], 500);
+    let (_, errors) = host.get("/api/executions/errors?limit=5").await;
+    assert_eq!(
+        (errors["count"].clone(), errors["limit"].clone()),
+        (json!(1), json!(5))
+    );
+    assert_eq!(errors["errors"][0]["handler_id"], "misbehave");
+
+    assert_eq!(
+        host.post("/api/executions/clear", &json!({})).await,
+        (
+            200,
+            json!({"status": "success", "message": "Execution history cleared"})
+        )
+    );
+    let (_, stats) = host.get("/api/executions/stats").await;
+    assert_eq!(stats["total_executions"], 0);
+    assert_eq!(
+        stats["lifetime_executions"], 3,
+        "the lifetime count survives a clear"
+    );
+
+    let (status, removed) = host.delete("/api/schedules/once").await;
+    assert_eq!(status, 200);
+    assert_eq!(removed["message"], "Schedule 'once' removed");
+    let (status, missing) = host.delete("/api/schedules/once").await;
+    assert_eq!(
+        (status, missing["error"]["code"].clone()),
+        (404, json!(404))
+    );
+}
+
+#[tokio::test]
+async fn compat_schedule_validation_follows_its_order_and_changes_nothing() {
+    let host = TestHost::start();
+    let trigger = json!({"type": "interval", "seconds": 30});
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"handler_id": "nope", "job_method": "x", "job_params": 1}),
+            400,
+            "trigger",
+        ),
+        (
+            json!({"trigger": trigger, "handler_id": "nope"}),
+            400,
+            "job_method, job_params",
+        ),
+        (
+            json!({"trigger": {"type": "bogus"}, "handler_id": "nope", "job_method": "x", "job_params": 1}),
+            404,
+            "Handler 'nope' not found",
+        ),
+        (
+            json!({"trigger": {"type": "bogus"}, "handler_id": "ding-dong", "job_method": "fly", "job_params": 1}),
+            400,
+            "Method 'fly'",
+        ),
+        (
+            json!({"trigger": {"type": "bogus"}, "handler_id": "ding-dong", "job_method": "ping", "job_params": [1]}),
+            400,
+            "job_params must be a JSON object",
+        ),
+        (
+            json!({"trigger": {"type": "cron", "hour": "25"}, "handler_id": "ding-dong", "job_method": "ping", "job_params": {}}),
+            400,
+            "Invalid trigger configuration",
+        ),
+        (
+            json!({"trigger": {"type": "interval", "minuts": 5}, "handler_id": "ding-dong", "job_method": "ping", "job_params": {}}),
+            400,
+            "does not take `minuts`",
+        ),
+    ];
+    for (body, want_status, want_message) in cases {
+        let (status, reply) = host.post("/api/schedule", &body).await;
+        assert_eq!(status, want_status, "{body} -> {reply}");
+        assert_eq!(reply["error"]["code"], json!(want_status));
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(want_message),
+            "{message:?} should say {want_message:?}"
+        );
+    }
+    let (status, reply) = host.post_raw("/api/schedule", "{not json").await;
+    assert_eq!((status, reply["error"]["code"].clone()), (400, json!(400)));
+
+    // A duplicate job_id keeps the existing schedule (201), unless a conflict policy says otherwise.
+    let body = |seconds: u32| {
+        json!({"handler_id": "ding-dong", "job_method": "ping", "job_params": {},
+               "trigger": {"type": "interval", "seconds": seconds}, "job_id": "dup"})
+    };
+    assert_eq!(host.post("/api/schedule", &body(30)).await.0, 201);
+    assert_eq!(host.post("/api/schedule", &body(60)).await.0, 201);
+    let (_, listed) = host.get("/api/schedules").await;
+    assert_eq!(listed["count"], 1, "nothing else was created");
+    assert_eq!(listed["schedules"][0]["trigger"], "interval[0:00:30]");
+    let mut error = body(60);
+    error["conflict_policy"] = json!("error");
+    let (status, reply) = host.post("/api/schedule", &error).await;
+    assert_eq!((status, reply["error"]["code"].clone()), (409, json!(409)));
+}
+
+#[tokio::test]
+async fn v1_schedules_can_be_created_listed_changed_paused_and_deleted() {
+    let host = TestHost::start();
+    let create = |id: &str| {
+        json!({"id": id, "handler": "ding-dong", "method": "echo", "params": {"id": id},
+               "trigger": {"type": "cron", "expression": "0 9 * * mon-fri", "timezone": "Europe/Paris"}})
+    };
+    for id in ["a", "b", "c"] {
+        let (status, s) = host.post("/api/v1/schedules", &create(id)).await;
+        assert_eq!(status, 201, "{s}");
+        assert_eq!(s["timezone"], "Europe/Paris");
+        let local = s["next_fire_time_local"].as_str().unwrap();
+        assert!(local.contains("T09:00:00+0"), "09:00 Paris time: {local}");
+    }
+    let (status, dup) = host.post("/api/v1/schedules", &create("a")).await;
+    assert_eq!(
+        (status, dup["error"]["code"].clone()),
+        (409, json!("schedule_exists"))
+    );
+
+    let (_, first) = host.get("/api/v1/schedules?limit=2").await;
+    assert_eq!(first["schedules"].as_array().unwrap().len(), 2);
+    assert_eq!(first["next"], "b");
+    let (_, second) = host.get("/api/v1/schedules?limit=2&after=b").await;
+    assert_eq!(second["schedules"][0]["id"], "c");
+    assert!(second["next"].is_null());
+
+    let (status, changed) = host
+        .patch(
+            "/api/v1/schedules/b",
+            &json!({"params": {"changed": true}, "policy": {"max_attempts": 3, "timeout": "2s"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["params"], json!({"changed": true}));
+    assert_eq!(changed["policy"]["max_attempts"], 3);
+    assert_eq!(changed["policy"]["timeout"], "2s");
+    assert_eq!(
+        changed["policy"]["max_running"], 1,
+        "other policy fields kept"
+    );
+    let (_, got) = host.get("/api/v1/schedules/b").await;
+    assert_eq!(got["params"], json!({"changed": true}));
+    assert_eq!(got["running"], 0);
+
+    let (_, paused) = host.post("/api/v1/schedules/b/pause", &json!(null)).await;
+    assert_eq!(paused["paused"], true);
+    let (_, only_paused) = host.get("/api/v1/schedules?paused=true").await;
+    assert_eq!(only_paused["schedules"].as_array().unwrap().len(), 1);
+    let (_, resumed) = host.post("/api/v1/schedules/b/resume", &json!({})).await;
+    assert_eq!(resumed["paused"], false);
+
+    assert_eq!(host.delete("/api/v1/schedules/c").await.0, 204);
+    let (status, gone) = host.get("/api/v1/schedules/c").await;
+    assert_eq!(
+        (status, gone["error"]["code"].clone()),
+        (404, json!("schedule_not_found"))
+    );
+
+    // Bad input: a 4xx with a stable code, and nothing changes.
+    let bad: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"handler": "ding-dong", "method": "ping", "trigger": "61 * * * *"}),
+            400,
+            "invalid_trigger",
+        ),
+        (
+            json!({"handler": "ding-dong", "method": "ping", "trigger": "* * * * *", "colour": 1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"handler": "nope", "method": "ping", "trigger": "* * * * *"}),
+            404,
+            "unknown_handler",
+        ),
+        (
+            json!({"handler": "ding-dong", "method": "fly", "trigger": "* * * * *"}),
+            400,
+            "unknown_method",
+        ),
+        (
+            json!({"handler": "ding-dong", "method": "ping", "trigger": "* * * * *", "policy": {"max_attempts": 0}}),
+            400,
+            "invalid_policy",
+        ),
+        (
+            json!({"handler": "ding-dong", "method": "ping", "trigger": "* * * * *", "policy": {"retries": 2}}),
+            400,
+            "invalid_policy",
+        ),
+        (
+            json!({"id": "a/b", "handler": "ding-dong", "method": "ping", "trigger": "* * * * *"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"handler": "ding-dong", "method": "ping", "trigger": {"type": "cron", "expression": "* * * * *", "timezone": "Mars/Olympus"}}),
+            400,
+            "invalid_trigger",
+        ),
+    ];
+    for (body, want_status, want_code) in bad {
+        let (status, reply) = host.post("/api/v1/schedules", &body).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str().unwrap()),
+            (want_status, want_code),
+            "{body}: {reply}"
+        );
+    }
+    let (status, reply) = host.post_raw("/api/v1/schedules", "{\"handler\": ").await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (400, json!("invalid_json"))
+    );
+    let (status, reply) = host.get("/api/v1/executions?limit=many").await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (400, json!("invalid_query"))
+    );
+    let (status, reply) = host
+        .patch("/api/v1/schedules/a", &json!({"trigger": "every day"}))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (400, json!("invalid_trigger"))
+    );
+    let (_, all) = host.get("/api/v1/schedules").await;
+    let ids: Vec<&str> = all["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let (_, a) = host.get("/api/v1/schedules/a").await;
+    assert_eq!(
+        a["trigger"]["expression"], "0 9 * * mon-fri",
+        "a failed change changed nothing"
+    );
+
+    let (status, reply) = host.get("/api/v1/nothing-here").await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (404, json!("route_not_found"))
+    );
+    let (status, reply) = host.call("PUT", "/api/v1/schedules").await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (405, json!("method_not_allowed"))
+    );
+
+    let (status, preview) = host
+        .post(
+            "/api/v1/triggers/preview",
+            &json!({"trigger": {"type": "cron", "expression": "30 2 * * *", "timezone": "America/New_York"}, "count": 3}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let local = preview["fire_times_local"].as_array().unwrap();
+    assert_eq!(local.len(), 3);
+    assert!(
+        local
+            .iter()
+            .all(|t| t.as_str().unwrap().contains("T02:30:00-0")),
+        "{local:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_trigger_type_fires_and_runs_are_listed() {
+    let host = TestHost::start();
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::milliseconds(800)).to_rfc3339();
+    for (id, trigger) in [
+        ("cron", json!("* * * * * *")),
+        (
+            "interval",
+            json!({"type": "interval", "every_seconds": 0.4}),
+        ),
+        ("date", json!({"type": "date", "run_date": soon})),
+        ("compat-cron", json!({"type": "cron", "second": "*/1"})),
+    ] {
+        let (status, s) = host
+            .post(
+                "/api/v1/schedules",
+                &json!({"id": id, "handler": "ding-dong", "method": "echo", "params": {"from": id}, "trigger": trigger}),
+            )
+            .await;
+        assert_eq!(status, 201, "{s}");
+    }
+    for id in ["cron", "interval", "date", "compat-cron"] {
+        let records = host
+            .wait_for(WAIT, || async {
+                let log = host.executions_of(id).await;
+                let ok = log.iter().filter(|e| e["status"] == "success").count();
+                let enough = if id == "date" { 1 } else { 2 };
+                (ok >= enough).then_some(log)
+            })
+            .await;
+        let e = records.iter().find(|e| e["status"] == "success").unwrap();
+        assert_eq!(e["result"], json!({"from": id}));
+        assert_eq!(e["attempt"], 1);
+        assert!(
+            e["instance"]
+                .as_str()
+                .unwrap()
+                .starts_with("wasm:ding-dong#")
+        );
+        let (_, run) = host
+            .get(&format!("/api/v1/runs/{}", e["run_id"].as_str().unwrap()))
+            .await;
+        assert_eq!(run["run"]["schedule_id"], id);
+        assert_eq!(run["run"]["status"], "success");
+        assert_eq!(run["executions"][0]["id"], e["id"]);
+    }
+    let (_, date) = host.get("/api/v1/schedules/date").await;
+    assert!(date["next_fire_time"].is_null());
+    let (_, runs) = host.get("/api/v1/runs?schedule=interval&limit=1").await;
+    let cursor = runs["next"]
+        .as_str()
+        .expect("more than one page")
+        .to_owned();
+    let (_, older) = host
+        .get(&format!(
+            "/api/v1/runs?schedule=interval&limit=1&before={cursor}"
+        ))
+        .await;
+    assert!(older["runs"][0]["fire_time"].as_str() < runs["runs"][0]["fire_time"].as_str());
+    let (status, _) = host.get("/api/v1/runs?status=sleeping").await;
+    assert_eq!(status, 400);
+
+    let (_, by_handler) = host
+        .get("/api/v1/executions?handler=ding-dong&status=success&limit=2")
+        .await;
+    let next = by_handler["next"].as_i64().expect("a next page");
+    let (_, page2) = host
+        .get(&format!(
+            "/api/v1/executions?handler=ding-dong&limit=2&before={next}"
+        ))
+        .await;
+    assert!(page2["executions"][0]["id"].as_i64().unwrap() < next);
+    let id = page2["executions"][0]["id"].as_i64().unwrap();
+    let (status, one) = host.get(&format!("/api/v1/executions/{id}")).await;
+    assert_eq!((status, one["id"].as_i64()), (200, Some(id)));
+    assert_eq!(host.get("/api/v1/executions/999999").await.0, 404);
+}
+
+#[tokio::test]
+async fn retries_are_separate_attempts_and_overlap_is_recorded_as_skipped() {
+    let host = TestHost::start();
+    // Each attempt times out (retryable) and is retried after a short backoff.
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "slow", "handler": "misbehave", "method": "sleep", "params": {"ms": 2000},
+                    "trigger": {"type": "date", "run_date": 0},
+                    "policy": {"max_attempts": 3, "timeout": "150ms", "retry_backoff": "20ms"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("slow").await;
+            (log.len() == 3 && log.iter().all(|e| e["status"] != "running")).then_some(log)
+        })
+        .await;
+    let attempts: Vec<(i64, &str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["status"].as_str().unwrap(),
+                e["error_code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (1, "retry", "timeout"),
+            (2, "retry", "timeout"),
+            (3, "error", "timeout")
+        ]
+    );
+    assert!(
+        log.iter().all(|e| e["run_id"] == log[0]["run_id"]),
+        "one run, three attempts"
+    );
+
+    // A run that lasts longer than the interval: the next fire times are skipped, not dropped.
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "overlap", "handler": "misbehave", "method": "sleep", "params": {"ms": 1200},
+                    "trigger": {"type": "interval", "every_seconds": 0.3}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("overlap").await;
+            (log.iter().any(|e| e["status"] == "skipped")
+                && log.iter().any(|e| e["status"] == "success"))
+            .then_some(log)
+        })
+        .await;
+    assert!(
+        log.iter().filter(|e| e["status"] == "running").count() <= 1,
+        "max_running 1"
+    );
+    // Run-now respects the limit too.
+    let (status, reply) = host
+        .wait_for(WAIT, || async {
+            let r = host
+                .post("/api/v1/schedules/overlap/run", &json!(null))
+                .await;
+            (r.0 == 409).then_some(r)
+        })
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (409, json!("overlap_limit"))
+    );
+}
+
+#[tokio::test]
+async fn run_now_and_pause_resume_through_v1() {
+    let host = TestHost::start();
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "later", "handler": "ding-dong", "method": "ping",
+                    "trigger": {"type": "interval", "every_seconds": 0.3}, "paused": true}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        host.executions_of("later").await.is_empty(),
+        "a paused schedule does not fire"
+    );
+
+    let (status, ran) = host
+        .post("/api/v1/schedules/later/run?wait=true", &json!(null))
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["run"]["status"], "success");
+    assert_eq!(ran["executions"][0]["result"]["pong"], true);
+    let (status, started) = host.post("/api/v1/schedules/later/run", &json!(null)).await;
+    assert_eq!(status, 202);
+    assert_eq!(started["run"]["status"], "pending");
+
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules/later/resume",
+            &json!({"catch_up": false}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    host.wait_for(WAIT, || async {
+        let n = host
+            .executions_of("later")
+            .await
+            .iter()
+            .filter(|e| e["status"] == "success")
+            .count();
+        (n >= 4).then_some(())
+    })
+    .await;
+    let (status, _) = host
+        .post("/api/v1/schedules/later/pause", &json!(null))
+        .await;
+    assert_eq!(status, 200);
+    // Let a run that started just before the pause finish, then nothing more fires.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = host.executions_of("later").await.len();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        host.executions_of("later").await.len(),
+        before,
+        "paused again"
+    );
+    assert_eq!(
+        host.post("/api/v1/schedules/nope/run", &json!(null))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_restart_records_missed_fire_times_by_policy() {
+    let mut host = TestHost::start();
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "tick", "handler": "ding-dong", "method": "ping",
+                    "trigger": {"type": "interval", "every_seconds": 0.5}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    host.wait_for(WAIT, || async {
+        (!host.executions_of("tick").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(host.terminate(), "clean exit on SIGTERM");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    host.restart();
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("tick").await;
+            (log.iter().filter(|e| e["status"] == "missed").count() >= 3).then_some(log)
+        })
+        .await;
+    // coalesce = latest: the downtime's fire times but the last are recorded as missed, the last
+    // one runs, and the series goes on.
+    assert!(log.iter().filter(|e| e["status"] == "success").count() >= 2);
+    assert!(log.iter().all(|e| e["status"] != "running" || e == &log[0]));
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_loses_no_acknowledged_schedule_or_finished_record() {
+    let mut host = TestHost::start();
+    // Acknowledged schedules, one of them mid-run when the host is killed.
+    for i in 0..20 {
+        let (status, _) = host
+            .post(
+                "/api/v1/schedules",
+                &json!({"id": format!("s{i:02}"), "handler": "ding-dong", "method": "ping",
+                        "trigger": "0 0 1 1 *", "paused": true}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "long", "handler": "misbehave", "method": "sleep", "params": {"ms": 700},
+                    "trigger": {"type": "date", "run_date": 0}, "policy": {"max_attempts": 2}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, done) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "ding-dong", "job_method": "ping", "job_params": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    host.wait_for(WAIT, || async {
+        host.executions_of("long")
+            .await
+            .iter()
+            .any(|e| e["status"] == "running")
+            .then_some(())
+    })
+    .await;
+    host.kill();
+    host.restart();
+
+    let (_, all) = host.get("/api/v1/schedules?limit=1000").await;
+    assert_eq!(
+        all["schedules"].as_array().unwrap().len(),
+        21,
+        "every acknowledged schedule"
+    );
+    let (_, finished) = host.get("/api/executions?handler_id=ding-dong").await;
+    assert_eq!(finished["count"], 1, "the reported run_now record");
+    // The killed attempt is ended as interrupted; the run goes on with its second attempt.
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("long").await;
+            log.iter().any(|e| e["status"] == "success").then_some(log)
+        })
+        .await;
+    let attempts: Vec<(i64, &str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["status"].as_str().unwrap(),
+                e["error_code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(attempts, [(1, "error", "interrupted"), (2, "success", "")]);
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_call_finish() {
+    let mut host = TestHost::start();
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "nap", "handler": "misbehave", "method": "sleep", "params": {"ms": 800},
+                    "trigger": {"type": "date", "run_date": 0}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    host.wait_for(WAIT, || async {
+        host.executions_of("nap")
+            .await
+            .iter()
+            .any(|e| e["status"] == "running")
+            .then_some(())
+    })
+    .await;
+    assert!(host.terminate());
+    host.restart();
+    let log = host.executions_of("nap").await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        log[0]["status"], "success",
+        "finished before the host stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_token_guards_every_route_but_health() {
+    let token = "test-token-0123456789abcdef";
+    let host = TestHost::start_with(&["--api-token", token]);
+    let url = |p: &str| format!("{}{p}", host.url);
+    let bare = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(bare.get(url("/api/health")).send().await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(bare.get(url("/api/v1/health")).send().await.unwrap()),
+        200
+    );
+    let denied = bare.get(url("/api/v1/schedules")).send().await.unwrap();
+    assert_eq!(denied.status().as_u16(), 401);
+    assert_eq!(denied.headers()["www-authenticate"], "Bearer");
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = bare
+        .get(url("/api/schedules"))
+        .bearer_auth("test-token-0123456789abcdeX")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 401, "compat routes keep their shape");
+    let (status, _) = host.get("/api/v1/schedules").await;
+    assert_eq!(status, 200, "with the token");
+
+    // A non-loopback bind without a token is refused before anything starts.
+    let data = tempfile::tempdir().unwrap();
+    let out = crate::support::run_cli(data.path(), &["serve", "--listen", "0.0.0.0:0"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("API token"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let host = TestHost::start();
+    // Just over the default limit (1 MiB): the host reads it all before refusing, so the refusal
+    // is not lost to a connection reset.
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024 + 64));
+    let (status, reply) = host.post_raw("/api/v1/schedules", big.clone()).await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (413, json!("payload_too_large"))
+    );
+    let (status, reply) = host.post_raw("/api/schedule", big).await;
+    assert_eq!((status, reply["error"]["code"].clone()), (413, json!(413)));
+}
+
+#[tokio::test]
+async fn host_info_and_handlers_in_v1() {
+    let host = TestHost::start();
+    let (status, info) = host.get("/api/v1/host").await;
+    assert_eq!(status, 200);
+    assert_eq!(info["pid"].as_u64(), Some(u64::from(host.pid())));
+    assert_eq!(info["plugins"], 2);
+    assert_eq!(
+        host.get("/api/v1/health").await,
+        (200, json!({"status": "ok", "store": "ok"}))
+    );
+    let (_, handlers) = host.get("/api/v1/handlers").await;
+    assert_eq!(handlers["handlers"].as_array().unwrap().len(), 2);
+    let (status, dd) = host.get("/api/v1/handlers/ding-dong").await;
+    assert_eq!(status, 200);
+    assert_eq!(dd["kind"], "wasm");
+    assert_eq!(dd["sha256"].as_str().unwrap().len(), 64);
+    let echo = dd["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "announce_time")
+        .unwrap();
+    assert!(echo["params_schema"].is_object());
+    let (status, nope) = host.get("/api/v1/handlers/nope").await;
+    assert_eq!(
+        (status, nope["error"]["code"].clone()),
+        (404, json!("unknown_handler"))
+    );
+}
+
+/// The OpenAPI document describes the real routes: every operation it lists is routed (no
+/// route_not_found / method_not_allowed), and every route in the API's source is in it.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let host = TestHost::start();
+    let (status, doc) = host.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push(path.clone());
+            let concrete = path.replace("{id}", "does-not-exist");
+            let (status, body) = host.call(&method.to_uppercase(), &concrete).await;
+            let code = &body["error"]["code"];
+            assert!(
+                code != "route_not_found" && code != "method_not_allowed" && status != 405,
+                "{method} {path} is documented but not routed: {status} {body}"
+            );
+        }
+    }
+    let sources = ["compat.rs", "v1.rs"].map(|f| {
+        std::fs::read_to_string(crate::support::repo_root().join("host/src/api").join(f)).unwrap()
+    });
+    let mut routed = 0;
+    for source in &sources {
+        for piece in source.split(".route(").skip(1) {
+            let path = piece
+                .trim_start()
+                .trim_start_matches('"')
+                .split('"')
+                .next()
+                .unwrap();
+            routed += 1;
+            assert!(
+                paths.contains_key(path),
+                "route {path} is not in the OpenAPI document"
+            );
+        }
+    }
+    assert_eq!(routed, paths.len(), "one documented path per route");
+}
+
+#[tokio::test]
+async fn the_cli_manages_schedules_on_a_running_host() {
+    let host = TestHost::start();
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", host.url.as_str()]);
+        let out = crate::support::run_cli(data.path(), &all, &[]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = cli(&[
+        "schedules",
+        "add",
+        "ding-dong",
+        "echo",
+        "--id",
+        "cli-job",
+        "--every",
+        "1h",
+        "--params",
+        r#"{"x": 1}"#,
+        "--max-attempts",
+        "2",
+        "--attempt-timeout",
+        "5s",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("schedule cli-job created: interval[1:00:00] ding-dong.echo"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&[
+        "schedules",
+        "add",
+        "ding-dong",
+        "echo",
+        "--id",
+        "cli-job",
+        "--cron",
+        "* * * * *",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("error[schedule_exists]"), "{err}");
+    let (_, out, _) = cli(&[
+        "schedules",
+        "add",
+        "ding-dong",
+        "ping",
+        "--id",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--timezone",
+        "America/New_York",
+    ]);
+    assert!(out.contains("T02:30:00-0"), "{out}");
+
+    let (_, out, _) = cli(&["schedules", "list"]);
+    assert!(
+        out.contains("cli-job") && out.contains("nightly") && out.contains("2 schedule(s)"),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["schedules", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["schedules"][0]["policy"]["max_attempts"], 2);
+
+    assert_eq!(cli(&["schedules", "pause", "nightly"]).0, Some(0));
+    let (_, out, _) = cli(&["schedules", "list", "--paused", "--json"]);
+    let paused: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(paused["schedules"].as_array().unwrap().len(), 1);
+    let (_, out, _) = cli(&["schedules", "resume", "nightly"]);
+    assert!(out.contains("resumed"), "{out}");
+
+    let (code, out, err) = cli(&["schedules", "run", "cli-job", "--wait"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("success after 1 attempt(s)"), "{out}");
+    let (_, out, _) = cli(&["executions", "--schedule", "cli-job", "--json"]);
+    let log: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(log["executions"][0]["result"], json!({"x": 1}));
+    let (_, out, _) = cli(&["executions"]);
+    assert!(
+        out.contains("ding-dong.echo") && out.contains(" record(s)"),
+        "{out}"
+    );
+
+    assert_eq!(cli(&["schedules", "rm", "cli-job"]).0, Some(0));
+    let (code, out, err) = cli(&["schedules", "rm", "cli-job", "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("schedule_not_found"), "{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["error"]["code"], "schedule_not_found");
+
+    let out = crate::support::run_cli(
+        data.path(),
+        &["schedules", "list", "--url", "http://127.0.0.1:9"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the host"));
+}
