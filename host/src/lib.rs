@@ -8,9 +8,11 @@
 //! - [`dispatch`]: runs claimed runs on their handlers, with retries, into the execution log.
 //! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
+//! - [`bench`]: `schedulezero bench`, measuring a real host.
 //! - [`cli`]: the command line.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

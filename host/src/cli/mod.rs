@@ -128,6 +128,31 @@ pub enum Command {
     Schedules(Box<remote::SchedulesArgs>),
     /// Show a running host's execution log, newest first.
     Executions(remote::ExecutionsArgs),
+    /// Measure this build on this machine and print a table (or JSON). Without a name, runs
+    /// every benchmark.
+    Bench(BenchArgs),
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark; all when absent.
+    #[arg(value_enum)]
+    pub which: Option<BenchName>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Smaller samples, for a quick look (under a minute).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// The benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchName {
+    /// A real host over its REST API: schedule creation, run-now latency, dispatch throughput,
+    /// fire lateness, idle memory with 10,000 schedules.
+    Scheduler,
 }
 
 /// Arguments of `serve`.
@@ -315,6 +340,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
         }
         Command::Schedules(cmd) => return remote::schedules(&config, *cmd).await,
         Command::Executions(args) => return remote::executions(&config, args).await,
+        Command::Bench(args) => return bench(args).await,
         _ => {}
     }
     if let Command::Config = command {
@@ -336,10 +362,40 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Plugins(PluginsCommand::Inspect { plugin, json }) => {
             inspect(&runtime, &plugin, json).await
         }
-        Command::Config | Command::Serve(_) | Command::Schedules(_) | Command::Executions(_) => {
-            ExitCode::SUCCESS
+        Command::Config
+        | Command::Serve(_)
+        | Command::Schedules(_)
+        | Command::Executions(_)
+        | Command::Bench(_) => ExitCode::SUCCESS,
+    }
+}
+
+async fn bench(args: BenchArgs) -> ExitCode {
+    let run_scheduler = matches!(args.which, None | Some(BenchName::Scheduler));
+    if run_scheduler {
+        if !args.json {
+            eprintln!(
+                "bench scheduler: starting a host on a temporary data dir{}...",
+                if args.quick { " (quick)" } else { "" }
+            );
+        }
+        match crate::bench::scheduler(args.quick).await {
+            Ok(figures) => {
+                if args.json {
+                    let value = serde_json::to_value(&figures).unwrap_or_default();
+                    if args.which.is_some() {
+                        println!("{value}");
+                    } else {
+                        println!("{}", json!({ "scheduler": value }));
+                    }
+                } else {
+                    print!("{}", crate::bench::table(&figures));
+                }
+            }
+            Err(e) => return fail(&format!("bench scheduler: {e}")),
         }
     }
+    ExitCode::SUCCESS
 }
 
 pub(crate) fn fail(message: &str) -> ExitCode {
