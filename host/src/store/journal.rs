@@ -6,7 +6,7 @@
 //! transaction fails, the writer retries each request alone, so one bad request fails only itself.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -122,26 +122,75 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// Rows per multi-row statement (15 parameters a row stays well under SQLite's 32766).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// One row of the executions table, as an insert writes it.
+struct Row<'a> {
+    e: &'a NewExecution,
+    end: Option<&'a Completion>,
+}
+
+/// Commits every request of `batch` in one transaction, with one multi-row statement per kind
+/// of write (per 500 rows) instead of one statement per write: the writes of a batch never
+/// depend on each other (a completion names a record committed earlier; a run's status changes
+/// come in causal order and the last one wins).
 async fn commit_together(
     pool: &SqlitePool,
     batch: &[Request],
 ) -> Result<Vec<Vec<i64>>, sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut results = Vec::with_capacity(batch.len());
-    let mut started = 0i64;
-    for request in batch {
-        let mut out = Vec::with_capacity(request.writes.len());
-        for write in &request.writes {
-            if matches!(write, Write::Start(_) | Write::Done(..)) {
-                started += 1;
+    let mut results: Vec<Vec<i64>> = batch.iter().map(|r| vec![0; r.writes.len()]).collect();
+    let mut inserts = Vec::new();
+    let mut completes = Vec::new();
+    let mut statuses: Vec<((usize, usize), &str, RunStatus, DateTime<Utc>)> = Vec::new();
+    for (ri, request) in batch.iter().enumerate() {
+        for (wi, write) in request.writes.iter().enumerate() {
+            match write {
+                Write::Start(e) => inserts.push(((ri, wi), Row { e, end: None })),
+                Write::Done(e, c) => inserts.push(((ri, wi), Row { e, end: Some(c) })),
+                Write::Complete(c) => completes.push(((ri, wi), c)),
+                Write::RunStatus { run_id, status, at } => {
+                    statuses.push(((ri, wi), run_id.as_str(), *status, *at));
+                }
             }
-            out.push(apply(&mut tx, write).await?);
         }
-        results.push(out);
     }
-    if started > 0 {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+        let last = insert_rows(&mut tx, chunk).await?;
+        // One statement under the write lock: AUTOINCREMENT gives its rows consecutive ids.
+        let first = last - chunk.len() as i64 + 1;
+        for (k, ((ri, wi), _)) in chunk.iter().enumerate() {
+            results[*ri][*wi] = first + k as i64;
+        }
+    }
+    for chunk in completes.chunks(ROWS_PER_STATEMENT) {
+        let updated = complete_rows(&mut tx, chunk).await?;
+        for ((ri, wi), c) in chunk {
+            results[*ri][*wi] = i64::from(updated.contains(&c.id));
+        }
+    }
+    // The last status of each run wins (requests are in the order their callers made them).
+    let mut last_of_run = std::collections::HashMap::new();
+    for (k, (_, run_id, _, _)) in statuses.iter().enumerate() {
+        last_of_run.insert(*run_id, k);
+    }
+    let winners: Vec<_> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(k, (_, run_id, _, _))| last_of_run.get(run_id) == Some(k))
+        .map(|(_, s)| s)
+        .collect();
+    let mut updated_runs = std::collections::HashSet::new();
+    for chunk in winners.chunks(ROWS_PER_STATEMENT) {
+        updated_runs.extend(status_rows(&mut tx, chunk).await?);
+    }
+    for ((ri, wi), run_id, _, _) in &statuses {
+        results[*ri][*wi] = i64::from(updated_runs.contains(*run_id));
+    }
+    if !inserts.is_empty() {
         sqlx::query("UPDATE counters SET value = value + ? WHERE name = 'lifetime_executions'")
-            .bind(started)
+            .bind(inserts.len() as i64)
             .execute(&mut *tx)
             .await?;
     }
@@ -149,80 +198,177 @@ async fn commit_together(
     Ok(results)
 }
 
-async fn apply(tx: &mut Transaction<'static, Sqlite>, write: &Write) -> Result<i64, sqlx::Error> {
-    match write {
-        Write::Start(e) => {
-            let done = sqlx::query(
-                "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, params_summary, instance) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.run_id)
-            .bind(&e.job_id)
-            .bind(&e.handler_id)
-            .bind(&e.method)
-            .bind(i64::from(e.attempt))
-            .bind(i64::from(e.max_attempts))
-            .bind(e.status.as_str())
-            .bind(e.started_at.timestamp_micros())
-            .bind(e.params_summary.as_deref())
-            .bind(e.instance.as_deref())
-            .execute(&mut **tx)
-            .await?;
-            Ok(done.last_insert_rowid())
+/// Inserts execution rows; returns the last id.
+async fn insert_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[((usize, usize), Row<'_>)],
+) -> Result<i64, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
+         completed_us, duration_us, result, error_code, error, params_summary, instance) ",
+    );
+    q.push_values(rows, |mut b, (_, Row { e, end })| {
+        let started = e.started_at.timestamp_micros();
+        let completed = end.map(|c| c.completed_at.timestamp_micros());
+        b.push_bind(&e.run_id)
+            .push_bind(&e.job_id)
+            .push_bind(&e.handler_id)
+            .push_bind(&e.method)
+            .push_bind(i64::from(e.attempt))
+            .push_bind(i64::from(e.max_attempts))
+            .push_bind(end.map_or(e.status, |c| c.status).as_str())
+            .push_bind(started)
+            .push_bind(completed)
+            .push_bind(completed.map(|c| (c - started).max(0)))
+            .push_bind(end.and_then(|c| c.result.as_ref().map(serde_json::Value::to_string)))
+            .push_bind(end.and_then(|c| c.error_code.clone()))
+            .push_bind(end.and_then(|c| c.error.clone()))
+            .push_bind(e.params_summary.as_deref())
+            .push_bind(
+                end.and_then(|c| c.instance.clone())
+                    .or_else(|| e.instance.clone()),
+            );
+    });
+    Ok(q.build().execute(&mut **tx).await?.last_insert_rowid())
+}
+
+/// Completes execution rows; returns the ids that existed.
+async fn complete_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[((usize, usize), &Completion)],
+) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "UPDATE executions SET status = v.column2, completed_us = v.column3, \
+         duration_us = MAX(0, v.column3 - executions.started_us), result = v.column4, \
+         error_code = v.column5, error = v.column6, instance = COALESCE(v.column7, executions.instance) FROM (",
+    );
+    q.push_values(rows, |mut b, (_, c)| {
+        b.push_bind(c.id)
+            .push_bind(c.status.as_str())
+            .push_bind(c.completed_at.timestamp_micros())
+            .push_bind(c.result.as_ref().map(serde_json::Value::to_string))
+            .push_bind(c.error_code.as_deref())
+            .push_bind(c.error.as_deref())
+            .push_bind(c.instance.as_deref());
+    });
+    q.push(") AS v WHERE executions.id = v.column1 RETURNING executions.id");
+    let ids: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Sets run statuses (one row per run); returns the run ids that existed.
+async fn status_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[&((usize, usize), &str, RunStatus, DateTime<Utc>)],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "UPDATE runs SET status = v.column2, updated_us = v.column3 FROM (",
+    );
+    q.push_values(rows, |mut b, (_, run_id, status, at)| {
+        b.push_bind(*run_id)
+            .push_bind(status.as_str())
+            .push_bind(at.timestamp_micros());
+    });
+    q.push(") AS v WHERE runs.id = v.column1 RETURNING runs.id");
+    let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ExecutionQuery, ExecutionStatus, Store};
+
+    fn start(job: &str) -> NewExecution {
+        NewExecution {
+            run_id: format!("run-{job}"),
+            job_id: job.to_owned(),
+            handler_id: "h".into(),
+            method: "m".into(),
+            attempt: 1,
+            max_attempts: 1,
+            status: ExecutionStatus::Running,
+            started_at: Utc::now(),
+            params_summary: None,
+            instance: None,
         }
-        Write::Done(e, c) => {
-            let result = c.result.as_ref().map(serde_json::Value::to_string);
-            let done = sqlx::query(
-                "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
-                 completed_us, duration_us, result, error_code, error, params_summary, instance) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, MAX(0, ? - ?), ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.run_id)
-            .bind(&e.job_id)
-            .bind(&e.handler_id)
-            .bind(&e.method)
-            .bind(i64::from(e.attempt))
-            .bind(i64::from(e.max_attempts))
-            .bind(c.status.as_str())
-            .bind(e.started_at.timestamp_micros())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(e.started_at.timestamp_micros())
-            .bind(result)
-            .bind(c.error_code.as_deref())
-            .bind(c.error.as_deref())
-            .bind(e.params_summary.as_deref())
-            .bind(c.instance.as_deref().or(e.instance.as_deref()))
-            .execute(&mut **tx)
-            .await?;
-            Ok(done.last_insert_rowid())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_commits_and_get_their_own_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400 {
+            let db = db.clone();
+            tasks.spawn(async move {
+                let job = format!("job-{i}");
+                let id = db.record(vec![Write::Start(start(&job))]).await.unwrap()[0];
+                let done = db
+                    .record(vec![Write::Complete(Completion {
+                        id,
+                        status: ExecutionStatus::Success,
+                        completed_at: Utc::now(),
+                        result: Some(serde_json::json!(i)),
+                        error_code: None,
+                        error: None,
+                        instance: Some(format!("i{i}")),
+                    })])
+                    .await
+                    .unwrap();
+                assert_eq!(done, [1]);
+                (job, id)
+            });
         }
-        Write::Complete(c) => {
-            let result = c.result.as_ref().map(serde_json::Value::to_string);
-            let done = sqlx::query(
-                "UPDATE executions SET status = ?, completed_us = ?, duration_us = MAX(0, ? - started_us), \
-                 result = ?, error_code = ?, error = ?, instance = COALESCE(?, instance) WHERE id = ?",
-            )
-            .bind(c.status.as_str())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(c.completed_at.timestamp_micros())
-            .bind(result)
-            .bind(c.error_code.as_deref())
-            .bind(c.error.as_deref())
-            .bind(c.instance.as_deref())
-            .bind(c.id)
-            .execute(&mut **tx)
-            .await?;
-            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        let mut seen = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            seen.push(r.unwrap());
         }
-        Write::RunStatus { run_id, status, at } => {
-            let done = sqlx::query("UPDATE runs SET status = ?, updated_us = ? WHERE id = ?")
-                .bind(status.as_str())
-                .bind(at.timestamp_micros())
-                .bind(run_id)
-                .execute(&mut **tx)
-                .await?;
-            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        let all = db
+            .executions(&ExecutionQuery {
+                limit: 1000,
+                ..ExecutionQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 400);
+        for (job, id) in seen {
+            let e = all.iter().find(|e| e.id == id).unwrap();
+            assert_eq!(e.job_id, job, "each caller got the id of its own record");
+            assert_eq!(e.status, ExecutionStatus::Success);
+            let n: usize = job.trim_start_matches("job-").parse().unwrap();
+            assert_eq!(e.result, Some(serde_json::json!(n)));
+            assert_eq!(e.instance.as_deref(), Some(format!("i{n}").as_str()));
         }
+        // A completion of a record that does not exist reports 0; a finished record in one go.
+        let missing = Completion {
+            id: 999_999,
+            status: ExecutionStatus::Error,
+            completed_at: Utc::now(),
+            result: None,
+            error_code: None,
+            error: None,
+            instance: None,
+        };
+        let out = db
+            .record(vec![
+                Write::Complete(missing.clone()),
+                Write::Done(start("done"), missing),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(out[0], 0);
+        let done = db
+            .executions(&ExecutionQuery {
+                job_id: Some("done".into()),
+                limit: 1,
+                ..ExecutionQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(done[0].id, out[1]);
+        assert_eq!(done[0].status, ExecutionStatus::Error);
+        assert!(done[0].duration_ms.is_some());
+        assert_eq!(db.execution_stats().await.unwrap().lifetime_executions, 401);
     }
 }

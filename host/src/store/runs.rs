@@ -3,14 +3,17 @@
 //! runs for the fire times it passed, so a fire time is claimed once even with several
 //! schedulers on one database, and a crash between the two writes is impossible.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError, Write, read_time};
+
+/// Rows per multi-row statement (6 parameters a row).
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,13 +157,81 @@ impl Store {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
+        let now_us = now.timestamp_micros();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut answers = Vec::with_capacity(claims.len());
+        // Move every schedule whose next fire time is still the one read, in one statement.
+        let mut moved = HashSet::new();
+        for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE schedules SET next_fire_us = v.column2, updated_us = ",
+            );
+            q.push_bind(now_us).push(" FROM (");
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(&c.schedule_id)
+                    .push_bind(c.new_next.map(|t| t.timestamp_micros()))
+                    .push_bind(c.expected_next.timestamp_micros());
+            });
+            q.push(
+                ") AS v WHERE schedules.id = v.column1 AND schedules.next_fire_us = v.column3 \
+                 AND schedules.paused = FALSE RETURNING schedules.id",
+            );
+            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            moved.extend(ids.into_iter().map(|(id,)| id));
+        }
+        // Record the runs of the moved ones; a fire time that already has a run is not recorded again.
+        let mut planned: Vec<Vec<Run>> = Vec::with_capacity(claims.len());
         for claim in claims {
-            answers.push(claim_one(&mut tx, claim, now).await?);
+            let mut fires = claim.runs.clone();
+            fires.sort_by_key(|(t, _)| *t);
+            // The store keeps microseconds: two fire times within one are one fire time.
+            fires.dedup_by_key(|(t, _)| t.timestamp_micros());
+            let runs = if moved.contains(&claim.schedule_id) {
+                fires
+                    .into_iter()
+                    .map(|(fire, status)| Run {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        schedule_id: claim.schedule_id.clone(),
+                        fire_time: fire,
+                        status,
+                        created_at: now,
+                        updated_at: now,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            planned.push(runs);
+        }
+        let all: Vec<&Run> = planned.iter().flatten().collect();
+        let mut inserted = HashSet::new();
+        for chunk in all.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.schedule_id)
+                    .push_bind(r.fire_time.timestamp_micros())
+                    .push_bind(r.status.as_str())
+                    .push_bind(now_us)
+                    .push_bind(now_us);
+            });
+            q.push(" ON CONFLICT (schedule_id, fire_us) DO NOTHING RETURNING id");
+            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            inserted.extend(ids.into_iter().map(|(id,)| id));
         }
         tx.commit().await?;
-        Ok(answers)
+        Ok(claims
+            .iter()
+            .zip(planned)
+            .map(|(claim, runs)| {
+                moved.contains(&claim.schedule_id).then(|| {
+                    runs.into_iter()
+                        .filter(|r| inserted.contains(&r.id))
+                        .collect()
+                })
+            })
+            .collect())
     }
 
     /// Records a run of a schedule at `fire_time` outside its trigger (run now). `None` when the
@@ -271,57 +342,6 @@ impl Store {
         .await?;
         rows.iter().map(read).collect()
     }
-}
-
-async fn claim_one(
-    tx: &mut Transaction<'static, Sqlite>,
-    claim: &Claim,
-    now: DateTime<Utc>,
-) -> Result<Option<Vec<Run>>, StoreError> {
-    let now_us = now.timestamp_micros();
-    let moved = sqlx::query(
-        "UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ? AND next_fire_us = ? AND paused = FALSE",
-    )
-    .bind(claim.new_next.map(|t| t.timestamp_micros()))
-    .bind(now_us)
-    .bind(&claim.schedule_id)
-    .bind(claim.expected_next.timestamp_micros())
-    .execute(&mut **tx)
-    .await?;
-    if moved.rows_affected() == 0 {
-        return Ok(None);
-    }
-    let mut runs = Vec::with_capacity(claim.runs.len());
-    let mut fires = claim.runs.clone();
-    fires.sort_by_key(|(t, _)| *t);
-    // The store keeps microseconds: two fire times within one are one fire time.
-    fires.dedup_by_key(|(t, _)| t.timestamp_micros());
-    for (fire, status) in fires {
-        let id = uuid::Uuid::new_v4().to_string();
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (schedule_id, fire_us) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&claim.schedule_id)
-        .bind(fire.timestamp_micros())
-        .bind(status.as_str())
-        .bind(now_us)
-        .bind(now_us)
-        .execute(&mut **tx)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            runs.push(Run {
-                id,
-                schedule_id: claim.schedule_id.clone(),
-                fire_time: fire,
-                status,
-                created_at: now,
-                updated_at: now,
-            });
-        }
-    }
-    Ok(Some(runs))
 }
 
 #[cfg(test)]
