@@ -101,23 +101,21 @@ async fn check_job(
     let method = string_field(obj, "job_method")?
         .ok_or_else(|| bad("`job_method` must be a string"))?
         .to_owned();
-    let Some(handler) = handlers::find(state, &handler_id).await else {
-        return Err(ApiError::not_found(
-            "unknown_handler",
-            format!("Handler '{handler_id}' not found"),
-        )
-        .compat());
-    };
-    if !handler.has_method(&method) {
-        return Err(bad(format!(
-            "Method '{method}' is not available on handler '{handler_id}' (it has: {})",
-            handler
-                .methods
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+    match handlers::check(state, &handler_id, &method).await {
+        Ok(()) => {}
+        Err(handlers::Missing::Handler) => {
+            return Err(ApiError::not_found(
+                "unknown_handler",
+                format!("Handler '{handler_id}' not found"),
+            )
+            .compat());
+        }
+        Err(handlers::Missing::Method(known)) => {
+            return Err(bad(format!(
+                "Method '{method}' is not available on handler '{handler_id}' (it has: {})",
+                known.join(", ")
+            )));
+        }
     }
     let params = obj.get("job_params").cloned().unwrap_or(Value::Null);
     if !params.is_object() {
@@ -176,7 +174,7 @@ async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response
         updated_at: now,
     };
     match state.store.insert_schedule(&schedule, conflict).await {
-        Ok(Inserted::Created | Inserted::Replaced) => state.scheduler.wake(),
+        Ok(Inserted::Created | Inserted::Replaced) => state.scheduler.wake_for(schedule.next_fire),
         Ok(Inserted::Kept(_)) => {}
         Err(e) => {
             let e = ApiError::from(e);

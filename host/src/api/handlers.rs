@@ -89,6 +89,35 @@ impl HandlerView {
     }
 }
 
+/// Why a job cannot target a handler's method.
+#[derive(Debug)]
+pub enum Missing {
+    /// No such handler.
+    Handler,
+    /// The handler has no such method; these are the ones it has.
+    Method(Vec<String>),
+}
+
+/// Checks that `id` is a handler with `method`, without building its whole view (this is on the
+/// path of every create and run-now).
+pub async fn check(state: &AppState, id: &str, method: &str) -> Result<(), Missing> {
+    let plugin = match state.runtime.plugin(id) {
+        Some(p) => p,
+        None => match state.runtime.load(id).await {
+            Ok(report) => report.plugin,
+            Err(_) => return Err(Missing::Handler),
+        },
+    };
+    let methods = &plugin.info().methods;
+    if methods.iter().any(|m| m.name == method) {
+        Ok(())
+    } else {
+        Err(Missing::Method(
+            methods.iter().map(|m| m.name.clone()).collect(),
+        ))
+    }
+}
+
 /// The handler with this id, loading a plugin the runtime has not seen yet; `None` when there is
 /// no such handler.
 pub async fn find(state: &AppState, id: &str) -> Option<HandlerView> {

@@ -156,24 +156,18 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 
 /// Checks that `handler` exists and has `method`.
 async fn check_target(state: &AppState, handler: &str, method: &str) -> Result<(), ApiError> {
-    let Some(h) = handlers::find(state, handler).await else {
-        return Err(unknown_handler(handler));
-    };
-    if !h.has_method(method) {
-        return Err(ApiError::new(
+    match handlers::check(state, handler, method).await {
+        Ok(()) => Ok(()),
+        Err(handlers::Missing::Handler) => Err(unknown_handler(handler)),
+        Err(handlers::Missing::Method(known)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "unknown_method",
             format!(
                 "handler `{handler}` has no method `{method}` (it has: {})",
-                h.methods
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                known.join(", ")
             ),
-        ));
+        )),
     }
-    Ok(())
 }
 
 fn check_policy(policy: &SchedulePolicy) -> Result<(), ApiError> {
@@ -245,7 +239,7 @@ async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Respo
         .await?
     {
         Inserted::Created => {
-            state.scheduler.wake();
+            state.scheduler.wake_for(schedule.next_fire);
             Ok((
                 StatusCode::CREATED,
                 axum::Json(views::schedule_v1(&schedule)),
@@ -253,7 +247,7 @@ async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Respo
                 .into_response())
         }
         Inserted::Replaced => {
-            state.scheduler.wake();
+            state.scheduler.wake_for(schedule.next_fire);
             Ok(ok(views::schedule_v1(&schedule)))
         }
         Inserted::Kept(existing) => Ok(ok(views::schedule_v1(&existing))),

@@ -64,6 +64,8 @@ pub struct Scheduler {
     batch: u32,
     /// Signalled when schedules change, so the loop looks again before its tick.
     wake: tokio::sync::Notify,
+    /// When the loop plans to look next (microseconds since the epoch).
+    next_look_us: std::sync::atomic::AtomicI64,
 }
 
 /// Why a run could not start now.
@@ -108,12 +110,24 @@ impl Scheduler {
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
             batch,
             wake: tokio::sync::Notify::new(),
+            next_look_us: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
     /// Makes the loop look at the store now (a schedule was created, changed or resumed).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the loop a schedule now fires at `next`: it looks earlier than planned only when
+    /// that is sooner than its next look (creating schedules that fire later costs no extra pass).
+    pub fn wake_for(&self, next: Option<DateTime<Utc>>) {
+        let planned = self.next_look_us.load(std::sync::atomic::Ordering::Acquire);
+        // MIN: the loop is between looks and may have read the next fire time before this
+        // schedule was committed; a wake-up is then needed too.
+        if next.is_some_and(|t| planned == i64::MIN || t.timestamp_micros() < planned) {
+            self.wake();
+        }
     }
 
     /// Starts a run of `schedule` now, outside its trigger, within its overlap limit. Returns the
@@ -347,11 +361,19 @@ impl Scheduler {
                     max_tick
                 }
             };
+            let look_at = clock.now()
+                + chrono::TimeDelta::from_std(pause).unwrap_or(chrono::TimeDelta::zero());
+            self.next_look_us.store(
+                look_at.timestamp_micros(),
+                std::sync::atomic::Ordering::Release,
+            );
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
+            self.next_look_us
+                .store(i64::MIN, std::sync::atomic::Ordering::Release);
         }
         let cut = self.drain(drain_deadline).await;
         if cut > 0 {

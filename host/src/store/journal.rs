@@ -6,7 +6,7 @@
 //! transaction fails, the writer retries each request alone, so one bad request fails only itself.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -125,6 +125,10 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Request>) {
 /// Rows per multi-row statement (15 parameters a row stays well under SQLite's 32766).
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// A run's status change, with where its result goes: (request, write) indexes, run id, status,
+/// time.
+type StatusChange<'a> = ((usize, usize), &'a str, RunStatus, DateTime<Utc>);
+
 /// One row of the executions table, as an insert writes it.
 struct Row<'a> {
     e: &'a NewExecution,
@@ -142,7 +146,7 @@ async fn commit_together(
     let mut results: Vec<Vec<i64>> = batch.iter().map(|r| vec![0; r.writes.len()]).collect();
     let mut inserts = Vec::new();
     let mut completes = Vec::new();
-    let mut statuses: Vec<((usize, usize), &str, RunStatus, DateTime<Utc>)> = Vec::new();
+    let mut statuses: Vec<StatusChange<'_>> = Vec::new();
     for (ri, request) in batch.iter().enumerate() {
         for (wi, write) in request.writes.iter().enumerate() {
             match write {
@@ -154,6 +158,13 @@ async fn commit_together(
                 }
             }
         }
+    }
+    if batch.len() == 1 && batch[0].writes.len() == 1 && inserts.len() == 1 {
+        // A lone record (a run-now, say): one statement commits by itself, without the round
+        // trips of BEGIN and COMMIT.
+        let mut conn = pool.acquire().await?;
+        results[0][0] = insert_rows(&mut conn, &inserts).await?;
+        return Ok(results);
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
@@ -188,19 +199,13 @@ async fn commit_together(
     for ((ri, wi), run_id, _, _) in &statuses {
         results[*ri][*wi] = i64::from(updated_runs.contains(*run_id));
     }
-    if !inserts.is_empty() {
-        sqlx::query("UPDATE counters SET value = value + ? WHERE name = 'lifetime_executions'")
-            .bind(inserts.len() as i64)
-            .execute(&mut *tx)
-            .await?;
-    }
     tx.commit().await?;
     Ok(results)
 }
 
 /// Inserts execution rows; returns the last id.
 async fn insert_rows(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     rows: &[((usize, usize), Row<'_>)],
 ) -> Result<i64, sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new(
@@ -229,7 +234,7 @@ async fn insert_rows(
                     .or_else(|| e.instance.clone()),
             );
     });
-    Ok(q.build().execute(&mut **tx).await?.last_insert_rowid())
+    Ok(q.build().execute(&mut *conn).await?.last_insert_rowid())
 }
 
 /// Completes execution rows; returns the ids that existed.
@@ -259,7 +264,7 @@ async fn complete_rows(
 /// Sets run statuses (one row per run); returns the run ids that existed.
 async fn status_rows(
     tx: &mut Transaction<'static, Sqlite>,
-    rows: &[&((usize, usize), &str, RunStatus, DateTime<Utc>)],
+    rows: &[&StatusChange<'_>],
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "UPDATE runs SET status = v.column2, updated_us = v.column3 FROM (",

@@ -190,27 +190,46 @@ impl Store {
         let params = serde_json::to_string(&s.params).map_err(corrupt)?;
         let trigger = serde_json::to_string(&s.trigger).map_err(corrupt)?;
         let policy = serde_json::to_string(&s.policy).map_err(corrupt)?;
-        // Read then write: take the write lock up front, so that a concurrent writer makes this
-        // wait (busy timeout) instead of failing the upgrade from a read transaction.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing = sqlx::query(SELECT_BY_ID)
+        if conflict != ConflictPolicy::Replace {
+            // One statement, one commit: the common case (a new id) costs a single fsync.
+            let done = sqlx::query(
+                "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
             .bind(&s.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| read(&row))
-            .transpose()?;
-        let outcome = match (existing, conflict) {
-            (None, _) => Inserted::Created,
-            (Some(_), ConflictPolicy::Error) => return Err(StoreError::Conflict(s.id.clone())),
-            (Some(old), ConflictPolicy::DoNothing) => return Ok(Inserted::Kept(Box::new(old))),
-            (Some(_), ConflictPolicy::Replace) => {
-                sqlx::query("DELETE FROM schedules WHERE id = ?")
-                    .bind(&s.id)
-                    .execute(&mut *tx)
-                    .await?;
-                Inserted::Replaced
+            .bind(&s.handler_id)
+            .bind(&s.method)
+            .bind(&params)
+            .bind(&trigger)
+            .bind(&policy)
+            .bind(s.paused)
+            .bind(s.next_fire.map(micros))
+            .bind(micros(s.created_at))
+            .bind(micros(s.updated_at))
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(Inserted::Created);
             }
-        };
+            if conflict == ConflictPolicy::Error {
+                return Err(StoreError::Conflict(s.id.clone()));
+            }
+            // Schedules are never changed in place but by a replace, which keeps the id: the
+            // one found is the one that stopped the insert (or its replacement).
+            return match self.schedule(&s.id).await? {
+                Some(old) => Ok(Inserted::Kept(Box::new(old))),
+                None => Err(StoreError::Conflict(s.id.clone())),
+            };
+        }
+        // Replace: read then write; take the write lock up front, so that a concurrent writer
+        // makes this wait (busy timeout) instead of failing the upgrade from a read transaction.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existed = sqlx::query("DELETE FROM schedules WHERE id = ?")
+            .bind(&s.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
         sqlx::query(
             "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -228,7 +247,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(if existed {
+            Inserted::Replaced
+        } else {
+            Inserted::Created
+        })
     }
 
     /// The schedule with this id.
