@@ -237,6 +237,7 @@ impl Runtime {
         let loaded = Arc::new(Loaded::new(pre));
         let mut plugin = Plugin {
             slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            returned: tokio::sync::Notify::new(),
             name: name.clone(),
             file,
             info: HandlerInfo {
@@ -276,7 +277,7 @@ impl Runtime {
         }
         plugin.info = HandlerInfo::from_wit(info);
         if plugin.settings.reuse_instances {
-            self.check_in(&loaded, instance);
+            self.check_in(&plugin, &loaded, instance);
         }
         let cache_hit = compile_time.is_none();
         tracing::info!(

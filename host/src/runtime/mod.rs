@@ -56,8 +56,6 @@ pub struct Runtime {
     pool: Arc<Semaphore>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<loader::FileStamp>)>>,
-    /// Signalled whenever an instance goes back to an idle list.
-    instance_returned: tokio::sync::Notify,
     /// One lock per plugin name being loaded on first use, so concurrent first calls load it once.
     first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -82,7 +80,6 @@ impl Runtime {
             pool,
             plugins: RwLock::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
-            instance_returned: tokio::sync::Notify::new(),
             first_use: Mutex::default(),
         })
     }
@@ -178,7 +175,7 @@ impl Runtime {
             if discard {
                 counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
             } else if reuse {
-                self.check_in(&loaded, instance);
+                self.check_in(&plugin, &loaded, instance);
             }
             let stats = CallStats {
                 cold_start: load_ns.is_some(),
@@ -234,7 +231,7 @@ impl Runtime {
         let closed = |_| InvokeError::Internal("instance pool closed".into());
         loop {
             // Listen before looking, so an instance returned in between is not missed.
-            let returned = self.instance_returned.notified();
+            let returned = plugin.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if reuse && let Some(instance) = loaded.take_idle() {
@@ -269,10 +266,11 @@ impl Runtime {
         }
     }
 
-    /// Gives an instance back to its plugin's idle list and wakes the calls waiting for one.
-    fn check_in(&self, loaded: &Loaded, instance: Instance) {
+    /// Gives an instance back to its plugin's idle list and wakes one call waiting for it (or
+    /// lets the next call that waits find it at once).
+    fn check_in(&self, plugin: &Plugin, loaded: &Loaded, instance: Instance) {
         loaded.put_idle(instance);
-        self.instance_returned.notify_waiters();
+        plugin.returned.notify_one();
     }
 
     /// A slot of the plugin's own limit and one of the shared pool, without waiting. When the pool

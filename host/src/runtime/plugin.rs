@@ -167,6 +167,9 @@ pub struct Plugin {
     pub(super) info: HandlerInfo,
     pub(super) settings: PluginSettings,
     pub(super) slots: Arc<Semaphore>,
+    /// Wakes one call waiting for an instance of this plugin when one comes back idle (one, not
+    /// all: a thousand queued calls must not all wake for each returned instance).
+    pub(super) returned: tokio::sync::Notify,
     pub(super) loaded: Mutex<Option<Arc<Loaded>>>,
     /// Held while the plugin is brought back from cold, so that it is loaded once.
     pub(super) load_lock: tokio::sync::Mutex<()>,
