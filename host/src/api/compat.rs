@@ -195,7 +195,7 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
     let job_id = format!("immediate_{handler_id}_{method}_{}", started_at.timestamp());
     let ctx = JobContext {
         job_id: job_id.clone(),
-        run_id: uuid::Uuid::new_v4().to_string(),
+        run_id: uuid::Uuid::now_v7().to_string(),
         attempt: 1,
         scheduled_time: started_at.into(),
     };

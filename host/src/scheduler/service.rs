@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,8 +65,11 @@ pub struct Scheduler {
     batch: u32,
     /// Signalled when schedules change, so the loop looks again before its tick.
     wake: tokio::sync::Notify,
-    /// When the loop plans to look next (microseconds since the epoch).
-    next_look_us: std::sync::atomic::AtomicI64,
+    /// When the loop plans to look next (microseconds since the epoch); `i64::MIN` while it is
+    /// looking.
+    next_look_us: AtomicI64,
+    /// The soonest fire time announced by [`Scheduler::wake_for`] while the loop was looking.
+    announced_us: AtomicI64,
 }
 
 /// Why a run could not start now.
@@ -110,7 +114,8 @@ impl Scheduler {
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
             batch,
             wake: tokio::sync::Notify::new(),
-            next_look_us: std::sync::atomic::AtomicI64::new(i64::MIN),
+            next_look_us: AtomicI64::new(i64::MIN),
+            announced_us: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -122,10 +127,14 @@ impl Scheduler {
     /// Tells the loop a schedule now fires at `next`: it looks earlier than planned only when
     /// that is sooner than its next look (creating schedules that fire later costs no extra pass).
     pub fn wake_for(&self, next: Option<DateTime<Utc>>) {
-        let planned = self.next_look_us.load(std::sync::atomic::Ordering::Acquire);
-        // MIN: the loop is between looks and may have read the next fire time before this
-        // schedule was committed; a wake-up is then needed too.
-        if next.is_some_and(|t| planned == i64::MIN || t.timestamp_micros() < planned) {
+        let Some(next) = next.map(|t| t.timestamp_micros()) else {
+            return;
+        };
+        // While the loop is looking, it may have read the next fire time before this schedule
+        // was committed: leave the time where it reads it before it sleeps.
+        self.announced_us.fetch_min(next, AtomicOrdering::AcqRel);
+        let planned = self.next_look_us.load(AtomicOrdering::Acquire);
+        if planned != i64::MIN && next < planned {
             self.wake();
         }
     }
@@ -181,7 +190,9 @@ impl Scheduler {
     /// One step at `now`: claims what is due and starts it, or records it as skipped when the
     /// schedule already has `max_running` runs in progress.
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Step, StoreError> {
+        let began = std::time::Instant::now();
         let pass = claim_due(&self.store, now, self.batch).await?;
+        let claimed = began.elapsed();
         let mut step = Step {
             missed: pass.missed,
             ..Step::default()
@@ -199,6 +210,14 @@ impl Scheduler {
         step.skipped = skipped.len();
         if !skipped.is_empty() {
             self.record_skipped(&skipped, now).await?;
+        }
+        if step != Step::default() {
+            tracing::debug!(
+                ?step,
+                claim_ms = claimed.as_secs_f64() * 1e3,
+                step_ms = began.elapsed().as_secs_f64() * 1e3,
+                "scheduler pass"
+            );
         }
         Ok(step)
     }
@@ -343,6 +362,8 @@ impl Scheduler {
         loop {
             let stepped = self.step(clock.now()).await;
             self.reap().await;
+            // Announcements from here on are either in the store's answer or seen below.
+            self.announced_us.store(i64::MAX, AtomicOrdering::Release);
             let pause = match stepped {
                 Err(e) => {
                     tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
@@ -361,19 +382,26 @@ impl Scheduler {
                     max_tick
                 }
             };
-            let look_at = clock.now()
-                + chrono::TimeDelta::from_std(pause).unwrap_or(chrono::TimeDelta::zero());
-            self.next_look_us.store(
-                look_at.timestamp_micros(),
-                std::sync::atomic::Ordering::Release,
-            );
+            let now = clock.now();
+            let look_at = now
+                .timestamp_micros()
+                .saturating_add(i64::try_from(pause.as_micros()).unwrap_or(i64::MAX));
+            self.next_look_us.store(look_at, AtomicOrdering::Release);
+            // A schedule announced while the loop was looking, sooner than planned.
+            let announced = self.announced_us.load(AtomicOrdering::Acquire);
+            let pause = if announced < look_at {
+                Duration::from_micros(
+                    u64::try_from(announced - now.timestamp_micros()).unwrap_or(0),
+                )
+            } else {
+                pause
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
-            self.next_look_us
-                .store(i64::MIN, std::sync::atomic::Ordering::Release);
+            self.next_look_us.store(i64::MIN, AtomicOrdering::Release);
         }
         let cut = self.drain(drain_deadline).await;
         if cut > 0 {

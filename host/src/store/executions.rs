@@ -264,6 +264,7 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let _gate = self.gate.lock().await;
         let now_us = now.timestamp_micros();
         let done = sqlx::query(
             "UPDATE executions SET status = 'error', completed_us = ?, duration_us = MAX(0, ? - started_us), \
@@ -355,6 +356,7 @@ impl Store {
 
     /// Empties the log (the lifetime count stays).
     pub async fn clear_executions(&self) -> Result<u64, StoreError> {
+        let _gate = self.gate.lock().await;
         Ok(sqlx::query("DELETE FROM executions")
             .execute(&self.pool)
             .await?
@@ -368,6 +370,7 @@ impl Store {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let _gate = self.gate.lock().await;
         let max_age =
             chrono::TimeDelta::from_std(retention.max_age).unwrap_or(chrono::TimeDelta::MAX);
         let cutoff = now

@@ -81,6 +81,7 @@ impl Store {
     /// Records a handler, keeping its first registration time when it was known. Committed on
     /// return.
     pub async fn upsert_handler(&self, h: &HandlerRecord) -> Result<(), StoreError> {
+        let _gate = self.gate.lock().await;
         let methods = serde_json::to_string(&h.methods).map_err(|e| StoreError::Corrupt {
             table: "handlers",
             message: e.to_string(),
@@ -121,6 +122,7 @@ impl Store {
         present: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let _gate = self.gate.lock().await;
         let present = serde_json::to_string(present).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
             "UPDATE handlers SET status = 'missing', updated_us = ? WHERE kind = 'wasm' AND status <> 'missing' \

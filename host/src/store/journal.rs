@@ -5,6 +5,8 @@
 //! are durable. A request is atomic: its writes commit together or not at all; when a shared
 //! transaction fails, the writer retries each request alone, so one bad request fails only itself.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -61,9 +63,9 @@ impl std::fmt::Debug for Request {
 
 impl Journal {
     /// Starts the writer task over `pool`.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    pub(super) fn start(pool: SqlitePool, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool, rx));
+        tokio::spawn(writer(pool, gate, rx));
         Self { tx }
     }
 
@@ -85,8 +87,14 @@ impl Journal {
     }
 }
 
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Request>) {
+async fn writer(
+    pool: SqlitePool,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    mut rx: mpsc::Receiver<Request>,
+) {
     while let Some(first) = rx.recv().await {
+        // Wait for the write lock before gathering: what queues meanwhile joins this commit.
+        let _gate = gate.lock().await;
         let mut batch = vec![first];
         let mut writes = batch[0].writes.len();
         while writes < MAX_BATCH {

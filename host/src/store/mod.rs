@@ -79,6 +79,10 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     journal: journal::Journal,
+    /// Taken by every writer of this process before it writes: SQLite has one writer at a
+    /// time, and a writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
+    /// 10 ms ...), while this queue hands the lock on at once, in order.
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -117,8 +121,13 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        let journal = journal::Journal::start(pool.clone());
-        Ok(Self { pool, journal })
+        let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let journal = journal::Journal::start(pool.clone(), gate.clone());
+        Ok(Self {
+            pool,
+            journal,
+            gate,
+        })
     }
 
     /// Commits writes that belong together (an attempt's start and its run's status, say) in

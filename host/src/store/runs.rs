@@ -154,6 +154,7 @@ impl Store {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
+        let _gate = self.gate.lock().await;
         if claims.is_empty() {
             return Ok(Vec::new());
         }
@@ -189,7 +190,7 @@ impl Store {
                 fires
                     .into_iter()
                     .map(|(fire, status)| Run {
-                        id: uuid::Uuid::new_v4().to_string(),
+                        id: uuid::Uuid::now_v7().to_string(),
                         schedule_id: claim.schedule_id.clone(),
                         fire_time: fire,
                         status,
@@ -242,7 +243,8 @@ impl Store {
         fire_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Run>, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let _gate = self.gate.lock().await;
+        let id = uuid::Uuid::now_v7().to_string();
         let done = sqlx::query(
             "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, 'pending', ?, ?) \
              ON CONFLICT (schedule_id, fire_us) DO NOTHING",

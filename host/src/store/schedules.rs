@@ -187,6 +187,7 @@ impl Store {
         s: &Schedule,
         conflict: ConflictPolicy,
     ) -> Result<Inserted, StoreError> {
+        let _gate = self.gate.lock().await;
         let params = serde_json::to_string(&s.params).map_err(corrupt)?;
         let trigger = serde_json::to_string(&s.trigger).map_err(corrupt)?;
         let policy = serde_json::to_string(&s.policy).map_err(corrupt)?;
@@ -290,6 +291,7 @@ impl Store {
 
     /// Deletes a schedule; false when there was none.
     pub async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        let _gate = self.gate.lock().await;
         let done = sqlx::query("DELETE FROM schedules WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -305,6 +307,7 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _gate = self.gate.lock().await;
         let done = sqlx::query(
             "UPDATE schedules SET paused = ?, next_fire_us = ?, updated_us = ? WHERE id = ?",
         )
@@ -324,6 +327,7 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _gate = self.gate.lock().await;
         let done =
             sqlx::query("UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ?")
                 .bind(next_fire.map(micros))
