@@ -114,6 +114,9 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A local file does not drop connections: pinging one on every acquire would cost a
+            // round trip to its worker thread on every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
