@@ -19,7 +19,7 @@ use crate::runtime::{Runtime, RuntimeError};
 use crate::scheduler::service::{Scheduler, SystemClock};
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
-/// How often the execution log is pruned to its retention.
+/// How often the execution log is pruned to its retention (and the WAL checkpointed).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the host could not start (or stopped on an error).
@@ -190,6 +190,9 @@ async fn prune(store: Store, retention: Retention, mut stopped: watch::Receiver<
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "execution log pruned to its retention"),
             Err(e) => tracing::warn!(error = %e, "cannot prune the execution log"),
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "cannot checkpoint the store");
         }
         tokio::select! {
             _ = stopped.wait_for(|s| *s) => return,

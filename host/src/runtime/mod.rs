@@ -55,6 +55,9 @@ pub struct Runtime {
     cache: ArtifactCache,
     pool: Arc<Semaphore>,
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    /// Wakes the calls waiting for room in a full pool whenever any instance goes idle (it can
+    /// then be evicted for them).
+    idle_returned: tokio::sync::Notify,
     rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<loader::FileStamp>)>>,
     /// One lock per plugin name being loaded on first use, so concurrent first calls load it once.
     first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -79,6 +82,7 @@ impl Runtime {
             cache,
             pool,
             plugins: RwLock::new(BTreeMap::new()),
+            idle_returned: tokio::sync::Notify::new(),
             rejected: Mutex::new(BTreeMap::new()),
             first_use: Mutex::default(),
         })
@@ -237,32 +241,54 @@ impl Runtime {
             if reuse && let Some(instance) = loaded.take_idle() {
                 return Ok((instance, None));
             }
-            if let Some(slots) = self.try_slots(plugin) {
-                let started = Instant::now();
-                let mut instance = Instance::create(
-                    &self.engine,
-                    &loaded.pre,
-                    Arc::new(Capture::new(plugin.name.clone())),
-                    plugin.settings.config.clone(),
-                    &plugin.settings.limits,
-                    deadline,
-                    slots,
-                    self.metered,
-                )
-                .await?;
-                instance.serial = plugin
-                    .counters
-                    .instances_created
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                return Ok((instance, Some(nanos(started.elapsed()))));
-            }
-            // A permit taken here only wakes this task; it is given back and the loop retries.
-            tokio::select! {
-                _ = &mut returned => {}
-                permit = self.pool.clone().acquire_owned() => drop(permit.map_err(closed)?),
-                permit = plugin.slots.clone().acquire_owned() => drop(permit.map_err(closed)?),
-            }
+            let slots = match self.try_slots(plugin) {
+                Ok(slots) => slots,
+                // Wait for what is missing, and only for that: the other one may well be free,
+                // and waiting on a free semaphore would spin.
+                Err(Blocked::Plugin) => {
+                    tokio::select! {
+                        _ = &mut returned => {}
+                        permit = plugin.slots.clone().acquire_owned() => drop(permit.map_err(closed)?),
+                    }
+                    continue;
+                }
+                Err(Blocked::Pool) => {
+                    // The pool is full: an instance of any plugin going idle can be evicted to
+                    // make room, so listen for those too, then look once more.
+                    let idle = self.idle_returned.notified();
+                    tokio::pin!(idle);
+                    idle.as_mut().enable();
+                    match self.try_slots(plugin) {
+                        Ok(slots) => slots,
+                        Err(_) => {
+                            tokio::select! {
+                                _ = &mut returned => {}
+                                _ = &mut idle => {}
+                                permit = self.pool.clone().acquire_owned() => drop(permit.map_err(closed)?),
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let started = Instant::now();
+            let mut instance = Instance::create(
+                &self.engine,
+                &loaded.pre,
+                Arc::new(Capture::new(plugin.name.clone())),
+                plugin.settings.config.clone(),
+                &plugin.settings.limits,
+                deadline,
+                slots,
+                self.metered,
+            )
+            .await?;
+            instance.serial = plugin
+                .counters
+                .instances_created
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            return Ok((instance, Some(nanos(started.elapsed()))));
         }
     }
 
@@ -271,23 +297,40 @@ impl Runtime {
     fn check_in(&self, plugin: &Plugin, loaded: &Loaded, instance: Instance) {
         loaded.put_idle(instance);
         plugin.returned.notify_one();
+        // Calls waiting for room in a full pool (rare; none waiting costs nothing).
+        self.idle_returned.notify_waiters();
     }
 
     /// A slot of the plugin's own limit and one of the shared pool, without waiting. When the pool
     /// is full, idle instances (of any plugin, least recently used first) are evicted to make room.
-    fn try_slots(&self, plugin: &Plugin) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
-        let own = plugin.slots.clone().try_acquire_owned().ok()?;
+    fn try_slots(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Blocked> {
+        let own = plugin
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Blocked::Plugin)?;
         loop {
             if let Ok(pooled) = self.pool.clone().try_acquire_owned() {
-                return Some((own, pooled));
+                return Ok((own, pooled));
             }
             let evicted = self
                 .plugins()
                 .iter()
                 .any(|p| p.loaded().clone().is_some_and(|l| l.evict_one()));
             if !evicted {
-                return None;
+                return Err(Blocked::Pool);
             }
         }
     }
+}
+
+/// Why no instance could be created for a call now.
+enum Blocked {
+    /// The plugin has `max_instances` live instances.
+    Plugin,
+    /// The shared pool is full and nothing idle could be evicted.
+    Pool,
 }
