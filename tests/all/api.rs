@@ -8,6 +8,20 @@ use crate::host::TestHost;
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// A run's attempts, oldest first, from its records (newest first): number, status, error code.
+fn attempts_of(log: &[Value]) -> Vec<(i64, &str, &str)> {
+    log.iter()
+        .rev()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["status"].as_str().unwrap(),
+                e["error_code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn compat_routes_answer_as_schedulezero_does() {
     let host = TestHost::start();
@@ -464,17 +478,7 @@ async fn retries_are_separate_attempts_and_overlap_is_recorded_as_skipped() {
             (log.len() == 3 && log.iter().all(|e| e["status"] != "running")).then_some(log)
         })
         .await;
-    let attempts: Vec<(i64, &str, &str)> = log
-        .iter()
-        .rev()
-        .map(|e| {
-            (
-                e["attempt"].as_i64().unwrap(),
-                e["status"].as_str().unwrap(),
-                e["error_code"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let attempts = attempts_of(&log);
     assert_eq!(
         attempts,
         [
@@ -674,17 +678,7 @@ async fn sigkill_mid_run_loses_no_acknowledged_schedule_or_finished_record() {
             log.iter().any(|e| e["status"] == "success").then_some(log)
         })
         .await;
-    let attempts: Vec<(i64, &str, &str)> = log
-        .iter()
-        .rev()
-        .map(|e| {
-            (
-                e["attempt"].as_i64().unwrap(),
-                e["status"].as_str().unwrap(),
-                e["error_code"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let attempts = attempts_of(&log);
     assert_eq!(attempts, [(1, "error", "interrupted"), (2, "success", "")]);
 }
 

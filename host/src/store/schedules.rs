@@ -180,6 +180,53 @@ fn read(row: &SqliteRow) -> Result<Schedule, StoreError> {
     })
 }
 
+/// A schedule's JSON columns, as text.
+struct JsonColumns {
+    params: String,
+    trigger: String,
+    policy: String,
+}
+
+impl JsonColumns {
+    fn of(s: &Schedule) -> Result<Self, StoreError> {
+        Ok(Self {
+            params: serde_json::to_string(&s.params).map_err(corrupt)?,
+            trigger: serde_json::to_string(&s.trigger).map_err(corrupt)?,
+            policy: serde_json::to_string(&s.policy).map_err(corrupt)?,
+        })
+    }
+}
+
+/// The INSERT of one schedule row; with `keep_existing`, a row with the same id stays and the
+/// insert does nothing.
+fn insert_row<'q>(
+    s: &'q Schedule,
+    columns: &'q JsonColumns,
+    keep_existing: bool,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(if keep_existing {
+        INSERT_OR_KEEP
+    } else {
+        INSERT
+    })
+    .bind(&s.id)
+    .bind(&s.handler_id)
+    .bind(&s.method)
+    .bind(&columns.params)
+    .bind(&columns.trigger)
+    .bind(&columns.policy)
+    .bind(s.paused)
+    .bind(s.next_fire.map(micros))
+    .bind(micros(s.created_at))
+    .bind(micros(s.updated_at))
+}
+
+const INSERT: &str = "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+const INSERT_OR_KEEP: &str = "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+
 impl Store {
     /// Inserts a schedule; `conflict` says what happens when the id exists. Committed on return.
     pub async fn insert_schedule(
@@ -188,27 +235,10 @@ impl Store {
         conflict: ConflictPolicy,
     ) -> Result<Inserted, StoreError> {
         let _gate = self.gate.lock().await;
-        let params = serde_json::to_string(&s.params).map_err(corrupt)?;
-        let trigger = serde_json::to_string(&s.trigger).map_err(corrupt)?;
-        let policy = serde_json::to_string(&s.policy).map_err(corrupt)?;
+        let columns = JsonColumns::of(s)?;
         if conflict != ConflictPolicy::Replace {
             // One statement, one commit: the common case (a new id) costs a single fsync.
-            let done = sqlx::query(
-                "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&s.id)
-            .bind(&s.handler_id)
-            .bind(&s.method)
-            .bind(&params)
-            .bind(&trigger)
-            .bind(&policy)
-            .bind(s.paused)
-            .bind(s.next_fire.map(micros))
-            .bind(micros(s.created_at))
-            .bind(micros(s.updated_at))
-            .execute(&self.pool)
-            .await?;
+            let done = insert_row(s, &columns, true).execute(&self.pool).await?;
             if done.rows_affected() == 1 {
                 return Ok(Inserted::Created);
             }
@@ -231,22 +261,7 @@ impl Store {
             .await?
             .rows_affected()
             > 0;
-        sqlx::query(
-            "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id)
-        .bind(&s.handler_id)
-        .bind(&s.method)
-        .bind(params)
-        .bind(trigger)
-        .bind(policy)
-        .bind(s.paused)
-        .bind(s.next_fire.map(micros))
-        .bind(micros(s.created_at))
-        .bind(micros(s.updated_at))
-        .execute(&mut *tx)
-        .await?;
+        insert_row(s, &columns, false).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(if existed {
             Inserted::Replaced
