@@ -42,6 +42,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/executions/clear", post(clear))
 }
 
+/// A store error in this API's shape.
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    ApiError::from(e).compat()
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).compat()
 }
@@ -51,9 +56,7 @@ async fn health() -> Response {
 }
 
 async fn list_handlers(State(state): Shared) -> Result<Response, ApiError> {
-    let all = handlers::all(&state)
-        .await
-        .map_err(|e| ApiError::from(e).compat())?;
+    let all = handlers::all(&state).await.map_err(store_error)?;
     let list: Vec<Value> = all
         .iter()
         .map(|h| {
@@ -138,10 +141,7 @@ async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response
     };
     let (handler_id, method, params) = check_job(&state, &obj).await?;
     let now = Utc::now();
-    let spec = TriggerSpec::from_compat(trigger, now)
-        .map_err(|e| bad(format!("Invalid trigger configuration: {e}")))?;
-    let compiled = spec
-        .compile()
+    let (spec, compiled) = TriggerSpec::read_compat(trigger, now)
         .map_err(|e| bad(format!("Invalid trigger configuration: {e}")))?;
     let id = match string_field(&obj, "job_id")? {
         Some(id) if !id.is_empty() => id.to_owned(),
@@ -176,10 +176,7 @@ async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response
     match state.store.insert_schedule(&schedule, conflict).await {
         Ok(Inserted::Created | Inserted::Replaced) => state.scheduler.wake_for(schedule.next_fire),
         Ok(Inserted::Kept(_)) => {}
-        Err(e) => {
-            let e = ApiError::from(e);
-            return Err(e.compat());
-        }
+        Err(e) => return Err(store_error(e)),
     }
     Ok((
         StatusCode::CREATED,
@@ -246,7 +243,7 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         .store
         .record(vec![Write::Done(start, done)])
         .await
-        .map_err(|e| ApiError::from(e).compat())?;
+        .map_err(store_error)?;
     match result {
         Ok(_) => Ok(axum::Json(json!({
             "status": "success",
@@ -271,11 +268,7 @@ async fn list_schedules(State(state): Shared) -> Result<Response, ApiError> {
         ..ScheduleQuery::default()
     };
     loop {
-        let page = state
-            .store
-            .list_schedules(&q)
-            .await
-            .map_err(|e| ApiError::from(e).compat())?;
+        let page = state.store.list_schedules(&q).await.map_err(store_error)?;
         let full = page.len() == q.limit as usize;
         q.after_id = page.last().map(|s| s.id.clone());
         all.extend(page.iter().map(views::schedule_compat));
@@ -294,7 +287,7 @@ async fn remove_schedule(
         .store
         .delete_schedule(&id)
         .await
-        .map_err(|e| ApiError::from(e).compat())?;
+        .map_err(store_error)?;
     if !removed {
         return Err(ApiError::not_found(
             "schedule_not_found",
@@ -344,7 +337,7 @@ async fn executions(
             ..ExecutionQuery::default()
         })
         .await
-        .map_err(|e| ApiError::from(e).compat())?;
+        .map_err(store_error)?;
     let records: Vec<Value> = records.iter().map(views::execution_compat).collect();
     Ok(
         axum::Json(json!({ "count": records.len(), "limit": limit, "records": records }))
@@ -353,11 +346,7 @@ async fn executions(
 }
 
 async fn stats(State(state): Shared) -> Result<Response, ApiError> {
-    let stats = state
-        .store
-        .execution_stats()
-        .await
-        .map_err(|e| ApiError::from(e).compat())?;
+    let stats = state.store.execution_stats().await.map_err(store_error)?;
     Ok(axum::Json(stats).into_response())
 }
 
@@ -376,7 +365,7 @@ async fn errors(State(state): Shared, Query(q): Query<ErrorsQuery>) -> Result<Re
             ..ExecutionQuery::default()
         })
         .await
-        .map_err(|e| ApiError::from(e).compat())?;
+        .map_err(store_error)?;
     let errors: Vec<Value> = records.iter().map(views::execution_compat).collect();
     Ok(
         axum::Json(json!({ "count": errors.len(), "limit": limit, "errors": errors }))
@@ -385,11 +374,7 @@ async fn errors(State(state): Shared, Query(q): Query<ErrorsQuery>) -> Result<Re
 }
 
 async fn clear(State(state): Shared) -> Result<Response, ApiError> {
-    state
-        .store
-        .clear_executions()
-        .await
-        .map_err(|e| ApiError::from(e).compat())?;
+    state.store.clear_executions().await.map_err(store_error)?;
     Ok(
         axum::Json(json!({ "status": "success", "message": "Execution history cleared" }))
             .into_response(),

@@ -215,8 +215,8 @@ async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Respo
     check_id(&id)?;
     check_target(&state, &req.handler, &req.method).await?;
     let now = Utc::now();
-    let trigger = TriggerSpec::from_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
-    let compiled = trigger.compile().map_err(|e| ApiError::trigger(&e))?;
+    let (trigger, compiled) =
+        TriggerSpec::read_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
     let policy = match req.policy {
         Some(p) => policy_from(p)?,
         None => SchedulePolicy::default(),
@@ -335,8 +335,9 @@ async fn update_schedule(
         s.policy = policy_from(merged)?;
     }
     if let Some(trigger) = change.trigger {
-        s.trigger = TriggerSpec::from_json(&trigger, now).map_err(|e| ApiError::trigger(&e))?;
-        let compiled = s.trigger.compile().map_err(|e| ApiError::trigger(&e))?;
+        let (spec, compiled) =
+            TriggerSpec::read_json(&trigger, now).map_err(|e| ApiError::trigger(&e))?;
+        s.trigger = spec;
         s.next_fire = compiled.first_fire(now);
     }
     if let Some(paused) = change.paused {
@@ -363,12 +364,14 @@ async fn delete_schedule(
 }
 
 async fn pause(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let s = load_schedule(&state, &id).await?;
+    let mut s = load_schedule(&state, &id).await?;
     let now = Utc::now();
     if !state.store.set_paused(&id, true, s.next_fire, now).await? {
         return Err(schedule_not_found(&id));
     }
-    Ok(ok(views::schedule_v1(&load_schedule(&state, &id).await?)))
+    s.paused = true;
+    s.updated_at = now;
+    Ok(ok(views::schedule_v1(&s)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,7 +393,7 @@ async fn resume(
     } else {
         typed(body)?
     };
-    let s = load_schedule(&state, &id).await?;
+    let mut s = load_schedule(&state, &id).await?;
     let now = Utc::now();
     let trigger = s.trigger.compile().map_err(|e| ApiError::trigger(&e))?;
     let next = resume_from(&trigger, s.next_fire, now, req.catch_up);
@@ -398,7 +401,10 @@ async fn resume(
         return Err(schedule_not_found(&id));
     }
     state.scheduler.wake();
-    Ok(ok(views::schedule_v1(&load_schedule(&state, &id).await?)))
+    s.paused = false;
+    s.next_fire = next;
+    s.updated_at = now;
+    Ok(ok(views::schedule_v1(&s)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -621,8 +627,8 @@ fn five() -> usize {
 async fn preview(Body(body): Body) -> Result<Response, ApiError> {
     let req: Preview = typed(body)?;
     let now = Utc::now();
-    let spec = TriggerSpec::from_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
-    let trigger = spec.compile().map_err(|e| ApiError::trigger(&e))?;
+    let (spec, trigger) =
+        TriggerSpec::read_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
     let count = req.count.clamp(1, 100);
     let mut fires = Vec::with_capacity(count);
     if let Some(first) = trigger.first_fire(now) {

@@ -111,6 +111,15 @@ impl TriggerSpec {
     /// Reads a ScheduleZero trigger object: `{"type": "cron" | "interval" | "date", ...}`, the
     /// type in any case. `now` anchors an interval without a start.
     pub fn from_compat(trigger: &Value, now: DateTime<Utc>) -> Result<Self, TriggerError> {
+        Self::read_compat(trigger, now).map(|(spec, _)| spec)
+    }
+
+    /// [`TriggerSpec::from_compat`], with the spec made ready (it is compiled to be checked
+    /// anyway; a caller that computes fire times next need not compile it again).
+    pub fn read_compat(
+        trigger: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, Trigger), TriggerError> {
         let obj = trigger
             .as_object()
             .ok_or_else(|| TriggerError::Malformed("the trigger must be an object".into()))?;
@@ -179,8 +188,8 @@ impl TriggerSpec {
                 )));
             }
         };
-        spec.compile()?;
-        Ok(spec)
+        let ready = spec.compile()?;
+        Ok((spec, ready))
     }
 
     /// Reads a trigger as `/api/v1` takes it: a cron expression as a plain string (UTC); an object
@@ -188,6 +197,11 @@ impl TriggerSpec {
     /// `{"type": "interval", "every_seconds": ...}`, `{"type": "date", "run_date": ...}`); or any
     /// of ScheduleZero's trigger objects. Unknown keys are refused.
     pub fn from_json(trigger: &Value, now: DateTime<Utc>) -> Result<Self, TriggerError> {
+        Self::read_json(trigger, now).map(|(spec, _)| spec)
+    }
+
+    /// [`TriggerSpec::from_json`], with the spec made ready.
+    pub fn read_json(trigger: &Value, now: DateTime<Utc>) -> Result<(Self, Trigger), TriggerError> {
         let spec = match trigger {
             Value::String(expression) => Self::Cron {
                 expression: expression.trim().to_owned(),
@@ -222,15 +236,15 @@ impl TriggerSpec {
                 }
                 spec
             }
-            Value::Object(_) => return Self::from_compat(trigger, now),
+            Value::Object(_) => return Self::read_compat(trigger, now),
             _ => {
                 return Err(TriggerError::Malformed(
                     "the trigger must be a cron expression or an object".into(),
                 ));
             }
         };
-        spec.compile()?;
-        Ok(spec)
+        let ready = spec.compile()?;
+        Ok((spec, ready))
     }
 
     /// Checks the spec and makes it ready to compute fire times. Times are kept to the

@@ -53,14 +53,6 @@ pub(super) struct Journal {
     tx: mpsc::Sender<Request>,
 }
 
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request")
-            .field("writes", &self.writes.len())
-            .finish()
-    }
-}
-
 impl Journal {
     /// Starts the writer task over `pool`.
     pub(super) fn start(pool: SqlitePool, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
