@@ -189,6 +189,20 @@ pub struct PoolConfig {
     /// The most instances alive at once, across all plugins. When the pool is full, a call
     /// waits for a slot (idle instances are evicted first).
     pub max_instances: u32,
+    /// How long a plugin stays in memory without a call before it cools down to cold (default
+    /// for every plugin).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// The most calls that may wait for an instance of one plugin (default for every plugin);
+    /// more are refused with `queue_full`.
+    pub max_queued: u32,
+    /// Whether the plugins folder is watched: new files load, replaced files become a new
+    /// version, removed files make their calls fail, all without a restart.
+    pub watch: bool,
+    /// How long a changed file must stay unchanged before it is loaded (so a file still being
+    /// written is not taken for a corrupt one).
+    #[serde(with = "humantime_serde")]
+    pub watch_settle: Duration,
 }
 
 impl Default for PoolConfig {
@@ -196,6 +210,10 @@ impl Default for PoolConfig {
         Self {
             allocator: Allocator::Auto,
             max_instances: 256,
+            idle_timeout: Duration::from_secs(5 * 60),
+            max_queued: 1000,
+            watch: true,
+            watch_settle: Duration::from_millis(500),
         }
     }
 }
@@ -211,6 +229,11 @@ pub struct PluginConfig {
     /// Whether a hot instance is reused for the next call (default true). When false, every
     /// call gets a fresh instance.
     pub reuse_instances: Option<bool>,
+    /// Overrides `pool.idle_timeout` for this plugin.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// Overrides `pool.max_queued` for this plugin.
+    pub max_queued: Option<u32>,
     /// Configuration values granted to the plugin, readable through its `config` import.
     pub config: BTreeMap<String, String>,
 }
@@ -319,6 +342,24 @@ impl Config {
             * 1024
     }
 
+    /// The idle timeout of one plugin.
+    pub fn idle_timeout_for(&self, plugin: &str) -> Duration {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| p.idle_timeout)
+            .unwrap_or(self.pool.idle_timeout)
+    }
+
+    /// The shortest idle timeout of any plugin: how often idle plugins must be looked at.
+    pub fn shortest_idle_timeout(&self) -> Duration {
+        self.plugins
+            .values()
+            .filter_map(|p| p.idle_timeout)
+            .chain([self.pool.idle_timeout])
+            .min()
+            .unwrap_or(self.pool.idle_timeout)
+    }
+
     /// Whether any plugin is metered with fuel (the engine then counts fuel for all).
     pub fn uses_fuel(&self) -> bool {
         self.limits.fuel.is_some() || self.plugins.values().any(|p| p.limits.fuel.is_some())
@@ -331,6 +372,10 @@ impl Config {
         if self.pool.max_instances == 0 {
             return Err(invalid("pool.max_instances", "must be at least 1"));
         }
+        check_idle_timeout("pool.idle_timeout", self.pool.idle_timeout)?;
+        if self.pool.watch_settle > Duration::from_secs(60) {
+            return Err(invalid("pool.watch_settle", "must be at most 1m"));
+        }
         for (name, plugin) in &self.plugins {
             if !is_valid_plugin_name(name) {
                 return Err(invalid(
@@ -339,6 +384,9 @@ impl Config {
                 ));
             }
             check_limits(&format!("plugins.{name}.limits"), &self.limits_for(name))?;
+            if let Some(t) = plugin.idle_timeout {
+                check_idle_timeout(&format!("plugins.{name}.idle_timeout"), t)?;
+            }
             if plugin.max_instances == Some(0) {
                 return Err(invalid(
                     &format!("plugins.{name}.max_instances"),
@@ -438,6 +486,13 @@ fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
             &format!("{prefix}.max_result_bytes"),
             "must be more than zero",
         ));
+    }
+    Ok(())
+}
+
+fn check_idle_timeout(setting: &str, t: Duration) -> Result<(), ConfigError> {
+    if t < Duration::from_millis(10) || t > MAX_TIMEOUT {
+        return Err(invalid(setting, "must be between 10ms and 24h"));
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 
 pub use config::Config;
 pub use runtime::Runtime;

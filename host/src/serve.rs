@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{EventKind, Plugin, PluginEvent, Runtime, RuntimeError};
 use crate::scheduler::service::{Scheduler, SystemClock};
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
@@ -64,7 +64,16 @@ pub async fn serve(
     let store = Store::open_url(&database).await?;
     tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
     let runtime = Arc::new(Runtime::new((*config).clone())?);
+    // Follow the plugins folder from before it is read, so no change falls in between.
+    let plugin_events = runtime.subscribe();
     sync_plugins(&runtime, &store).await?;
+    let governor = runtime.start_governor();
+    let watch = config.pool.watch.then(|| runtime.watch());
+    let follow_task = tokio::spawn(follow_plugins(
+        runtime.clone(),
+        store.clone(),
+        plugin_events,
+    ));
 
     let dispatcher = Dispatcher::new(runtime.clone(), store.clone());
     let scheduler = Arc::new(Scheduler::new(
@@ -92,6 +101,7 @@ pub async fn serve(
         scheduler: scheduler.clone(),
         started_at: Utc::now(),
         listen: addr,
+        host_metrics: Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir)),
     });
     let router = api::router(state);
 
@@ -143,6 +153,9 @@ pub async fn serve(
         .await;
     let _ = scheduler_task.await;
     let _ = prune_task.await;
+    drop(watch);
+    governor.abort();
+    follow_task.abort();
     store.close().await;
     tracing::info!("stopped");
     served.map_err(|source| ServeError::Listen { addr, source })
@@ -155,20 +168,10 @@ async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError
     let now = Utc::now();
     let mut present = Vec::new();
     for report in &discovery.loaded {
-        let p = &report.plugin;
-        present.push(p.name().to_owned());
-        store
-            .upsert_handler(&HandlerRecord {
-                id: p.name().to_owned(),
-                kind: HandlerKind::Wasm,
-                address: Some(p.file().path.display().to_string()),
-                version: Some(p.info().version.clone()),
-                methods: p.info().methods.iter().map(|m| m.name.clone()).collect(),
-                status: "available".into(),
-                registered_at: now,
-                updated_at: now,
-            })
-            .await?;
+        // Described and recorded; cold until a call needs it.
+        report.plugin.park();
+        present.push(report.plugin.name().to_owned());
+        record_plugin(store, &report.plugin).await?;
     }
     for rejected in &discovery.rejected {
         tracing::warn!(file = %rejected.path.display(), error = %rejected.error, "plugin rejected");
@@ -181,6 +184,60 @@ async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError
         dir = %runtime.config().plugins_dir.display(),
         "plugins loaded"
     );
+    Ok(())
+}
+
+async fn record_plugin(store: &Store, p: &Plugin) -> Result<(), StoreError> {
+    let now = Utc::now();
+    store
+        .upsert_handler(&HandlerRecord {
+            id: p.name().to_owned(),
+            kind: HandlerKind::Wasm,
+            address: Some(p.file().path.display().to_string()),
+            version: Some(p.info().version.clone()),
+            methods: p.info().methods.iter().map(|m| m.name.clone()).collect(),
+            status: "available".into(),
+            registered_at: now,
+            updated_at: now,
+        })
+        .await
+}
+
+/// Keeps the handlers table in step with the plugins folder as the watch sees it change.
+async fn follow_plugins(
+    runtime: Arc<Runtime>,
+    store: Store,
+    mut events: tokio::sync::broadcast::Receiver<PluginEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let result = match events.recv().await {
+            Ok(event) => match event.kind {
+                EventKind::Added | EventKind::Replaced => match runtime.plugin(&event.plugin) {
+                    Some(p) => record_plugin(&store, &p).await,
+                    None => Ok(()),
+                },
+                EventKind::Removed => resync(&runtime, &store).await,
+                _ => Ok(()),
+            },
+            Err(RecvError::Closed) => return,
+            // Missed some: bring the whole table up to date.
+            Err(RecvError::Lagged(_)) => resync(&runtime, &store).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot record a plugins folder change");
+        }
+    }
+}
+
+/// Records every plugin the runtime has, and marks the others missing.
+async fn resync(runtime: &Runtime, store: &Store) -> Result<(), StoreError> {
+    let plugins = runtime.plugins();
+    for p in &plugins {
+        record_plugin(store, p).await?;
+    }
+    let present: Vec<String> = plugins.iter().map(|p| p.name().to_owned()).collect();
+    store.mark_missing_plugins(&present, Utc::now()).await?;
     Ok(())
 }
 

@@ -137,7 +137,7 @@ async fn the_chime_log_lives_as_long_as_the_hot_instance() {
     // Back to cold: the next call starts from the cached artifact with a fresh instance.
     let plugin = t.runtime.plugin("ding-dong").unwrap();
     plugin.unload();
-    assert!(!plugin.metrics().loaded);
+    assert!(!plugin.metrics().loaded());
     let out = t
         .runtime
         .invoke("ding-dong", "get_chime_log", "", &JobContext::adhoc())

@@ -27,7 +27,7 @@ async fn spin_times_out_and_the_instance_is_discarded() {
     assert_eq!(e, InvokeError::Timeout(Duration::from_millis(500)));
     assert_eq!(e.code(), "timeout");
     let m = t.runtime.plugin("misbehave").unwrap().metrics();
-    assert_eq!((m.timeouts, m.instances_discarded), (1, 1));
+    assert_eq!((m.errors.timeout, m.instances_discarded), (1, 1));
     let out = t
         .runtime
         .invoke("misbehave", "ok", "", &JobContext::adhoc())

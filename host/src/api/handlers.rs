@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::AppState;
-use crate::runtime::Plugin;
+use crate::runtime::{Plugin, PluginState};
 use crate::store::{HandlerKind, HandlerRecord};
 
 /// One method of a handler.
@@ -33,6 +33,9 @@ pub struct HandlerView {
     pub description: String,
     /// `available` when it can take calls; `missing` for a plugin whose file is gone.
     pub status: String,
+    /// A plugin's lifecycle state (`cold`, `warming`, `hot`, `cooling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<PluginState>,
     /// The sha256 of a plugin's file.
     pub sha256: Option<String>,
     /// Its methods.
@@ -48,6 +51,7 @@ impl HandlerView {
             version: Some(p.info().version.clone()),
             description: p.info().description.clone(),
             status: "available".into(),
+            state: Some(p.state()),
             sha256: Some(p.file().sha256.clone()),
             methods: p
                 .info()
@@ -70,6 +74,7 @@ impl HandlerView {
             version: r.version,
             description: String::new(),
             status: r.status,
+            state: None,
             sha256: None,
             methods: r
                 .methods

@@ -9,6 +9,7 @@ mod compat;
 mod error;
 mod handlers;
 mod json;
+mod plugins;
 mod v1;
 mod views;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub started_at: DateTime<Utc>,
     /// The address the API listens on.
     pub listen: std::net::SocketAddr,
+    /// Samples the host process and the machine.
+    pub host_metrics: Arc<crate::telemetry::HostMetrics>,
 }
 
 /// The whole API.
@@ -50,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(compat::routes())
         .merge(v1::routes())
+        .merge(plugins::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -76,6 +76,28 @@ pub enum InvokeError {
         /// The plugins that exist.
         available: Vec<String>,
     },
+    /// The plugin's file was removed from the plugins folder; calls fail until it returns.
+    #[error(
+        "plugin `{name}` was removed from the plugins folder at {since}; its calls fail until the file returns"
+    )]
+    Removed {
+        /// The plugin.
+        name: String,
+        /// When its file went away (RFC 3339).
+        since: String,
+    },
+    /// Too many calls are already waiting for an instance of the plugin.
+    #[error(
+        "plugin `{name}` is at its limit: {queued} calls already wait for one of its {max_instances} instances"
+    )]
+    QueueFull {
+        /// The plugin.
+        name: String,
+        /// Calls waiting.
+        queued: u32,
+        /// Its instance limit.
+        max_instances: u32,
+    },
     /// The plugin's file exists but cannot be loaded.
     #[error("plugin `{name}` cannot be loaded: {error}")]
     Unavailable {
@@ -136,6 +158,8 @@ impl InvokeError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownPlugin { .. } => "unknown_plugin",
+            Self::Removed { .. } => "plugin_removed",
+            Self::QueueFull { .. } => "queue_full",
             Self::Unavailable { .. } => "plugin_unavailable",
             Self::InvalidParams(_) => "invalid_params",
             Self::UnknownMethod(_) => "unknown_method",
@@ -156,7 +180,7 @@ impl InvokeError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Retryable(_) | Self::Timeout(_) | Self::Internal(_)
+            Self::Retryable(_) | Self::Timeout(_) | Self::QueueFull { .. } | Self::Internal(_)
         )
     }
 

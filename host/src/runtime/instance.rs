@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use std::sync::atomic::Ordering;
+
 use super::InvokeError;
 use super::bindings::{self, WitHandlerError, WitHandlerInfo, WitJobContext};
 use super::host::HostState;
+use super::metrics::{InstanceStats, LiveInstances};
 use super::output::{Capture, panic_message};
 use crate::config::Limits;
 
@@ -26,8 +29,30 @@ pub struct Instance {
     pub(super) serial: u64,
     /// Whether the engine meters fuel (then every call must be given some).
     metered: bool,
+    /// Its entry in its plugin's list of live instances, removed when it is dropped.
+    pub(super) tracked: Option<Tracked>,
     _plugin_slot: OwnedSemaphorePermit,
     _pool_slot: OwnedSemaphorePermit,
+}
+
+/// An instance's counters and the list it is in.
+pub(super) struct Tracked {
+    pub(super) stats: Arc<InstanceStats>,
+    pub(super) live: Arc<LiveInstances>,
+}
+
+impl Tracked {
+    pub(super) fn new(stats: InstanceStats, live: Arc<LiveInstances>) -> Self {
+        let stats = Arc::new(stats);
+        live.add(stats.clone());
+        Self { stats, live }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.remove(self.stats.serial);
+    }
 }
 
 /// What the host measured of one call on an instance.
@@ -88,9 +113,15 @@ impl Instance {
             calls: 0,
             serial: 0,
             metered,
+            tracked: None,
             _plugin_slot: slots.0,
             _pool_slot: slots.1,
         })
+    }
+
+    /// Its linear memory now, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.current()
     }
 
     /// Calls `describe()`.
@@ -124,6 +155,9 @@ impl Instance {
             Err(e) => return (Err(e), CallMeasure::default()),
         };
         self.calls += 1;
+        if let Some(t) = &self.tracked {
+            t.stats.busy.store(true, Ordering::Relaxed);
+        }
         let started = Instant::now();
         let raw = self
             .bindings
@@ -145,6 +179,9 @@ impl Instance {
             instance_calls: self.calls,
             instance: self.serial,
         };
+        if let Some(t) = &self.tracked {
+            t.record(&measure, matches!(raw, Ok(Err(_))));
+        }
         let result = match raw {
             Ok(Ok(result)) => check_result(result, limits),
             Ok(Err(e)) => Err(handler_error(e)),
@@ -159,6 +196,29 @@ impl Instance {
             }
         };
         (result, measure)
+    }
+}
+
+impl Tracked {
+    /// Counts a call that ended (in the guest: errors that discard the instance drop it anyway).
+    fn record(&self, m: &CallMeasure, handler_error: bool) {
+        let s = &self.stats;
+        s.calls.fetch_add(1, Ordering::Relaxed);
+        if handler_error {
+            s.handler_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        s.memory_bytes
+            .store(m.memory_bytes as u64, Ordering::Relaxed);
+        s.memory_peak_bytes
+            .store(m.memory_peak_bytes as u64, Ordering::Relaxed);
+        s.fuel_used
+            .fetch_add(m.fuel_used.unwrap_or(0), Ordering::Relaxed);
+        s.busy_ns.fetch_add(m.call_ns, Ordering::Relaxed);
+        s.last_used_ms.store(
+            chrono::Utc::now().timestamp_millis().max(0) as u64,
+            Ordering::Relaxed,
+        );
+        s.busy.store(false, Ordering::Relaxed);
     }
 }
 

@@ -3,9 +3,11 @@
 //! be loaded is recorded with its reason and never affects the others.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use chrono::Utc;
 
 use tokio::sync::Semaphore;
 use wasmtime::component::Component;
@@ -13,7 +15,8 @@ use wasmtime::component::Component;
 use super::bindings;
 use super::host::HostState;
 use super::instance::nanos;
-use super::plugin::{Loaded, PluginCounters};
+use super::lifecycle::{EventKind, Life, PluginState, now_ms};
+use super::plugin::Loaded;
 use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
     sha256_hex,
@@ -122,7 +125,16 @@ impl Runtime {
                         name: name.to_owned(),
                         error,
                     }),
-                    None => self.load(name).await.map(|r| r.plugin),
+                    None => match self.load(name).await {
+                        Ok(r) => Ok(r.plugin),
+                        Err(InvokeError::UnknownPlugin { name, available }) => {
+                            Err(match self.removed_since(&name) {
+                                Some(since) => InvokeError::Removed { name, since },
+                                None => InvokeError::UnknownPlugin { name, available },
+                            })
+                        }
+                        Err(e) => Err(e),
+                    },
                 },
             }
         };
@@ -132,6 +144,38 @@ impl Runtime {
             locks.remove(name);
         }
         result
+    }
+
+    /// When the file of plugin `name` was removed, if it was and has not come back.
+    fn removed_since(&self, name: &str) -> Option<String> {
+        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        removed.get(name).cloned()
+    }
+
+    /// Forgets plugin `name` because its file is gone: calls in flight finish, its instances are
+    /// dropped as they end, and new calls fail with `plugin_removed` until the file returns.
+    pub fn remove(&self, name: &str) -> bool {
+        let Some(plugin) = self
+            .plugins
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        else {
+            return false;
+        };
+        self.removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), Utc::now().to_rfc3339());
+        plugin.retire("file removed");
+        plugin.event(EventKind::Removed, None);
+        true
+    }
+
+    /// Forgets a file that was rejected and is now gone.
+    pub(super) fn forget_rejected(&self, path: &Path) -> bool {
+        let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        rejected.remove(path).is_some()
     }
 
     /// The error a plugin file was rejected with, if it is unchanged since.
@@ -164,13 +208,18 @@ impl Runtime {
                 .and_then(|p| p.max_instances)
                 .unwrap_or(DEFAULT_PLUGIN_MAX_INSTANCES)
                 .min(self.config.pool.max_instances),
+            max_queued: plugin
+                .and_then(|p| p.max_queued)
+                .unwrap_or(self.config.pool.max_queued),
             reuse_instances: plugin.and_then(|p| p.reuse_instances).unwrap_or(true),
+            idle_timeout: self.config.idle_timeout_for(name),
             config: Arc::new(plugin.map(|p| p.config.clone()).unwrap_or_default()),
         }
     }
 
     /// Reads, compiles (or loads from the cache), links and describes one component file, and
-    /// registers it as a plugin, replacing one of the same name.
+    /// registers it as a plugin. One of the same name is replaced: it becomes an old version
+    /// whose calls in flight finish on it, and whose counters the new version carries on.
     pub(super) async fn load_path(&self, path: &Path) -> Result<LoadReport, LoadError> {
         let started = Instant::now();
         let result = self.load_path_inner(path, started).await;
@@ -179,11 +228,37 @@ impl Runtime {
             Ok(report) => {
                 rejected.remove(path);
                 drop(rejected);
-                let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
-                plugins.insert(report.plugin.name.to_string(), report.plugin.clone());
+                let name = report.plugin.name.to_string();
+                self.removed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
+                let old = self
+                    .plugins
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name, report.plugin.clone());
+                match old {
+                    Some(old) if !Arc::ptr_eq(&old, &report.plugin) => {
+                        old.retire("replaced by a new version");
+                        report.plugin.event(
+                            EventKind::Replaced,
+                            Some(format!(
+                                "was version {} ({})",
+                                old.info.version,
+                                &old.file.sha256[..12]
+                            )),
+                        );
+                    }
+                    _ => report.plugin.event(EventKind::Added, None),
+                }
             }
             Err(e) => {
                 rejected.insert(path.to_owned(), (e.clone(), FileStamp::of(path)));
+                drop(rejected);
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+                self.events
+                    .push(name, EventKind::Rejected, None, Some(e.to_string()));
             }
         }
         result
@@ -233,6 +308,11 @@ impl Runtime {
 
         let pre = self.link(&component)?;
         let settings = self.settings_for(&name);
+        // A new version carries on the counters and the instance list of the one it replaces.
+        let (counters, live) = match self.plugin(&name) {
+            Some(p) => (p.counters.clone(), p.live.clone()),
+            None => Default::default(),
+        };
         let name: Arc<str> = name.into();
         let loaded = Arc::new(Loaded::new(pre));
         let mut plugin = Plugin {
@@ -247,16 +327,26 @@ impl Runtime {
                 methods: Vec::new(),
             },
             settings,
-            loaded: Mutex::new(Some(loaded.clone())),
+            loaded_at: Utc::now(),
+            life: Mutex::new(Life {
+                state: PluginState::Hot,
+                loaded: Some(loaded.clone()),
+            }),
             load_lock: tokio::sync::Mutex::new(()),
-            counters: PluginCounters::default(),
+            counters,
+            live,
+            busy: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            last_used_ms: AtomicU64::new(now_ms()),
+            retired: AtomicBool::new(false),
+            events: Arc::downgrade(&self.events),
         };
 
         let mut describe_limits = plugin.settings.limits.clone();
         describe_limits.timeout = describe_limits.timeout.min(DESCRIBE_TIMEOUT);
         let deadline = Instant::now() + describe_limits.timeout;
         let describe = async {
-            let mut instance = self.checkout(&plugin, &loaded, false, deadline).await?.0;
+            let mut instance = self.checkout(&plugin, &loaded, false, deadline, 0).await?.0;
             let info = instance.describe(&describe_limits, deadline).await?;
             Ok::<_, InvokeError>((instance, info))
         };
@@ -276,6 +366,7 @@ impl Runtime {
             });
         }
         plugin.info = HandlerInfo::from_wit(info);
+        plugin.counters.versions.fetch_add(1, Ordering::Relaxed);
         if plugin.settings.reuse_instances {
             self.check_in(&plugin, &loaded, instance);
         }
@@ -301,18 +392,20 @@ impl Runtime {
     }
 
     /// The plugin's loaded state, loading it from its cached artifact when it is cold (one load
-    /// at a time per plugin). Returns the load time when it had to load.
+    /// at a time per plugin: calls that arrive while it is warming wait for that load). A
+    /// cooling plugin is taken back to hot. Returns the load time when it had to load.
     pub(super) async fn ensure_loaded(
         &self,
         plugin: &Plugin,
     ) -> Result<(Arc<Loaded>, Option<u64>), InvokeError> {
-        if let Some(loaded) = plugin.loaded().clone() {
+        if let Some(loaded) = plugin.take_up() {
             return Ok((loaded, None));
         }
         let _one_at_a_time = plugin.load_lock.lock().await;
-        if let Some(loaded) = plugin.loaded().clone() {
+        if let Some(loaded) = plugin.take_up() {
             return Ok((loaded, None));
         }
+        let warming = Warming::start(plugin);
         let started = Instant::now();
         let unavailable = |error| InvokeError::Unavailable {
             name: plugin.name.to_string(),
@@ -328,9 +421,14 @@ impl Runtime {
             None => self.rebuild(plugin).await.map_err(unavailable)?,
         };
         let loaded = Arc::new(Loaded::new(self.link(&component).map_err(unavailable)?));
-        *plugin.loaded() = Some(loaded.clone());
+        warming.done(loaded.clone());
         plugin.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
-        Ok((loaded, Some(nanos(started.elapsed()))))
+        let load_ns = nanos(started.elapsed());
+        plugin.event(
+            EventKind::Warmed,
+            Some(format!("loaded in {:.1} µs", load_ns as f64 / 1e3)),
+        );
+        Ok((loaded, Some(load_ns)))
     }
 
     /// Compiles a plugin again when its artifact went missing (the cache was cleared), on a
@@ -351,8 +449,34 @@ impl Runtime {
     }
 }
 
+/// A plugin in the `warming` state; back to `cold` if the load fails or is abandoned (its call
+/// timed out).
+struct Warming<'a>(&'a Plugin, bool);
+
+impl<'a> Warming<'a> {
+    fn start(plugin: &'a Plugin) -> Self {
+        plugin.life().state = PluginState::Warming;
+        Self(plugin, false)
+    }
+
+    fn done(mut self, loaded: Arc<Loaded>) {
+        let mut life = self.0.life();
+        life.loaded = Some(loaded);
+        life.state = PluginState::Hot;
+        self.1 = true;
+    }
+}
+
+impl Drop for Warming<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.life().state = PluginState::Cold;
+        }
+    }
+}
+
 /// The `*.wasm` files of a directory, sorted.
-fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+pub(super) fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     let entries = std::fs::read_dir(dir).map_err(|e| RuntimeError::PluginsDir {
         dir: dir.to_owned(),
         message: format!(

@@ -3,9 +3,10 @@
 //!
 //! Invariants: a plugin's instances run one call at a time; an instance that trapped, timed out or
 //! hit a limit is never used again; the number of live instances never exceeds the pool (a call
-//! waits for a slot, evicting idle instances first); only artifacts this host wrote are loaded.
-//! A plugin is *cold* (file and artifact only), *loaded* (`InstancePre` in memory) or has *hot*
-//! instances kept for reuse; [`Plugin::unload`] takes it back to cold.
+//! waits for a slot, evicting idle instances first, and at most `max_queued` calls wait per
+//! plugin); only artifacts this host wrote are loaded. A plugin goes cold → warming → hot →
+//! cooling → cold (see [`lifecycle`]); the plugins folder is watched ([`watch`]) and a replaced
+//! file becomes a new version while calls in flight finish on the old one.
 
 mod bindings;
 mod cache;
@@ -14,9 +15,12 @@ mod engine;
 mod error;
 mod host;
 mod instance;
+pub mod lifecycle;
 mod loader;
+pub mod metrics;
 mod output;
 mod plugin;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,13 +37,15 @@ pub use self::call::{CallOutcome, CallStats, JobContext};
 pub use self::engine::{AllocatorKind, EPOCH_TICK};
 pub use self::error::{InvokeError, LoadError, RuntimeError};
 pub use self::instance::CallMeasure;
+pub use self::lifecycle::{EventKind, PluginEvent, PluginState};
 pub use self::loader::{Discovery, LoadReport, Rejected};
-pub use self::plugin::{
-    HandlerInfo, MethodInfo, Plugin, PluginFile, PluginMetrics, PluginSettings,
-};
+pub use self::metrics::{HistogramSnapshot, InstanceMetrics, PluginMetrics};
+pub use self::plugin::{HandlerInfo, MethodInfo, Plugin, PluginFile, PluginSettings};
 
 use self::host::HostState;
-use self::instance::{Instance, nanos};
+use self::instance::{Instance, Tracked, nanos};
+use self::lifecycle::Events;
+use self::metrics::InstanceStats;
 use self::output::Capture;
 use self::plugin::Loaded;
 use crate::config::Config;
@@ -61,6 +67,9 @@ pub struct Runtime {
     rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<loader::FileStamp>)>>,
     /// One lock per plugin name being loaded on first use, so concurrent first calls load it once.
     first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Plugins whose file was removed, with when (RFC 3339).
+    removed: Mutex<BTreeMap<String, String>>,
+    events: Arc<Events>,
 }
 
 impl Runtime {
@@ -85,6 +94,8 @@ impl Runtime {
             idle_returned: tokio::sync::Notify::new(),
             rejected: Mutex::new(BTreeMap::new()),
             first_use: Mutex::default(),
+            removed: Mutex::default(),
+            events: Arc::default(),
         })
     }
 
@@ -159,6 +170,10 @@ impl Runtime {
         let deadline = Instant::now() + limits.timeout;
         let counters = &plugin.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
+        // Busy before the plugin's state is looked at, so that it cannot go cold under the call.
+        plugin.touch();
+        plugin.busy.fetch_add(1, Ordering::AcqRel);
+        let _ended = CallEnds(&plugin);
 
         let wit_ctx = ctx.to_wit();
         // Set once an instance is running the call: a timeout before that discarded nothing.
@@ -166,8 +181,16 @@ impl Runtime {
         let call = async {
             let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
             let reuse = plugin.settings.reuse_instances;
-            let (mut instance, instantiate_ns) =
-                self.checkout(&plugin, &loaded, reuse, deadline).await?;
+            let (mut instance, instantiate_ns) = self
+                .checkout(&plugin, &loaded, reuse, deadline, load_ns.unwrap_or(0))
+                .await?;
+            match (load_ns, instantiate_ns) {
+                (Some(load), Some(inst)) => counters.cold_start_latency.record(load + inst),
+                (None, Some(inst)) => counters.instantiate_latency.record(inst),
+                (_, None) => {
+                    counters.warm_starts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             in_guest.store(true, Ordering::Relaxed);
             let (result, measure) = instance
                 .call(&wit_ctx, method, params, limits, deadline)
@@ -201,19 +224,9 @@ impl Runtime {
                 Err(InvokeError::Timeout(limits.timeout))
             }
         };
+        counters.call_latency.record(nanos(started.elapsed()));
         if let Err(e) = &result {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            match e {
-                InvokeError::Trap(_)
-                | InvokeError::MemoryLimit { .. }
-                | InvokeError::FuelExhausted(_) => {
-                    counters.traps.fetch_add(1, Ordering::Relaxed);
-                }
-                InvokeError::Timeout(_) => {
-                    counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
+            counters.count_error(e);
         }
         result
     }
@@ -231,8 +244,10 @@ impl Runtime {
         loaded: &Loaded,
         reuse: bool,
         deadline: Instant,
+        load_ns: u64,
     ) -> Result<(Instance, Option<u64>), InvokeError> {
         let closed = |_| InvokeError::Internal("instance pool closed".into());
+        let mut waiting: Option<Queued<'_>> = None;
         loop {
             // Listen before looking, so an instance returned in between is not missed.
             let returned = plugin.returned.notified();
@@ -246,6 +261,9 @@ impl Runtime {
                 // Wait for what is missing, and only for that: the other one may well be free,
                 // and waiting on a free semaphore would spin.
                 Err(Blocked::Plugin) => {
+                    if waiting.is_none() {
+                        waiting = Some(Queued::join(plugin)?);
+                    }
                     tokio::select! {
                         _ = &mut returned => {}
                         permit = plugin.slots.clone().acquire_owned() => drop(permit.map_err(closed)?),
@@ -261,6 +279,9 @@ impl Runtime {
                     match self.try_slots(plugin) {
                         Ok(slots) => slots,
                         Err(_) => {
+                            if waiting.is_none() {
+                                waiting = Some(Queued::join(plugin)?);
+                            }
                             tokio::select! {
                                 _ = &mut returned => {}
                                 _ = &mut idle => {}
@@ -283,19 +304,42 @@ impl Runtime {
                 self.metered,
             )
             .await?;
-            instance.serial = plugin
+            drop(waiting);
+            let instantiate_ns = nanos(started.elapsed());
+            let serial = plugin
                 .counters
                 .instances_created
                 .fetch_add(1, Ordering::Relaxed)
                 + 1;
-            return Ok((instance, Some(nanos(started.elapsed()))));
+            instance.serial = serial;
+            let stats = InstanceStats::new(
+                serial,
+                plugin.info.version.clone(),
+                load_ns + instantiate_ns,
+            );
+            stats
+                .memory_bytes
+                .store(instance.memory_bytes() as u64, Ordering::Relaxed);
+            instance.tracked = Some(Tracked::new(stats, plugin.live.clone()));
+            return Ok((instance, Some(instantiate_ns)));
         }
     }
 
     /// Gives an instance back to its plugin's idle list and wakes one call waiting for it (or
     /// lets the next call that waits find it at once).
-    fn check_in(&self, plugin: &Plugin, loaded: &Loaded, instance: Instance) {
-        loaded.put_idle(instance);
+    fn check_in(&self, plugin: &Plugin, loaded: &Arc<Loaded>, instance: Instance) {
+        // Kept only for the version and the load it came from, while that is hot; otherwise
+        // dropped here, which frees its slots.
+        let keep = !plugin.retired.load(Ordering::Relaxed) && {
+            let life = plugin.life();
+            life.state == PluginState::Hot
+                && life.loaded.as_ref().is_some_and(|l| Arc::ptr_eq(l, loaded))
+        };
+        if keep {
+            loaded.put_idle(instance);
+        } else {
+            drop(instance);
+        }
         plugin.returned.notify_one();
         // Calls waiting for room in a full pool (rare; none waiting costs nothing).
         self.idle_returned.notify_waiters();
@@ -319,7 +363,7 @@ impl Runtime {
             let evicted = self
                 .plugins()
                 .iter()
-                .any(|p| p.loaded().clone().is_some_and(|l| l.evict_one()));
+                .any(|p| p.loaded().is_some_and(|l| l.evict_one()));
             if !evicted {
                 return Err(Blocked::Pool);
             }
@@ -333,4 +377,42 @@ enum Blocked {
     Plugin,
     /// The shared pool is full and nothing idle could be evicted.
     Pool,
+}
+
+/// Ends a call's stay in its plugin, however the call ends (even dropped by a timeout).
+struct CallEnds<'a>(&'a Plugin);
+
+impl Drop for CallEnds<'_> {
+    fn drop(&mut self) {
+        self.0.call_ended();
+    }
+}
+
+/// A call counted among those waiting for an instance of its plugin, while it waits.
+struct Queued<'a>(&'a Plugin);
+
+impl<'a> Queued<'a> {
+    /// Joins the plugin's queue, or refuses the call when the queue is full.
+    fn join(plugin: &'a Plugin) -> Result<Self, InvokeError> {
+        let max = plugin.settings.max_queued as usize;
+        let joined = plugin
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < max).then_some(q + 1)
+            });
+        match joined {
+            Ok(_) => Ok(Self(plugin)),
+            Err(queued) => Err(InvokeError::QueueFull {
+                name: plugin.name.to_string(),
+                queued: u32::try_from(queued).unwrap_or(u32::MAX),
+                max_instances: plugin.settings.max_instances,
+            }),
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::AcqRel);
+    }
 }

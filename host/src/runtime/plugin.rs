@@ -1,18 +1,23 @@
-//! A plugin: one component file, what it says of itself, its settings, its counters, and (while
-//! loaded) its `InstancePre` and idle instances. Unloading drops everything but the file's
-//! identity and the description, so the next call is a true cold start from the cached artifact.
+//! A plugin: one version of one component file, what it says of itself, its settings, its
+//! counters, and (while hot) its `InstancePre` and idle instances. Going cold drops everything but
+//! the file's identity and the description, so the next call is a true cold start from the cached
+//! artifact.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::bindings::{self, WitHandlerInfo};
 use super::host::HostState;
 use super::instance::Instance;
+use super::lifecycle::{Events, Life};
+use super::metrics::{ErrorCounts, InstanceMetrics, LiveInstances, PluginCounters, PluginMetrics};
 use crate::config::Limits;
 
 /// The file a plugin was loaded from.
@@ -82,45 +87,14 @@ pub struct PluginSettings {
     pub limits: Limits,
     /// The most live instances.
     pub max_instances: u32,
+    /// The most calls waiting for an instance; more are refused with `queue_full`.
+    pub max_queued: u32,
     /// Whether an instance serves more than one call.
     pub reuse_instances: bool,
+    /// How long without a call before the plugin cools down and its memory is released.
+    pub idle_timeout: Duration,
     /// Configuration values granted to the plugin.
     pub config: Arc<BTreeMap<String, String>>,
-}
-
-/// Counters of a plugin since the host started.
-#[derive(Debug, Default)]
-pub struct PluginCounters {
-    pub(super) calls: AtomicU64,
-    pub(super) errors: AtomicU64,
-    pub(super) traps: AtomicU64,
-    pub(super) timeouts: AtomicU64,
-    pub(super) cold_starts: AtomicU64,
-    pub(super) instances_created: AtomicU64,
-    pub(super) instances_discarded: AtomicU64,
-}
-
-/// A snapshot of a plugin's counters and state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PluginMetrics {
-    /// Calls made.
-    pub calls: u64,
-    /// Calls that ended in an error (of any kind).
-    pub errors: u64,
-    /// Calls that trapped or hit the memory or fuel limit.
-    pub traps: u64,
-    /// Calls that timed out.
-    pub timeouts: u64,
-    /// Times the plugin was loaded from its artifact.
-    pub cold_starts: u64,
-    /// Instances created.
-    pub instances_created: u64,
-    /// Instances thrown away after a trap or limit.
-    pub instances_discarded: u64,
-    /// Instances alive and idle now.
-    pub idle_instances: usize,
-    /// Whether the plugin is loaded (hot) now.
-    pub loaded: bool,
 }
 
 /// What is in memory while a plugin is loaded.
@@ -151,29 +125,52 @@ impl Loaded {
 
     /// Drops the least recently used idle instance, freeing its slots.
     pub(super) fn evict_one(&self) -> bool {
-        let mut idle = self.idle();
-        if idle.is_empty() {
-            return false;
-        }
-        drop(idle.remove(0));
+        let evicted = {
+            let mut idle = self.idle();
+            if idle.is_empty() {
+                return false;
+            }
+            idle.remove(0)
+        };
+        drop(evicted);
         true
+    }
+
+    /// Drops every idle instance.
+    pub(super) fn drop_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle());
+        drop(idle);
     }
 }
 
-/// A plugin known to the runtime.
+/// A plugin known to the runtime: one version of one file.
 pub struct Plugin {
     pub(super) name: Arc<str>,
     pub(super) file: PluginFile,
     pub(super) info: HandlerInfo,
     pub(super) settings: PluginSettings,
+    /// When this version was loaded.
+    pub(super) loaded_at: DateTime<Utc>,
     pub(super) slots: Arc<Semaphore>,
     /// Wakes one call waiting for an instance of this plugin when one comes back idle (one, not
     /// all: a thousand queued calls must not all wake for each returned instance).
     pub(super) returned: tokio::sync::Notify,
-    pub(super) loaded: Mutex<Option<Arc<Loaded>>>,
+    pub(super) life: Mutex<Life>,
     /// Held while the plugin is brought back from cold, so that it is loaded once.
     pub(super) load_lock: tokio::sync::Mutex<()>,
-    pub(super) counters: PluginCounters,
+    /// Shared by every version of the plugin.
+    pub(super) counters: Arc<PluginCounters>,
+    /// Shared by every version of the plugin: instances of an old version still finishing a
+    /// call are listed with their version.
+    pub(super) live: Arc<LiveInstances>,
+    /// Calls in flight (from arrival to result).
+    pub(super) busy: AtomicUsize,
+    /// Calls waiting for an instance.
+    pub(super) queued: AtomicUsize,
+    pub(super) last_used_ms: AtomicU64,
+    /// Replaced by a new version or removed: instances are dropped as their calls end.
+    pub(super) retired: AtomicBool,
+    pub(super) events: Weak<Events>,
 }
 
 impl Plugin {
@@ -197,30 +194,87 @@ impl Plugin {
         &self.settings
     }
 
-    pub(super) fn loaded(&self) -> MutexGuard<'_, Option<Arc<Loaded>>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    /// When this version of the file was loaded.
+    pub fn loaded_at(&self) -> DateTime<Utc> {
+        self.loaded_at
     }
 
-    /// Drops the plugin's `InstancePre` and idle instances: the next call is a cold start.
+    /// The loaded component, while hot or cooling.
+    pub(super) fn loaded(&self) -> Option<Arc<Loaded>> {
+        self.life().loaded.clone()
+    }
+
+    /// Drops the plugin's component and idle instances: the next call is a cold start.
     /// Instances busy with a call finish it and are then dropped.
     pub fn unload(&self) {
-        self.loaded().take();
+        let dropped = self.go_cold(&mut self.life(), "unloaded");
+        drop(dropped);
     }
 
-    /// A snapshot of its counters.
+    /// Puts a plugin just loaded (to be described) back to cold, without counting an unload:
+    /// known and ready, but nothing in memory until a call needs it.
+    pub fn park(&self) {
+        let dropped = {
+            let mut life = self.life();
+            life.state = super::PluginState::Cold;
+            life.loaded.take()
+        };
+        drop(dropped);
+    }
+
+    /// Its live instances (busy or idle), with what each has done.
+    pub fn instances(&self) -> Vec<InstanceMetrics> {
+        self.live.snapshot(&self.name)
+    }
+
+    /// A snapshot of its state and counters.
     pub fn metrics(&self) -> PluginMetrics {
-        let c = &self.counters;
-        let loaded = self.loaded().clone();
+        let c = &*self.counters;
+        let (state, idle_instances) = {
+            let life = self.life();
+            (
+                life.state,
+                life.loaded.as_ref().map_or(0, |l| l.idle().len()),
+            )
+        };
+        let (live_instances, busy_instances, memory_bytes) = self.live.totals();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let last_used_ago = self.idle_for();
         PluginMetrics {
-            calls: c.calls.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            traps: c.traps.load(Ordering::Relaxed),
-            timeouts: c.timeouts.load(Ordering::Relaxed),
-            cold_starts: c.cold_starts.load(Ordering::Relaxed),
-            instances_created: c.instances_created.load(Ordering::Relaxed),
-            instances_discarded: c.instances_discarded.load(Ordering::Relaxed),
-            idle_instances: loaded.as_ref().map_or(0, |l| l.idle().len()),
-            loaded: loaded.is_some(),
+            state,
+            calls: get(&c.calls),
+            errors: ErrorCounts {
+                total: get(&c.errors),
+                trap: get(&c.traps),
+                timeout: get(&c.timeouts),
+                memory_limit: get(&c.memory_limits),
+                fuel_exhausted: get(&c.fuel_exhausted),
+                handler_error: get(&c.handler_errors),
+                queue_full: get(&c.rejected_calls),
+            },
+            cold_starts: get(&c.cold_starts),
+            warm_starts: get(&c.warm_starts),
+            instances_created: get(&c.instances_created),
+            instances_discarded: get(&c.instances_discarded),
+            revivals: get(&c.revivals),
+            unloads: get(&c.unloads),
+            versions: get(&c.versions),
+            live_instances,
+            busy_instances,
+            idle_instances,
+            queued_calls: self.queued.load(Ordering::Relaxed),
+            memory_bytes,
+            last_used: (get(&c.calls) > 0).then(|| {
+                Utc::now() - chrono::Duration::from_std(last_used_ago).unwrap_or_default()
+            }),
+            cold_start_latency: c.cold_start_latency.snapshot(),
+            instantiate_latency: c.instantiate_latency.snapshot(),
+            call_latency: c.call_latency.snapshot(),
+            last_error: c
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
