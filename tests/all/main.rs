@@ -9,6 +9,7 @@ mod cli;
 mod ding_dong;
 mod dispatch;
 mod host;
+mod lifecycle;
 mod loading;
 mod pool;
 mod sandbox;

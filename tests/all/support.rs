@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use schedulezero::config::{BUILTIN_PLUGINS_DIR, Config};
 use schedulezero::runtime::{InvokeError, JobContext, Runtime};
@@ -36,7 +37,7 @@ impl TestConfig {
     /// Starts a runtime with this configuration.
     pub fn start(self) -> TestRuntime {
         self.config.validate().expect("valid test config");
-        let runtime = Runtime::new(self.config).expect("runtime starts");
+        let runtime = Arc::new(Runtime::new(self.config).expect("runtime starts"));
         TestRuntime {
             runtime,
             _data: self.data,
@@ -53,7 +54,7 @@ impl Default for TestConfig {
 /// A runtime and the temporary directory it keeps its state in.
 pub struct TestRuntime {
     /// The runtime.
-    pub runtime: Runtime,
+    pub runtime: Arc<Runtime>,
     _data: TempDir,
 }
 
@@ -170,5 +171,24 @@ pub fn new_schedule(
         next_fire,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// Polls `check` every 10 ms until it gives a value, or panics after `limit` with `what`.
+pub async fn eventually<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

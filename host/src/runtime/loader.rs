@@ -14,8 +14,10 @@ use wasmtime::component::Component;
 
 use super::bindings;
 use super::host::HostState;
+use super::instance::Tracked;
 use super::instance::nanos;
 use super::lifecycle::{EventKind, Life, PluginState, now_ms};
+use super::metrics::InstanceStats;
 use super::plugin::Loaded;
 use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
@@ -367,6 +369,17 @@ impl Runtime {
         }
         plugin.info = HandlerInfo::from_wit(info);
         plugin.counters.versions.fetch_add(1, Ordering::Relaxed);
+        let mut instance = instance;
+        // It was created before the version was known: list it under the version now.
+        if let Some(old) = instance.tracked.take() {
+            let stats = InstanceStats::new(
+                old.stats.serial,
+                plugin.info.version.clone(),
+                old.stats.cold_start_ns,
+            );
+            drop(old);
+            instance.tracked = Some(Tracked::new(stats, plugin.live.clone()));
+        }
         if plugin.settings.reuse_instances {
             self.check_in(&plugin, &loaded, instance);
         }
