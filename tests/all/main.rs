@@ -15,3 +15,4 @@ mod pool;
 mod sandbox;
 mod scheduler;
 mod support;
+mod watch;
