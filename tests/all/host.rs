@@ -101,6 +101,23 @@ impl TestHost {
         reply(self.request(reqwest::Method::GET, path).send().await).await
     }
 
+    /// GET `path` as text: the status, the content type and the body.
+    pub async fn get_text(&self, path: &str) -> (u16, String, String) {
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let ty = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, ty, r.text().await.expect("body"))
+    }
+
     /// POST `body` as JSON to `path`.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         reply(

@@ -11,6 +11,7 @@ mod dispatch;
 mod host;
 mod lifecycle;
 mod loading;
+mod metrics;
 mod pool;
 mod sandbox;
 mod scheduler;
