@@ -80,8 +80,18 @@ fn errors_are_typed_and_exit_non_zero() {
 #[test]
 fn plugins_list_and_inspect() {
     let data = tempfile::tempdir().unwrap();
-    let out = run_cli(data.path(), &["plugins", "list"], &[]);
+    // No host answers there: the plugins directory is listed instead.
+    let out = run_cli(
+        data.path(),
+        &["plugins", "list"],
+        &[("SCHEDULEZERO_URL", "http://127.0.0.1:9")],
+    );
     assert!(out.status.success());
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("listing the plugins directory instead"),
+        "{note}"
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("ding-dong") && table.contains("misbehave"),
@@ -89,7 +99,7 @@ fn plugins_list_and_inspect() {
     );
     assert!(table.contains("compiled"), "first sight compiles: {table}");
 
-    let out = run_cli(data.path(), &["plugins", "list", "--json"], &[]);
+    let out = run_cli(data.path(), &["plugins", "list", "--json", "--local"], &[]);
     let list = stdout_json(&out);
     let plugins = list["plugins"].as_array().unwrap();
     assert_eq!(plugins.len(), 2);

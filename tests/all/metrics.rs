@@ -315,3 +315,46 @@ async fn a_plugin_removed_from_the_folder_fails_its_runs_until_it_returns() {
     .await;
     assert_eq!(run_now(&host, "pinger").await["run"]["status"], "success");
 }
+
+#[tokio::test]
+async fn plugins_list_shows_a_running_hosts_plugins_with_their_state() {
+    let host = TestHost::start();
+    paused_schedule(&host, "pinger", "ding-dong", "ping").await;
+    run_now(&host, "pinger").await;
+    let data = tempfile::tempdir().unwrap();
+    let out = crate::support::run_cli(
+        data.path(),
+        &["plugins", "list", "--url", host.url.as_str()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}: {table}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(table.starts_with("NAME"), "{table}");
+    // NAME VERSION STATE INSTANCES(busy/live) MEMORY(n unit) CALLS ...
+    let dd = row("ding-dong");
+    assert_eq!((dd[2].as_str(), dd[3].as_str()), ("hot", "0/1"), "{table}");
+    assert_eq!(dd[6], "1", "one call: {table}");
+    let mb = row("misbehave");
+    assert_eq!((mb[2].as_str(), mb[3].as_str()), ("cold", "0/0"), "{table}");
+
+    let out = crate::support::run_cli(
+        data.path(),
+        &["plugins", "list", "--json", "--url", host.url.as_str()],
+        &[],
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["plugins"].as_array().unwrap().len(), 2);
+}

@@ -190,12 +190,20 @@ pub struct InvokeArgs {
 /// `plugins` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// Load every component in the plugins directory and list what each says of itself, with
-    /// the files that were rejected and why.
+    /// List the plugins. When a host is running (at --url, or the configured listen address),
+    /// its plugins with their lifecycle state, live instances, memory and calls; otherwise load
+    /// every component in the plugins directory and list what each says of itself, with the
+    /// files that were rejected and why.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The running host's base URL. Default: http:// and the configured listen address.
+        #[arg(long, env = "SCHEDULEZERO_URL", value_name = "URL")]
+        url: Option<String>,
+        /// Read the plugins directory, even when a host is running.
+        #[arg(long)]
+        local: bool,
     },
     /// Show one plugin in full: description, methods with their params schemas, file, hash,
     /// artifact and limits.
@@ -343,6 +351,24 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Bench(args) => return bench(args).await,
         _ => {}
     }
+    if let Command::Plugins(PluginsCommand::List {
+        json,
+        url,
+        local: false,
+    }) = &command
+    {
+        match remote::live_plugins(&config, url.clone()).await {
+            Ok(listed) => {
+                remote::print_live_plugins(&listed, *json);
+                return ExitCode::SUCCESS;
+            }
+            Err(why) => {
+                if !*json {
+                    eprintln!("{why}; listing the plugins directory instead");
+                }
+            }
+        }
+    }
     if let Command::Config = command {
         return match toml::to_string_pretty(&config) {
             Ok(text) => {
@@ -358,7 +384,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
     };
     match command {
         Command::Invoke(args) => invoke(&runtime, args).await,
-        Command::Plugins(PluginsCommand::List { json }) => list(&runtime, json).await,
+        Command::Plugins(PluginsCommand::List { json, .. }) => list(&runtime, json).await,
         Command::Plugins(PluginsCommand::Inspect { plugin, json }) => {
             inspect(&runtime, &plugin, json).await
         }

@@ -527,3 +527,71 @@ pub async fn executions(config: &Config, args: ExecutionsArgs) -> ExitCode {
     .await;
     report(result, json_out)
 }
+
+/// The plugins of a running host, with their state and metrics (`/api/v1/plugins`). Fails
+/// quickly when no host answers there.
+pub async fn live_plugins(config: &Config, url: Option<String>) -> Result<Value, String> {
+    let args = ClientArgs { url, json: true };
+    let mut client = Client::new(config, &args).map_err(|f| f.0)?;
+    client.http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    client
+        .send(reqwest::Method::GET, "/api/v1/plugins", None)
+        .await
+        .map_err(|f| format!("no host answered at {}: {}", client.base, f.0))
+}
+
+/// Prints a running host's plugins as a table (or its JSON).
+pub fn print_live_plugins(listed: &Value, json_out: bool) {
+    if json_out {
+        println!("{listed}");
+        return;
+    }
+    let empty = Vec::new();
+    let plugins = listed["plugins"].as_array().unwrap_or(&empty);
+    println!(
+        "{:<20} {:<10} {:<8} {:>9} {:>10} {:>8} {:>7} {:>6} {:>11}  LAST USED",
+        "NAME", "VERSION", "STATE", "INSTANCES", "MEMORY", "CALLS", "ERRORS", "COLD", "CALL P50"
+    );
+    for p in plugins {
+        let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        println!(
+            "{:<20} {:<10} {:<8} {:>9} {:>10} {:>8} {:>7} {:>6} {:>11}  {}",
+            s("name"),
+            s("version"),
+            s("state"),
+            format!("{}/{}", n("busy_instances"), n("live_instances")),
+            human_bytes(n("memory_bytes")),
+            n("calls"),
+            p["errors"]["total"].as_u64().unwrap_or(0),
+            n("cold_starts"),
+            match p["call_us_p50"].as_f64() {
+                Some(us) if n("calls") > 0 => format!("{us:.1} µs"),
+                _ => "-".into(),
+            },
+            p["last_used"].as_str().unwrap_or("never"),
+        );
+    }
+    let rejected = listed["rejected"].as_array().unwrap_or(&empty);
+    if !rejected.is_empty() {
+        println!("\nrejected:");
+        for r in rejected {
+            println!(
+                "  {}: {}",
+                r["file"].as_str().unwrap_or("?"),
+                r["error"].as_str().unwrap_or("?")
+            );
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        0 => "0".into(),
+        b if b < 1 << 20 => format!("{:.0} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
