@@ -168,8 +168,6 @@ async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError
     let now = Utc::now();
     let mut present = Vec::new();
     for report in &discovery.loaded {
-        // Described and recorded; cold until a call needs it.
-        report.plugin.park();
         present.push(report.plugin.name().to_owned());
         record_plugin(store, &report.plugin).await?;
     }

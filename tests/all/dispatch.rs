@@ -67,8 +67,9 @@ async fn a_run_reaches_the_handler_with_its_context_and_is_logged() {
     assert_eq!(e.run_id, due.run.id);
     assert_eq!(e.result.as_ref().unwrap()["strikes"], 2);
     assert_eq!(e.params_summary.as_deref(), Some("quarter=2"));
-    // The instance that served it: the plugin's first, created by describe() and kept hot.
-    assert_eq!(e.instance.as_deref(), Some("wasm:ding-dong#1"));
+    // The instance that served it: the plugin's second (the first answered describe() when the
+    // plugin was discovered, and went with it when discovery left the plugin cold).
+    assert_eq!(e.instance.as_deref(), Some("wasm:ding-dong#2"));
     assert!(e.duration_ms.is_some());
     assert_eq!(
         s.store.runs_of("chime", 10).await.unwrap()[0].status,

@@ -153,6 +153,10 @@ pub enum BenchName {
     /// A real host over its REST API: schedule creation, run-now latency, dispatch throughput,
     /// fire lateness, idle memory with 10,000 schedules.
     Scheduler,
+    /// The runtime against bare wasmtime with the same component: cold start, instantiate, hot
+    /// call; memory per instance; calls per second on 1 and 2 threads; a host's memory with 100
+    /// plugins idle, after a burst and after cool-down.
+    Runtime,
 }
 
 /// Arguments of `serve`.
@@ -397,29 +401,55 @@ async fn run(command: Command, config: Config) -> ExitCode {
 }
 
 async fn bench(args: BenchArgs) -> ExitCode {
-    let run_scheduler = matches!(args.which, None | Some(BenchName::Scheduler));
-    if run_scheduler {
+    let all = args.which.is_none();
+    let mut combined = serde_json::Map::new();
+    let say = |what: &str| {
         if !args.json {
             eprintln!(
-                "bench scheduler: starting a host on a temporary data dir{}...",
+                "bench {what}{}...",
                 if args.quick { " (quick)" } else { "" }
             );
         }
+    };
+    if matches!(args.which, None | Some(BenchName::Runtime)) {
+        say("runtime: the host's call path and bare wasmtime, then a host with 100 plugins");
+        match crate::bench::runtime::runtime(args.quick).await {
+            Ok(figures) => {
+                if args.json {
+                    combined.insert(
+                        "runtime".into(),
+                        serde_json::to_value(&figures).unwrap_or_default(),
+                    );
+                } else {
+                    println!("{}", crate::bench::runtime::table(&figures));
+                }
+            }
+            Err(e) => return fail(&format!("bench runtime: {e}")),
+        }
+    }
+    if matches!(args.which, None | Some(BenchName::Scheduler)) {
+        say("scheduler: starting a host on a temporary data dir");
         match crate::bench::scheduler(args.quick).await {
             Ok(figures) => {
                 if args.json {
-                    let value = serde_json::to_value(&figures).unwrap_or_default();
-                    if args.which.is_some() {
-                        println!("{value}");
-                    } else {
-                        println!("{}", json!({ "scheduler": value }));
-                    }
+                    combined.insert(
+                        "scheduler".into(),
+                        serde_json::to_value(&figures).unwrap_or_default(),
+                    );
                 } else {
-                    print!("{}", crate::bench::table(&figures));
+                    println!("{}", crate::bench::table(&figures));
                 }
             }
             Err(e) => return fail(&format!("bench scheduler: {e}")),
         }
+    }
+    if args.json {
+        // One benchmark: its object; all of them: one object keyed by benchmark.
+        let out = match (all, combined.values().next()) {
+            (false, Some(one)) => one.clone(),
+            _ => serde_json::Value::Object(combined),
+        };
+        println!("{out}");
     }
     ExitCode::SUCCESS
 }

@@ -32,7 +32,7 @@ impl JobContext {
         }
     }
 
-    pub(super) fn to_wit(&self) -> WitJobContext {
+    pub(crate) fn to_wit(&self) -> WitJobContext {
         let scheduled_time = match self.scheduled_time.duration_since(UNIX_EPOCH) {
             Ok(d) => WitTimestamp {
                 seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

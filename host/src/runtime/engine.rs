@@ -79,9 +79,15 @@ fn pooling(mut c: EngineConfig, config: &Config) -> Result<Engine, RuntimeError>
         .max_tables_per_component(4)
         .max_core_instances_per_component(8)
         .max_memory_size(max_memory)
-        // Reset small memories with memset instead of madvise: removes a syscall per instance.
-        .linear_memory_keep_resident(256 * 1024)
-        .table_keep_resident(64 * 1024);
+        // A freed slot's memory is released to the system (madvise), not kept resident: a host
+        // whose plugins have cooled down gives their memory back. Instances are kept between
+        // calls, so this costs only when one is created.
+        .linear_memory_keep_resident(0)
+        .table_keep_resident(0)
+        // Reuse freed slots (least recently used) before fresh ones, so the slots in use follow
+        // the most instances alive at once, not the number of plugins ever run. A plugin's own
+        // freed slots (whose memory image is still mapped) come first.
+        .max_unused_warm_slots(0);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&c).map_err(|e| RuntimeError::Engine(format!("pooling allocator: {e:#}")))
 }

@@ -59,6 +59,21 @@ pub(super) fn now_ms() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Hands the memory the allocator keeps after plugins were freed back to the system. glibc's
+/// malloc keeps freed memory in its per-thread arenas; a plugin's compiled code and tables are
+/// many small allocations spread over them, so without a trim the host's RSS would stay at its
+/// peak after every plugin has cooled down.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks and trims the allocator's own free lists; it has no
+        // preconditions and is thread-safe.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// What happened to a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,7 +160,7 @@ impl Events {
             event
         };
         match kind {
-            EventKind::Added | EventKind::Replaced | EventKind::Removed => tracing::info!(
+            EventKind::Replaced | EventKind::Removed => tracing::info!(
                 plugin = %event.plugin, event = ?kind, version = ?event.version, "plugins folder changed"
             ),
             EventKind::Rejected => tracing::warn!(
@@ -242,7 +257,7 @@ impl Plugin {
 
     /// Cools the plugin if it has been idle past its timeout: straight to cold when no call is
     /// in flight, else to cooling (idle instances dropped) until the last call ends.
-    pub(super) fn sweep(&self) {
+    pub(super) fn sweep(&self) -> bool {
         let mut dropped = None;
         {
             let mut life = self.life();
@@ -270,7 +285,9 @@ impl Plugin {
             }
         }
         // Instances and the component are freed outside the lock.
+        let cooled = dropped.is_some();
         drop(dropped);
+        cooled
     }
 
     /// A call ended: when it was the last one of a cooling plugin, the plugin goes cold.
@@ -294,8 +311,12 @@ impl Runtime {
     /// Cools every plugin idle past its timeout (see [`Plugin`]'s lifecycle). The governor calls
     /// this periodically; calling it by hand is harmless.
     pub fn sweep(&self) {
+        let mut cooled = false;
         for plugin in self.plugins() {
-            plugin.sweep();
+            cooled |= plugin.sweep();
+        }
+        if cooled {
+            release_freed_memory();
         }
     }
 

@@ -77,14 +77,19 @@ pub struct Discovery {
 }
 
 impl Runtime {
-    /// Loads every `*.wasm` in the plugins directory. A file that cannot be loaded is reported
-    /// in [`Discovery::rejected`] (and logged); the others load regardless.
+    /// Loads every `*.wasm` in the plugins directory, and leaves each plugin cold: described and
+    /// ready, nothing in memory (so discovering many plugins never holds many of them at once).
+    /// A file that cannot be loaded is reported in [`Discovery::rejected`] (and logged); the
+    /// others load regardless.
     pub async fn discover(&self) -> Result<Discovery, RuntimeError> {
         let dir = &self.config.plugins_dir;
         let mut discovery = Discovery::default();
         for path in wasm_files(dir)? {
             match self.load_path(&path).await {
-                Ok(report) => discovery.loaded.push(report),
+                Ok(report) => {
+                    report.plugin.park();
+                    discovery.loaded.push(report);
+                }
                 Err(error) => {
                     tracing::warn!(file = %path.display(), %error, "plugin rejected");
                     discovery.rejected.push(Rejected { path, error });

@@ -8,7 +8,7 @@
 //! cooling → cold (see [`lifecycle`]); the plugins folder is watched ([`watch`]) and a replaced
 //! file becomes a new version while calls in flight finish on the old one.
 
-mod bindings;
+pub(crate) mod bindings;
 mod cache;
 mod call;
 mod engine;

@@ -8,22 +8,12 @@
 //! - `dispatch_per_s`: runs of a trivial method through scheduler, runtime and committed record,
 //!   with many schedules due at once.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-/// What went wrong in a benchmark.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BenchError(String);
-
-fn err(e: impl std::fmt::Display) -> BenchError {
-    BenchError(e.to_string())
-}
+use super::{BenchError, BenchHost, err, percentile, rss_mib};
 
 /// The sizes of one run.
 #[derive(Debug, Clone, Copy)]
@@ -78,69 +68,6 @@ pub struct SchedulerFigures {
     pub rss_mib_10k_schedules: f64,
 }
 
-struct BenchHost {
-    child: Option<Child>,
-    url: String,
-}
-
-impl BenchHost {
-    fn start(data: &Path) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe().map_err(err)?;
-        let mut child = Command::new(exe)
-            .args([
-                "--log",
-                "warn",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| BenchError(format!("cannot start a host: {e}")))?;
-        let stdout = child.stdout.take().ok_or_else(|| err("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .ok_or_else(|| err("the host exited before listening"))?
-            .map_err(err)?;
-        let url = first
-            .strip_prefix("schedulezero listening on ")
-            .ok_or_else(|| BenchError(format!("unexpected output: {first}")))?
-            .trim()
-            .to_owned();
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Ok(Self {
-            child: Some(child),
-            url,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for BenchHost {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, BenchError> {
     let response = http.post(url).json(body).send().await.map_err(err)?;
     let status = response.status();
@@ -193,24 +120,6 @@ async fn create_all(
         done.map_err(err)??;
     }
     Ok(started.elapsed())
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
-
-fn rss_mib(pid: u32) -> Result<f64, BenchError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| err("no VmRSS"))?;
-    Ok(kib / 1024.0)
 }
 
 async fn success_count(http: &reqwest::Client, base: &str) -> Result<u64, BenchError> {
@@ -284,7 +193,7 @@ pub async fn scheduler(quick: bool) -> Result<SchedulerFigures, BenchError> {
         .pool_max_idle_per_host(64)
         .build()
         .map_err(err)?;
-    let mut host = BenchHost::start(dir.path())?;
+    let mut host = BenchHost::start(dir.path(), &[])?;
     let base = host.url.clone();
 
     // Warm up the connection and the plugin.
@@ -313,7 +222,7 @@ pub async fn scheduler(quick: bool) -> Result<SchedulerFigures, BenchError> {
 
     // An idle host with 10,000 schedules: restart it so that the figure is the steady state.
     host.stop();
-    host = BenchHost::start(dir.path())?;
+    host = BenchHost::start(dir.path(), &[])?;
     let base = host.url.clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_mib_10k_schedules = rss_mib(host.pid())?;

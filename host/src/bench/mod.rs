@@ -1,0 +1,106 @@
+//! `schedulezero bench`: the scheduler benchmark ([`scheduler`]: a real host over its REST API)
+//! and the runtime benchmark ([`runtime`]: the host's call path against bare wasmtime with the
+//! same component, instance memory, throughput, and a host's memory with 100 plugins before and
+//! after a burst). Each prints a table, or one JSON object with `--json`.
+
+pub mod runtime;
+mod scheduler;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub use self::scheduler::{SchedulerFigures, scheduler, table};
+
+/// What went wrong in a benchmark.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(String);
+
+pub(crate) fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError(e.to_string())
+}
+
+/// A host started for a benchmark: this executable's `serve` on a free loopback port.
+pub(crate) struct BenchHost {
+    child: Option<Child>,
+    pub(crate) url: String,
+}
+
+impl BenchHost {
+    /// Starts `serve` on `data` with extra arguments (after `serve`).
+    pub(crate) fn start(data: &Path, args: &[&str]) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe().map_err(err)?;
+        let mut child = Command::new(exe)
+            .args([
+                "--log",
+                "warn",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| BenchError(format!("cannot start a host: {e}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| err("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| err("the host exited before listening"))?
+            .map_err(err)?;
+        let url = first
+            .strip_prefix("schedulezero listening on ")
+            .ok_or_else(|| BenchError(format!("unexpected output: {first}")))?
+            .trim()
+            .to_owned();
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(Self {
+            child: Some(child),
+            url,
+        })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for BenchHost {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+pub(crate) fn rss_mib(pid: u32) -> Result<f64, BenchError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| err("no VmRSS"))?;
+    Ok(kib / 1024.0)
+}
