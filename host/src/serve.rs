@@ -64,10 +64,11 @@ pub async fn serve(
     let store = Store::open_url(&database).await?;
     tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
     let runtime = Arc::new(Runtime::new((*config).clone())?);
-    // Follow the plugins folder from before it is read, so no change falls in between.
-    let plugin_events = runtime.subscribe();
     sync_plugins(&runtime, &store).await?;
     let governor = runtime.start_governor();
+    // From here on the folder is watched, against the files as they were loaded: a file that
+    // changed since is loaded again.
+    let plugin_events = runtime.subscribe();
     let watch = config.pool.watch.then(|| runtime.watch());
     let follow_task = tokio::spawn(follow_plugins(
         runtime.clone(),

@@ -94,7 +94,8 @@ async fn a_replaced_file_is_a_new_version_and_calls_in_flight_finish_on_the_old_
     let old = t.runtime.plugin("misbehave").unwrap();
 
     let v2 = variant(&v1, "v2");
-    let long = t.call("misbehave", "sleep", r#"{"ms": 1500}"#);
+    // Long enough to outlast the settle time and the new version's compilation on a busy machine.
+    let long = t.call("misbehave", "sleep", r#"{"ms": 5000}"#);
     let replace = async {
         eventually("the call to start", WAIT, || {
             (old.metrics().busy_instances == 1).then_some(())
@@ -119,7 +120,7 @@ async fn a_replaced_file_is_a_new_version_and_calls_in_flight_finish_on_the_old_
     let (long, new) = tokio::join!(long, replace);
     assert_eq!(
         long.unwrap(),
-        1500,
+        5000,
         "the call in flight finished on the old version"
     );
     assert_eq!(new.file().sha256, schedulezero::runtime::sha256_hex(&v2));
@@ -217,4 +218,28 @@ async fn a_corrupt_replacement_is_rejected_and_the_old_version_stays() {
     let now = t.runtime.plugin("ding-dong").unwrap();
     assert_eq!(now.file().sha256, before.file().sha256);
     assert_eq!(t.call("ding-dong", "ping", "").await.unwrap()["pong"], true);
+}
+
+#[tokio::test]
+async fn a_file_changed_before_the_watch_started_is_loaded_again() {
+    let dir = TempDir::new().unwrap();
+    let v1 = component("ding-dong");
+    put(dir.path(), "ding-dong.wasm", &v1);
+    let t = watched(dir.path());
+    t.runtime.discover().await.unwrap();
+    // Changed after it was read, before anyone watched.
+    let v2 = variant(&v1, "later");
+    put(dir.path(), "ding-dong.wasm", &v2);
+    let _watch = t.runtime.watch();
+    let sha = schedulezero::runtime::sha256_hex(&v2);
+    eventually("the changed file to load", WAIT, || {
+        t.runtime
+            .plugin("ding-dong")
+            .filter(|p| p.file().sha256 == sha)
+    })
+    .await;
+    assert_eq!(
+        kinds(&t, "ding-dong"),
+        [EventKind::Added, EventKind::Replaced]
+    );
 }

@@ -13,12 +13,13 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Component;
 
 use super::bindings;
+use super::events::{EventKind, PluginState};
 use super::host::HostState;
 use super::instance::Tracked;
 use super::instance::nanos;
-use super::lifecycle::{EventKind, Life, PluginState, now_ms};
+use super::lifecycle::now_ms;
 use super::metrics::InstanceStats;
-use super::plugin::Loaded;
+use super::plugin::{Life, Loaded};
 use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
     sha256_hex,
@@ -179,6 +180,22 @@ impl Runtime {
         true
     }
 
+    /// The stamp of every file the runtime knows: the plugins as loaded, and the files rejected.
+    pub(super) fn known_stamps(&self) -> std::collections::HashMap<PathBuf, FileStamp> {
+        let mut known: std::collections::HashMap<PathBuf, FileStamp> = self
+            .plugins()
+            .iter()
+            .filter_map(|p| Some((p.file.path.clone(), p.stamp?)))
+            .collect();
+        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(
+            rejected
+                .iter()
+                .filter_map(|(path, (_, stamp))| Some((path.clone(), (*stamp)?))),
+        );
+        known
+    }
+
     /// Forgets a file that was rejected and is now gone.
     pub(super) fn forget_rejected(&self, path: &Path) -> bool {
         let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,6 +301,9 @@ impl Runtime {
         if !is_valid_plugin_name(&name) {
             return Err(LoadError::BadName(name));
         }
+        // Stamped before reading: a file that changes while it is read differs from its stamp,
+        // and the folder watch loads it again.
+        let stamp = FileStamp::of(path);
         let wasm = tokio::fs::read(path)
             .await
             .map_err(|e| LoadError::Read(e.to_string()))?;
@@ -335,6 +355,7 @@ impl Runtime {
             },
             settings,
             loaded_at: Utc::now(),
+            stamp,
             life: Mutex::new(Life {
                 state: PluginState::Hot,
                 loaded: Some(loaded.clone()),

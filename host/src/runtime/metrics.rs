@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::InvokeError;
-use super::lifecycle::PluginState;
+use super::events::PluginState;
 
 /// Bucket bounds grow by √2 from 1 µs: 54 buckets reach about 95 s; slower observations land
 /// in the last, open bucket.

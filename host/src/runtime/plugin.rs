@@ -14,9 +14,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::bindings::{self, WitHandlerInfo};
+use super::events::{Events, PluginState};
 use super::host::HostState;
 use super::instance::Instance;
-use super::lifecycle::{Events, Life};
+use super::loader::FileStamp;
 use super::metrics::{ErrorCounts, InstanceMetrics, LiveInstances, PluginCounters, PluginMetrics};
 use crate::config::Limits;
 
@@ -97,6 +98,12 @@ pub struct PluginSettings {
     pub config: Arc<BTreeMap<String, String>>,
 }
 
+/// A plugin's state and, while hot or cooling, what it has in memory.
+pub(super) struct Life {
+    pub(super) state: PluginState,
+    pub(super) loaded: Option<Arc<Loaded>>,
+}
+
 /// What is in memory while a plugin is loaded.
 pub(super) struct Loaded {
     pub(super) pre: bindings::PluginPre<HostState>,
@@ -151,6 +158,8 @@ pub struct Plugin {
     pub(super) settings: PluginSettings,
     /// When this version was loaded.
     pub(super) loaded_at: DateTime<Utc>,
+    /// The file's size and modification time when it was read, for the folder watch.
+    pub(super) stamp: Option<FileStamp>,
     pub(super) slots: Arc<Semaphore>,
     /// Wakes one call waiting for an instance of this plugin when one comes back idle (one, not
     /// all: a thousand queued calls must not all wake for each returned instance).
@@ -216,7 +225,7 @@ impl Plugin {
     pub fn park(&self) {
         let dropped = {
             let mut life = self.life();
-            life.state = super::PluginState::Cold;
+            life.state = PluginState::Cold;
             life.loaded.take()
         };
         drop(dropped);

@@ -33,8 +33,9 @@ impl Drop for PluginWatch {
 }
 
 impl Runtime {
-    /// Starts watching the plugins folder (see the [module](self) for what changes do). The
-    /// files present now are taken as known: load them first with [`Runtime::discover`].
+    /// Starts watching the plugins folder (see the [module](self) for what changes do). It
+    /// compares the folder with what the runtime has loaded (load the folder first with
+    /// [`Runtime::discover`]): a file that changed since it was read is loaded again.
     pub fn watch(self: &Arc<Self>) -> PluginWatch {
         let dir = self.config.plugins_dir.clone();
         let settle = self.config.pool.watch_settle;
@@ -44,6 +45,8 @@ impl Runtime {
             let _ = tx.send(event);
         })
         .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+        // Anything that changed between the loads and now is picked up by the first rescan,
+        // which runs at once.
         let notify = match notify {
             Ok(w) => Some(w),
             Err(e) => {
@@ -53,7 +56,7 @@ impl Runtime {
                 None
             }
         };
-        let known = stamps(&dir);
+        let known = self.known_stamps();
         let task = tokio::spawn(run(Arc::downgrade(self), dir, settle, known, rx));
         PluginWatch {
             _notify: notify,
