@@ -463,23 +463,7 @@ impl Collector for Figures {
         )?;
 
         let h = self.host.sample();
-        let p = &h.process;
-        family(
-            &mut enc,
-            "process_resident_memory",
-            "Resident memory of the host process.",
-            Some(Unit::Bytes),
-            gauge,
-            |m| m.encode_gauge(&p.rss_bytes),
-        )?;
-        family(
-            &mut enc,
-            "process_virtual_memory",
-            "Virtual memory of the host process.",
-            Some(Unit::Bytes),
-            gauge,
-            |m| m.encode_gauge(&p.virtual_bytes),
-        )?;
+        let (p, s) = (&h.process, &h.system);
         family(
             &mut enc,
             "process_cpu_seconds",
@@ -488,74 +472,77 @@ impl Collector for Figures {
             counter,
             |m| m.encode_counter::<NoLabelSet, _, u64>(&p.cpu_seconds, None),
         )?;
-        family(
-            &mut enc,
-            "process_start_time",
-            "When the host process started, since the Unix epoch.",
-            Some(Unit::Seconds),
-            gauge,
-            |m| m.encode_gauge(&p.start_time_seconds),
-        )?;
+        // (name, help, unit, value): the host's gauges, those it could read.
+        let mut host_gauges: Vec<(&str, &str, Option<Unit>, f64)> = vec![
+            (
+                "process_resident_memory",
+                "Resident memory of the host process.",
+                Some(Unit::Bytes),
+                p.rss_bytes as f64,
+            ),
+            (
+                "process_virtual_memory",
+                "Virtual memory of the host process.",
+                Some(Unit::Bytes),
+                p.virtual_bytes as f64,
+            ),
+            (
+                "process_start_time",
+                "When the host process started, since the Unix epoch.",
+                Some(Unit::Seconds),
+                p.start_time_seconds as f64,
+            ),
+            (
+                "schedulezero_system_memory_total",
+                "Memory of the machine.",
+                Some(Unit::Bytes),
+                s.memory_total_bytes as f64,
+            ),
+            (
+                "schedulezero_system_memory_available",
+                "Memory of the machine available to new work.",
+                Some(Unit::Bytes),
+                s.memory_available_bytes as f64,
+            ),
+            (
+                "schedulezero_system_cpu_usage",
+                "CPU use of the machine since the previous sample.",
+                Some(Unit::Ratios),
+                f64::from(s.cpu_percent) / 100.0,
+            ),
+            (
+                "schedulezero_system_load1",
+                "Load average of the machine over one minute.",
+                None,
+                s.load_average[0],
+            ),
+        ];
         if let Some(fds) = p.open_fds {
-            family(
-                &mut enc,
+            host_gauges.push((
                 "process_open_fds",
                 "Open file descriptors of the host process.",
                 None,
-                gauge,
-                |m| m.encode_gauge(&fds),
-            )?;
+                fds as f64,
+            ));
         }
-        let s = &h.system;
-        family(
-            &mut enc,
-            "schedulezero_system_memory_total",
-            "Memory of the machine.",
-            Some(Unit::Bytes),
-            gauge,
-            |m| m.encode_gauge(&s.memory_total_bytes),
-        )?;
-        family(
-            &mut enc,
-            "schedulezero_system_memory_available",
-            "Memory of the machine available to new work.",
-            Some(Unit::Bytes),
-            gauge,
-            |m| m.encode_gauge(&s.memory_available_bytes),
-        )?;
-        family(
-            &mut enc,
-            "schedulezero_system_cpu_usage",
-            "CPU use of the machine since the previous sample.",
-            Some(Unit::Ratios),
-            gauge,
-            |m| m.encode_gauge(&(f64::from(s.cpu_percent) / 100.0)),
-        )?;
-        family(
-            &mut enc,
-            "schedulezero_system_load1",
-            "Load average of the machine over one minute.",
-            None,
-            gauge,
-            |m| m.encode_gauge(&s.load_average[0]),
-        )?;
         if let Some(d) = &h.disk {
-            family(
-                &mut enc,
+            host_gauges.push((
                 "schedulezero_data_disk_total",
                 "Size of the disk holding the data directory.",
                 Some(Unit::Bytes),
-                gauge,
-                |m| m.encode_gauge(&d.total_bytes),
-            )?;
-            family(
-                &mut enc,
+                d.total_bytes as f64,
+            ));
+            host_gauges.push((
                 "schedulezero_data_disk_available",
                 "Free space on the disk holding the data directory.",
                 Some(Unit::Bytes),
-                gauge,
-                |m| m.encode_gauge(&d.available_bytes),
-            )?;
+                d.available_bytes as f64,
+            ));
+        }
+        for (name, help, unit, value) in host_gauges {
+            family(&mut enc, name, help, unit, gauge, |m| {
+                m.encode_gauge(&value)
+            })?;
         }
         Ok(())
     }

@@ -649,62 +649,54 @@ pub fn table(f: &RuntimeFigures) -> String {
         String::new(),
         "",
     );
-    let single = |out: &mut String, what: &str, value: String, target: &str| {
+    let cooled_target = format!(
+        "<= {:.1} MiB (warmed up + 10%)",
+        f.idle_rss_mib_warmed_up * 1.1
+    );
+    let mib = |v: f64| format!("{v:.1} MiB");
+    let singles: [(&str, String, &str); 8] = [
+        ("compile ding-dong", format!("{:.0} ms", f.compile_ms), ""),
+        (
+            "memory per live instance",
+            format!("{:.0} KiB", f.instance_kib),
+            "",
+        ),
+        (
+            "calls/s, one plugin, 1 thread",
+            format!("{:.0}", f.calls_per_s_1_thread),
+            "",
+        ),
+        (
+            "calls/s, one plugin, 2 threads",
+            format!("{:.0}", f.calls_per_s_2_threads),
+            "",
+        ),
+        (
+            "host RSS, 100 plugins, all cold",
+            mib(f.idle_rss_mib_100_plugins),
+            "< 40 MiB",
+        ),
+        (
+            "host RSS, API and store warmed up",
+            mib(f.idle_rss_mib_warmed_up),
+            "",
+        ),
+        (
+            "host RSS right after a burst",
+            mib(f.rss_after_burst_mib),
+            "",
+        ),
+        (
+            "host RSS after cool-down",
+            mib(f.rss_after_cooldown_mib),
+            &cooled_target,
+        ),
+    ];
+    for (what, value, target) in &singles {
         out.push_str(&format!(
             "{what:<34} {value:>12} {:>12} {:>8}  {target}\n",
             "", ""
         ));
-    };
-    single(
-        &mut out,
-        "compile ding-dong",
-        format!("{:.0} ms", f.compile_ms),
-        "",
-    );
-    single(
-        &mut out,
-        "memory per live instance",
-        format!("{:.0} KiB", f.instance_kib),
-        "",
-    );
-    single(
-        &mut out,
-        "calls/s, one plugin, 1 thread",
-        format!("{:.0}", f.calls_per_s_1_thread),
-        "",
-    );
-    single(
-        &mut out,
-        "calls/s, one plugin, 2 threads",
-        format!("{:.0}", f.calls_per_s_2_threads),
-        "",
-    );
-    single(
-        &mut out,
-        "host RSS, 100 plugins, all cold",
-        format!("{:.1} MiB", f.idle_rss_mib_100_plugins),
-        "< 40 MiB",
-    );
-    single(
-        &mut out,
-        "host RSS, API and store warmed up",
-        format!("{:.1} MiB", f.idle_rss_mib_warmed_up),
-        "",
-    );
-    single(
-        &mut out,
-        "host RSS right after a burst",
-        format!("{:.1} MiB", f.rss_after_burst_mib),
-        "",
-    );
-    single(
-        &mut out,
-        "host RSS after cool-down",
-        format!("{:.1} MiB", f.rss_after_cooldown_mib),
-        &format!(
-            "<= {:.1} MiB (warmed up + 10%)",
-            f.idle_rss_mib_warmed_up * 1.1
-        ),
-    );
+    }
     out
 }

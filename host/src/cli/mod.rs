@@ -401,57 +401,63 @@ async fn run(command: Command, config: Config) -> ExitCode {
 }
 
 async fn bench(args: BenchArgs) -> ExitCode {
-    let all = args.which.is_none();
     let mut combined = serde_json::Map::new();
-    let say = |what: &str| {
-        if !args.json {
-            eprintln!(
-                "bench {what}{}...",
-                if args.quick { " (quick)" } else { "" }
-            );
-        }
-    };
     if matches!(args.which, None | Some(BenchName::Runtime)) {
-        say("runtime: the host's call path and bare wasmtime, then a host with 100 plugins");
-        match crate::bench::runtime::runtime(args.quick).await {
-            Ok(figures) => {
-                if args.json {
-                    combined.insert(
-                        "runtime".into(),
-                        serde_json::to_value(&figures).unwrap_or_default(),
-                    );
-                } else {
-                    println!("{}", crate::bench::runtime::table(&figures));
-                }
-            }
-            Err(e) => return fail(&format!("bench runtime: {e}")),
+        let figures = crate::bench::runtime::runtime(args.quick);
+        let what = "runtime: the host's call path and bare wasmtime, then a host with 100 plugins";
+        if let Err(code) = bench_one(&args, &mut combined, what, figures, |f| {
+            crate::bench::runtime::table(f)
+        })
+        .await
+        {
+            return code;
         }
     }
     if matches!(args.which, None | Some(BenchName::Scheduler)) {
-        say("scheduler: starting a host on a temporary data dir");
-        match crate::bench::scheduler(args.quick).await {
-            Ok(figures) => {
-                if args.json {
-                    combined.insert(
-                        "scheduler".into(),
-                        serde_json::to_value(&figures).unwrap_or_default(),
-                    );
-                } else {
-                    println!("{}", crate::bench::table(&figures));
-                }
-            }
-            Err(e) => return fail(&format!("bench scheduler: {e}")),
+        let figures = crate::bench::scheduler(args.quick);
+        let what = "scheduler: starting a host on a temporary data dir";
+        if let Err(code) = bench_one(&args, &mut combined, what, figures, crate::bench::table).await
+        {
+            return code;
         }
     }
     if args.json {
         // One benchmark: its object; all of them: one object keyed by benchmark.
-        let out = match (all, combined.values().next()) {
-            (false, Some(one)) => one.clone(),
+        let out = match (args.which.is_some(), combined.values().next()) {
+            (true, Some(one)) => one.clone(),
             _ => serde_json::Value::Object(combined),
         };
         println!("{out}");
     }
     ExitCode::SUCCESS
+}
+
+/// Runs one benchmark: prints its table, or keeps its figures for the JSON printed at the end.
+async fn bench_one<F: serde::Serialize>(
+    args: &BenchArgs,
+    combined: &mut serde_json::Map<String, serde_json::Value>,
+    what: &str,
+    figures: impl std::future::Future<Output = Result<F, crate::bench::BenchError>>,
+    table: impl Fn(&F) -> String,
+) -> Result<(), ExitCode> {
+    let name = what.split(':').next().unwrap_or(what);
+    if !args.json {
+        eprintln!(
+            "bench {what}{}...",
+            if args.quick { " (quick)" } else { "" }
+        );
+    }
+    match figures.await {
+        Ok(f) if args.json => {
+            combined.insert(name.into(), serde_json::to_value(&f).unwrap_or_default());
+            Ok(())
+        }
+        Ok(f) => {
+            println!("{}", table(&f));
+            Ok(())
+        }
+        Err(e) => Err(fail(&format!("bench {name}: {e}"))),
+    }
 }
 
 pub(crate) fn fail(message: &str) -> ExitCode {

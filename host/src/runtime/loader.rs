@@ -19,7 +19,7 @@ use super::instance::Tracked;
 use super::instance::nanos;
 use super::lifecycle::now_ms;
 use super::metrics::InstanceStats;
-use super::plugin::{Life, Loaded};
+use super::plugin::{FileStamp, Life, Loaded};
 use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
     sha256_hex,
@@ -40,23 +40,6 @@ pub struct LoadReport {
     pub compile_time: Option<Duration>,
     /// How long loading took in all.
     pub load_time: Duration,
-}
-
-/// What identifies a version of a file without reading it: its size and modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FileStamp {
-    len: u64,
-    modified: std::time::SystemTime,
-}
-
-impl FileStamp {
-    pub(super) fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            len: meta.len(),
-            modified: meta.modified().ok()?,
-        })
-    }
 }
 
 /// A file in the plugins directory that could not be loaded.

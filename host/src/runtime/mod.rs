@@ -65,7 +65,7 @@ pub struct Runtime {
     /// Wakes the calls waiting for room in a full pool whenever any instance goes idle (it can
     /// then be evicted for them).
     idle_returned: tokio::sync::Notify,
-    rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<loader::FileStamp>)>>,
+    rejected: Mutex<BTreeMap<PathBuf, (LoadError, Option<plugin::FileStamp>)>>,
     /// One lock per plugin name being loaded on first use, so concurrent first calls load it once.
     first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Plugins whose file was removed, with when (RFC 3339).

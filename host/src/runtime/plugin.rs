@@ -4,7 +4,7 @@
 //! artifact.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -17,7 +17,6 @@ use super::bindings::{self, WitHandlerInfo};
 use super::events::{Events, PluginState};
 use super::host::HostState;
 use super::instance::Instance;
-use super::loader::FileStamp;
 use super::metrics::{ErrorCounts, InstanceMetrics, LiveInstances, PluginCounters, PluginMetrics};
 use crate::config::Limits;
 
@@ -30,6 +29,23 @@ pub struct PluginFile {
     pub sha256: String,
     /// Its size in bytes.
     pub size: u64,
+}
+
+/// What identifies a version of a file without reading it: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl FileStamp {
+    pub(super) fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+        })
+    }
 }
 
 /// One method of a handler, as `describe()` gave it.

@@ -14,7 +14,8 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::loader::{FileStamp, wasm_files};
+use super::loader::wasm_files;
+use super::plugin::FileStamp;
 use super::{Runtime, sha256_hex};
 
 /// How often the folder is listed again, whatever the notifications say.
