@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

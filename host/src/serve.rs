@@ -13,6 +13,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
+use crate::bridge::{self, Registry};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::runtime::{EventKind, Plugin, PluginEvent, Runtime, RuntimeError};
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// The runtime could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The ZeroMQ registration endpoint could not start.
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// The API address could not be bound, or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -84,6 +88,11 @@ pub async fn serve(
     ));
     scheduler.recover(Utc::now()).await?;
 
+    let (stop, stopped) = watch::channel(false);
+    let registry = Arc::new(Registry::load(store.clone()).await?);
+    let (zmq_endpoint, bridge_task) =
+        bridge::server::start(registry.clone(), &config.server.zmq_listen, stopped.clone()).await?;
+
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -103,10 +112,11 @@ pub async fn serve(
         started_at: Utc::now(),
         listen: addr,
         host_metrics: Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir)),
+        registry,
+        zmq_endpoint: zmq_endpoint.clone(),
     });
     let router = api::router(state);
 
-    let (stop, stopped) = watch::channel(false);
     let scheduler_task = {
         let scheduler = scheduler.clone();
         let config = config.clone();
@@ -142,6 +152,10 @@ pub async fn serve(
             "  REST API: http://{addr}/api/v1 (ScheduleZero routes under http://{addr}/api)"
         );
         let _ = writeln!(out, "  OpenAPI:  http://{addr}/api/v1/openapi.json");
+        let _ = writeln!(
+            out,
+            "  ZeroMQ:   {zmq_endpoint} (remote handlers register here)"
+        );
         let _ = out.flush();
     }
 
@@ -154,6 +168,7 @@ pub async fn serve(
         .await;
     let _ = scheduler_task.await;
     let _ = prune_task.await;
+    let _ = bridge_task.await;
     drop(watch);
     governor.abort();
     follow_task.abort();

@@ -53,7 +53,14 @@ impl TestHost {
             }
         }
         cmd.env("SCHEDULEZERO_LOG", "warn")
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--zmq-listen",
+                "tcp://127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data)
             .args(&args)
             .stdout(Stdio::piped())

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod bridge;
 mod cli;
 mod ding_dong;
 mod dispatch;

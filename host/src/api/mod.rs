@@ -45,6 +45,10 @@ pub struct AppState {
     pub listen: std::net::SocketAddr,
     /// Samples the host process and the machine.
     pub host_metrics: Arc<crate::telemetry::HostMetrics>,
+    /// The remote handlers registered over ZeroMQ.
+    pub registry: Arc<crate::bridge::Registry>,
+    /// Where remote handlers register.
+    pub zmq_endpoint: String,
 }
 
 /// The whole API.

@@ -94,6 +94,8 @@ async fn host(State(state): Shared) -> Result<Response, ApiError> {
         "started_at": views::utc(state.started_at),
         "uptime_s": (now - state.started_at).num_milliseconds() as f64 / 1000.0,
         "listen": state.listen.to_string(),
+        "zmq_endpoint": state.zmq_endpoint,
+        "remote_handlers": state.registry.all().len(),
         "plugins_dir": state.config.plugins_dir,
         "allocator": format!("{:?}", state.runtime.allocator()).to_lowercase(),
         "store": "sqlite",

@@ -36,6 +36,8 @@ impl BenchHost {
                 "--log",
                 "warn",
                 "serve",
+                "--zmq-listen",
+                "tcp://127.0.0.1:0",
                 "--listen",
                 "127.0.0.1:0",
                 "--data-dir",

@@ -1,0 +1,23 @@
+//! Remote native handlers over ZeroMQ, wire-compatible with ScheduleZero (`shared/COMPAT.md`):
+//! the registration endpoint ([`server`]) where handlers register, and the registry of remote
+//! handlers ([`registry`]), persisted in the store. Messages are one frame of JSON
+//! ([`protocol`]).
+
+pub mod protocol;
+pub mod registry;
+pub mod server;
+
+pub use self::registry::{Registry, RemoteHandler};
+
+/// The bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The registration endpoint could not be bound.
+    #[error("cannot bind the ZeroMQ registration endpoint {endpoint}: {message}")]
+    Bind {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+}

@@ -1,0 +1,192 @@
+//! The registration channel's messages, as ScheduleZero's handlers speak them (see COMPAT.md):
+//! one frame of UTF-8 JSON, `{"method": ..., "params": {...}}`, answered with `success` and either
+//! the fields of the reply or an `error` text. [`answer`] is the whole protocol, without sockets.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The most bytes a registration message may have.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A request on the registration channel.
+#[derive(Debug, Deserialize)]
+struct Request {
+    method: String,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// A handler's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Registration {
+    /// The id schedules name it by.
+    pub handler_id: String,
+    /// Where it listens (`tcp://host:port`).
+    pub address: String,
+    /// The methods it serves.
+    pub methods: Vec<String>,
+}
+
+/// A handler's report of its own status (`offline` when it shuts down).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusReport {
+    /// The handler.
+    pub handler_id: String,
+    /// Its status.
+    pub status: String,
+}
+
+/// What a request asks of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// `ping`: answered at once.
+    Ping,
+    /// `register`.
+    Register(Registration),
+    /// `report_status`.
+    ReportStatus(StatusReport),
+}
+
+/// Reads one message: what it asks, or the error reply to send back.
+pub fn read(frame: &[u8]) -> Result<Ask, Value> {
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(failure(&format!(
+            "Message too large ({} bytes, at most {MAX_MESSAGE_BYTES})",
+            frame.len()
+        )));
+    }
+    let request: Request = std::str::from_utf8(frame)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| failure("Invalid JSON"))?;
+    let params = request.params.unwrap_or(Value::Null);
+    match request.method.as_str() {
+        "ping" => Ok(Ask::Ping),
+        "register" => serde_json::from_value::<Registration>(params)
+            .map_err(|e| failure(&format!("Invalid registration: {e}")))
+            .and_then(|r| check_registration(r).map(Ask::Register)),
+        "report_status" => serde_json::from_value::<StatusReport>(params)
+            .map(Ask::ReportStatus)
+            .map_err(|e| failure(&format!("Invalid status report: {e}"))),
+        other => Err(failure(&format!("Unknown method: {other}"))),
+    }
+}
+
+fn check_registration(r: Registration) -> Result<Registration, Value> {
+    if r.handler_id.trim().is_empty() {
+        return Err(failure("Invalid registration: handler_id is empty"));
+    }
+    let Some(rest) = r.address.strip_prefix("tcp://") else {
+        return Err(failure(&format!(
+            "Invalid registration: address `{}` is not tcp://host:port",
+            r.address
+        )));
+    };
+    let port = rest.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+    if !matches!(port, Some(Ok(p)) if p > 0) {
+        return Err(failure(&format!(
+            "Invalid registration: address `{}` is not tcp://host:port",
+            r.address
+        )));
+    }
+    Ok(r)
+}
+
+/// The reply to `ping`.
+pub fn pong() -> Value {
+    json!({ "success": true, "message": "pong" })
+}
+
+/// The reply to a registration; `again` when the handler was known before.
+pub fn registered(r: &Registration, again: bool) -> Value {
+    let status = if again { "re-registered" } else { "registered" };
+    json!({
+        "success": true,
+        "handler_id": r.handler_id,
+        "address": r.address,
+        "status": status,
+        "methods": r.methods,
+        "message": format!("Handler '{}' {status} successfully", r.handler_id),
+    })
+}
+
+/// The reply to a status report; `known` false when the handler never registered.
+pub fn status_reported(r: &StatusReport, known: bool) -> Value {
+    if !known {
+        return failure("Handler not registered");
+    }
+    json!({ "success": true, "handler_id": r.handler_id, "status": r.status })
+}
+
+/// A failure reply.
+pub fn failure(message: &str) -> Value {
+    json!({ "success": false, "error": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_schedulezero_handlers_send_them() {
+        assert_eq!(read(br#"{"method": "ping"}"#), Ok(Ask::Ping));
+        let r = read(br#"{"method":"register","params":{"handler_id":"gpu","address":"tcp://127.0.0.1:5001","methods":["render"]}}"#);
+        assert_eq!(
+            r,
+            Ok(Ask::Register(Registration {
+                handler_id: "gpu".into(),
+                address: "tcp://127.0.0.1:5001".into(),
+                methods: vec!["render".into()],
+            }))
+        );
+        let s =
+            read(br#"{"method":"report_status","params":{"handler_id":"gpu","status":"offline"}}"#);
+        assert!(matches!(s, Ok(Ask::ReportStatus(r)) if r.status == "offline"));
+    }
+
+    #[test]
+    fn bad_messages_get_the_documented_errors() {
+        let err = |frame: &[u8]| {
+            read(frame).unwrap_err()["error"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(err(b"not json"), "Invalid JSON");
+        assert_eq!(err(&[0xff, 0xfe]), "Invalid JSON");
+        assert_eq!(err(br#"{"params": {}}"#), "Invalid JSON");
+        assert_eq!(err(br#"{"method": "dance"}"#), "Unknown method: dance");
+        assert!(
+            err(br#"{"method": "register", "params": {"handler_id": "x"}}"#)
+                .starts_with("Invalid registration")
+        );
+        assert!(err(br#"{"method":"register","params":{"handler_id":"x","address":"udp://a:1","methods":[]}}"#)
+            .contains("not tcp://host:port"));
+        assert!(err(&vec![b' '; MAX_MESSAGE_BYTES + 1]).starts_with("Message too large"));
+        assert_eq!(read(b"x").unwrap_err()["success"], false);
+    }
+
+    #[test]
+    fn replies_are_the_ones_schedulezero_handlers_expect() {
+        let r = Registration {
+            handler_id: "gpu".into(),
+            address: "tcp://127.0.0.1:5001".into(),
+            methods: vec!["render".into()],
+        };
+        assert_eq!(
+            registered(&r, false)["message"],
+            "Handler 'gpu' registered successfully"
+        );
+        assert_eq!(registered(&r, true)["status"], "re-registered");
+        assert_eq!(pong(), json!({"success": true, "message": "pong"}));
+        let s = StatusReport {
+            handler_id: "gpu".into(),
+            status: "offline".into(),
+        };
+        assert_eq!(
+            status_reported(&s, false),
+            json!({"success": false, "error": "Handler not registered"})
+        );
+        assert_eq!(status_reported(&s, true)["status"], "offline");
+    }
+}

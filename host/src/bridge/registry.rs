@@ -1,0 +1,146 @@
+//! The remote handlers that registered over ZeroMQ: kept in memory for lookups and in the store's
+//! `handlers` table, so a restarted host still knows them (ScheduleZero's handlers re-register only
+//! after a ping fails, not after a host restart).
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::protocol::{self, Ask, Registration, StatusReport};
+use crate::store::{HandlerKind, HandlerRecord, Store, StoreError};
+
+/// The status a handler has once it registered.
+pub const ONLINE: &str = "online";
+
+/// A remote handler as the host knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteHandler {
+    /// The id schedules name it by.
+    pub id: String,
+    /// Where it listens.
+    pub address: String,
+    /// The methods it serves.
+    pub methods: Vec<String>,
+    /// `online`, `offline` (it said so), or `unreachable`.
+    pub status: String,
+    /// When it first registered.
+    pub registered_at: DateTime<Utc>,
+    /// When it last registered or reported.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RemoteHandler {
+    fn record(&self) -> HandlerRecord {
+        HandlerRecord {
+            id: self.id.clone(),
+            kind: HandlerKind::Remote,
+            address: Some(self.address.clone()),
+            version: None,
+            methods: self.methods.clone(),
+            status: self.status.clone(),
+            registered_at: self.registered_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The registry of remote handlers.
+pub struct Registry {
+    store: Store,
+    handlers: RwLock<BTreeMap<String, RemoteHandler>>,
+}
+
+impl Registry {
+    /// The registry as the store has it.
+    pub async fn load(store: Store) -> Result<Self, StoreError> {
+        let handlers = store
+            .handlers()
+            .await?
+            .into_iter()
+            .filter(|r| r.kind == HandlerKind::Remote)
+            .map(|r| {
+                let h = RemoteHandler {
+                    id: r.id,
+                    address: r.address.unwrap_or_default(),
+                    methods: r.methods,
+                    status: r.status,
+                    registered_at: r.registered_at,
+                    updated_at: r.updated_at,
+                };
+                (h.id.clone(), h)
+            })
+            .collect();
+        Ok(Self {
+            store,
+            handlers: RwLock::new(handlers),
+        })
+    }
+
+    /// A remote handler by id.
+    pub fn get(&self, id: &str) -> Option<RemoteHandler> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every remote handler, by id.
+    pub fn all(&self) -> Vec<RemoteHandler> {
+        self.read().values().cloned().collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, RemoteHandler>> {
+        self.handlers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, RemoteHandler>> {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers one message of the registration channel.
+    pub async fn answer(&self, frame: &[u8]) -> Value {
+        match protocol::read(frame) {
+            Err(reply) => reply,
+            Ok(Ask::Ping) => protocol::pong(),
+            Ok(Ask::Register(r)) => self.register(r).await,
+            Ok(Ask::ReportStatus(s)) => self.report(s).await,
+        }
+    }
+
+    async fn register(&self, r: Registration) -> Value {
+        let now = Utc::now();
+        let known = self.get(&r.handler_id);
+        let handler = RemoteHandler {
+            id: r.handler_id.clone(),
+            address: r.address.clone(),
+            methods: r.methods.clone(),
+            status: ONLINE.to_owned(),
+            registered_at: known.as_ref().map_or(now, |k| k.registered_at),
+            updated_at: now,
+        };
+        // Stored before it is acknowledged: a handler told "registered" is known after a restart.
+        if let Err(e) = self.store.upsert_handler(&handler.record()).await {
+            tracing::error!(handler = %r.handler_id, error = %e, "cannot store a registration");
+            return protocol::failure(&format!("Registration could not be stored: {e}"));
+        }
+        tracing::info!(handler = %r.handler_id, address = %r.address, methods = ?r.methods,
+            again = known.is_some(), "remote handler registered");
+        self.write().insert(handler.id.clone(), handler);
+        protocol::registered(&r, known.is_some())
+    }
+
+    async fn report(&self, s: StatusReport) -> Value {
+        let Some(mut handler) = self.get(&s.handler_id) else {
+            return protocol::status_reported(&s, false);
+        };
+        handler.status = s.status.clone();
+        handler.updated_at = Utc::now();
+        if let Err(e) = self.store.upsert_handler(&handler.record()).await {
+            tracing::error!(handler = %s.handler_id, error = %e, "cannot store a status report");
+            return protocol::failure(&format!("Status could not be stored: {e}"));
+        }
+        tracing::info!(handler = %s.handler_id, status = %s.status, "remote handler reported its status");
+        self.write().insert(handler.id.clone(), handler);
+        protocol::status_reported(&s, true)
+    }
+}

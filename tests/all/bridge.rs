@@ -1,0 +1,186 @@
+//! The ZeroMQ registration channel of a real host, driven by a real ZeroMQ REQ peer as
+//! ScheduleZero's handlers use it: ping, register, re-register, status reports, malformed
+//! messages; the registry shown by the REST API and kept across a restart.
+
+use serde_json::{Value, json};
+use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
+
+use crate::host::TestHost;
+
+/// One request on a fresh REQ socket, and its reply as JSON.
+async fn request(endpoint: &str, frame: &[u8]) -> Value {
+    let mut socket = zeromq::ReqSocket::new();
+    socket.connect(endpoint).await.expect("connect");
+    socket
+        .send(ZmqMessage::from(bytes::Bytes::copy_from_slice(frame)))
+        .await
+        .expect("send");
+    let reply = socket.recv().await.expect("reply");
+    assert_eq!(reply.len(), 1, "one frame");
+    serde_json::from_slice(reply.get(0).expect("frame")).expect("a JSON reply")
+}
+
+async fn endpoint(host: &TestHost) -> String {
+    let (_, info) = host.get("/api/v1/host").await;
+    info["zmq_endpoint"]
+        .as_str()
+        .expect("zmq endpoint")
+        .to_owned()
+}
+
+fn register(id: &str, port: u16) -> Vec<u8> {
+    json!({"method": "register", "params": {"handler_id": id,
+        "address": format!("tcp://127.0.0.1:{port}"), "methods": ["render", "status"]}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn handlers_register_as_with_schedulezero_and_stay_registered_across_a_restart() {
+    let mut host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    assert!(zmq.starts_with("tcp://127.0.0.1:"), "{zmq}");
+
+    assert_eq!(
+        request(&zmq, br#"{"method": "ping"}"#).await,
+        json!({"success": true, "message": "pong"})
+    );
+    let first = request(&zmq, &register("gpu", 5001)).await;
+    assert_eq!(
+        first,
+        json!({"success": true, "handler_id": "gpu", "address": "tcp://127.0.0.1:5001",
+               "status": "registered", "methods": ["render", "status"],
+               "message": "Handler 'gpu' registered successfully"})
+    );
+    // A handler that comes back on another port is found there from now on.
+    let again = request(&zmq, &register("gpu", 5002)).await;
+    assert_eq!(again["status"], "re-registered");
+    assert_eq!(again["message"], "Handler 'gpu' re-registered successfully");
+
+    let unknown =
+        br#"{"method": "report_status", "params": {"handler_id": "nobody", "status": "offline"}}"#;
+    assert_eq!(
+        request(&zmq, unknown).await,
+        json!({"success": false, "error": "Handler not registered"})
+    );
+    assert_eq!(
+        request(&zmq, br#"{"method": "dance"}"#).await,
+        json!({"success": false, "error": "Unknown method: dance"})
+    );
+    assert_eq!(
+        request(&zmq, b"{not json").await,
+        json!({"success": false, "error": "Invalid JSON"})
+    );
+    let bad = request(
+        &zmq,
+        br#"{"method": "register", "params": {"handler_id": "x"}}"#,
+    )
+    .await;
+    assert_eq!(bad["success"], false);
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid registration"),
+        "{bad}"
+    );
+
+    let (status, h) = host.get("/api/v1/handlers/gpu").await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        (h["kind"].clone(), h["status"].clone(), h["address"].clone()),
+        (
+            json!("remote"),
+            json!("online"),
+            json!("tcp://127.0.0.1:5002")
+        )
+    );
+    let offline =
+        br#"{"method": "report_status", "params": {"handler_id": "gpu", "status": "offline"}}"#;
+    assert_eq!(
+        request(&zmq, offline).await,
+        json!({"success": true, "handler_id": "gpu", "status": "offline"})
+    );
+    let (_, listed) = host.get("/api/handlers").await;
+    let gpu = listed["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == "gpu")
+        .cloned()
+        .expect("gpu in /api/handlers");
+    assert_eq!(gpu["status"], "offline");
+    assert_eq!(gpu["methods"], json!(["render", "status"]));
+
+    // Handlers do not re-register after a host restart: the registry is read back.
+    assert!(
+        host.terminate(),
+        "a clean stop, the registration endpoint with it"
+    );
+    host.restart();
+    let (_, info) = host.get("/api/v1/host").await;
+    assert_eq!(info["remote_handlers"], 1);
+    let (_, h) = host.get("/api/v1/handlers/gpu").await;
+    assert_eq!(h["address"], "tcp://127.0.0.1:5002");
+    let zmq = endpoint(&host).await;
+    assert_eq!(
+        request(&zmq, offline).await["success"],
+        true,
+        "known after the restart"
+    );
+}
+
+/// What a ScheduleZero handler does on start and stop, from Python through libzmq (pyzmq): bind
+/// its own REP socket, read back its endpoint, ping and register from a REQ socket with a 10 s
+/// timeout, then report `offline`.
+const PYTHON_HANDLER: &str = r#"
+import json, sys, zmq
+ctx = zmq.Context()
+rep = ctx.socket(zmq.REP)
+rep.bind("tcp://127.0.0.1:*")
+address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
+req = ctx.socket(zmq.REQ)
+req.setsockopt(zmq.RCVTIMEO, 10000)
+req.setsockopt(zmq.SNDTIMEO, 10000)
+req.setsockopt(zmq.LINGER, 0)
+req.connect(sys.argv[1])
+replies = []
+for message in ({"method": "ping"},
+                {"method": "register", "params": {"handler_id": "py-handler", "address": address,
+                                                  "methods": ["say_hello"]}},
+                {"method": "report_status", "params": {"handler_id": "py-handler", "status": "offline"}}):
+    req.send_string(json.dumps(message))
+    replies.append(json.loads(req.recv_string()))
+print(json.dumps({"address": address, "replies": replies}))
+"#;
+
+#[tokio::test]
+async fn a_python_handler_registers_through_libzmq() {
+    let host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", PYTHON_HANDLER, &zmq])
+        .output()
+        .await
+        .expect("python3 (see tests/requirements.txt)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let replies = &seen["replies"];
+    assert_eq!(replies[0], json!({"success": true, "message": "pong"}));
+    assert_eq!(replies[1]["status"], "registered");
+    assert_eq!(replies[1]["address"], seen["address"]);
+    assert_eq!(
+        replies[2],
+        json!({"success": true, "handler_id": "py-handler", "status": "offline"})
+    );
+    let (_, h) = host.get("/api/v1/handlers/py-handler").await;
+    assert_eq!(
+        (h["kind"].clone(), h["status"].clone()),
+        (json!("remote"), json!("offline"))
+    );
+    assert_eq!(h["address"], seen["address"]);
+}
