@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use crate::bridge::client::DEFAULT_TIMEOUT;
+use crate::bridge::{Connections, Registry};
 use crate::runtime::{InvokeError, JobContext, Runtime};
 use std::time::Duration;
 
@@ -37,17 +39,63 @@ pub struct RunOutcome {
     pub error: Option<InvokeError>,
 }
 
-/// Runs claimed runs on the WebAssembly runtime and records what happened.
+/// Runs claimed runs on their handlers (a WebAssembly plugin, or a remote handler registered
+/// over ZeroMQ) and records what happened.
 #[derive(Clone)]
 pub struct Dispatcher {
     runtime: Arc<Runtime>,
     store: Store,
+    remote: Option<(Arc<Registry>, Arc<Connections>)>,
 }
 
 impl Dispatcher {
     /// A dispatcher over a runtime and a store.
     pub fn new(runtime: Arc<Runtime>, store: Store) -> Self {
-        Self { runtime, store }
+        Self {
+            runtime,
+            store,
+            remote: None,
+        }
+    }
+
+    /// Also runs jobs on the remote handlers of `registry`.
+    pub fn with_remote(mut self, registry: Arc<Registry>, connections: Arc<Connections>) -> Self {
+        self.remote = Some((registry, connections));
+        self
+    }
+
+    /// One attempt on the schedule's handler: the result as JSON text and the instance that ran
+    /// it (`wasm:<plugin>#<n>` or `zmq:<handler>@<address>`).
+    async fn attempt(
+        &self,
+        schedule: &Schedule,
+        params: &str,
+        ctx: &JobContext,
+    ) -> Result<(String, String), InvokeError> {
+        let remote = self.remote.as_ref().and_then(|(registry, connections)| {
+            Some((registry.get(&schedule.handler_id)?, connections))
+        });
+        if let Some((handler, connections)) = remote {
+            let timeout = schedule.policy.timeout.unwrap_or(DEFAULT_TIMEOUT);
+            let instance = format!("zmq:{}@{}", handler.id, handler.address);
+            return connections
+                .call(&handler, &schedule.method, params, &ctx.run_id, timeout)
+                .await
+                .map(|result| (result, instance));
+        }
+        let call = self
+            .runtime
+            .invoke(&schedule.handler_id, &schedule.method, params, ctx);
+        let result = match schedule.policy.timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(InvokeError::Timeout(limit))),
+            None => call.await,
+        };
+        result.map(|o| {
+            let instance = format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance);
+            (o.result, instance)
+        })
     }
 
     /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
@@ -89,7 +137,7 @@ impl Dispatcher {
                 status: ExecutionStatus::Running,
                 started_at,
                 params_summary: summary.clone(),
-                instance: Some(format!("wasm:{}", schedule.handler_id)),
+                instance: Some(self.handler_address(&schedule.handler_id)),
             }));
             let record_id = self
                 .store
@@ -104,20 +152,12 @@ impl Dispatcher {
                 attempt,
                 scheduled_time: due.run.fire_time.into(),
             };
-            let call = self
-                .runtime
-                .invoke(&schedule.handler_id, &schedule.method, &params, &ctx);
-            let result = match policy.timeout {
-                Some(limit) => tokio::time::timeout(limit, call)
-                    .await
-                    .unwrap_or(Err(InvokeError::Timeout(limit))),
-                None => call.await,
-            };
+            let result = self.attempt(schedule, &params, &ctx).await;
             let retry = matches!(&result, Err(e) if e.is_retryable()) && attempt < max_attempts;
             let (status, completion) = match &result {
-                Ok(outcome) => (
+                Ok((result, _)) => (
                     ExecutionStatus::Success,
-                    (serde_json::from_str(&outcome.result).ok(), None, None),
+                    (serde_json::from_str(result).ok(), None, None),
                 ),
                 Err(e) => (
                     if retry {
@@ -137,10 +177,7 @@ impl Dispatcher {
                 result: result_json,
                 error_code,
                 error,
-                instance: result
-                    .as_ref()
-                    .ok()
-                    .map(|o| format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance)),
+                instance: result.as_ref().ok().map(|(_, instance)| instance.clone()),
             })];
             let run_status = match &result {
                 Ok(_) => Some(RunStatus::Success),
@@ -172,6 +209,16 @@ impl Dispatcher {
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// What a running attempt's record names until the attempt says which instance ran it.
+    fn handler_address(&self, handler: &str) -> String {
+        match self.remote.as_ref().and_then(|(r, _)| r.get(handler)) {
+            Some(h) => format!("zmq:{}@{}", h.id, h.address),
+            None => format!("wasm:{handler}"),
         }
     }
 }

@@ -80,7 +80,9 @@ pub async fn serve(
         plugin_events,
     ));
 
-    let dispatcher = Dispatcher::new(runtime.clone(), store.clone());
+    let registry = Arc::new(Registry::load(store.clone()).await?);
+    let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
+        .with_remote(registry.clone(), Arc::new(bridge::Connections::default()));
     let scheduler = Arc::new(Scheduler::new(
         store.clone(),
         dispatcher,
@@ -89,7 +91,6 @@ pub async fn serve(
     scheduler.recover(Utc::now()).await?;
 
     let (stop, stopped) = watch::channel(false);
-    let registry = Arc::new(Registry::load(store.clone()).await?);
     let (zmq_endpoint, bridge_task) =
         bridge::server::start(registry.clone(), &config.server.zmq_listen, stopped.clone()).await?;
 

@@ -184,3 +184,148 @@ async fn a_python_handler_registers_through_libzmq() {
     );
     assert_eq!(h["address"], seen["address"]);
 }
+
+/// A ScheduleZero-style handler in Python (pyzmq): binds a REP socket, registers, prints its
+/// address, then serves one request at a time until killed.
+const PYTHON_WORKER: &str = r#"
+import json, sys, time, zmq
+ctx = zmq.Context()
+rep = ctx.socket(zmq.REP)
+rep.bind("tcp://127.0.0.1:*")
+address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
+req = ctx.socket(zmq.REQ)
+req.setsockopt(zmq.RCVTIMEO, 10000)
+req.connect(sys.argv[1])
+req.send_string(json.dumps({"method": "register", "params": {
+    "handler_id": "py-worker", "address": address, "methods": ["say_hello", "add", "slow"]}}))
+req.recv_string()
+print(address, flush=True)
+while True:
+    request = json.loads(rep.recv_string())
+    method, params = request.get("method"), request.get("params") or {}
+    if method == "say_hello":
+        reply = {"success": True, "message": "hello " + params.get("name", "?"),
+                 "request_id": request.get("request_id")}
+    elif method == "add":
+        reply = {"success": True, "result": params["a"] + params["b"]}
+    elif method == "slow":
+        time.sleep(params.get("seconds", 5))
+        reply = {"success": True, "slept": params.get("seconds", 5)}
+    else:
+        reply = {"success": False, "error": "Unknown method: " + str(method)}
+    rep.send_string(json.dumps(reply))
+"#;
+
+async fn schedule(host: &TestHost, id: &str, method: &str, params: Value, policy: Value) {
+    let (status, s) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": id, "handler": "py-worker", "method": method, "params": params,
+                    "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true,
+                    "policy": policy}),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+}
+
+async fn run_now(host: &TestHost, id: &str) -> Value {
+    let (status, ran) = host
+        .post(
+            &format!("/api/v1/schedules/{id}/run?wait=true"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    ran
+}
+
+#[tokio::test]
+async fn scheduled_jobs_run_on_a_python_handler() {
+    use tokio::io::AsyncBufReadExt;
+    let host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    let mut worker = tokio::process::Command::new("python3")
+        .args(["-c", PYTHON_WORKER, &zmq])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 (see tests/requirements.txt)");
+    let stdout = worker.stdout.take().expect("stdout");
+    let address = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("the worker prints its address once registered");
+
+    schedule(
+        &host,
+        "hello",
+        "say_hello",
+        json!({"name": "Ada"}),
+        json!({}),
+    )
+    .await;
+    let ran = run_now(&host, "hello").await;
+    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    let record = &ran["executions"][0];
+    assert_eq!(record["result"]["message"], "hello Ada");
+    assert_eq!(
+        record["result"]["request_id"], ran["run"]["id"],
+        "the run id reaches the handler"
+    );
+    assert_eq!(record["instance"], format!("zmq:py-worker@{address}"));
+
+    schedule(&host, "sum", "add", json!({"a": 2, "b": 3}), json!({})).await;
+    assert_eq!(run_now(&host, "sum").await["executions"][0]["result"], 5);
+
+    // A method the handler did not register is refused before anything is stored.
+    let (status, refused) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "nope", "handler": "py-worker", "method": "dance",
+                    "trigger": {"type": "interval", "every_seconds": 60}}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!("unknown_method"))
+    );
+
+    // Too slow for its timeout: an error of its own, and the next call gets a fresh socket.
+    schedule(
+        &host,
+        "sleepy",
+        "slow",
+        json!({"seconds": 2}),
+        json!({"timeout": "500ms"}),
+    )
+    .await;
+    let ran = run_now(&host, "sleepy").await;
+    assert_eq!(ran["error"]["code"], "timeout", "{ran}");
+    let ran = run_now(&host, "hello").await;
+    assert_eq!(ran["run"]["status"], "success", "after a timeout: {ran}");
+
+    // The handler dies mid-call: the run fails clearly and the host keeps working.
+    schedule(
+        &host,
+        "doomed",
+        "slow",
+        json!({"seconds": 30}),
+        json!({"timeout": "3s"}),
+    )
+    .await;
+    let call = run_now(&host, "doomed");
+    let kill = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        worker.kill().await.expect("kill the worker");
+    };
+    let (ran, ()) = tokio::join!(call, kill);
+    let code = ran["error"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["handler_unreachable", "timeout"].contains(&code.as_str()),
+        "{ran}"
+    );
+    let (status, _) = host.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+}

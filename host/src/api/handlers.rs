@@ -106,6 +106,13 @@ pub enum Missing {
 /// Checks that `id` is a handler with `method`, without building its whole view (this is on the
 /// path of every create and run-now).
 pub async fn check(state: &AppState, id: &str, method: &str) -> Result<(), Missing> {
+    if let Some(remote) = state.registry.get(id) {
+        return if remote.methods.iter().any(|m| m == method) {
+            Ok(())
+        } else {
+            Err(Missing::Method(remote.methods))
+        };
+    }
     let plugin = match state.runtime.plugin(id) {
         Some(p) => p,
         None => match state.runtime.load(id).await {

@@ -1,12 +1,14 @@
 //! Remote native handlers over ZeroMQ, wire-compatible with ScheduleZero (`shared/COMPAT.md`):
-//! the registration endpoint ([`server`]) where handlers register, and the registry of remote
-//! handlers ([`registry`]), persisted in the store. Messages are one frame of JSON
-//! ([`protocol`]).
+//! the registration endpoint ([`server`]) where handlers register, the registry of remote
+//! handlers ([`registry`]), persisted in the store, and the calls to them ([`client`]). Messages
+//! are one frame of JSON ([`protocol`]).
 
+pub mod client;
 pub mod protocol;
 pub mod registry;
 pub mod server;
 
+pub use self::client::Connections;
 pub use self::registry::{Registry, RemoteHandler};
 
 /// The bridge could not start.

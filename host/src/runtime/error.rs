@@ -98,6 +98,9 @@ pub enum InvokeError {
         /// Its instance limit.
         max_instances: u32,
     },
+    /// A remote handler could not be reached, or its connection failed mid-call.
+    #[error("remote handler unreachable: {0}")]
+    Unreachable(String),
     /// The plugin's file exists but cannot be loaded.
     #[error("plugin `{name}` cannot be loaded: {error}")]
     Unavailable {
@@ -160,6 +163,7 @@ impl InvokeError {
             Self::UnknownPlugin { .. } => "unknown_plugin",
             Self::Removed { .. } => "plugin_removed",
             Self::QueueFull { .. } => "queue_full",
+            Self::Unreachable(_) => "handler_unreachable",
             Self::Unavailable { .. } => "plugin_unavailable",
             Self::InvalidParams(_) => "invalid_params",
             Self::UnknownMethod(_) => "unknown_method",
@@ -180,7 +184,11 @@ impl InvokeError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Retryable(_) | Self::Timeout(_) | Self::QueueFull { .. } | Self::Internal(_)
+            Self::Retryable(_)
+                | Self::Timeout(_)
+                | Self::QueueFull { .. }
+                | Self::Unreachable(_)
+                | Self::Internal(_)
         )
     }
 
