@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Where remote (ZeroMQ) handlers register.
     pub zmq_listen: String,
+    /// How often registered remote handlers are pinged (a handler busy with a call is not).
+    #[serde(with = "humantime_serde")]
+    pub remote_ping_interval: Duration,
     /// When set, every API request needs `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
     /// The largest request body accepted, in bytes.
@@ -95,6 +98,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
             database_url: None,
             zmq_listen: "tcp://127.0.0.1:4242".to_owned(),
+            remote_ping_interval: Duration::from_secs(30),
             api_token: None,
             max_body_bytes: 1024 * 1024,
             instance_name: "schedulezero".to_owned(),
@@ -437,6 +441,12 @@ impl Config {
             return Err(invalid(
                 "server.database_url",
                 "this host supports sqlite:PATH or sqlite://PATH",
+            ));
+        }
+        if s.remote_ping_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "server.remote_ping_interval",
+                "must be at least 100ms",
             ));
         }
         if !s.zmq_listen.starts_with("tcp://") {

@@ -81,8 +81,9 @@ pub async fn serve(
     ));
 
     let registry = Arc::new(Registry::load(store.clone()).await?);
+    let connections = Arc::new(bridge::Connections::default());
     let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
-        .with_remote(registry.clone(), Arc::new(bridge::Connections::default()));
+        .with_remote(registry.clone(), connections.clone());
     let scheduler = Arc::new(Scheduler::new(
         store.clone(),
         dispatcher,
@@ -93,6 +94,12 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let (zmq_endpoint, bridge_task) =
         bridge::server::start(registry.clone(), &config.server.zmq_listen, stopped.clone()).await?;
+    let health_task = bridge::health::start(
+        registry.clone(),
+        connections.clone(),
+        config.server.remote_ping_interval,
+        stopped.clone(),
+    );
 
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -114,6 +121,7 @@ pub async fn serve(
         listen: addr,
         host_metrics: Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir)),
         registry,
+        connections,
         zmq_endpoint: zmq_endpoint.clone(),
     });
     let router = api::router(state);
@@ -170,6 +178,7 @@ pub async fn serve(
     let _ = scheduler_task.await;
     let _ = prune_task.await;
     let _ = bridge_task.await;
+    let _ = health_task.await;
     drop(watch);
     governor.abort();
     follow_task.abort();

@@ -194,12 +194,23 @@ fn disk_figures(dir: &Path) -> Option<DiskFigures> {
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// A remote handler and what was seen of it, for the exposition.
+pub type RemoteFigures = (
+    crate::bridge::RemoteHandler,
+    crate::bridge::client::RemoteStats,
+);
+
 /// Writes every metric in the OpenMetrics text format.
-pub fn render(runtime: &Arc<Runtime>, host: &Arc<HostMetrics>) -> Result<String, std::fmt::Error> {
+pub fn render(
+    runtime: &Arc<Runtime>,
+    host: &Arc<HostMetrics>,
+    remote: Vec<RemoteFigures>,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Figures {
         runtime: runtime.clone(),
         host: host.clone(),
+        remote,
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
@@ -213,6 +224,7 @@ type PickHistogram = fn(&crate::runtime::PluginMetrics) -> &HistogramSnapshot;
 struct Figures {
     runtime: Arc<Runtime>,
     host: Arc<HostMetrics>,
+    remote: Vec<RemoteFigures>,
 }
 
 impl std::fmt::Debug for Figures {
@@ -460,6 +472,59 @@ impl Collector for Figures {
             None,
             gauge,
             |m| m.encode_gauge(&max),
+        )?;
+
+        family(
+            &mut enc,
+            "schedulezero_remote_up",
+            "1 while a remote handler answers (online), else 0.",
+            None,
+            gauge,
+            |m| {
+                for (h, _) in &self.remote {
+                    m.encode_family(&[("handler", h.id.as_str())])?
+                        .encode_gauge(&u64::from(h.status == crate::bridge::registry::ONLINE))?;
+                }
+                Ok(())
+            },
+        )?;
+        type PickRemote = fn(&crate::bridge::client::RemoteStats) -> u64;
+        let remote_counters: [(&str, &str, PickRemote); 2] = [
+            (
+                "schedulezero_remote_calls",
+                "Calls made to a remote handler.",
+                |s| s.calls,
+            ),
+            (
+                "schedulezero_remote_errors",
+                "Calls to a remote handler that failed.",
+                |s| s.errors,
+            ),
+        ];
+        for (name, help, pick) in remote_counters {
+            family(&mut enc, name, help, None, counter, |m| {
+                for (h, stats) in &self.remote {
+                    m.encode_family(&[("handler", h.id.as_str())])?
+                        .encode_counter::<NoLabelSet, _, u64>(&pick(stats), None)?;
+                }
+                Ok(())
+            })?;
+        }
+        family(
+            &mut enc,
+            "schedulezero_remote_last_latency",
+            "Round trip of a remote handler's last reply.",
+            Some(Unit::Seconds),
+            gauge,
+            |m| {
+                for (h, stats) in &self.remote {
+                    if let Some(ms) = stats.last_latency_ms {
+                        m.encode_family(&[("handler", h.id.as_str())])?
+                            .encode_gauge(&(ms / 1e3))?;
+                    }
+                }
+                Ok(())
+            },
         )?;
 
         let h = self.host.sample();

@@ -242,7 +242,10 @@ async fn run_now(host: &TestHost, id: &str) -> Value {
 #[tokio::test]
 async fn scheduled_jobs_run_on_a_python_handler() {
     use tokio::io::AsyncBufReadExt;
-    let host = TestHost::start();
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("schedulezero.toml");
+    std::fs::write(&file, "[server]\nremote_ping_interval = \"300ms\"\n").unwrap();
+    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
     let zmq = endpoint(&host).await;
     let mut worker = tokio::process::Command::new("python3")
         .args(["-c", PYTHON_WORKER, &zmq])
@@ -306,6 +309,23 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     let ran = run_now(&host, "hello").await;
     assert_eq!(ran["run"]["status"], "success", "after a timeout: {ran}");
 
+    // What the host saw of it, as JSON and for Prometheus.
+    let (_, m) = host.get("/api/v1/metrics").await;
+    let seen = &m["remote_handlers"]["py-worker"];
+    assert_eq!(
+        (seen["calls"].clone(), seen["errors"].clone()),
+        (json!(4), json!(1)),
+        "{m}"
+    );
+    assert!(seen["last_latency_ms"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(seen["status"], "online");
+    let (_, _, text) = host.get_text("/metrics").await;
+    assert!(
+        text.contains("schedulezero_remote_calls_total{handler=\"py-worker\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("schedulezero_remote_up{handler=\"py-worker\"} 1"));
+
     // The handler dies mid-call: the run fails clearly and the host keeps working.
     schedule(
         &host,
@@ -328,4 +348,10 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     );
     let (status, _) = host.get("/api/v1/health").await;
     assert_eq!(status, 200);
+    // It no longer answers pings.
+    host.wait_for(std::time::Duration::from_secs(20), || async {
+        let (_, h) = host.get("/api/v1/handlers/py-worker").await;
+        (h["status"] == "unreachable").then_some(())
+    })
+    .await;
 }

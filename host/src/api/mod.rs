@@ -47,6 +47,8 @@ pub struct AppState {
     pub host_metrics: Arc<crate::telemetry::HostMetrics>,
     /// The remote handlers registered over ZeroMQ.
     pub registry: Arc<crate::bridge::Registry>,
+    /// The connections to remote handlers, with what was seen of each.
+    pub connections: Arc<crate::bridge::Connections>,
     /// Where remote handlers register.
     pub zmq_endpoint: String,
 }

@@ -155,6 +155,19 @@ async fn events(State(state): Shared, Query(q): Query<EventsQuery>) -> Response 
     axum::Json(json!({ "events": events, "next_after": next })).into_response()
 }
 
+/// Every remote handler with what was seen of it.
+fn remote(state: &AppState) -> Vec<telemetry::RemoteFigures> {
+    state
+        .registry
+        .all()
+        .into_iter()
+        .map(|h| {
+            let stats = state.connections.stats(&h.id);
+            (h, stats)
+        })
+        .collect()
+}
+
 async fn metrics(State(state): Shared) -> Response {
     let host = state.host_metrics.sample();
     let plugins: Vec<(Arc<Plugin>, PluginMetrics)> = state
@@ -211,12 +224,29 @@ async fn metrics(State(state): Shared) -> Response {
             "warm_starts": sum(|m| m.warm_starts),
         },
         "plugins": per_plugin,
+        "remote_handlers": remote(&state)
+            .into_iter()
+            .map(|(h, stats)| {
+                (
+                    h.id.clone(),
+                    json!({
+                        "status": h.status,
+                        "address": h.address,
+                        "methods": h.methods,
+                        "calls": stats.calls,
+                        "errors": stats.errors,
+                        "last_latency_ms": stats.last_latency_ms,
+                        "last_seen": stats.last_seen.map(views::utc),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>(),
     }))
     .into_response()
 }
 
 async fn prometheus(State(state): Shared) -> Result<Response, ApiError> {
-    let text = telemetry::render(&state.runtime, &state.host_metrics)
+    let text = telemetry::render(&state.runtime, &state.host_metrics, remote(&state))
         .map_err(|e| ApiError::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response())
 }

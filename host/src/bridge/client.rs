@@ -5,9 +5,12 @@
 //! Nothing is sent twice here: retrying is the schedule's retry policy, one attempt each.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
@@ -30,16 +33,102 @@ struct Connection {
     awaiting_reply: bool,
 }
 
+/// What the host saw of one remote handler since it started.
+#[derive(Debug, Default)]
+pub struct HandlerStats {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    last_latency_us: AtomicU64,
+    /// Unix milliseconds of the last reply (call or ping); 0 for never.
+    last_seen_ms: AtomicU64,
+}
+
+/// A snapshot of [`HandlerStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RemoteStats {
+    /// Calls made (pings not counted).
+    pub calls: u64,
+    /// Calls that failed (the handler's failures, timeouts, broken connections).
+    pub errors: u64,
+    /// The last reply's round trip, in milliseconds.
+    pub last_latency_ms: Option<f64>,
+    /// When it last answered.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+impl HandlerStats {
+    fn seen(&self, latency: Duration) {
+        self.last_latency_us
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
+        self.last_seen_ms.store(
+            Utc::now().timestamp_millis().max(0) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn snapshot(&self) -> RemoteStats {
+        let seen = self.last_seen_ms.load(Ordering::Relaxed);
+        RemoteStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_latency_ms: (seen > 0)
+                .then(|| self.last_latency_us.load(Ordering::Relaxed) as f64 / 1e3),
+            last_seen: DateTime::from_timestamp_millis(seen as i64).filter(|_| seen > 0),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: Arc<tokio::sync::Mutex<Connection>>,
+    stats: Arc<HandlerStats>,
+}
+
 /// The connections to remote handlers, by handler id.
 #[derive(Default)]
 pub struct Connections {
-    by_handler: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Connection>>>>,
+    by_handler: Mutex<HashMap<String, Slot>>,
 }
 
 impl Connections {
-    fn of(&self, handler: &str) -> Arc<tokio::sync::Mutex<Connection>> {
+    fn of(&self, handler: &str) -> (Arc<tokio::sync::Mutex<Connection>>, Arc<HandlerStats>) {
         let mut map = self.by_handler.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(handler.to_owned()).or_default().clone()
+        let slot = map.entry(handler.to_owned()).or_default();
+        (slot.connection.clone(), slot.stats.clone())
+    }
+
+    /// What was seen of a handler since the host started.
+    pub fn stats(&self, handler: &str) -> RemoteStats {
+        self.of(handler).1.snapshot()
+    }
+
+    /// Pings a handler on its invocation channel, unless a call is in flight on it (then it is
+    /// plainly alive, and a ping would only queue behind the call). `Ok(None)`: skipped.
+    pub async fn ping(
+        &self,
+        handler: &RemoteHandler,
+        timeout: Duration,
+    ) -> Result<Option<Duration>, InvokeError> {
+        let (connection, stats) = self.of(&handler.id);
+        let Ok(mut conn) = connection.try_lock() else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let request = json!({ "method": "ping" });
+        let result = tokio::time::timeout(timeout, async {
+            prepare(&mut conn, &handler.address);
+            let r = exchange(&mut conn, &request).await;
+            if r.is_err() {
+                conn.socket = None;
+            }
+            r
+        })
+        .await
+        .unwrap_or(Err(InvokeError::Timeout(timeout)));
+        result?;
+        let took = started.elapsed();
+        stats.seen(took);
+        Ok(Some(took))
     }
 
     /// Calls `method` of a remote handler with JSON `params`; returns the result as JSON text.
@@ -55,14 +144,12 @@ impl Connections {
         let params: Value = serde_json::from_str(params)
             .map_err(|e| InvokeError::InvalidParams(format!("params are not JSON: {e}")))?;
         let request = json!({ "method": method, "params": params, "request_id": run_id });
-        let connection = self.of(&handler.id);
+        let (connection, stats) = self.of(&handler.id);
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let exchange = async {
             let mut conn = connection.lock().await;
-            if conn.address != handler.address || conn.awaiting_reply {
-                conn.socket = None;
-                conn.awaiting_reply = false;
-                conn.address.clone_from(&handler.address);
-            }
+            prepare(&mut conn, &handler.address);
             let result = exchange(&mut conn, &request).await;
             if result.is_err() {
                 // Lazy pirate: a socket that failed or timed out is not used again.
@@ -70,14 +157,29 @@ impl Connections {
             }
             result
         };
-        let reply = match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r?,
-            Err(_) => {
-                // The exchange (and the socket in it) was dropped mid-call.
-                return Err(InvokeError::Timeout(timeout));
-            }
+        // On a timeout the exchange (and the socket in it) is dropped mid-call.
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(InvokeError::Timeout(timeout)),
         };
-        read_reply(&reply, method)
+        let result = result.and_then(|reply| {
+            stats.seen(started.elapsed());
+            read_reply(&reply, method)
+        });
+        if result.is_err() {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Readies a connection for a request to `address`: a new address, or a socket left waiting for
+/// a reply, means a fresh socket.
+fn prepare(conn: &mut Connection, address: &str) {
+    if conn.address != address || conn.awaiting_reply {
+        conn.socket = None;
+        conn.awaiting_reply = false;
+        address.clone_into(&mut conn.address);
     }
 }
 

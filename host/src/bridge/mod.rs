@@ -4,6 +4,7 @@
 //! are one frame of JSON ([`protocol`]).
 
 pub mod client;
+pub mod health;
 pub mod protocol;
 pub mod registry;
 pub mod server;

@@ -12,8 +12,12 @@ use serde_json::Value;
 use super::protocol::{self, Ask, Registration, StatusReport};
 use crate::store::{HandlerKind, HandlerRecord, Store, StoreError};
 
-/// The status a handler has once it registered.
+/// The status a handler has once it registered, and while it answers pings.
 pub const ONLINE: &str = "online";
+/// The status of a handler that stopped answering pings.
+pub const UNREACHABLE: &str = "unreachable";
+/// The status a handler reports when it shuts down.
+pub const OFFLINE: &str = "offline";
 
 /// A remote handler as the host knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,6 +99,21 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, RemoteHandler>> {
         self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a handler's status (kept in the store). Returns whether it changed.
+    pub async fn set_status(&self, id: &str, status: &str) -> Result<bool, StoreError> {
+        let Some(mut handler) = self.get(id) else {
+            return Ok(false);
+        };
+        if handler.status == status {
+            return Ok(false);
+        }
+        handler.status = status.to_owned();
+        handler.updated_at = Utc::now();
+        self.store.upsert_handler(&handler.record()).await?;
+        self.write().insert(handler.id.clone(), handler);
+        Ok(true)
     }
 
     /// Answers one message of the registration channel.
