@@ -64,36 +64,38 @@ impl Dispatcher {
         self
     }
 
-    /// One attempt on the schedule's handler: the result as JSON text and the instance that ran
-    /// it (`wasm:<plugin>#<n>` or `zmq:<handler>@<address>`).
-    async fn attempt(
+    /// One call of `method` on `handler` (a plugin, or a remote handler): the result as JSON
+    /// text and the instance that ran it (`wasm:<plugin>#<n>` or `zmq:<handler>@<address>`).
+    /// `timeout` bounds it (a remote call defaults to 10 s; a plugin has its own limit too).
+    pub async fn call(
         &self,
-        schedule: &Schedule,
+        handler: &str,
+        method: &str,
         params: &str,
         ctx: &JobContext,
+        timeout: Option<Duration>,
     ) -> Result<(String, String), InvokeError> {
-        let remote = self.remote.as_ref().and_then(|(registry, connections)| {
-            Some((registry.get(&schedule.handler_id)?, connections))
-        });
-        if let Some((handler, connections)) = remote {
-            let timeout = schedule.policy.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            let instance = format!("zmq:{}@{}", handler.id, handler.address);
+        let remote = self
+            .remote
+            .as_ref()
+            .and_then(|(registry, connections)| Some((registry.get(handler)?, connections)));
+        if let Some((remote, connections)) = remote {
+            let instance = format!("zmq:{}@{}", remote.id, remote.address);
+            let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
             return connections
-                .call(&handler, &schedule.method, params, &ctx.run_id, timeout)
+                .call(&remote, method, params, &ctx.run_id, timeout)
                 .await
                 .map(|result| (result, instance));
         }
-        let call = self
-            .runtime
-            .invoke(&schedule.handler_id, &schedule.method, params, ctx);
-        let result = match schedule.policy.timeout {
+        let call = self.runtime.invoke(handler, method, params, ctx);
+        let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
                 .unwrap_or(Err(InvokeError::Timeout(limit))),
             None => call.await,
         };
         result.map(|o| {
-            let instance = format!("wasm:{}#{}", schedule.handler_id, o.stats.measure.instance);
+            let instance = format!("wasm:{handler}#{}", o.stats.measure.instance);
             (o.result, instance)
         })
     }
@@ -152,7 +154,15 @@ impl Dispatcher {
                 attempt,
                 scheduled_time: due.run.fire_time.into(),
             };
-            let result = self.attempt(schedule, &params, &ctx).await;
+            let result = self
+                .call(
+                    &schedule.handler_id,
+                    &schedule.method,
+                    &params,
+                    &ctx,
+                    policy.timeout,
+                )
+                .await;
             let retry = matches!(&result, Err(e) if e.is_retryable()) && attempt < max_attempts;
             let (status, completion) = match &result {
                 Ok((result, _)) => (
@@ -215,7 +225,7 @@ impl Dispatcher {
 
 impl Dispatcher {
     /// What a running attempt's record names until the attempt says which instance ran it.
-    fn handler_address(&self, handler: &str) -> String {
+    pub fn handler_address(&self, handler: &str) -> String {
         match self.remote.as_ref().and_then(|(r, _)| r.get(handler)) {
             Some(h) => format!("zmq:{}@{}", h.id, h.address),
             None => format!("wasm:{handler}"),

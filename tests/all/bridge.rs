@@ -355,3 +355,66 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_python_example_handler_runs_jobs_and_reports_offline() {
+    use tokio::io::AsyncBufReadExt;
+    let host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    let example = crate::support::repo_root().join("examples/python/hello_handler.py");
+    let mut handler = tokio::process::Command::new("python3")
+        .arg(&example)
+        .env("SCHEDULEZERO_ZMQ", &zmq)
+        .env("HANDLER_ID", "py-hello")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 (see tests/requirements.txt)");
+    let stdout = handler.stdout.take().expect("stdout");
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("the example says where it listens");
+    assert!(
+        line.starts_with("py-hello registered, listening on tcp://"),
+        "{line}"
+    );
+
+    // Through the ScheduleZero route, synchronous as ScheduleZero's run_now is.
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "py-hello", "job_method": "say_hello", "job_params": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["result"]["message"], "hello Ada", "{ran}");
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "py-hello", "job_method": "add", "job_params": {"a": 2}}),
+        )
+        .await;
+    assert_eq!(status, 500, "a failing handler: {ran}");
+    assert!(
+        ran["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'b'"),
+        "{ran}"
+    );
+
+    // SIGTERM: it reports offline before it exits.
+    if let Some(pid) = handler
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    }
+    let exit = handler.wait().await.expect("the example exits");
+    assert!(exit.success(), "{exit:?}");
+    let (_, h) = host.get("/api/v1/handlers/py-hello").await;
+    assert_eq!(h["status"], "offline", "{h}");
+}

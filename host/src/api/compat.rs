@@ -196,18 +196,18 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         attempt: 1,
         scheduled_time: started_at.into(),
     };
-    let result = state
-        .runtime
-        .invoke(&handler_id, &method, &params.to_string(), &ctx)
+    let dispatcher = state.scheduler.dispatcher();
+    let result = dispatcher
+        .call(&handler_id, &method, &params.to_string(), &ctx, None)
         .await;
     let completed_at = Utc::now();
     let (status, result_json, error_code, error, instance) = match &result {
-        Ok(o) => (
+        Ok((result, instance)) => (
             ExecutionStatus::Success,
-            serde_json::from_str::<Value>(&o.result).ok(),
+            serde_json::from_str::<Value>(result).ok(),
             None,
             None,
-            Some(format!("wasm:{handler_id}#{}", o.stats.measure.instance)),
+            Some(instance.clone()),
         ),
         Err(e) => (
             ExecutionStatus::Error,
@@ -227,7 +227,7 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         status: ExecutionStatus::Running,
         started_at,
         params_summary: params_summary(&params),
-        instance: Some(format!("wasm:{handler_id}")),
+        instance: Some(dispatcher.handler_address(&handler_id)),
     };
     let done = Completion {
         id: 0,

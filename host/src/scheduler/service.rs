@@ -105,6 +105,11 @@ impl Drop for RunningGuard {
 }
 
 impl Scheduler {
+    /// The dispatcher runs go to (run-now of the ScheduleZero routes calls through it too).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
     /// A scheduler that claims up to `batch` due schedules per step.
     pub fn new(store: Store, dispatcher: Dispatcher, batch: u32) -> Self {
         Self {

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""A remote ScheduleZero handler in plain Python: pyzmq and the standard library, nothing else.
+
+It speaks the same protocol as the Python ScheduleZero's handlers, so it works against either
+host. Every message is one frame of JSON:
+
+1. bind a REP socket (any free port) and read back the real endpoint;
+2. send {"method": "ping"} and then {"method": "register", "params": {"handler_id", "address",
+   "methods"}} to the host's registration endpoint, from a REQ socket;
+3. answer requests {"method": <m>, "params": {...}} on the REP socket, one at a time, with
+   {"success": true, ...result fields} or {"success": false, "error": "..."};
+4. ping the host every 30 s and register again when a ping fails (the host restarted elsewhere,
+   or was down);
+5. on SIGTERM or SIGINT, send {"method": "report_status", "params": {"handler_id", "status":
+   "offline"}} and exit.
+
+    pip install pyzmq
+    SCHEDULEZERO_ZMQ=tcp://127.0.0.1:4242 python3 examples/python/hello_handler.py
+
+Then schedule its methods like a plugin's: `schedulezero schedules add py-hello say_hello
+--params '{"name": "Ada"}' --every 1m`.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import zmq
+
+HOST = os.environ.get("SCHEDULEZERO_ZMQ", "tcp://127.0.0.1:4242")
+HANDLER_ID = os.environ.get("HANDLER_ID", "py-hello")
+BIND = os.environ.get("HANDLER_BIND", "tcp://127.0.0.1:*")
+TIMEOUT_MS = 10_000
+PING_EVERY_S = 30
+
+
+def say_hello(params):
+    return {"message": "hello " + str(params.get("name", "world"))}
+
+
+def add(params):
+    return {"result": params["a"] + params["b"]}
+
+
+METHODS = {"say_hello": say_hello, "add": add}
+
+
+def ask_host(ctx, message, timeout_ms=TIMEOUT_MS):
+    """One request to the host on a fresh REQ socket (a REQ socket is unusable after a timeout)."""
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+    sock.connect(HOST)
+    try:
+        sock.send_string(json.dumps(message))
+        return json.loads(sock.recv_string())
+    finally:
+        sock.close()
+
+
+def register(ctx, address, stop):
+    message = {"method": "register",
+               "params": {"handler_id": HANDLER_ID, "address": address, "methods": list(METHODS)}}
+    for _ in range(5):
+        try:
+            reply = ask_host(ctx, message)
+            if reply.get("success"):
+                return reply
+            print("registration refused:", reply.get("error"), flush=True)
+        except zmq.ZMQError as e:
+            print("cannot reach the host:", e, flush=True)
+        if stop.wait(15):
+            return None
+    raise SystemExit("could not register with " + HOST)
+
+
+def keep_registered(ctx, address, stop):
+    while not stop.wait(PING_EVERY_S):
+        try:
+            if ask_host(ctx, {"method": "ping"}).get("success"):
+                continue
+        except zmq.ZMQError:
+            pass
+        register(ctx, address, stop)
+
+
+def answer(request):
+    method = request.get("method")
+    params = request.get("params") or {}
+    if method == "ping":
+        return {"success": True, "message": "pong", "handler_id": HANDLER_ID}
+    if method not in METHODS:
+        return {"success": False, "error": "Unknown method: " + str(method)}
+    try:
+        result = METHODS[method](params)
+    except Exception as e:  # the handler's failure is the caller's answer, not a crash
+        return {"success": False, "error": str(e)}
+    if isinstance(result, dict):
+        return {"success": True, **result}
+    return {"success": True, "result": result}
+
+
+def main():
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep.bind(BIND)
+    address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    ask_host(ctx, {"method": "ping"})
+    register(ctx, address, stop)
+    print(HANDLER_ID, "registered, listening on", address, flush=True)
+    threading.Thread(target=keep_registered, args=(ctx, address, stop), daemon=True).start()
+
+    poller = zmq.Poller()
+    poller.register(rep, zmq.POLLIN)
+    while not stop.is_set():
+        if not dict(poller.poll(200)):
+            continue
+        try:
+            request = json.loads(rep.recv_string())
+            reply = answer(request) if isinstance(request, dict) else {"success": False, "error": "Invalid JSON"}
+        except ValueError:
+            reply = {"success": False, "error": "Invalid JSON"}
+        rep.send_string(json.dumps(reply))
+
+    try:
+        ask_host(ctx, {"method": "report_status",
+                       "params": {"handler_id": HANDLER_ID, "status": "offline"}}, timeout_ms=2000)
+    except zmq.ZMQError:
+        pass
+    rep.close(linger=0)
+    ctx.term()
+
+
+if __name__ == "__main__":
+    main()
