@@ -217,15 +217,7 @@ while True:
 "#;
 
 async fn schedule(host: &TestHost, id: &str, method: &str, params: Value, policy: Value) {
-    let (status, s) = host
-        .post(
-            "/api/v1/schedules",
-            &json!({"id": id, "handler": "py-worker", "method": method, "params": params,
-                    "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true,
-                    "policy": policy}),
-        )
-        .await;
-    assert_eq!(status, 201, "{s}");
+    schedule_on(host, "py-worker", id, method, params, policy).await;
 }
 
 async fn run_now(host: &TestHost, id: &str) -> Value {
@@ -417,4 +409,115 @@ async fn the_python_example_handler_runs_jobs_and_reports_offline() {
     assert!(exit.success(), "{exit:?}");
     let (_, h) = host.get("/api/v1/handlers/py-hello").await;
     assert_eq!(h["status"], "offline", "{h}");
+}
+
+/// A peer that registers, takes requests and never answers them.
+const PYTHON_BLACK_HOLE: &str = r#"
+import json, sys, time, zmq
+ctx = zmq.Context()
+rep = ctx.socket(zmq.REP)
+rep.bind("tcp://127.0.0.1:*")
+address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
+req = ctx.socket(zmq.REQ)
+req.connect(sys.argv[1])
+req.send_string(json.dumps({"method": "register", "params": {
+    "handler_id": "black-hole", "address": address, "methods": ["wait"]}}))
+req.recv_string()
+print(address, flush=True)
+rep.recv_string()
+time.sleep(3600)
+"#;
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn timeouts_and_bad_peers_leave_no_sockets_behind_and_the_host_working() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    let mut peer = tokio::process::Command::new("python3")
+        .args(["-c", PYTHON_BLACK_HOLE, &zmq])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 (see tests/requirements.txt)");
+    let stdout = peer.stdout.take().expect("stdout");
+    tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("registered");
+    schedule_on(
+        &host,
+        "black-hole",
+        "waiting",
+        "wait",
+        json!({}),
+        json!({"timeout": "150ms"}),
+    )
+    .await;
+
+    let timed_out = |ran: Value| assert_eq!(ran["error"]["code"], "timeout", "{ran}");
+    for _ in 0..3 {
+        timed_out(run_now(&host, "waiting").await);
+    }
+    let before = open_fds(host.pid());
+    for _ in 0..20 {
+        timed_out(run_now(&host, "waiting").await);
+    }
+    // Each timed-out socket was dropped: its connection is closed, not kept.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = open_fds(host.pid());
+    assert!(
+        after <= before + 3,
+        "open descriptors went from {before} to {after}"
+    );
+
+    // Not ZeroMQ at all, on the registration endpoint: that peer is dropped, others are served.
+    let port = zmq.rsplit(':').next().unwrap();
+    let mut junk = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    junk.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\xff\xfe\x00garbage")
+        .await
+        .unwrap();
+    // An oversized message gets its error, like any other bad message.
+    let big = request(&zmq, &vec![b' '; 100_000]).await;
+    assert!(
+        big["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Message too large"),
+        "{big}"
+    );
+    assert_eq!(
+        request(&zmq, br#"{"method": "ping"}"#).await["message"],
+        "pong"
+    );
+    let (status, _) = host.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+}
+
+async fn schedule_on(
+    host: &TestHost,
+    handler: &str,
+    id: &str,
+    method: &str,
+    params: Value,
+    policy: Value,
+) {
+    let (status, s) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": id, "handler": handler, "method": method, "params": params,
+                    "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true,
+                    "policy": policy}),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
 }
