@@ -19,10 +19,17 @@ host. Every message is one frame of JSON:
 
 Then schedule its methods like a plugin's: `schedulezero schedules add py-hello say_hello
 --params '{"name": "Ada"}' --every 1m`.
+
+With SCHEDULEZERO_SECRET set (the host's `server.remote_secret`), every message travels signed:
+{"ts", "nonce", "sig", "body"}, where sig is the hex HMAC-SHA256 of "{ts}\n{nonce}\n{body}" under
+the secret, ts within 60 s of the receiver's clock, and a nonce never seen twice.
 """
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import signal
 import threading
 import time
@@ -34,6 +41,44 @@ HANDLER_ID = os.environ.get("HANDLER_ID", "py-hello")
 BIND = os.environ.get("HANDLER_BIND", "tcp://127.0.0.1:*")
 TIMEOUT_MS = 10_000
 PING_EVERY_S = 30
+SECRET = os.environ.get("SCHEDULEZERO_SECRET", "").encode()
+WINDOW_S = 60
+_seen_nonces = {}
+
+
+def _signature(ts, nonce, body):
+    return hmac.new(SECRET, f"{ts}\n{nonce}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def seal(message):
+    """The frame to send: the message's JSON, in a signed envelope when a secret is set."""
+    body = json.dumps(message)
+    if not SECRET:
+        return body
+    ts, nonce = int(time.time()), secrets.token_hex(16)
+    return json.dumps({"ts": ts, "nonce": nonce, "sig": _signature(ts, nonce, body), "body": body})
+
+
+def unseal(frame):
+    """The message in a received frame; raises ValueError when a signed one does not check out."""
+    if not SECRET:
+        return json.loads(frame)
+    envelope = json.loads(frame)
+    if not isinstance(envelope, dict) or set(envelope) != {"ts", "nonce", "sig", "body"}:
+        raise ValueError("Unsigned message refused")
+    ts, nonce, body = envelope["ts"], envelope["nonce"], envelope["body"]
+    if not hmac.compare_digest(_signature(ts, nonce, body), envelope["sig"]):
+        raise ValueError("Invalid signature")
+    now = time.time()
+    if abs(now - ts) > WINDOW_S:
+        raise ValueError("Message too old or from the future")
+    for old, seen_at in list(_seen_nonces.items()):
+        if seen_at < now - WINDOW_S:
+            del _seen_nonces[old]
+    if nonce in _seen_nonces:
+        raise ValueError("Replayed message refused")
+    _seen_nonces[nonce] = ts
+    return json.loads(body)
 
 
 def say_hello(params):
@@ -55,8 +100,8 @@ def ask_host(ctx, message, timeout_ms=TIMEOUT_MS):
     sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
     sock.connect(HOST)
     try:
-        sock.send_string(json.dumps(message))
-        return json.loads(sock.recv_string())
+        sock.send_string(seal(message))
+        return unseal(sock.recv_string())
     finally:
         sock.close()
 
@@ -122,12 +167,18 @@ def main():
     while not stop.is_set():
         if not dict(poller.poll(200)):
             continue
+        frame = rep.recv_string()
         try:
-            request = json.loads(rep.recv_string())
-            reply = answer(request) if isinstance(request, dict) else {"success": False, "error": "Invalid JSON"}
-        except ValueError:
+            request = unseal(frame)
+        except ValueError as e:
+            # Plain JSON, so that a peer without the secret can read why.
+            rep.send_string(json.dumps({"success": False, "error": str(e) or "Invalid JSON"}))
+            continue
+        if isinstance(request, dict):
+            reply = answer(request)
+        else:
             reply = {"success": False, "error": "Invalid JSON"}
-        rep.send_string(json.dumps(reply))
+        rep.send_string(seal(reply))
 
     try:
         ask_host(ctx, {"method": "report_status",

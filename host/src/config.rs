@@ -77,6 +77,10 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Where remote (ZeroMQ) handlers register.
     pub zmq_listen: String,
+    /// When set, every ZeroMQ message is signed and checked with this shared secret
+    /// (HMAC-SHA256 over the message and a timestamp; unsigned peers are refused). At least 16
+    /// characters.
+    pub remote_secret: Option<String>,
     /// How often registered remote handlers are pinged (a handler busy with a call is not).
     #[serde(with = "humantime_serde")]
     pub remote_ping_interval: Duration,
@@ -99,6 +103,7 @@ impl Default for ServerConfig {
             database_url: None,
             zmq_listen: "tcp://127.0.0.1:4242".to_owned(),
             remote_ping_interval: Duration::from_secs(30),
+            remote_secret: None,
             api_token: None,
             max_body_bytes: 1024 * 1024,
             instance_name: "schedulezero".to_owned(),
@@ -441,6 +446,12 @@ impl Config {
             return Err(invalid(
                 "server.database_url",
                 "this host supports sqlite:PATH or sqlite://PATH",
+            ));
+        }
+        if s.remote_secret.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(invalid(
+                "server.remote_secret",
+                "must be at least 16 characters",
             ));
         }
         if s.remote_ping_interval < Duration::from_millis(100) {

@@ -80,8 +80,13 @@ pub async fn serve(
         plugin_events,
     ));
 
-    let registry = Arc::new(Registry::load(store.clone()).await?);
-    let connections = Arc::new(bridge::Connections::default());
+    let signer = config
+        .server
+        .remote_secret
+        .as_deref()
+        .map(|secret| Arc::new(bridge::Signer::new(secret)));
+    let registry = Arc::new(Registry::load(store.clone(), signer.clone()).await?);
+    let connections = Arc::new(bridge::Connections::new(signer));
     let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
         .with_remote(registry.clone(), connections.clone());
     let scheduler = Arc::new(Scheduler::new(

@@ -7,15 +7,20 @@ use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use crate::host::TestHost;
 
-/// One request on a fresh REQ socket, and its reply as JSON.
+/// One request on a fresh REQ socket, and its reply as JSON (within 10 s).
 async fn request(endpoint: &str, frame: &[u8]) -> Value {
-    let mut socket = zeromq::ReqSocket::new();
-    socket.connect(endpoint).await.expect("connect");
-    socket
-        .send(ZmqMessage::from(bytes::Bytes::copy_from_slice(frame)))
+    let exchange = async {
+        let mut socket = zeromq::ReqSocket::new();
+        socket.connect(endpoint).await.expect("connect");
+        socket
+            .send(ZmqMessage::from(bytes::Bytes::copy_from_slice(frame)))
+            .await
+            .expect("send");
+        socket.recv().await.expect("reply")
+    };
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
         .await
-        .expect("send");
-    let reply = socket.recv().await.expect("reply");
+        .expect("the host answers within 10 s");
     assert_eq!(reply.len(), 1, "one frame");
     serde_json::from_slice(reply.get(0).expect("frame")).expect("a JSON reply")
 }
@@ -520,4 +525,72 @@ async fn schedule_on(
         )
         .await;
     assert_eq!(status, 201, "{s}");
+}
+
+#[tokio::test]
+async fn with_a_shared_secret_only_signed_messages_pass() {
+    use tokio::io::AsyncBufReadExt;
+    const SECRET: &str = "a secret shared with the handlers";
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("schedulezero.toml");
+    std::fs::write(&file, format!("[server]\nremote_secret = \"{SECRET}\"\n")).unwrap();
+    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    let zmq = endpoint(&host).await;
+    let now = || chrono::Utc::now().timestamp();
+
+    // Unsigned, as the Python ScheduleZero's handlers send: refused, with the reason in plain JSON.
+    let refused = request(&zmq, br#"{"method": "ping"}"#).await;
+    assert_eq!(refused["success"], false);
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unsigned message refused"),
+        "{refused}"
+    );
+    // Signed with another secret, or replayed: refused too.
+    let stranger = schedulezero::bridge::Signer::new("not the host's secret at all");
+    let forged = stranger.seal(r#"{"method": "ping"}"#, now());
+    assert_eq!(
+        request(&zmq, forged.as_bytes()).await["error"],
+        "Invalid signature"
+    );
+    let signer = schedulezero::bridge::Signer::new(SECRET);
+    let ping = signer.seal(r#"{"method": "ping"}"#, now());
+    let reply = request(&zmq, ping.as_bytes()).await;
+    let opened: Value =
+        serde_json::from_str(&signer.open(reply.to_string().as_bytes(), now()).unwrap()).unwrap();
+    assert_eq!(opened["message"], "pong", "the reply is signed too");
+    assert_eq!(
+        request(&zmq, ping.as_bytes()).await["error"],
+        "Replayed message refused"
+    );
+
+    // The example handler with the secret: registers, and takes the host's signed requests.
+    let example = crate::support::repo_root().join("examples/python/hello_handler.py");
+    let mut handler = tokio::process::Command::new("python3")
+        .arg(&example)
+        .env("SCHEDULEZERO_ZMQ", &zmq)
+        .env("SCHEDULEZERO_SECRET", SECRET)
+        .env("HANDLER_ID", "py-signed")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 (see tests/requirements.txt)");
+    let stdout = handler.stdout.take().expect("stdout");
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("registered");
+    assert!(line.starts_with("py-signed registered"), "{line}");
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "py-signed", "job_method": "say_hello", "job_params": {"name": "Bo"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["result"]["message"], "hello Bo");
 }

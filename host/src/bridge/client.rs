@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::registry::RemoteHandler;
+use super::signing::Signer;
 use crate::runtime::InvokeError;
 
 /// The call timeout when the schedule sets none (ScheduleZero's handlers use 10 s too).
@@ -88,9 +89,18 @@ struct Slot {
 #[derive(Default)]
 pub struct Connections {
     by_handler: Mutex<HashMap<String, Slot>>,
+    signer: Option<Arc<Signer>>,
 }
 
 impl Connections {
+    /// Connections that sign their requests (and check the replies) when given a signer.
+    pub fn new(signer: Option<Arc<Signer>>) -> Self {
+        Self {
+            by_handler: Mutex::default(),
+            signer,
+        }
+    }
+
     fn of(&self, handler: &str) -> (Arc<tokio::sync::Mutex<Connection>>, Arc<HandlerStats>) {
         let mut map = self.by_handler.lock().unwrap_or_else(|p| p.into_inner());
         let slot = map.entry(handler.to_owned()).or_default();
@@ -117,7 +127,7 @@ impl Connections {
         let request = json!({ "method": "ping" });
         let result = tokio::time::timeout(timeout, async {
             prepare(&mut conn, &handler.address);
-            let r = exchange(&mut conn, &request).await;
+            let r = exchange(&mut conn, &request, self.signer.as_deref()).await;
             if r.is_err() {
                 conn.socket = None;
             }
@@ -150,7 +160,7 @@ impl Connections {
         let exchange = async {
             let mut conn = connection.lock().await;
             prepare(&mut conn, &handler.address);
-            let result = exchange(&mut conn, &request).await;
+            let result = exchange(&mut conn, &request, self.signer.as_deref()).await;
             if result.is_err() {
                 // Lazy pirate: a socket that failed or timed out is not used again.
                 conn.socket = None;
@@ -183,7 +193,11 @@ fn prepare(conn: &mut Connection, address: &str) {
     }
 }
 
-async fn exchange(conn: &mut Connection, request: &Value) -> Result<Vec<u8>, InvokeError> {
+async fn exchange(
+    conn: &mut Connection,
+    request: &Value,
+    signer: Option<&Signer>,
+) -> Result<Vec<u8>, InvokeError> {
     let unreachable = |what: &str, e: &dyn std::fmt::Display| {
         InvokeError::Unreachable(format!("{what} {}: {e}", conn.address))
     };
@@ -198,9 +212,13 @@ async fn exchange(conn: &mut Connection, request: &Value) -> Result<Vec<u8>, Inv
     let Some(socket) = conn.socket.as_mut() else {
         return Err(InvokeError::Internal("no socket".into()));
     };
+    let frame = match signer {
+        Some(signer) => signer.seal(&request.to_string(), Utc::now().timestamp()),
+        None => request.to_string(),
+    };
     conn.awaiting_reply = true;
     socket
-        .send(ZmqMessage::from(request.to_string()))
+        .send(ZmqMessage::from(frame))
         .await
         .map_err(|e| InvokeError::Unreachable(format!("cannot send: {e}")))?;
     let reply = socket
@@ -221,7 +239,13 @@ async fn exchange(conn: &mut Connection, request: &Value) -> Result<Vec<u8>, Inv
             limit: MAX_REPLY_BYTES,
         });
     }
-    Ok(frame)
+    match signer {
+        Some(signer) => signer
+            .open(&frame, Utc::now().timestamp())
+            .map(String::into_bytes)
+            .map_err(|why| InvokeError::InvalidResult(format!("reply refused: {why}"))),
+        None => Ok(frame),
+    }
 }
 
 /// The result in a ScheduleZero handler's reply: the reply object without `success` (or the

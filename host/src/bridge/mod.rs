@@ -8,9 +8,11 @@ pub mod health;
 pub mod protocol;
 pub mod registry;
 pub mod server;
+pub mod signing;
 
 pub use self::client::Connections;
 pub use self::registry::{Registry, RemoteHandler};
+pub use self::signing::Signer;
 
 /// The bridge could not start.
 #[derive(Debug, thiserror::Error)]

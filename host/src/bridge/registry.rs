@@ -3,13 +3,14 @@
 //! after a ping fails, not after a host restart).
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::protocol::{self, Ask, Registration, StatusReport};
+use super::signing::Signer;
 use crate::store::{HandlerKind, HandlerRecord, Store, StoreError};
 
 /// The status a handler has once it registered, and while it answers pings.
@@ -55,11 +56,13 @@ impl RemoteHandler {
 pub struct Registry {
     store: Store,
     handlers: RwLock<BTreeMap<String, RemoteHandler>>,
+    signer: Option<Arc<Signer>>,
 }
 
 impl Registry {
-    /// The registry as the store has it.
-    pub async fn load(store: Store) -> Result<Self, StoreError> {
+    /// The registry as the store has it; with a signer, registration messages must be signed
+    /// (and replies are).
+    pub async fn load(store: Store, signer: Option<Arc<Signer>>) -> Result<Self, StoreError> {
         let handlers = store
             .handlers()
             .await?
@@ -80,6 +83,7 @@ impl Registry {
         Ok(Self {
             store,
             handlers: RwLock::new(handlers),
+            signer,
         })
     }
 
@@ -116,8 +120,22 @@ impl Registry {
         Ok(true)
     }
 
-    /// Answers one message of the registration channel.
-    pub async fn answer(&self, frame: &[u8]) -> Value {
+    /// Answers one message of the registration channel, as the frame to send back.
+    pub async fn answer(&self, frame: &[u8]) -> String {
+        let Some(signer) = &self.signer else {
+            return self.answer_plain(frame).await.to_string();
+        };
+        let now = Utc::now().timestamp();
+        match signer.open(frame, now) {
+            Ok(body) => signer.seal(&self.answer_plain(body.as_bytes()).await.to_string(), now),
+            Err(why) => {
+                tracing::warn!(error = %why, "registration channel: message refused");
+                protocol::failure(&why).to_string()
+            }
+        }
+    }
+
+    async fn answer_plain(&self, frame: &[u8]) -> Value {
         match protocol::read(frame) {
             Err(reply) => reply,
             Ok(Ask::Ping) => protocol::pong(),

@@ -37,15 +37,16 @@ pub async fn start(
             let reply = match message {
                 Ok(m) if m.len() == 1 => match m.get(0) {
                     Some(frame) => registry.answer(frame).await,
-                    None => protocol::failure("Invalid JSON"),
+                    None => protocol::failure("Invalid JSON").to_string(),
                 },
-                Ok(m) => protocol::failure(&format!("Expected one frame of JSON, got {}", m.len())),
+                Ok(m) => protocol::failure(&format!("Expected one frame of JSON, got {}", m.len()))
+                    .to_string(),
                 Err(e) => {
                     tracing::warn!(error = %e, "registration channel: cannot read a message");
                     continue;
                 }
             };
-            if let Err(e) = socket.send(ZmqMessage::from(reply.to_string())).await {
+            if let Err(e) = socket.send(ZmqMessage::from(reply)).await {
                 tracing::warn!(error = %e, "registration channel: cannot answer");
             }
         }

@@ -171,6 +171,14 @@ pub struct ServeArgs {
     /// Where remote (ZeroMQ) handlers register.
     #[arg(long, env = "SCHEDULEZERO_ZMQ_LISTEN", value_name = "ENDPOINT")]
     pub zmq_listen: Option<String>,
+    /// Sign and check every ZeroMQ message with this shared secret (at least 16 characters).
+    #[arg(
+        long,
+        env = "SCHEDULEZERO_REMOTE_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub remote_secret: Option<String>,
 }
 
 /// Arguments of `invoke`.
@@ -313,6 +321,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.zmq_listen {
             c.server.zmq_listen.clone_from(v);
+        }
+        if let Some(v) = &self.remote_secret {
+            c.server.remote_secret = Some(v.clone());
         }
     }
 }
