@@ -45,7 +45,7 @@ pub fn start(
                                 UNREACHABLE
                             }
                         };
-                        if let Err(e) = registry.set_status(&h.id, status).await {
+                        if let Err(e) = registry.set_status(&h, status).await {
                             tracing::warn!(handler = %h.id, error = %e, "cannot store a handler's status");
                         }
                     }

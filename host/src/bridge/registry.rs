@@ -57,6 +57,8 @@ pub struct Registry {
     store: Store,
     handlers: RwLock<BTreeMap<String, RemoteHandler>>,
     signer: Option<Arc<Signer>>,
+    /// Held across each change (store, then memory), so that changes land in one order in both.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -84,6 +86,7 @@ impl Registry {
             store,
             handlers: RwLock::new(handlers),
             signer,
+            changing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -105,12 +108,18 @@ impl Registry {
         self.handlers.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets a handler's status (kept in the store). Returns whether it changed.
-    pub async fn set_status(&self, id: &str, status: &str) -> Result<bool, StoreError> {
-        let Some(mut handler) = self.get(id) else {
+    /// Sets the status of a handler as it was `seen` (kept in the store), unless it registered
+    /// or reported since: a ping's outcome must not undo a newer registration. Returns whether
+    /// the status changed.
+    pub async fn set_status(&self, seen: &RemoteHandler, status: &str) -> Result<bool, StoreError> {
+        let _changing = self.changing.lock().await;
+        let Some(mut handler) = self.get(&seen.id) else {
             return Ok(false);
         };
-        if handler.status == status {
+        if handler.status == status
+            || handler.address != seen.address
+            || handler.updated_at != seen.updated_at
+        {
             return Ok(false);
         }
         handler.status = status.to_owned();
@@ -145,6 +154,7 @@ impl Registry {
     }
 
     async fn register(&self, r: Registration) -> Value {
+        let _changing = self.changing.lock().await;
         let now = Utc::now();
         let known = self.get(&r.handler_id);
         let handler = RemoteHandler {
@@ -167,6 +177,7 @@ impl Registry {
     }
 
     async fn report(&self, s: StatusReport) -> Value {
+        let _changing = self.changing.lock().await;
         let Some(mut handler) = self.get(&s.handler_id) else {
             return protocol::status_reported(&s, false);
         };
