@@ -7,39 +7,39 @@ use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use crate::host::TestHost;
 
-/// One request on a fresh REQ socket, and its reply as JSON. As ScheduleZero's handlers do (lazy
-/// pirate), a request unanswered for 5 s is sent once more on a fresh socket: with many tests
-/// running at once, the registration endpoint has been seen to leave a request unanswered.
+/// One request on a fresh REQ socket, and its reply as JSON.
 async fn request(endpoint: &str, frame: &[u8]) -> Value {
-    for _ in 0..2 {
-        let exchange = async {
-            let mut socket = zeromq::ReqSocket::new();
-            socket.connect(endpoint).await.expect("connect");
-            socket
-                .send(ZmqMessage::from(bytes::Bytes::copy_from_slice(frame)))
-                .await
-                .expect("send");
-            socket.recv().await.expect("reply")
-        };
-        if let Ok(reply) = tokio::time::timeout(std::time::Duration::from_secs(5), exchange).await {
-            assert_eq!(reply.len(), 1, "one frame");
-            return serde_json::from_slice(reply.get(0).expect("frame")).expect("a JSON reply");
-        }
-    }
-    panic!("the host did not answer, twice");
+    let exchange = async {
+        let mut socket = zeromq::ReqSocket::new();
+        socket.connect(endpoint).await.expect("connect");
+        socket
+            .send(ZmqMessage::from(bytes::Bytes::copy_from_slice(frame)))
+            .await
+            .expect("send");
+        socket.recv().await.expect("reply")
+    };
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .expect("the host answers within 10 s");
+    assert_eq!(reply.len(), 1, "one frame");
+    serde_json::from_slice(reply.get(0).expect("frame")).expect("a JSON reply")
 }
 
-/// Starts a Python peer (killed when dropped) and waits for its first line of output (it prints
+/// Starts a peer process (killed when dropped) and waits for its first line of output (it prints
 /// one once it has registered).
-async fn python_peer(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+async fn peer(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new("python3")
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("python3 (see tests/requirements.txt)");
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let stdout = child.stdout.take().expect("stdout");
     let line = tokio::io::BufReader::new(stdout)
         .lines()
@@ -48,6 +48,54 @@ async fn python_peer(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Ch
         .expect("read")
         .expect("the peer prints a line once it has registered");
     (child, line)
+}
+
+/// A Python peer (see tests/requirements.txt).
+async fn python_peer(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    peer(std::path::Path::new("python3"), args, env).await
+}
+
+/// The Rust SDK's example handler (`sdk/remote/examples/hello_handler.rs`), which
+/// `cargo test --workspace` builds beside this test binary.
+async fn rust_peer(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    peer(&rust_example(), &[], env).await
+}
+
+fn rust_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    let example = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>")
+        .join("examples/hello_handler");
+    assert!(
+        example.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        example.display()
+    );
+    example
+}
+
+/// The Rust example handler run to its end (it exits when it cannot register).
+async fn rust_peer_exit(env: &[(&str, &str)]) -> std::process::Output {
+    let example = rust_example();
+    let run = tokio::process::Command::new(&example)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("it gives up within 30 s")
+        .expect("the example runs")
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    }
 }
 
 async fn endpoint(host: &TestHost) -> String {
@@ -250,6 +298,18 @@ async fn schedule(host: &TestHost, id: &str, method: &str, params: Value, policy
     schedule_on(host, "py-worker", id, method, params, policy).await;
 }
 
+/// The result of a schedule's first run, from ScheduleZero's execution log (an interval schedule
+/// made with `/api/schedule` runs once at creation).
+async fn first_result(host: &TestHost, job_id: &str) -> Value {
+    host.wait_for(std::time::Duration::from_secs(20), || async {
+        let (_, log) = host.get(&format!("/api/executions?job_id={job_id}")).await;
+        let record = &log["records"][0];
+        assert_ne!(record["status"], "error", "{log}");
+        (record["status"] == "success").then(|| record["result"].clone())
+    })
+    .await
+}
+
 async fn run_now(host: &TestHost, id: &str) -> Value {
     let (status, ran) = host
         .post(
@@ -290,6 +350,16 @@ async fn scheduled_jobs_run_on_a_python_handler() {
 
     schedule(&host, "sum", "add", json!({"a": 2, "b": 3}), json!({})).await;
     assert_eq!(run_now(&host, "sum").await["executions"][0]["result"], 5);
+    // Scheduled through ScheduleZero's own route, as its users do.
+    let (status, created) = host
+        .post(
+            "/api/schedule",
+            &json!({"handler_id": "py-worker", "job_method": "add", "job_params": {"a": 1, "b": 1},
+                    "job_id": "compat-sum", "trigger": {"type": "interval", "seconds": 3600}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(first_result(&host, "compat-sum").await, 2);
 
     // A method the handler did not register is refused before anything is stored.
     let (status, refused) = host
@@ -323,14 +393,14 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     let seen = &m["remote_handlers"]["py-worker"];
     assert_eq!(
         (seen["calls"].clone(), seen["errors"].clone()),
-        (json!(4), json!(1)),
+        (json!(5), json!(1)),
         "{m}"
     );
     assert!(seen["last_latency_ms"].as_f64().unwrap() > 0.0, "{m}");
     assert_eq!(seen["status"], "online");
     let (_, _, text) = host.get_text("/metrics").await;
     assert!(
-        text.contains("schedulezero_remote_calls_total{handler=\"py-worker\"} 4"),
+        text.contains("schedulezero_remote_calls_total{handler=\"py-worker\"} 5"),
         "{text}"
     );
     assert!(text.contains("schedulezero_remote_up{handler=\"py-worker\"} 1"));
@@ -363,6 +433,18 @@ async fn scheduled_jobs_run_on_a_python_handler() {
         (h["status"] == "unreachable").then_some(())
     })
     .await;
+
+    // Restarted on another port: it registers again and is called there.
+    let (_worker, moved) = python_peer(&["-c", PYTHON_WORKER, zmq.as_str()], &[]).await;
+    assert_ne!(moved, address, "a new port");
+    let ran = run_now(&host, "hello").await;
+    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    assert_eq!(
+        ran["executions"][0]["instance"],
+        format!("zmq:py-worker@{moved}")
+    );
+    let (_, h) = host.get("/api/v1/handlers/py-worker").await;
+    assert_eq!(h["status"], "online", "{h}");
 }
 
 #[tokio::test]
@@ -408,12 +490,7 @@ async fn the_python_example_handler_runs_jobs_and_reports_offline() {
     );
 
     // SIGTERM: it reports offline before it exits.
-    if let Some(pid) = handler
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-    {
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-    }
+    sigterm(&handler);
     let exit = handler.wait().await.expect("the example exits");
     assert!(exit.success(), "{exit:?}");
     let (_, h) = host.get("/api/v1/handlers/py-hello").await;
@@ -577,4 +654,240 @@ async fn with_a_shared_secret_only_signed_messages_pass() {
         .await;
     assert_eq!(status, 200, "{ran}");
     assert_eq!(ran["result"]["message"], "hello Bo");
+
+    // The Rust SDK's handler with the secret, too; without it, it cannot register.
+    let (_native, line) = rust_peer(&[
+        ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+        ("SCHEDULEZERO_SECRET", SECRET),
+        ("HANDLER_ID", "rs-signed"),
+    ])
+    .await;
+    assert!(line.starts_with("rs-signed registered"), "{line}");
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "rs-signed", "job_method": "add", "job_params": {"a": 1, "b": 2}}),
+        )
+        .await;
+    assert_eq!((status, ran["result"].clone()), (200, json!(3)), "{ran}");
+    let unsigned = rust_peer_exit(&[
+        ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+        ("HANDLER_ID", "rs-unsigned"),
+    ])
+    .await;
+    assert!(!unsigned.status.success());
+    let stderr = String::from_utf8_lossy(&unsigned.stderr);
+    assert!(stderr.contains("Unsigned message refused"), "{stderr}");
+}
+
+async fn run_on_address(host: &TestHost, id: &str, address: &str) {
+    let ran = run_now(host, id).await;
+    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    assert_eq!(
+        ran["executions"][0]["instance"],
+        format!("zmq:rs-hello@{address}"),
+        "{ran}"
+    );
+}
+
+/// The Rust SDK's example handler, a process of its own: registered, scheduled through both APIs,
+/// timed out, killed mid-call, restarted on another port, across a host restart, and offline on
+/// SIGTERM.
+#[tokio::test]
+async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("schedulezero.toml");
+    std::fs::write(&file, "[server]\nremote_ping_interval = \"300ms\"\n").unwrap();
+    let mut host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    let zmq = endpoint(&host).await;
+    let env = [
+        ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+        ("HANDLER_ID", "rs-hello"),
+    ];
+    let (handler, line) = rust_peer(&env).await;
+    let address = line
+        .strip_prefix("rs-hello registered, listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert!(address.starts_with("tcp://127.0.0.1:"), "{address}");
+    let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
+    let methods: Vec<_> = h["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .map(|m| m["name"].clone())
+        .collect();
+    assert_eq!(
+        (h["kind"].clone(), h["status"].clone(), json!(methods)),
+        (
+            json!("remote"),
+            json!("online"),
+            json!(["say_hello", "add", "slow", "echo"])
+        ),
+        "{h}"
+    );
+
+    // ScheduleZero's routes: a job scheduled with /api/schedule, and the synchronous run_now.
+    let (status, created) = host
+        .post(
+            "/api/schedule",
+            &json!({"handler_id": "rs-hello", "job_method": "say_hello",
+                    "job_params": {"name": "Ada"}, "job_id": "compat-hello",
+                    "trigger": {"type": "interval", "seconds": 3600}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let result = first_result(&host, "compat-hello").await;
+    assert_eq!(result["message"], "hello Ada", "{result}");
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "rs-hello", "job_method": "add", "job_params": {"a": 2, "b": 40}}),
+        )
+        .await;
+    assert_eq!((status, ran["result"].clone()), (200, json!(42)), "{ran}");
+    // Params its method cannot take: the handler says why, and keeps serving.
+    let (status, ran) = host
+        .post(
+            "/api/run_now",
+            &json!({"handler_id": "rs-hello", "job_method": "add", "job_params": {"a": "two"}}),
+        )
+        .await;
+    assert_eq!(status, 500, "{ran}");
+    assert!(
+        ran["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Invalid params"),
+        "{ran}"
+    );
+
+    // /api/v1: a timeout, then a call that works (a fresh socket, the handler still serving).
+    schedule_on(
+        &host,
+        "rs-hello",
+        "sleepy",
+        "slow",
+        json!({"seconds": 2}),
+        json!({"timeout": "300ms"}),
+    )
+    .await;
+    let ran = run_now(&host, "sleepy").await;
+    assert_eq!(ran["error"]["code"], "timeout", "{ran}");
+    schedule_on(
+        &host,
+        "rs-hello",
+        "hello",
+        "say_hello",
+        json!({}),
+        json!({"timeout": "5s"}),
+    )
+    .await;
+    // The handler finishes the 2 s call nobody waits for, then takes this one.
+    let ran = run_now(&host, "hello").await;
+    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    let result = &ran["executions"][0]["result"];
+    assert_eq!(result["message"], "hello world", "{ran}");
+    assert_eq!(
+        result["request_id"], ran["run"]["id"],
+        "the run id reaches it"
+    );
+
+    // Killed mid-call: a clear error, the host keeps going, and pings mark it unreachable.
+    let mut handler = handler;
+    schedule_on(
+        &host,
+        "rs-hello",
+        "doomed",
+        "slow",
+        json!({"seconds": 30}),
+        json!({"timeout": "3s"}),
+    )
+    .await;
+    let call = run_now(&host, "doomed");
+    let kill = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        handler.kill().await.expect("kill the handler");
+    };
+    let (ran, ()) = tokio::join!(call, kill);
+    let code = ran["error"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["handler_unreachable", "timeout"].contains(&code.as_str()),
+        "{ran}"
+    );
+    host.wait_for(std::time::Duration::from_secs(20), || async {
+        let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
+        (h["status"] == "unreachable").then_some(())
+    })
+    .await;
+
+    // Back on another port: it registers again and is called there.
+    let (handler, line) = rust_peer(&env).await;
+    let moved = line
+        .strip_prefix("rs-hello registered, listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert_ne!(moved, address, "a new port");
+    run_on_address(&host, "hello", &moved).await;
+    let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
+    assert_eq!(h["status"], "online", "{h}");
+
+    // The host restarts: the registry is read back, the handler is called without registering.
+    assert!(host.terminate(), "a clean stop");
+    host.restart();
+    run_on_address(&host, "hello", &moved).await;
+
+    // SIGTERM: it reports offline (to the host it registered with) and exits cleanly. Start
+    // another one against the restarted host's endpoint, so that the report reaches it.
+    let zmq = endpoint(&host).await;
+    let env = [
+        ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+        ("HANDLER_ID", "rs-hello"),
+    ];
+    let (mut last, line) = rust_peer(&env).await;
+    assert!(line.starts_with("rs-hello registered"), "{line}");
+    drop(handler);
+    sigterm(&last);
+    let exit = last.wait().await.expect("the handler exits");
+    assert!(exit.success(), "{exit:?}");
+    let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
+    assert_eq!(h["status"], "offline", "{h}");
+}
+
+/// Many short-lived peers at once, as handlers restarting and pinging do: every request is
+/// answered (the `zeromq` crate's REP socket used to stall the endpoint for good when a peer left
+/// while another connected, on a busy machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registration_endpoint_answers_many_coming_and_going_peers() {
+    let host = TestHost::start();
+    let zmq = endpoint(&host).await;
+    let peers = (0..4).map(|_| {
+        let zmq = zmq.clone();
+        tokio::spawn(async move {
+            let mut unanswered = 0;
+            for _ in 0..500 {
+                let exchange = async {
+                    let mut socket = zeromq::ReqSocket::new();
+                    socket.connect(&zmq).await.expect("connect");
+                    socket
+                        .send(ZmqMessage::from(r#"{"method":"ping"}"#.to_owned()))
+                        .await
+                        .expect("send");
+                    socket.recv().await.expect("reply")
+                };
+                let limit = std::time::Duration::from_secs(5);
+                if tokio::time::timeout(limit, exchange).await.is_err() {
+                    unanswered += 1;
+                    break;
+                }
+            }
+            unanswered
+        })
+    });
+    let unanswered: Vec<u32> = futures::future::join_all(peers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("peer task"))
+        .collect();
+    assert_eq!(unanswered, [0, 0, 0, 0], "pings left unanswered, by peer");
 }

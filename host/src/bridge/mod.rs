@@ -8,7 +8,8 @@ pub mod health;
 pub mod protocol;
 pub mod registry;
 pub mod server;
-pub mod signing;
+/// Signed messages (the handler SDK's, so that both ends sign alike).
+pub use schedulezero_remote::signing;
 
 pub use self::client::Connections;
 pub use self::registry::{Registry, RemoteHandler};

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use schedulezero_remote::wire::{Registration, StatusReport, failure};
+
 /// The most bytes a registration message may have.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -14,26 +16,6 @@ struct Request {
     method: String,
     #[serde(default)]
     params: Option<Value>,
-}
-
-/// A handler's registration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Registration {
-    /// The id schedules name it by.
-    pub handler_id: String,
-    /// Where it listens (`tcp://host:port`).
-    pub address: String,
-    /// The methods it serves.
-    pub methods: Vec<String>,
-}
-
-/// A handler's report of its own status (`offline` when it shuts down).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct StatusReport {
-    /// The handler.
-    pub handler_id: String,
-    /// Its status.
-    pub status: String,
 }
 
 /// What a request asks of the registry.
@@ -116,11 +98,6 @@ pub fn status_reported(r: &StatusReport, known: bool) -> Value {
         return failure("Handler not registered");
     }
     json!({ "success": true, "handler_id": r.handler_id, "status": r.status })
-}
-
-/// A failure reply.
-pub fn failure(message: &str) -> Value {
-    json!({ "success": false, "error": message })
 }
 
 #[cfg(test)]

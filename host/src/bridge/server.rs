@@ -1,6 +1,9 @@
 //! The registration endpoint: a REP socket (the pure-Rust `zeromq` crate) where handlers `ping`,
 //! `register` and `report_status`. One request at a time, as REQ/REP goes; every request gets an
-//! answer, malformed ones included, and nothing a peer sends can stop the loop.
+//! answer, malformed ones included, and nothing a peer sends can stop the loop. The socket is
+//! served from a thread of its own (see [`schedulezero_remote::on_own_thread`]: with many peers
+//! coming and going, the `zeromq` crate can otherwise stall a worker of the host's runtime, and
+//! the endpoint with it); the registry's work runs on the host's runtime.
 
 use std::sync::Arc;
 
@@ -28,7 +31,8 @@ pub async fn start(
         })?
         .to_string();
     tracing::info!(endpoint = %bound, "remote handlers register here");
-    let task = tokio::spawn(async move {
+    let runtime = tokio::runtime::Handle::current();
+    let serve = async move {
         loop {
             let message = tokio::select! {
                 _ = stopped.wait_for(|s| *s) => break,
@@ -36,7 +40,18 @@ pub async fn start(
             };
             let reply = match message {
                 Ok(m) if m.len() == 1 => match m.get(0) {
-                    Some(frame) => registry.answer(frame).await,
+                    Some(frame) => {
+                        let (registry, frame) = (registry.clone(), frame.clone());
+                        match runtime
+                            .spawn(async move { registry.answer(&frame).await })
+                            .await
+                        {
+                            Ok(reply) => reply,
+                            Err(e) => {
+                                protocol::failure(&format!("Internal error: {e}")).to_string()
+                            }
+                        }
+                    }
                     None => protocol::failure("Invalid JSON").to_string(),
                 },
                 Ok(m) => protocol::failure(&format!("Expected one frame of JSON, got {}", m.len()))
@@ -53,6 +68,11 @@ pub async fn start(
         let errors = socket.close().await;
         for e in errors {
             tracing::debug!(error = %e, "registration channel: closing");
+        }
+    };
+    let task = tokio::spawn(async move {
+        if let Err(e) = schedulezero_remote::on_own_thread("sz-zmq-register", serve).await {
+            tracing::error!(error = %e, "registration channel: cannot serve");
         }
     });
     Ok((bound, task))

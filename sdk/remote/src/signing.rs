@@ -1,5 +1,6 @@
-//! Signed messages, for remote handlers on other machines: with `server.remote_secret` set, every
-//! message between the host and its handlers travels in an envelope
+//! Signed messages, for handlers on other machines than their host: with a shared secret set
+//! (the host's `server.remote_secret`, a handler's [`Handler::secret`](crate::Handler::secret)),
+//! every message between the host and its handlers travels in an envelope
 //!
 //! ```json
 //! {"ts": 1767225600, "nonce": "9f2c...", "sig": "<hex HMAC-SHA256>", "body": "<the message's JSON, as a string>"}
@@ -11,7 +12,7 @@
 //! was not seen within that window (no replays). With a secret set, unsigned messages are
 //! refused; without one, envelopes are not expected and messages are plain ScheduleZero JSON.
 //! Signing gives integrity and authenticity, not secrecy: run traffic between machines through an
-//! encrypted tunnel (see README).
+//! encrypted tunnel.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,6 +33,13 @@ struct Envelope {
     nonce: String,
     sig: String,
     body: String,
+}
+
+/// Seconds since the Unix epoch, the clock [`Signer::seal`] and [`Signer::open`] are given.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Signs and checks messages with one shared secret.
@@ -67,16 +75,15 @@ impl Signer {
 
     /// The body of a signed frame, or why it is refused.
     pub fn open(&self, frame: &[u8], now: i64) -> Result<String, String> {
-        let envelope: Envelope = serde_json::from_slice(frame).map_err(|_| {
-            "Unsigned message refused: this host requires signed messages".to_owned()
-        })?;
+        let envelope: Envelope = serde_json::from_slice(frame)
+            .map_err(|_| "Unsigned message refused: signed messages are required".to_owned())?;
         let sig = hex::decode(&envelope.sig).map_err(|_| "Invalid signature".to_owned())?;
         self.mac(envelope.ts, &envelope.nonce, &envelope.body)
             .verify_slice(&sig)
             .map_err(|_| "Invalid signature".to_owned())?;
         if (now - envelope.ts).abs() > WINDOW {
             return Err(format!(
-                "Message time is {}s away from the host's clock (at most {WINDOW}s)",
+                "Message time is {}s away from the receiver's clock (at most {WINDOW}s)",
                 now - envelope.ts
             ));
         }
