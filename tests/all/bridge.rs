@@ -891,3 +891,35 @@ async fn the_registration_endpoint_answers_many_coming_and_going_peers() {
         .collect();
     assert_eq!(unanswered, [0, 0, 0, 0], "pings left unanswered, by peer");
 }
+
+/// `bench remote` measures what it says: each handler answered every sample, with figures that
+/// make sense (a remote call through loopback TCP costs more than a call to a hot plugin).
+#[tokio::test]
+async fn the_remote_benchmark_measures_all_three_handlers() {
+    let out = tokio::process::Command::new(crate::support::schedulezero_bin())
+        .args(["--log", "warn", "bench", "remote", "--quick", "--json"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect("done within 2 minutes")
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(f["samples"], 500, "{f}");
+    assert!(f["python_skipped"].is_null(), "pyzmq is installed: {f}");
+    for handler in ["wasm", "native", "python"] {
+        let p50 = f[format!("{handler}_call_us_p50")].as_f64().unwrap_or(0.0);
+        let p99 = f[format!("{handler}_call_us_p99")].as_f64().unwrap_or(0.0);
+        let per_s = f[format!("{handler}_calls_per_s")].as_f64().unwrap_or(0.0);
+        assert!(0.0 < p50 && p50 <= p99 && per_s > 0.0, "{handler}: {f}");
+    }
+    assert!(
+        f["native_call_us_p50"].as_f64() > f["wasm_call_us_p50"].as_f64(),
+        "{f}"
+    );
+}

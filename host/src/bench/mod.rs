@@ -1,8 +1,10 @@
 //! `schedulezero bench`: the scheduler benchmark ([`scheduler`]: a real host over its REST API)
 //! and the runtime benchmark ([`runtime`]: the host's call path against bare wasmtime with the
 //! same component, instance memory, throughput, and a host's memory with 100 plugins before and
-//! after a burst). Each prints a table, or one JSON object with `--json`.
+//! after a burst) and the remote-handler benchmark ([`remote`]: a no-op call over ZeroMQ against
+//! the same call to a hot plugin). Each prints a table, or one JSON object with `--json`.
 
+pub mod remote;
 pub mod runtime;
 mod scheduler;
 
@@ -87,6 +89,16 @@ impl Drop for BenchHost {
             let _ = child.wait();
         }
     }
+}
+
+pub(crate) fn us(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// (median, p99) of samples in µs.
+pub(crate) fn spread(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.99))
 }
 
 pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -21,7 +21,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::{BenchError, BenchHost, err, percentile, rss_mib};
+use super::{BenchError, BenchHost, err, rss_mib, spread, us};
 use crate::config::{BUILTIN_PLUGINS_DIR, Config, PluginConfig};
 use crate::runtime::bindings::{self, LogLevel, WitJobContext};
 use crate::runtime::{JobContext, Runtime};
@@ -185,17 +185,7 @@ async fn call_ping(
         .map_err(|e| BenchError(format!("ping failed: {e:?}")))
 }
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-/// (median, p99) of samples in µs.
-fn spread(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (percentile(&v, 0.5), percentile(&v, 0.99))
-}
-
-fn config(data: &Path) -> Config {
+pub(super) fn config(data: &Path) -> Config {
     Config {
         plugins_dir: BUILTIN_PLUGINS_DIR.into(),
         data_dir: data.to_owned(),

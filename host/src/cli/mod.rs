@@ -157,6 +157,9 @@ pub enum BenchName {
     /// call; memory per instance; calls per second on 1 and 2 threads; a host's memory with 100
     /// plugins idle, after a burst and after cool-down.
     Runtime,
+    /// A no-op call to remote handlers over ZeroMQ (a Rust SDK handler, a pyzmq one) against the
+    /// same call to a hot plugin: median and p99 round trip, calls per second.
+    Remote,
 }
 
 /// Arguments of `serve`.
@@ -428,6 +431,21 @@ async fn bench(args: BenchArgs) -> ExitCode {
         let figures = crate::bench::scheduler(args.quick);
         let what = "scheduler: starting a host on a temporary data dir";
         if let Err(code) = bench_one(&args, &mut combined, what, figures, crate::bench::table).await
+        {
+            return code;
+        }
+    }
+    if matches!(args.which, None | Some(BenchName::Remote)) {
+        let figures = crate::bench::remote::remote(args.quick);
+        let what = "remote: no-op calls over ZeroMQ and to a hot plugin";
+        if let Err(code) = bench_one(
+            &args,
+            &mut combined,
+            what,
+            figures,
+            crate::bench::remote::table,
+        )
+        .await
         {
             return code;
         }
