@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::bridge::client::DEFAULT_TIMEOUT;
 use crate::bridge::{Connections, Registry};
+use crate::handler::Handlers;
 use crate::runtime::{InvokeError, JobContext, Runtime};
 use std::time::Duration;
 
@@ -43,25 +43,28 @@ pub struct RunOutcome {
 /// over ZeroMQ) and records what happened.
 #[derive(Clone)]
 pub struct Dispatcher {
-    runtime: Arc<Runtime>,
+    handlers: Handlers,
     store: Store,
-    remote: Option<(Arc<Registry>, Arc<Connections>)>,
 }
 
 impl Dispatcher {
     /// A dispatcher over a runtime and a store.
     pub fn new(runtime: Arc<Runtime>, store: Store) -> Self {
         Self {
-            runtime,
+            handlers: Handlers::new(runtime),
             store,
-            remote: None,
         }
     }
 
     /// Also runs jobs on the remote handlers of `registry`.
     pub fn with_remote(mut self, registry: Arc<Registry>, connections: Arc<Connections>) -> Self {
-        self.remote = Some((registry, connections));
+        self.handlers = self.handlers.with_remote(registry, connections);
         self
+    }
+
+    /// The handlers it runs jobs on.
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
     }
 
     /// One call of `method` on `handler` (a plugin, or a remote handler): the result as JSON
@@ -75,29 +78,9 @@ impl Dispatcher {
         ctx: &JobContext,
         timeout: Option<Duration>,
     ) -> Result<(String, String), InvokeError> {
-        let remote = self
-            .remote
-            .as_ref()
-            .and_then(|(registry, connections)| Some((registry.get(handler)?, connections)));
-        if let Some((remote, connections)) = remote {
-            let instance = format!("zmq:{}@{}", remote.id, remote.address);
-            let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-            return connections
-                .call(&remote, method, params, &ctx.run_id, timeout)
-                .await
-                .map(|result| (result, instance));
-        }
-        let call = self.runtime.invoke(handler, method, params, ctx);
-        let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, call)
-                .await
-                .unwrap_or(Err(InvokeError::Timeout(limit))),
-            None => call.await,
-        };
-        result.map(|o| {
-            let instance = format!("wasm:{handler}#{}", o.stats.measure.instance);
-            (o.result, instance)
-        })
+        self.handlers
+            .call(handler, method, params, ctx, timeout)
+            .await
     }
 
     /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
@@ -226,10 +209,7 @@ impl Dispatcher {
 impl Dispatcher {
     /// What a running attempt's record names until the attempt says which instance ran it.
     pub fn handler_address(&self, handler: &str) -> String {
-        match self.remote.as_ref().and_then(|(r, _)| r.get(handler)) {
-            Some(h) => format!("zmq:{}@{}", h.id, h.address),
-            None => format!("wasm:{handler}"),
-        }
+        self.handlers.location(handler)
     }
 }
 

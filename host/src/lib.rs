@@ -17,6 +17,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod handler;
 pub mod runtime;
 pub mod scheduler;
 pub mod serve;

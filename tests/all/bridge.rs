@@ -135,6 +135,17 @@ async fn handlers_register_as_with_schedulezero_and_stay_registered_across_a_res
     assert_eq!(again["status"], "re-registered");
     assert_eq!(again["message"], "Handler 'gpu' re-registered successfully");
 
+    // A plugin's id is taken: calls to it must not go elsewhere.
+    let taken = request(&zmq, &register("ding-dong", 5003)).await;
+    assert_eq!(taken["success"], false, "{taken}");
+    assert!(
+        taken["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is a plugin of this host"),
+        "{taken}"
+    );
+
     let unknown =
         br#"{"method": "report_status", "params": {"handler_id": "nobody", "status": "offline"}}"#;
     assert_eq!(
@@ -831,6 +842,26 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
     run_on_address(&host, "hello", &moved).await;
     let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
     assert_eq!(h["status"], "online", "{h}");
+    // What the host saw of it, in its view beside the plugins'.
+    assert!(h["calls"].as_u64() >= Some(6), "{h}");
+    assert!(h["errors"].as_u64() >= Some(3), "{h}");
+    assert!(h["last_latency_ms"].as_f64() > Some(0.0), "{h}");
+    assert!(h["last_seen"].is_string(), "{h}");
+    let (_, listed) = host.get("/api/v1/handlers").await;
+    let kinds: Vec<_> = listed["handlers"]
+        .as_array()
+        .expect("handlers")
+        .iter()
+        .map(|h| (h["id"].clone(), h["kind"].clone()))
+        .collect();
+    assert!(
+        kinds.contains(&(json!("rs-hello"), json!("remote"))),
+        "{listed}"
+    );
+    assert!(
+        kinds.contains(&(json!("ding-dong"), json!("wasm"))),
+        "{listed}"
+    );
 
     // The host restarts: the registry is read back, the handler is called without registering.
     assert!(host.terminate(), "a clean stop");

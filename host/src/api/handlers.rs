@@ -1,9 +1,13 @@
-//! Handlers as the API shows them: one view over WebAssembly plugins (from the runtime) and the
-//! handlers recorded in the store (plugins whose file went missing; remote handlers).
+//! Handlers as the API shows them: one view over the host's handlers ([`crate::handler`]: plugins
+//! and remote handlers), and the handlers only the store still knows of (plugins whose file went
+//! missing).
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::AppState;
+use crate::bridge::client::RemoteStats;
+use crate::handler::{Handler, Handlers};
 use crate::runtime::{Plugin, PluginState};
 use crate::store::{HandlerKind, HandlerRecord};
 
@@ -31,7 +35,8 @@ pub struct HandlerView {
     pub version: Option<String>,
     /// What it is for.
     pub description: String,
-    /// `available` when it can take calls; `missing` for a plugin whose file is gone.
+    /// A plugin: `available` when it can take calls, `missing` when its file is gone. A remote
+    /// handler: `online`, `unreachable` (it stopped answering pings) or `offline` (it said so).
     pub status: String,
     /// A plugin's lifecycle state (`cold`, `warming`, `hot`, `cooling`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,10 +45,59 @@ pub struct HandlerView {
     pub sha256: Option<String>,
     /// Its methods.
     pub methods: Vec<MethodView>,
+    /// Calls made to it since the host started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u64>,
+    /// Those that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// A remote handler's last round trip, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_latency_ms: Option<f64>,
+    /// When a remote handler last answered (a call or a ping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 impl HandlerView {
+    fn of(handler: &Handler, handlers: &Handlers) -> Self {
+        match handler {
+            Handler::Plugin(p) => Self::of_plugin(p),
+            Handler::Remote(r) => {
+                let stats = handlers.remote_stats(&r.id).unwrap_or_default();
+                Self::of_remote(r, stats)
+            }
+        }
+    }
+
+    fn of_remote(r: &crate::bridge::RemoteHandler, stats: RemoteStats) -> Self {
+        Self {
+            id: r.id.clone(),
+            kind: HandlerKind::Remote,
+            address: Some(r.address.clone()),
+            version: None,
+            description: String::new(),
+            status: r.status.clone(),
+            state: None,
+            sha256: None,
+            methods: r
+                .methods
+                .iter()
+                .map(|name| MethodView {
+                    name: name.clone(),
+                    description: String::new(),
+                    params_schema: None,
+                })
+                .collect(),
+            calls: Some(stats.calls),
+            errors: Some(stats.errors),
+            last_latency_ms: stats.last_latency_ms,
+            last_seen: stats.last_seen,
+        }
+    }
+
     fn of_plugin(p: &Plugin) -> Self {
+        let metrics = p.metrics();
         Self {
             id: p.name().to_owned(),
             kind: HandlerKind::Wasm,
@@ -53,6 +107,10 @@ impl HandlerView {
             status: "available".into(),
             state: Some(p.state()),
             sha256: Some(p.file().sha256.clone()),
+            calls: Some(metrics.calls),
+            errors: Some(metrics.errors.total),
+            last_latency_ms: None,
+            last_seen: None,
             methods: p
                 .info()
                 .methods
@@ -85,6 +143,10 @@ impl HandlerView {
                     params_schema: None,
                 })
                 .collect(),
+            calls: None,
+            errors: None,
+            last_latency_ms: None,
+            last_seen: None,
         }
     }
 
@@ -103,52 +165,35 @@ pub enum Missing {
     Method(Vec<String>),
 }
 
+fn handlers(state: &AppState) -> &Handlers {
+    state.scheduler.dispatcher().handlers()
+}
+
 /// Checks that `id` is a handler with `method`, without building its whole view (this is on the
 /// path of every create and run-now).
 pub async fn check(state: &AppState, id: &str, method: &str) -> Result<(), Missing> {
-    if let Some(remote) = state.registry.get(id) {
-        return if remote.methods.iter().any(|m| m == method) {
-            Ok(())
-        } else {
-            Err(Missing::Method(remote.methods))
-        };
-    }
-    let plugin = match state.runtime.plugin(id) {
-        Some(p) => p,
-        None => match state.runtime.load(id).await {
-            Ok(report) => report.plugin,
-            Err(_) => return Err(Missing::Handler),
-        },
-    };
-    let methods = &plugin.info().methods;
-    if methods.iter().any(|m| m.name == method) {
-        Ok(())
-    } else {
-        Err(Missing::Method(
-            methods.iter().map(|m| m.name.clone()).collect(),
-        ))
+    match handlers(state).find(id).await {
+        None => Err(Missing::Handler),
+        Some(h) if h.has_method(method) => Ok(()),
+        Some(h) => Err(Missing::Method(h.method_names())),
     }
 }
 
 /// The handler with this id, loading a plugin the runtime has not seen yet; `None` when there is
 /// no such handler.
 pub async fn find(state: &AppState, id: &str) -> Option<HandlerView> {
-    if let Some(p) = state.runtime.plugin(id) {
-        return Some(HandlerView::of_plugin(&p));
-    }
-    if let Ok(report) = state.runtime.load(id).await {
-        return Some(HandlerView::of_plugin(&report.plugin));
-    }
-    None
+    let handlers = handlers(state);
+    let handler = handlers.find(id).await?;
+    Some(HandlerView::of(&handler, handlers))
 }
 
-/// Every handler: the runtime's plugins, then what only the store knows of.
+/// Every handler: the host's plugins and remote handlers, then what only the store knows of.
 pub async fn all(state: &AppState) -> Result<Vec<HandlerView>, crate::store::StoreError> {
-    let mut views: Vec<HandlerView> = state
-        .runtime
-        .plugins()
+    let handlers = handlers(state);
+    let mut views: Vec<HandlerView> = handlers
+        .all()
         .iter()
-        .map(|p| HandlerView::of_plugin(p))
+        .map(|h| HandlerView::of(h, handlers))
         .collect();
     for record in state.store.handlers().await? {
         if !views.iter().any(|v| v.id == record.id) {

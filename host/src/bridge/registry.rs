@@ -59,7 +59,11 @@ pub struct Registry {
     signer: Option<Arc<Signer>>,
     /// Held across each change (store, then memory), so that changes land in one order in both.
     changing: tokio::sync::Mutex<()>,
+    /// Ids a remote handler may not take (the plugins').
+    reserved: std::sync::OnceLock<Reserved>,
 }
+
+type Reserved = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Registry {
     /// The registry as the store has it; with a signer, registration messages must be signed
@@ -87,7 +91,14 @@ impl Registry {
             handlers: RwLock::new(handlers),
             signer,
             changing: tokio::sync::Mutex::new(()),
+            reserved: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Refuses registrations of ids for which `taken` is true (those of the host's plugins). Set
+    /// once; later calls are ignored.
+    pub fn reserve_ids(&self, taken: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let _ = self.reserved.set(Box::new(taken));
     }
 
     /// A remote handler by id.
@@ -154,6 +165,16 @@ impl Registry {
     }
 
     async fn register(&self, r: Registration) -> Value {
+        if self
+            .reserved
+            .get()
+            .is_some_and(|taken| taken(&r.handler_id))
+        {
+            return protocol::failure(&format!(
+                "Invalid registration: handler_id `{}` is a plugin of this host",
+                r.handler_id
+            ));
+        }
         let _changing = self.changing.lock().await;
         let now = Utc::now();
         let known = self.get(&r.handler_id);

@@ -1,0 +1,189 @@
+//! One abstraction over the two kinds of handlers jobs run on: WebAssembly plugins (the runtime)
+//! and remote handlers (registered over ZeroMQ). The scheduler's dispatcher calls through it, and
+//! the REST API resolves, checks and lists handlers with it, so both kinds are found, called,
+//! recorded (`wasm:<plugin>#<instance>`, `zmq:<id>@<address>`) and shown the same way.
+//!
+//! An id resolves to a loaded plugin first, then to a registered remote handler, then to a plugin
+//! file not loaded yet; a remote handler cannot register under a loaded plugin's id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bridge::client::{DEFAULT_TIMEOUT, RemoteStats};
+use crate::bridge::{Connections, Registry, RemoteHandler};
+use crate::runtime::{InvokeError, JobContext, Plugin, Runtime};
+use crate::store::HandlerKind;
+
+/// A handler jobs can run on.
+#[derive(Clone)]
+pub enum Handler {
+    /// A WebAssembly plugin.
+    Plugin(Arc<Plugin>),
+    /// A remote handler, as registered.
+    Remote(RemoteHandler),
+}
+
+impl Handler {
+    /// The id schedules name it by.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Plugin(p) => p.name(),
+            Self::Remote(r) => &r.id,
+        }
+    }
+
+    /// Which kind it is.
+    pub fn kind(&self) -> HandlerKind {
+        match self {
+            Self::Plugin(_) => HandlerKind::Wasm,
+            Self::Remote(_) => HandlerKind::Remote,
+        }
+    }
+
+    /// The names of its methods.
+    pub fn method_names(&self) -> Vec<String> {
+        match self {
+            Self::Plugin(p) => p.info().methods.iter().map(|m| m.name.clone()).collect(),
+            Self::Remote(r) => r.methods.clone(),
+        }
+    }
+
+    /// Whether it has `method`.
+    pub fn has_method(&self, method: &str) -> bool {
+        match self {
+            Self::Plugin(p) => p.info().methods.iter().any(|m| m.name == method),
+            Self::Remote(r) => r.methods.iter().any(|m| m == method),
+        }
+    }
+
+    /// What an execution record names as where it ran, before it ran (`wasm:<plugin>`,
+    /// `zmq:<id>@<address>`).
+    pub fn location(&self) -> String {
+        match self {
+            Self::Plugin(p) => format!("wasm:{}", p.name()),
+            Self::Remote(r) => format!("zmq:{}@{}", r.id, r.address),
+        }
+    }
+}
+
+/// The handlers of a host: its runtime's plugins and, when the bridge runs, its remote handlers.
+#[derive(Clone)]
+pub struct Handlers {
+    runtime: Arc<Runtime>,
+    remote: Option<(Arc<Registry>, Arc<Connections>)>,
+}
+
+impl Handlers {
+    /// Plugins only.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            remote: None,
+        }
+    }
+
+    /// Plugins and the remote handlers of `registry`, called over `connections`.
+    pub fn with_remote(mut self, registry: Arc<Registry>, connections: Arc<Connections>) -> Self {
+        registry.reserve_ids({
+            let runtime = Arc::downgrade(&self.runtime);
+            move |id| runtime.upgrade().is_some_and(|r| r.plugin(id).is_some())
+        });
+        self.remote = Some((registry, connections));
+        self
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    fn remote(&self, id: &str) -> Option<RemoteHandler> {
+        self.remote
+            .as_ref()
+            .and_then(|(registry, _)| registry.get(id))
+    }
+
+    /// The handler with this id, without touching the disk: a loaded plugin or a registered
+    /// remote handler.
+    pub fn known(&self, id: &str) -> Option<Handler> {
+        if let Some(p) = self.runtime.plugin(id) {
+            return Some(Handler::Plugin(p));
+        }
+        self.remote(id).map(Handler::Remote)
+    }
+
+    /// The handler with this id, loading a plugin file the runtime has not seen yet.
+    pub async fn find(&self, id: &str) -> Option<Handler> {
+        if let Some(h) = self.known(id) {
+            return Some(h);
+        }
+        let report = self.runtime.load(id).await.ok()?;
+        Some(Handler::Plugin(report.plugin))
+    }
+
+    /// Every loaded plugin and registered remote handler, by id.
+    pub fn all(&self) -> Vec<Handler> {
+        let mut all: Vec<Handler> = self
+            .runtime
+            .plugins()
+            .into_iter()
+            .map(Handler::Plugin)
+            .collect();
+        if let Some((registry, _)) = &self.remote {
+            for r in registry.all() {
+                if self.runtime.plugin(&r.id).is_none() {
+                    all.push(Handler::Remote(r));
+                }
+            }
+        }
+        all.sort_by(|a, b| a.id().cmp(b.id()));
+        all
+    }
+
+    /// What the host saw of a remote handler since it started (calls, errors, last round trip,
+    /// last seen); `None` for a plugin or an unknown id.
+    pub fn remote_stats(&self, id: &str) -> Option<RemoteStats> {
+        let (registry, connections) = self.remote.as_ref()?;
+        registry.get(id).map(|_| connections.stats(id))
+    }
+
+    /// One call of `method` on handler `id` with JSON `params`: the result as JSON text and the
+    /// instance that ran it (`wasm:<plugin>#<n>` or `zmq:<id>@<address>`). `timeout` bounds it
+    /// (a remote call defaults to 10 s; a plugin has its own limit too).
+    pub async fn call(
+        &self,
+        id: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+        timeout: Option<Duration>,
+    ) -> Result<(String, String), InvokeError> {
+        if self.runtime.plugin(id).is_none()
+            && let Some((remote, (_, connections))) = self.remote(id).zip(self.remote.as_ref())
+        {
+            let instance = format!("zmq:{}@{}", remote.id, remote.address);
+            let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+            return connections
+                .call(&remote, method, params, &ctx.run_id, timeout)
+                .await
+                .map(|result| (result, instance));
+        }
+        let call = self.runtime.invoke(id, method, params, ctx);
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(InvokeError::Timeout(limit))),
+            None => call.await,
+        };
+        result.map(|o| {
+            let instance = format!("wasm:{id}#{}", o.stats.measure.instance);
+            (o.result, instance)
+        })
+    }
+
+    /// Where a run on `id` goes, for its execution record before it runs.
+    pub fn location(&self, id: &str) -> String {
+        self.known(id)
+            .map_or_else(|| format!("wasm:{id}"), |h| h.location())
+    }
+}
