@@ -386,18 +386,7 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     );
 
     // Too slow for its timeout: an error of its own, and the next call gets a fresh socket.
-    schedule(
-        &host,
-        "sleepy",
-        "slow",
-        json!({"seconds": 2}),
-        json!({"timeout": "500ms"}),
-    )
-    .await;
-    let ran = run_now(&host, "sleepy").await;
-    assert_eq!(ran["error"]["code"], "timeout", "{ran}");
-    let ran = run_now(&host, "hello").await;
-    assert_eq!(ran["run"]["status"], "success", "after a timeout: {ran}");
+    times_out_then_recovers(&host, "py-worker", "hello").await;
 
     // What the host saw of it, as JSON and for Prometheus.
     let (_, m) = host.get("/api/v1/metrics").await;
@@ -416,44 +405,12 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     );
     assert!(text.contains("schedulezero_remote_up{handler=\"py-worker\"} 1"));
 
-    // The handler dies mid-call: the run fails clearly and the host keeps working.
-    schedule(
-        &host,
-        "doomed",
-        "slow",
-        json!({"seconds": 30}),
-        json!({"timeout": "3s"}),
-    )
-    .await;
-    let call = run_now(&host, "doomed");
-    let kill = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        worker.kill().await.expect("kill the worker");
-    };
-    let (ran, ()) = tokio::join!(call, kill);
-    let code = ran["error"]["code"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        ["handler_unreachable", "timeout"].contains(&code.as_str()),
-        "{ran}"
-    );
-    let (status, _) = host.get("/api/v1/health").await;
-    assert_eq!(status, 200);
-    // It no longer answers pings.
-    host.wait_for(std::time::Duration::from_secs(20), || async {
-        let (_, h) = host.get("/api/v1/handlers/py-worker").await;
-        (h["status"] == "unreachable").then_some(())
-    })
-    .await;
+    kill_mid_call(&host, "py-worker", &mut worker).await;
 
     // Restarted on another port: it registers again and is called there.
     let (_worker, moved) = python_peer(&["-c", PYTHON_WORKER, zmq.as_str()], &[]).await;
     assert_ne!(moved, address, "a new port");
-    let ran = run_now(&host, "hello").await;
-    assert_eq!(ran["run"]["status"], "success", "{ran}");
-    assert_eq!(
-        ran["executions"][0]["instance"],
-        format!("zmq:py-worker@{moved}")
-    );
+    runs_at(&host, "hello", "py-worker", &moved).await;
     let (_, h) = host.get("/api/v1/handlers/py-worker").await;
     assert_eq!(h["status"], "online", "{h}");
 }
@@ -691,14 +648,69 @@ async fn with_a_shared_secret_only_signed_messages_pass() {
     assert!(stderr.contains("Unsigned message refused"), "{stderr}");
 }
 
-async fn run_on_address(host: &TestHost, id: &str, address: &str) {
+/// Runs schedule `id` now and checks that it ran on `handler` at `address`.
+async fn runs_at(host: &TestHost, id: &str, handler: &str, address: &str) {
     let ran = run_now(host, id).await;
     assert_eq!(ran["run"]["status"], "success", "{ran}");
     assert_eq!(
         ran["executions"][0]["instance"],
-        format!("zmq:rs-hello@{address}"),
+        format!("zmq:{handler}@{address}"),
         "{ran}"
     );
+}
+
+/// A call to `handler`'s `slow` that outlasts its schedule's timeout fails with `timeout`; then
+/// schedule `next` runs (on a fresh socket) and its outcome is returned.
+async fn times_out_then_recovers(host: &TestHost, handler: &str, next: &str) -> Value {
+    let sleepy = format!("{handler}-sleepy");
+    schedule_on(
+        host,
+        handler,
+        &sleepy,
+        "slow",
+        json!({"seconds": 2}),
+        json!({"timeout": "300ms"}),
+    )
+    .await;
+    let ran = run_now(host, &sleepy).await;
+    assert_eq!(ran["error"]["code"], "timeout", "{ran}");
+    let ran = run_now(host, next).await;
+    assert_eq!(ran["run"]["status"], "success", "after a timeout: {ran}");
+    ran
+}
+
+/// Kills `handler`'s process in the middle of a call: the run fails clearly (the connection
+/// breaks, or the call times out), the host keeps answering, and pings soon mark the handler
+/// unreachable.
+async fn kill_mid_call(host: &TestHost, handler: &str, process: &mut tokio::process::Child) {
+    let doomed = format!("{handler}-doomed");
+    schedule_on(
+        host,
+        handler,
+        &doomed,
+        "slow",
+        json!({"seconds": 30}),
+        json!({"timeout": "3s"}),
+    )
+    .await;
+    let call = run_now(host, &doomed);
+    let kill = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        process.kill().await.expect("kill the handler");
+    };
+    let (ran, ()) = tokio::join!(call, kill);
+    let code = ran["error"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["handler_unreachable", "timeout"].contains(&code.as_str()),
+        "{ran}"
+    );
+    let (status, _) = host.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+    host.wait_for(std::time::Duration::from_secs(20), || async {
+        let (_, h) = host.get(&format!("/api/v1/handlers/{handler}")).await;
+        (h["status"] == "unreachable").then_some(())
+    })
+    .await;
 }
 
 /// The Rust SDK's example handler, a process of its own: registered, scheduled through both APIs,
@@ -773,18 +785,8 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         "{ran}"
     );
 
-    // /api/v1: a timeout, then a call that works (a fresh socket, the handler still serving).
-    schedule_on(
-        &host,
-        "rs-hello",
-        "sleepy",
-        "slow",
-        json!({"seconds": 2}),
-        json!({"timeout": "300ms"}),
-    )
-    .await;
-    let ran = run_now(&host, "sleepy").await;
-    assert_eq!(ran["error"]["code"], "timeout", "{ran}");
+    // /api/v1: a timeout, then a call that works (a fresh socket, the handler still serving:
+    // it finishes the call nobody waits for, then takes the next one).
     schedule_on(
         &host,
         "rs-hello",
@@ -794,9 +796,7 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         json!({"timeout": "5s"}),
     )
     .await;
-    // The handler finishes the 2 s call nobody waits for, then takes this one.
-    let ran = run_now(&host, "hello").await;
-    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    let ran = times_out_then_recovers(&host, "rs-hello", "hello").await;
     let result = &ran["executions"][0]["result"];
     assert_eq!(result["message"], "hello world", "{ran}");
     assert_eq!(
@@ -806,31 +806,7 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
 
     // Killed mid-call: a clear error, the host keeps going, and pings mark it unreachable.
     let mut handler = handler;
-    schedule_on(
-        &host,
-        "rs-hello",
-        "doomed",
-        "slow",
-        json!({"seconds": 30}),
-        json!({"timeout": "3s"}),
-    )
-    .await;
-    let call = run_now(&host, "doomed");
-    let kill = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        handler.kill().await.expect("kill the handler");
-    };
-    let (ran, ()) = tokio::join!(call, kill);
-    let code = ran["error"]["code"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        ["handler_unreachable", "timeout"].contains(&code.as_str()),
-        "{ran}"
-    );
-    host.wait_for(std::time::Duration::from_secs(20), || async {
-        let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
-        (h["status"] == "unreachable").then_some(())
-    })
-    .await;
+    kill_mid_call(&host, "rs-hello", &mut handler).await;
 
     // Back on another port: it registers again and is called there.
     let (handler, line) = rust_peer(&env).await;
@@ -839,7 +815,7 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         .unwrap_or_else(|| panic!("{line}"))
         .to_owned();
     assert_ne!(moved, address, "a new port");
-    run_on_address(&host, "hello", &moved).await;
+    runs_at(&host, "hello", "rs-hello", &moved).await;
     let (_, h) = host.get("/api/v1/handlers/rs-hello").await;
     assert_eq!(h["status"], "online", "{h}");
     // What the host saw of it, in its view beside the plugins'.
@@ -858,6 +834,25 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         kinds.contains(&(json!("rs-hello"), json!("remote"))),
         "{listed}"
     );
+    // And from the command line.
+    let data = tempfile::tempdir().unwrap();
+    let out = crate::support::run_cli(data.path(), &["handlers", "--url", host.url.as_str()], &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("rs-hello "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.contains("remote") && line.contains("online") && line.contains(&moved),
+        "{line}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ding-dong ") && l.contains("wasm")),
+        "{table}"
+    );
     assert!(
         kinds.contains(&(json!("ding-dong"), json!("wasm"))),
         "{listed}"
@@ -866,7 +861,7 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
     // The host restarts: the registry is read back, the handler is called without registering.
     assert!(host.terminate(), "a clean stop");
     host.restart();
-    run_on_address(&host, "hello", &moved).await;
+    runs_at(&host, "hello", "rs-hello", &moved).await;
 
     // SIGTERM: it reports offline (to the host it registered with) and exits cleanly. Start
     // another one against the restarted host's endpoint, so that the report reaches it.

@@ -58,24 +58,23 @@ pub struct RemoteFigures {
 
 /// A pyzmq handler with one no-op method; it registers and prints its address.
 const PYTHON_NOOP: &str = r#"
-import json, sys, zmq
-ctx = zmq.Context()
-rep = ctx.socket(zmq.REP)
+import sys, zmq
+context = zmq.Context()
+rep, req = context.socket(zmq.REP), context.socket(zmq.REQ)
 rep.bind("tcp://127.0.0.1:*")
-address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
-req = ctx.socket(zmq.REQ)
+me = rep.getsockopt_string(zmq.LAST_ENDPOINT)
 req.setsockopt(zmq.RCVTIMEO, 10000)
 req.connect(sys.argv[1])
-req.send_string(json.dumps({"method": "register", "params": {
-    "handler_id": "bench-python", "address": address, "methods": ["noop"]}}))
-req.recv_string()
-print(address, flush=True)
+req.send_json({"method": "register",
+               "params": {"handler_id": "bench-python", "address": me, "methods": ["noop"]}})
+req.recv_json()
+print(me, flush=True)
 while True:
-    request = json.loads(rep.recv_string())
-    if request.get("method") == "noop":
+    method = rep.recv_json().get("method")
+    if method == "noop":
         rep.send_string('{"success": true, "pong": true}')
     else:
-        rep.send_string(json.dumps({"success": False, "error": "Unknown method: " + str(request.get("method"))}))
+        rep.send_json({"success": False, "error": f"Unknown method: {method}"})
 "#;
 
 /// The pyzmq handler, registered; or why not.

@@ -128,6 +128,9 @@ pub enum Command {
     Schedules(Box<remote::SchedulesArgs>),
     /// Show a running host's execution log, newest first.
     Executions(remote::ExecutionsArgs),
+    /// List a running host's handlers: its plugins and the remote handlers registered over
+    /// ZeroMQ, with status, calls, errors and (remote) last round trip and last seen.
+    Handlers(remote::HandlersArgs),
     /// Measure this build on this machine and print a table (or JSON). Without a name, runs
     /// every benchmark.
     Bench(BenchArgs),
@@ -366,6 +369,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
         }
         Command::Schedules(cmd) => return remote::schedules(&config, *cmd).await,
         Command::Executions(args) => return remote::executions(&config, args).await,
+        Command::Handlers(args) => return remote::handlers(&config, args).await,
         Command::Bench(args) => return bench(args).await,
         _ => {}
     }
@@ -410,6 +414,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
         | Command::Serve(_)
         | Command::Schedules(_)
         | Command::Executions(_)
+        | Command::Handlers(_)
         | Command::Bench(_) => ExitCode::SUCCESS,
     }
 }

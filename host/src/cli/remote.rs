@@ -144,6 +144,13 @@ pub struct ExecutionsArgs {
     pub limit: u32,
 }
 
+/// Arguments of `handlers`.
+#[derive(Debug, Args)]
+pub struct HandlersArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
 /// A failed request: what to print and the exit code.
 #[derive(Debug)]
 struct Failure(String, Option<Value>);
@@ -522,6 +529,52 @@ pub async fn executions(config: &Config, args: ExecutionsArgs) -> ExitCode {
             );
         }
         println!("{} record(s)", list.len());
+        Ok(())
+    }
+    .await;
+    report(result, json_out)
+}
+
+/// Lists a running host's handlers, plugins and remote handlers alike (`/api/v1/handlers`).
+pub async fn handlers(config: &Config, args: HandlersArgs) -> ExitCode {
+    let json_out = args.client.json;
+    let result = async {
+        let client = Client::new(config, &args.client)?;
+        let listed = client
+            .send(reqwest::Method::GET, "/api/v1/handlers", None)
+            .await?;
+        if json_out {
+            println!("{listed}");
+            return Ok(());
+        }
+        println!(
+            "{:<20} {:<7} {:<12} {:>7} {:>8} {:>7} {:>10} {:<27}  ADDRESS",
+            "ID", "KIND", "STATUS", "METHODS", "CALLS", "ERRORS", "LAST RTT", "LAST SEEN"
+        );
+        let list = listed["handlers"].as_array().cloned().unwrap_or_default();
+        for h in &list {
+            // A plugin's status is its lifecycle state when it has one (cold, hot, ...).
+            let status = h["state"].as_str().or(h["status"].as_str()).unwrap_or("-");
+            println!(
+                "{:<20} {:<7} {:<12} {:>7} {:>8} {:>7} {:>10} {:<27}  {}",
+                text(&h["id"]),
+                text(&h["kind"]),
+                status,
+                h["methods"].as_array().map_or(0, Vec::len),
+                h["calls"]
+                    .as_u64()
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
+                h["errors"]
+                    .as_u64()
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
+                h["last_latency_ms"]
+                    .as_f64()
+                    .map_or_else(|| "-".into(), |ms| format!("{ms:.2} ms")),
+                h["last_seen"].as_str().unwrap_or("-"),
+                h["address"].as_str().unwrap_or("-"),
+            );
+        }
+        println!("{} handler(s)", list.len());
         Ok(())
     }
     .await;
