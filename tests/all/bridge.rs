@@ -804,6 +804,38 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         "the run id reaches it"
     );
 
+    // Sent again only as the schedule's policy says, each attempt recorded on its own.
+    schedule_on(
+        &host,
+        "rs-hello",
+        "retried",
+        "slow",
+        json!({"seconds": 1}),
+        json!({"timeout": "300ms", "max_attempts": 2, "retry_backoff": "100ms"}),
+    )
+    .await;
+    let ran = run_now(&host, "retried").await;
+    let attempts: Vec<_> = ran["executions"]
+        .as_array()
+        .expect("executions")
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].clone(),
+                e["status"].clone(),
+                e["error_code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (json!(2), json!("error"), json!("timeout")),
+            (json!(1), json!("retry"), json!("timeout"))
+        ],
+        "newest first: {ran}"
+    );
+
     // Killed mid-call: a clear error, the host keeps going, and pings mark it unreachable.
     let mut handler = handler;
     kill_mid_call(&host, "rs-hello", &mut handler).await;
