@@ -309,6 +309,20 @@ async fn schedule(host: &TestHost, id: &str, method: &str, params: Value, policy
     schedule_on(host, "py-worker", id, method, params, policy).await;
 }
 
+/// ScheduleZero's synchronous run-now: the status and the reply.
+async fn compat_run_now(
+    host: &TestHost,
+    handler: &str,
+    method: &str,
+    params: Value,
+) -> (u16, Value) {
+    host.post(
+        "/api/run_now",
+        &json!({"handler_id": handler, "job_method": method, "job_params": params}),
+    )
+    .await
+}
+
 /// The result of a schedule's first run, from ScheduleZero's execution log (an interval schedule
 /// made with `/api/schedule` runs once at creation).
 async fn first_result(host: &TestHost, job_id: &str) -> Value {
@@ -319,17 +333,6 @@ async fn first_result(host: &TestHost, job_id: &str) -> Value {
         (record["status"] == "success").then(|| record["result"].clone())
     })
     .await
-}
-
-async fn run_now(host: &TestHost, id: &str) -> Value {
-    let (status, ran) = host
-        .post(
-            &format!("/api/v1/schedules/{id}/run?wait=true"),
-            &json!(null),
-        )
-        .await;
-    assert_eq!(status, 200, "{ran}");
-    ran
 }
 
 #[tokio::test]
@@ -349,7 +352,7 @@ async fn scheduled_jobs_run_on_a_python_handler() {
         json!({}),
     )
     .await;
-    let ran = run_now(&host, "hello").await;
+    let ran = host.run_schedule("hello").await;
     assert_eq!(ran["run"]["status"], "success", "{ran}");
     let record = &ran["executions"][0];
     assert_eq!(record["result"]["message"], "hello Ada");
@@ -360,7 +363,7 @@ async fn scheduled_jobs_run_on_a_python_handler() {
     assert_eq!(record["instance"], format!("zmq:py-worker@{address}"));
 
     schedule(&host, "sum", "add", json!({"a": 2, "b": 3}), json!({})).await;
-    assert_eq!(run_now(&host, "sum").await["executions"][0]["result"], 5);
+    assert_eq!(host.run_schedule("sum").await["executions"][0]["result"], 5);
     // Scheduled through ScheduleZero's own route, as its users do.
     let (status, created) = host
         .post(
@@ -434,20 +437,11 @@ async fn the_python_example_handler_runs_jobs_and_reports_offline() {
     );
 
     // Through the ScheduleZero route, synchronous as ScheduleZero's run_now is.
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "py-hello", "job_method": "say_hello", "job_params": {"name": "Ada"}}),
-        )
-        .await;
+    let (status, ran) =
+        compat_run_now(&host, "py-hello", "say_hello", json!({"name": "Ada"})).await;
     assert_eq!(status, 200, "{ran}");
     assert_eq!(ran["result"]["message"], "hello Ada", "{ran}");
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "py-hello", "job_method": "add", "job_params": {"a": 2}}),
-        )
-        .await;
+    let (status, ran) = compat_run_now(&host, "py-hello", "add", json!({"a": 2})).await;
     assert_eq!(status, 500, "a failing handler: {ran}");
     assert!(
         ran["error"]["message"]
@@ -506,11 +500,11 @@ async fn timeouts_and_bad_peers_leave_no_sockets_behind_and_the_host_working() {
 
     let timed_out = |ran: Value| assert_eq!(ran["error"]["code"], "timeout", "{ran}");
     for _ in 0..3 {
-        timed_out(run_now(&host, "waiting").await);
+        timed_out(host.run_schedule("waiting").await);
     }
     let before = open_fds(host.pid());
     for _ in 0..20 {
-        timed_out(run_now(&host, "waiting").await);
+        timed_out(host.run_schedule("waiting").await);
     }
     // Each timed-out socket was dropped: its connection is closed, not kept.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -614,12 +608,8 @@ async fn with_a_shared_secret_only_signed_messages_pass() {
     )
     .await;
     assert!(line.starts_with("py-signed registered"), "{line}");
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "py-signed", "job_method": "say_hello", "job_params": {"name": "Bo"}}),
-        )
-        .await;
+    let (status, ran) =
+        compat_run_now(&host, "py-signed", "say_hello", json!({"name": "Bo"})).await;
     assert_eq!(status, 200, "{ran}");
     assert_eq!(ran["result"]["message"], "hello Bo");
 
@@ -631,12 +621,7 @@ async fn with_a_shared_secret_only_signed_messages_pass() {
     ])
     .await;
     assert!(line.starts_with("rs-signed registered"), "{line}");
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "rs-signed", "job_method": "add", "job_params": {"a": 1, "b": 2}}),
-        )
-        .await;
+    let (status, ran) = compat_run_now(&host, "rs-signed", "add", json!({"a": 1, "b": 2})).await;
     assert_eq!((status, ran["result"].clone()), (200, json!(3)), "{ran}");
     let unsigned = rust_peer_exit(&[
         ("SCHEDULEZERO_ZMQ", zmq.as_str()),
@@ -650,7 +635,7 @@ async fn with_a_shared_secret_only_signed_messages_pass() {
 
 /// Runs schedule `id` now and checks that it ran on `handler` at `address`.
 async fn runs_at(host: &TestHost, id: &str, handler: &str, address: &str) {
-    let ran = run_now(host, id).await;
+    let ran = host.run_schedule(id).await;
     assert_eq!(ran["run"]["status"], "success", "{ran}");
     assert_eq!(
         ran["executions"][0]["instance"],
@@ -672,9 +657,9 @@ async fn times_out_then_recovers(host: &TestHost, handler: &str, next: &str) -> 
         json!({"timeout": "300ms"}),
     )
     .await;
-    let ran = run_now(host, &sleepy).await;
+    let ran = host.run_schedule(&sleepy).await;
     assert_eq!(ran["error"]["code"], "timeout", "{ran}");
-    let ran = run_now(host, next).await;
+    let ran = host.run_schedule(next).await;
     assert_eq!(ran["run"]["status"], "success", "after a timeout: {ran}");
     ran
 }
@@ -693,7 +678,7 @@ async fn kill_mid_call(host: &TestHost, handler: &str, process: &mut tokio::proc
         json!({"timeout": "3s"}),
     )
     .await;
-    let call = run_now(host, &doomed);
+    let call = host.run_schedule(&doomed);
     let kill = async {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         process.kill().await.expect("kill the handler");
@@ -762,20 +747,10 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
     assert_eq!(status, 201, "{created}");
     let result = first_result(&host, "compat-hello").await;
     assert_eq!(result["message"], "hello Ada", "{result}");
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "rs-hello", "job_method": "add", "job_params": {"a": 2, "b": 40}}),
-        )
-        .await;
+    let (status, ran) = compat_run_now(&host, "rs-hello", "add", json!({"a": 2, "b": 40})).await;
     assert_eq!((status, ran["result"].clone()), (200, json!(42)), "{ran}");
     // Params its method cannot take: the handler says why, and keeps serving.
-    let (status, ran) = host
-        .post(
-            "/api/run_now",
-            &json!({"handler_id": "rs-hello", "job_method": "add", "job_params": {"a": "two"}}),
-        )
-        .await;
+    let (status, ran) = compat_run_now(&host, "rs-hello", "add", json!({"a": "two"})).await;
     assert_eq!(status, 500, "{ran}");
     assert!(
         ran["error"]["message"]
@@ -814,7 +789,7 @@ async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
         json!({"timeout": "300ms", "max_attempts": 2, "retry_backoff": "100ms"}),
     )
     .await;
-    let ran = run_now(&host, "retried").await;
+    let ran = host.run_schedule("retried").await;
     let attempts: Vec<_> = ran["executions"]
         .as_array()
         .expect("executions")

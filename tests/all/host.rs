@@ -125,6 +125,18 @@ impl TestHost {
         (status, ty, r.text().await.expect("body"))
     }
 
+    /// Runs schedule `id` now through `/api/v1` and waits for its outcome (status 200 asserted).
+    pub async fn run_schedule(&self, id: &str) -> Value {
+        let (status, ran) = self
+            .post(
+                &format!("/api/v1/schedules/{id}/run?wait=true"),
+                &serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200, "{ran}");
+        ran
+    }
+
     /// POST `body` as JSON to `path`.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         reply(

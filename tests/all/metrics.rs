@@ -58,17 +58,6 @@ fn sample(families: &Value, family: &str, name: &str, labels: &[(&str, &str)]) -
         .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {family}"))
 }
 
-async fn run_now(host: &TestHost, id: &str) -> Value {
-    let (status, ran) = host
-        .post(
-            &format!("/api/v1/schedules/{id}/run?wait=true"),
-            &json!(null),
-        )
-        .await;
-    assert_eq!(status, 200, "{ran}");
-    ran
-}
-
 async fn paused_schedule(host: &TestHost, id: &str, handler: &str, method: &str) {
     let (status, s) = host
         .post(
@@ -98,7 +87,10 @@ async fn plugins_instances_and_metrics_follow_the_calls() {
     assert!(states.contains(&("misbehave", "cold")), "{states:?}");
 
     paused_schedule(&host, "pinger", "ding-dong", "ping").await;
-    assert_eq!(run_now(&host, "pinger").await["run"]["status"], "success");
+    assert_eq!(
+        host.run_schedule("pinger").await["run"]["status"],
+        "success"
+    );
 
     let (_, dd) = host.get("/api/v1/plugins/ding-dong").await;
     assert_eq!(dd["state"], "hot", "{dd}");
@@ -172,7 +164,7 @@ async fn the_prometheus_exposition_parses_and_moves() {
     let host = TestHost::start();
     paused_schedule(&host, "pinger", "ding-dong", "ping").await;
     paused_schedule(&host, "crasher", "misbehave", "trap").await;
-    run_now(&host, "pinger").await;
+    host.run_schedule("pinger").await;
 
     let (status, ty, text) = host.get_text("/metrics").await;
     assert_eq!(status, 200);
@@ -239,8 +231,8 @@ async fn the_prometheus_exposition_parses_and_moves() {
         ) > 0.0
     );
 
-    run_now(&host, "pinger").await;
-    let ran = run_now(&host, "crasher").await;
+    host.run_schedule("pinger").await;
+    let ran = host.run_schedule("crasher").await;
     assert_eq!(ran["error"]["code"], "trap", "{ran}");
     let (_, _, text) = host.get_text("/metrics").await;
     let second = parse_openmetrics(&text);
@@ -286,7 +278,10 @@ async fn a_plugin_removed_from_the_folder_fails_its_runs_until_it_returns() {
     let dir = plugins.path().to_str().unwrap();
     let host = TestHost::start_with(&["--plugins-dir", dir]);
     paused_schedule(&host, "pinger", "ding-dong", "ping").await;
-    assert_eq!(run_now(&host, "pinger").await["run"]["status"], "success");
+    assert_eq!(
+        host.run_schedule("pinger").await["run"]["status"],
+        "success"
+    );
 
     let wasm = std::fs::read(plugins.path().join("ding-dong.wasm")).unwrap();
     std::fs::remove_file(plugins.path().join("ding-dong.wasm")).unwrap();
@@ -295,7 +290,7 @@ async fn a_plugin_removed_from_the_folder_fails_its_runs_until_it_returns() {
         (h["status"] == "missing").then_some(())
     })
     .await;
-    let ran = run_now(&host, "pinger").await;
+    let ran = host.run_schedule("pinger").await;
     assert_eq!(ran["run"]["status"], "error", "{ran}");
     assert_eq!(ran["error"]["code"], "plugin_removed");
     let (_, events) = host.get("/api/v1/events?plugin=ding-dong").await;
@@ -313,14 +308,17 @@ async fn a_plugin_removed_from_the_folder_fails_its_runs_until_it_returns() {
         (h["status"] == "available").then_some(())
     })
     .await;
-    assert_eq!(run_now(&host, "pinger").await["run"]["status"], "success");
+    assert_eq!(
+        host.run_schedule("pinger").await["run"]["status"],
+        "success"
+    );
 }
 
 #[tokio::test]
 async fn plugins_list_shows_a_running_hosts_plugins_with_their_state() {
     let host = TestHost::start();
     paused_schedule(&host, "pinger", "ding-dong", "ping").await;
-    run_now(&host, "pinger").await;
+    host.run_schedule("pinger").await;
     let data = tempfile::tempdir().unwrap();
     let out = crate::support::run_cli(
         data.path(),
