@@ -67,22 +67,6 @@ impl Dispatcher {
         &self.handlers
     }
 
-    /// One call of `method` on `handler` (a plugin, or a remote handler): the result as JSON
-    /// text and the instance that ran it (`wasm:<plugin>#<n>` or `zmq:<handler>@<address>`).
-    /// `timeout` bounds it (a remote call defaults to 10 s; a plugin has its own limit too).
-    pub async fn call(
-        &self,
-        handler: &str,
-        method: &str,
-        params: &str,
-        ctx: &JobContext,
-        timeout: Option<Duration>,
-    ) -> Result<(String, String), InvokeError> {
-        self.handlers
-            .call(handler, method, params, ctx, timeout)
-            .await
-    }
-
     /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
     /// outcome, recorded, not an error.
     pub async fn run(&self, due: &DueRun) -> Result<RunOutcome, StoreError> {
@@ -122,7 +106,7 @@ impl Dispatcher {
                 status: ExecutionStatus::Running,
                 started_at,
                 params_summary: summary.clone(),
-                instance: Some(self.handler_address(&schedule.handler_id)),
+                instance: Some(self.handlers.location(&schedule.handler_id)),
             }));
             let record_id = self
                 .store
@@ -138,6 +122,7 @@ impl Dispatcher {
                 scheduled_time: due.run.fire_time.into(),
             };
             let result = self
+                .handlers
                 .call(
                     &schedule.handler_id,
                     &schedule.method,
@@ -203,13 +188,6 @@ impl Dispatcher {
                 }
             }
         }
-    }
-}
-
-impl Dispatcher {
-    /// What a running attempt's record names until the attempt says which instance ran it.
-    pub fn handler_address(&self, handler: &str) -> String {
-        self.handlers.location(handler)
     }
 }
 

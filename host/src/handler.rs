@@ -84,10 +84,8 @@ impl Handlers {
 
     /// Plugins and the remote handlers of `registry`, called over `connections`.
     pub fn with_remote(mut self, registry: Arc<Registry>, connections: Arc<Connections>) -> Self {
-        registry.reserve_ids({
-            let runtime = Arc::downgrade(&self.runtime);
-            move |id| runtime.upgrade().is_some_and(|r| r.plugin(id).is_some())
-        });
+        let runtime = self.runtime.clone();
+        registry.reserve_ids(move |id| runtime.plugin(id).is_some());
         self.remote = Some((registry, connections));
         self
     }
@@ -158,8 +156,8 @@ impl Handlers {
         ctx: &JobContext,
         timeout: Option<Duration>,
     ) -> Result<(String, String), InvokeError> {
-        if self.runtime.plugin(id).is_none()
-            && let Some((remote, (_, connections))) = self.remote(id).zip(self.remote.as_ref())
+        if let (Some(Handler::Remote(remote)), Some((_, connections))) =
+            (self.known(id), &self.remote)
         {
             let instance = format!("zmq:{}@{}", remote.id, remote.address);
             let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);

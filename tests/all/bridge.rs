@@ -219,20 +219,31 @@ async fn handlers_register_as_with_schedulezero_and_stay_registered_across_a_res
     );
 }
 
-/// What a ScheduleZero handler does on start and stop, from Python through libzmq (pyzmq): bind
-/// its own REP socket, read back its endpoint, ping and register from a REQ socket with a 10 s
-/// timeout, then report `offline`.
-const PYTHON_HANDLER: &str = r#"
-import json, sys, zmq
+/// How the Python peers below start, as ScheduleZero's handlers do: a REP socket bound to a free
+/// port (`address`) and a REQ socket with a 10 s timeout for the host at `sys.argv[1]`.
+macro_rules! python_peer_script {
+    ($rest:literal) => {
+        concat!(
+            r#"
+import json, sys, time, zmq
 ctx = zmq.Context()
 rep = ctx.socket(zmq.REP)
 rep.bind("tcp://127.0.0.1:*")
 address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
 req = ctx.socket(zmq.REQ)
 req.setsockopt(zmq.RCVTIMEO, 10000)
-req.setsockopt(zmq.SNDTIMEO, 10000)
-req.setsockopt(zmq.LINGER, 0)
 req.connect(sys.argv[1])
+"#,
+            $rest
+        )
+    };
+}
+
+/// What a ScheduleZero handler does on start and stop, from Python through libzmq (pyzmq): bind
+/// its own REP socket, read back its endpoint, ping and register from a REQ socket with a 10 s
+/// timeout, then report `offline`.
+const PYTHON_HANDLER: &str = python_peer_script!(
+    r#"
 replies = []
 for message in ({"method": "ping"},
                 {"method": "register", "params": {"handler_id": "py-handler", "address": address,
@@ -241,7 +252,8 @@ for message in ({"method": "ping"},
     req.send_string(json.dumps(message))
     replies.append(json.loads(req.recv_string()))
 print(json.dumps({"address": address, "replies": replies}))
-"#;
+"#
+);
 
 #[tokio::test]
 async fn a_python_handler_registers_through_libzmq() {
@@ -276,15 +288,8 @@ async fn a_python_handler_registers_through_libzmq() {
 
 /// A ScheduleZero-style handler in Python (pyzmq): binds a REP socket, registers, prints its
 /// address, then serves one request at a time until killed.
-const PYTHON_WORKER: &str = r#"
-import json, sys, time, zmq
-ctx = zmq.Context()
-rep = ctx.socket(zmq.REP)
-rep.bind("tcp://127.0.0.1:*")
-address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
-req = ctx.socket(zmq.REQ)
-req.setsockopt(zmq.RCVTIMEO, 10000)
-req.connect(sys.argv[1])
+const PYTHON_WORKER: &str = python_peer_script!(
+    r#"
 req.send_string(json.dumps({"method": "register", "params": {
     "handler_id": "py-worker", "address": address, "methods": ["say_hello", "add", "slow"]}}))
 req.recv_string()
@@ -303,7 +308,8 @@ while True:
     else:
         reply = {"success": False, "error": "Unknown method: " + str(method)}
     rep.send_string(json.dumps(reply))
-"#;
+"#
+);
 
 async fn schedule(host: &TestHost, id: &str, method: &str, params: Value, policy: Value) {
     schedule_on(host, "py-worker", id, method, params, policy).await;
@@ -460,21 +466,16 @@ async fn the_python_example_handler_runs_jobs_and_reports_offline() {
 }
 
 /// A peer that registers, takes requests and never answers them.
-const PYTHON_BLACK_HOLE: &str = r#"
-import json, sys, time, zmq
-ctx = zmq.Context()
-rep = ctx.socket(zmq.REP)
-rep.bind("tcp://127.0.0.1:*")
-address = rep.getsockopt_string(zmq.LAST_ENDPOINT)
-req = ctx.socket(zmq.REQ)
-req.connect(sys.argv[1])
+const PYTHON_BLACK_HOLE: &str = python_peer_script!(
+    r#"
 req.send_string(json.dumps({"method": "register", "params": {
     "handler_id": "black-hole", "address": address, "methods": ["wait"]}}))
 req.recv_string()
 print(address, flush=True)
 rep.recv_string()
 time.sleep(3600)
-"#;
+"#
+);
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -196,8 +196,8 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         attempt: 1,
         scheduled_time: started_at.into(),
     };
-    let dispatcher = state.scheduler.dispatcher();
-    let result = dispatcher
+    let handlers = state.scheduler.dispatcher().handlers();
+    let result = handlers
         .call(&handler_id, &method, &params.to_string(), &ctx, None)
         .await;
     let completed_at = Utc::now();
@@ -227,7 +227,7 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         status: ExecutionStatus::Running,
         started_at,
         params_summary: params_summary(&params),
-        instance: Some(dispatcher.handler_address(&handler_id)),
+        instance: Some(handlers.location(&handler_id)),
     };
     let done = Completion {
         id: 0,

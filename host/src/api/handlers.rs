@@ -22,6 +22,20 @@ pub struct MethodView {
     pub params_schema: Option<serde_json::Value>,
 }
 
+impl MethodView {
+    /// Methods known by name only (a remote handler's, or a missing plugin's as stored).
+    fn named(names: impl IntoIterator<Item = String>) -> Vec<Self> {
+        names
+            .into_iter()
+            .map(|name| Self {
+                name,
+                description: String::new(),
+                params_schema: None,
+            })
+            .collect()
+    }
+}
+
 /// A handler the host can run jobs on.
 #[derive(Debug, Clone, Serialize)]
 pub struct HandlerView {
@@ -80,15 +94,7 @@ impl HandlerView {
             status: r.status.clone(),
             state: None,
             sha256: None,
-            methods: r
-                .methods
-                .iter()
-                .map(|name| MethodView {
-                    name: name.clone(),
-                    description: String::new(),
-                    params_schema: None,
-                })
-                .collect(),
+            methods: MethodView::named(r.methods.iter().cloned()),
             calls: Some(stats.calls),
             errors: Some(stats.errors),
             last_latency_ms: stats.last_latency_ms,
@@ -134,15 +140,7 @@ impl HandlerView {
             status: r.status,
             state: None,
             sha256: None,
-            methods: r
-                .methods
-                .into_iter()
-                .map(|name| MethodView {
-                    name,
-                    description: String::new(),
-                    params_schema: None,
-                })
-                .collect(),
+            methods: MethodView::named(r.methods),
             calls: None,
             errors: None,
             last_latency_ms: None,

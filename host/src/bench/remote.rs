@@ -1,5 +1,5 @@
 //! `schedulezero bench remote`: what a call to a remote handler costs next to the same call to a
-//! hot plugin, through the host's own call path (the dispatcher, as scheduled runs and run-now
+//! hot plugin, through the host's own call path ([`Handlers`], as scheduled runs and run-now
 //! use it). In one process, with samples interleaved so all see the same machine:
 //! - a hot wasm plugin: ding-dong's `ping`;
 //! - a native remote handler written with `schedulezero-remote` (its socket on a thread of its
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::runtime::config;
 use super::{BenchError, err, spread, us};
 use crate::bridge::{Connections, Registry, server};
-use crate::dispatch::Dispatcher;
+use crate::handler::Handlers;
 use crate::runtime::{JobContext, Runtime};
 use crate::store::Store;
 
@@ -99,7 +99,7 @@ async fn python_handler(endpoint: &str) -> Result<tokio::process::Child, String>
 }
 
 async fn call(
-    d: &Dispatcher,
+    d: &Handlers,
     ctx: &JobContext,
     handler: &str,
     method: &str,
@@ -119,7 +119,7 @@ async fn call(
 
 /// Calls per second with `callers` calling at once for `run_for`.
 async fn throughput(
-    d: &Arc<Dispatcher>,
+    d: &Arc<Handlers>,
     handler: &str,
     method: &str,
     callers: usize,
@@ -158,10 +158,9 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
         .await
         .map_err(err)?;
     let runtime = Arc::new(Runtime::new(config(data.path())).map_err(err)?);
-    let registry = Arc::new(Registry::load(store.clone(), None).await.map_err(err)?);
-    let dispatcher = Arc::new(
-        Dispatcher::new(runtime, store)
-            .with_remote(registry.clone(), Arc::new(Connections::new(None))),
+    let registry = Arc::new(Registry::load(store, None).await.map_err(err)?);
+    let handlers = Arc::new(
+        Handlers::new(runtime).with_remote(registry.clone(), Arc::new(Connections::new(None))),
     );
     let (stop, stopped) = watch::channel(false);
     let (endpoint, endpoint_task) = server::start(registry, "tcp://127.0.0.1:0", stopped.clone())
@@ -185,7 +184,7 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
     let python = python_handler(&endpoint).await;
 
     let ctx = JobContext::adhoc();
-    let d = &dispatcher;
+    let d = &handlers;
     // First calls: the plugin loads, sockets connect.
     call(d, &ctx, "ding-dong", "ping").await?;
     call(d, &ctx, "bench-native", "noop").await?;

@@ -124,7 +124,7 @@ impl Connections {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        let request = json!({ "method": "ping" });
+        let request = schedulezero_remote::wire::ping();
         let result = tokio::time::timeout(timeout, async {
             prepare(&mut conn, &handler.address);
             let r = exchange(&mut conn, &request, self.signer.as_deref()).await;
