@@ -37,6 +37,8 @@ fn main() {
     for watched in ["plugins", "sdk", "wit"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
+    // The dashboard's files are embedded: a new or changed one rebuilds the host.
+    println!("cargo::rerun-if-changed={}", root.join("web").display());
     if env::var_os("SCHEDULEZERO_SKIP_PLUGINS").is_some_and(|v| v != "0") {
         return;
     }

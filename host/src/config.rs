@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// How often registered remote handlers are pinged (a handler busy with a call is not).
     #[serde(with = "humantime_serde")]
     pub remote_ping_interval: Duration,
+    /// How often the host samples its figures for the metrics history (the dashboard's
+    /// charts); an hour of samples is kept.
+    #[serde(with = "humantime_serde")]
+    pub history_interval: Duration,
     /// When set, every API request needs `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
     /// The largest request body accepted, in bytes.
@@ -104,6 +108,7 @@ impl Default for ServerConfig {
             zmq_listen: "tcp://127.0.0.1:4242".to_owned(),
             remote_ping_interval: Duration::from_secs(30),
             remote_secret: None,
+            history_interval: Duration::from_secs(10),
             api_token: None,
             max_body_bytes: 1024 * 1024,
             instance_name: "schedulezero".to_owned(),
@@ -459,6 +464,9 @@ impl Config {
                 "server.remote_ping_interval",
                 "must be at least 100ms",
             ));
+        }
+        if s.history_interval < Duration::from_millis(100) {
+            return Err(invalid("server.history_interval", "must be at least 100ms"));
         }
         if !s.zmq_listen.starts_with("tcp://") {
             return Err(invalid(

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod handler;
+pub mod history;
 pub mod runtime;
 pub mod scheduler;
 pub mod serve;

@@ -16,6 +16,7 @@ use crate::api::{self, AppState};
 use crate::bridge::{self, Registry};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::history::History;
 use crate::runtime::{EventKind, Plugin, PluginEvent, Runtime, RuntimeError};
 use crate::scheduler::service::{Scheduler, SystemClock};
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
@@ -117,6 +118,14 @@ pub async fn serve(
         addr: listen,
         source,
     })?;
+    let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir));
+    let history = Arc::new(History::new(config.server.history_interval));
+    let history_task = crate::history::start(
+        history.clone(),
+        runtime.clone(),
+        host_metrics.clone(),
+        stopped.clone(),
+    );
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
@@ -124,7 +133,8 @@ pub async fn serve(
         scheduler: scheduler.clone(),
         started_at: Utc::now(),
         listen: addr,
-        host_metrics: Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir)),
+        host_metrics: host_metrics.clone(),
+        history: history.clone(),
         registry,
         connections,
         zmq_endpoint: zmq_endpoint.clone(),
@@ -184,6 +194,7 @@ pub async fn serve(
     let _ = prune_task.await;
     let _ = bridge_task.await;
     let _ = health_task.await;
+    let _ = history_task.await;
     drop(watch);
     governor.abort();
     follow_task.abort();

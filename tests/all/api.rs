@@ -774,7 +774,7 @@ async fn host_info_and_handlers_in_v1() {
     assert_eq!(info["plugins"], 2);
     assert_eq!(
         host.get("/api/v1/health").await,
-        (200, json!({"status": "ok", "store": "ok"}))
+        (200, json!({"status": "ok", "store": "ok", "auth": "none"}))
     );
     let (_, handlers) = host.get("/api/v1/handlers").await;
     assert_eq!(handlers["handlers"].as_array().unwrap().len(), 2);

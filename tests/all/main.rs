@@ -7,6 +7,7 @@
 mod api;
 mod bridge;
 mod cli;
+mod dashboard;
 mod ding_dong;
 mod dispatch;
 mod host;

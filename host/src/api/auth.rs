@@ -1,6 +1,7 @@
-//! The bearer token guard. With a token configured, every route but the health checks needs
-//! `Authorization: Bearer <token>`. Tokens are compared as SHA-256 digests in constant time, so
-//! neither the content nor the length of the configured token leaks through timing.
+//! The bearer token guard. With a token configured, every route but the health checks and the
+//! dashboard's page and files (which hold no data) needs `Authorization: Bearer <token>`.
+//! Tokens are compared as SHA-256 digests in constant time, so neither the content nor the
+//! length of the configured token leaks through timing.
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ pub async fn require_token(
         return next.run(request).await;
     };
     let path = request.uri().path();
-    if OPEN.contains(&path) {
+    if OPEN.contains(&path) || super::web::is_dashboard(path) {
         return next.run(request).await;
     }
     let given = request

@@ -12,6 +12,7 @@ mod json;
 mod plugins;
 mod v1;
 mod views;
+mod web;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub listen: std::net::SocketAddr,
     /// Samples the host process and the machine.
     pub host_metrics: Arc<crate::telemetry::HostMetrics>,
+    /// The host's figures over the last hour.
+    pub history: Arc<crate::history::History>,
     /// The remote handlers registered over ZeroMQ.
     pub registry: Arc<crate::bridge::Registry>,
     /// The connections to remote handlers, with what was seen of each.
@@ -60,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(compat::routes())
         .merge(v1::routes())
         .merge(plugins::routes())
+        .merge(web::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,7 +1,8 @@
 //! The runtime as the API shows it: plugins with their lifecycle state, settings and metrics
 //! (`/api/v1/plugins`, `/api/v1/plugins/{name}`), their live instances
 //! (`/api/v1/plugins/{name}/instances`), what happened to them (`/api/v1/events`), the host's
-//! and the runtime's figures (`/api/v1/metrics`), and the Prometheus exposition (`/metrics`).
+//! and the runtime's figures (`/api/v1/metrics`), their last hour (`/api/v1/metrics/history`),
+//! and the Prometheus exposition (`/metrics`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/plugins/{name}/instances", get(instances))
         .route("/api/v1/events", get(events))
         .route("/api/v1/metrics", get(metrics))
+        .route("/api/v1/metrics/history", get(history))
         .route("/metrics", get(prometheus))
 }
 
@@ -241,6 +243,21 @@ async fn metrics(State(state): Shared) -> Response {
                 )
             })
             .collect::<serde_json::Map<String, Value>>(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn history(State(state): Shared, Query(q): Query<HistoryQuery>) -> Response {
+    axum::Json(json!({
+        "interval_s": state.history.interval().as_secs_f64(),
+        "span_s": crate::history::SPAN.as_secs(),
+        "samples": state.history.after(q.after),
     }))
     .into_response()
 }

@@ -21,7 +21,7 @@ use crate::scheduler::policy::resume_from;
 use crate::scheduler::service::RunNowError;
 use crate::store::{
     ConflictPolicy, ExecutionQuery, ExecutionStatus, Inserted, RunQuery, RunStatus, Schedule,
-    SchedulePolicy, ScheduleQuery,
+    SchedulePolicy, ScheduleQuery, TimelineQuery,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -56,8 +56,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/executions", get(list_executions))
         .route("/api/v1/executions/stats", get(stats))
+        .route("/api/v1/executions/timeline", get(timeline))
         .route("/api/v1/executions/{id}", get(get_execution))
         .route("/api/v1/triggers/preview", post(preview))
+        .route("/api/v1/triggers/check", post(check))
 }
 
 fn ok(value: Value) -> Response {
@@ -70,15 +72,27 @@ fn page(limit: Option<u32>) -> u32 {
 
 async fn health(State(state): Shared) -> Response {
     match state.store.count_schedules().await {
-        Ok(_) => ok(json!({ "status": "ok", "store": "ok" })),
+        Ok(_) => ok(json!({ "status": "ok", "store": "ok", "auth": auth(&state) })),
         Err(e) => {
             tracing::error!(error = %e, "health check: the store does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({ "status": "degraded", "store": "unavailable" })),
+                axum::Json(
+                    json!({ "status": "degraded", "store": "unavailable", "auth": auth(&state) }),
+                ),
             )
                 .into_response()
         }
+    }
+}
+
+/// Whether the API needs a token (`token`) or not (`none`): the dashboard asks for one before
+/// its first call rather than after a 401.
+fn auth(state: &AppState) -> &'static str {
+    if state.config.server.api_token.is_some() {
+        "token"
+    } else {
+        "none"
     }
 }
 
@@ -282,8 +296,22 @@ async fn list_schedules(
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|s| s.id.clone()))
         .flatten();
-    let schedules: Vec<Value> = list.iter().map(views::schedule_v1).collect();
+    let mut schedules = Vec::with_capacity(list.len());
+    for s in &list {
+        let mut view = views::schedule_v1(s);
+        view["last_run"] = last_run(&state, &s.id).await?;
+        schedules.push(view);
+    }
     Ok(ok(json!({ "schedules": schedules, "next": next })))
+}
+
+/// A schedule's newest run that started, skipped or missed: its last outcome.
+async fn last_run(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    Ok(state
+        .store
+        .last_run(id)
+        .await?
+        .map_or(Value::Null, |r| views::run_v1(&r)))
 }
 
 async fn load_schedule(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
@@ -298,6 +326,7 @@ async fn get_schedule(State(state): Shared, Path(id): Path<String>) -> Result<Re
     let s = load_schedule(&state, &id).await?;
     let mut view = views::schedule_v1(&s);
     view["running"] = json!(state.scheduler.running(&id));
+    view["last_run"] = last_run(&state, &id).await?;
     Ok(ok(view))
 }
 
@@ -614,6 +643,69 @@ async fn stats(State(state): Shared) -> Result<Response, ApiError> {
     Ok(ok(json!(state.store.execution_stats().await?)))
 }
 
+/// The most buckets one timeline has.
+const MAX_BUCKETS: i64 = 1440;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineList {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    bucket_s: Option<u32>,
+    handler: Option<String>,
+    schedule: Option<String>,
+}
+
+/// Attempts per bucket of time and status (default: the last hour, by minute).
+async fn timeline(
+    State(state): Shared,
+    Query(q): Query<TimelineList>,
+) -> Result<Response, ApiError> {
+    let bucket_s = q.bucket_s.unwrap_or(60);
+    if bucket_s == 0 {
+        return Err(ApiError::bad_request("`bucket_s` must be at least 1"));
+    }
+    let until = q.until.unwrap_or_else(Utc::now);
+    // By default the hour before `until`, in buckets on the clock's own boundaries (whole
+    // minutes for 60 s), so a bucket's count does not change as the window slides.
+    let since = q.since.unwrap_or_else(|| {
+        let start = (until - chrono::Duration::hours(1)).timestamp();
+        let aligned = start - start.rem_euclid(i64::from(bucket_s));
+        DateTime::from_timestamp(aligned, 0).unwrap_or(until - chrono::Duration::hours(1))
+    });
+    if since >= until {
+        return Err(ApiError::bad_request("`since` must be before `until`"));
+    }
+    let span_s = (until - since).num_seconds();
+    if span_s / i64::from(bucket_s) > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "that is more than {MAX_BUCKETS} buckets: widen `bucket_s` or shorten the span"
+        )));
+    }
+    let buckets = state
+        .store
+        .execution_timeline(&TimelineQuery {
+            since,
+            until,
+            bucket: std::time::Duration::from_secs(u64::from(bucket_s)),
+            handler_id: q.handler,
+            job_id: q.schedule,
+        })
+        .await?;
+    Ok(ok(json!({
+        "since": views::utc(since),
+        "until": views::utc(until),
+        "bucket_s": bucket_s,
+        "buckets": buckets.iter().map(|b| {
+            let mut v = json!(b);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("start".into(), json!(views::utc(b.start)));
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Preview {
@@ -626,8 +718,8 @@ fn five() -> usize {
     5
 }
 
-async fn preview(Body(body): Body) -> Result<Response, ApiError> {
-    let req: Preview = typed(body)?;
+/// A trigger's next fire times, or why it is not valid.
+fn fire_times(req: &Preview) -> Result<Value, ApiError> {
     let now = Utc::now();
     let (spec, trigger) =
         TriggerSpec::read_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
@@ -637,11 +729,33 @@ async fn preview(Body(body): Body) -> Result<Response, ApiError> {
         fires.push(first);
         fires.extend(trigger.fires_after(first, count - 1));
     }
-    Ok(ok(json!({
+    Ok(json!({
         "trigger": spec,
         "trigger_text": views::trigger_text(&spec),
         "timezone": views::zone(&spec).name(),
         "fire_times": fires.iter().map(|t| views::utc(*t)).collect::<Vec<_>>(),
         "fire_times_local": fires.iter().map(|t| views::local(*t, &spec)).collect::<Vec<_>>(),
-    })))
+    }))
+}
+
+/// The next fire times; an invalid trigger is a 4xx with its code.
+async fn preview(Body(body): Body) -> Result<Response, ApiError> {
+    let req: Preview = typed(body)?;
+    Ok(ok(fire_times(&req)?))
+}
+
+/// A form's check as it is typed: always 200 for a readable request, `valid` saying whether
+/// the trigger is, with the fire times or the error a schedule with it would get.
+async fn check(Body(body): Body) -> Result<Response, ApiError> {
+    let req: Preview = typed(body)?;
+    Ok(ok(match fire_times(&req) {
+        Ok(mut v) => {
+            v["valid"] = json!(true);
+            v
+        }
+        Err(e) => json!({
+            "valid": false,
+            "error": { "code": e.code, "message": e.message },
+        }),
+    }))
 }

@@ -170,6 +170,44 @@ pub struct HandlerTotals {
     pub error: u64,
 }
 
+/// The attempts that started in one stretch of time, by status, with their durations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TimelineBucket {
+    /// Where the stretch starts (it ends where the next one starts).
+    pub start: DateTime<Utc>,
+    /// Still running.
+    pub running: u64,
+    /// Finished with a result.
+    pub success: u64,
+    /// Failed, with another attempt to follow.
+    pub retry: u64,
+    /// Failed for good.
+    pub error: u64,
+    /// Not started: overlap limit.
+    pub skipped: u64,
+    /// Not started: too late.
+    pub missed: u64,
+    /// The mean duration of the finished attempts, in milliseconds.
+    pub duration_ms_mean: Option<f64>,
+    /// The longest of them, in milliseconds.
+    pub duration_ms_max: Option<f64>,
+}
+
+/// Which attempts a timeline counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineQuery {
+    /// From (included).
+    pub since: DateTime<Utc>,
+    /// To (excluded).
+    pub until: DateTime<Utc>,
+    /// The length of a bucket.
+    pub bucket: Duration,
+    /// Only this handler's.
+    pub handler_id: Option<String>,
+    /// Only this schedule's.
+    pub job_id: Option<String>,
+}
+
 /// Totals over the log as it is now, and since the store was created.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ExecutionStats {
@@ -352,6 +390,73 @@ impl Store {
                 .await?;
         stats.lifetime_executions = u64::try_from(lifetime).unwrap_or(0);
         Ok(stats)
+    }
+
+    /// The attempts started between `since` and `until`, counted per bucket: every bucket of
+    /// the span is there, empty ones included, oldest first.
+    pub async fn execution_timeline(
+        &self,
+        q: &TimelineQuery,
+    ) -> Result<Vec<TimelineBucket>, StoreError> {
+        let bucket_us = i64::try_from(q.bucket.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let since = q.since.timestamp_micros();
+        let until = q.until.timestamp_micros().max(since);
+        let buckets = usize::try_from((until - since + bucket_us - 1) / bucket_us).unwrap_or(0);
+        let mut out: Vec<TimelineBucket> = (0..buckets)
+            .map(|i| TimelineBucket {
+                start: DateTime::from_timestamp_micros(since + i as i64 * bucket_us)
+                    .unwrap_or(q.since),
+                ..TimelineBucket::default()
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT (started_us - ?1) / ?2 AS bucket, status, COUNT(*) AS n, \
+             COUNT(duration_us) AS timed, SUM(duration_us) AS total_us, \
+             MAX(duration_us) AS max_us \
+             FROM executions \
+             WHERE started_us >= ?1 AND started_us < ?3 \
+             AND (?4 IS NULL OR handler_id = ?4) AND (?5 IS NULL OR job_id = ?5) \
+             GROUP BY bucket, status",
+        )
+        .bind(since)
+        .bind(bucket_us)
+        .bind(until)
+        .bind(q.handler_id.as_deref())
+        .bind(q.job_id.as_deref())
+        .fetch_all(&self.pool)
+        .await?;
+        // Per bucket: timed attempts and their total duration, for the mean.
+        let mut timed = vec![(0i64, 0i64); buckets];
+        for row in &rows {
+            let i = row.try_get::<i64, _>("bucket")?;
+            let Some(b) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) else {
+                continue;
+            };
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            match ExecutionStatus::parse(&row.try_get::<String, _>("status")?)? {
+                ExecutionStatus::Running => b.running += n,
+                ExecutionStatus::Success => b.success += n,
+                ExecutionStatus::Retry => b.retry += n,
+                ExecutionStatus::Error => b.error += n,
+                ExecutionStatus::Skipped => b.skipped += n,
+                ExecutionStatus::Missed => b.missed += n,
+            }
+            if let Some(max) = row.try_get::<Option<i64>, _>("max_us")? {
+                let max = max as f64 / 1000.0;
+                b.duration_ms_max = Some(b.duration_ms_max.map_or(max, |m| m.max(max)));
+            }
+            let t = &mut timed[i as usize];
+            t.0 += row.try_get::<i64, _>("timed")?;
+            t.1 += row.try_get::<Option<i64>, _>("total_us")?.unwrap_or(0);
+        }
+        for (b, (count, total)) in out.iter_mut().zip(timed) {
+            if count > 0 {
+                b.duration_ms_mean = Some(total as f64 / count as f64 / 1000.0);
+            }
+        }
+        Ok(out)
     }
 
     /// Empties the log (the lifetime count stays).

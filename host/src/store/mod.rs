@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use self::executions::{
     Completion, Execution, ExecutionQuery, ExecutionStats, ExecutionStatus, HandlerTotals,
-    NewExecution, Retention, params_summary,
+    NewExecution, Retention, TimelineBucket, TimelineQuery, params_summary,
 };
 pub use self::handlers::{HandlerKind, HandlerRecord};
 pub use self::journal::Write;

@@ -277,6 +277,18 @@ impl Store {
         row.map(|r| read(&r)).transpose()
     }
 
+    /// The newest run of a schedule that started (or was skipped or missed): its last outcome.
+    pub async fn last_run(&self, schedule_id: &str) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
+             WHERE schedule_id = ? AND status <> 'pending' ORDER BY fire_us DESC LIMIT 1",
+        )
+        .bind(schedule_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| read(&r)).transpose()
+    }
+
     /// A page of runs, newest fire time first.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>, StoreError> {
         let (before_us, before_id) = match &q.before {

@@ -1,0 +1,593 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver (WebDriver),
+//! against a real host. A user creates a schedule through the form, sees it fire in the
+//! executions view, edits, pauses and deletes through the buttons, sees a plugin go hot with its
+//! instance, and every page is checked on a laptop and a phone screen. Any console error fails
+//! the test. Screenshots of every page land in `<target>/tmp/dashboard/` (`CARGO_TARGET_TMPDIR`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::host::TestHost;
+
+/// How long a page may take to show what is waited for.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver's log endpoint: the browser's console messages since the last read.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// A headless Chromium with its own profile, through its own chromedriver.
+struct Browser {
+    client: Option<Client>,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+    /// Console errors seen so far.
+    errors: Vec<Value>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Browser {
+    async fn start(name: &str) -> Self {
+        let port = free_port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = Capabilities::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&webdriver)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no browser session: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("dashboard")
+            .join(name);
+        std::fs::create_dir_all(&shots).unwrap();
+        Self {
+            client: Some(client),
+            driver,
+            _profile: profile,
+            shots,
+            errors: Vec::new(),
+        }
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("an open session")
+    }
+
+    async fn goto(&self, url: &str) {
+        self.c().goto(url).await.unwrap();
+    }
+
+    /// Waits for an element.
+    async fn el(&self, css: &str) -> fantoccini::elements::Element {
+        self.c()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    /// Waits for an element by XPath.
+    async fn xpath(&self, path: &str) -> fantoccini::elements::Element {
+        self.c()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(path))
+            .await
+            .unwrap_or_else(|e| panic!("no `{path}` on the page: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.el(css).await.click().await.unwrap();
+    }
+
+    /// Replaces an input's text.
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.el(css).await;
+        el.clear().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.el(css).await.select_by_value(value).await.unwrap();
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.c().execute(script, vec![]).await.unwrap()
+    }
+
+    /// Waits until a script returns true.
+    async fn until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.js(script).await == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never true: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reads the console since the last read, keeping the errors.
+    async fn read_console(&mut self) {
+        let entries = self.c().issue_cmd(BrowserLog).await.unwrap();
+        for e in entries.as_array().cloned().unwrap_or_default() {
+            if e["level"] == "SEVERE" {
+                self.errors.push(e);
+            }
+        }
+    }
+
+    /// Saves a screenshot as `<name>.png`; it must be a real, non-blank image.
+    async fn shot(&mut self, name: &str) {
+        // Let the page settle (fonts, the last poll) before the picture.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = self.c().screenshot().await.unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 5_000,
+            "screenshot {name}: {} bytes",
+            png.len()
+        );
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        self.read_console().await;
+    }
+
+    /// Fails on any console error seen so far.
+    async fn assert_no_console_errors(&mut self) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.read_console().await;
+        assert!(self.errors.is_empty(), "console errors: {:#?}", self.errors);
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A host whose history is sampled twice a second, so the charts fill within the test.
+fn host_for_charts() -> (TestHost, tempfile::TempDir) {
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("schedulezero.toml");
+    std::fs::write(
+        &file,
+        "[server]\nhistory_interval = \"500ms\"\nremote_ping_interval = \"500ms\"\n",
+    )
+    .unwrap();
+    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    (host, config)
+}
+
+async fn schedule_state(host: &TestHost, id: &str) -> Value {
+    let (status, body) = host.get(&format!("/api/v1/schedules/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
+    let (host, _config) = host_for_charts();
+    // A remote handler for the handlers page: the Python example over ZeroMQ.
+    let (_, info) = host.get("/api/v1/host").await;
+    let zmq = info["zmq_endpoint"].as_str().unwrap().to_owned();
+    let _python = tokio::process::Command::new("python3")
+        .arg(crate::support::repo_root().join("examples/python/hello_handler.py"))
+        .env("SCHEDULEZERO_ZMQ", &zmq)
+        .env("HANDLER_ID", "py-hello")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    // A failing job, for the errors view.
+    let (status, body) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "trap-every-second", "handler": "misbehave", "method": "trap",
+                    "trigger": {"type": "interval", "seconds": 1}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let mut b = Browser::start("laptop").await;
+    b.goto(&format!("{}/", host.url)).await;
+    b.el(".cards .card").await;
+    b.until(
+        "the connection shows live",
+        "return document.getElementById('conn').dataset.state === 'online'",
+    )
+    .await;
+
+    // --- create a schedule through the form -----------------------------------------------
+    b.click("a[data-page='schedules']").await;
+    b.click("#new-schedule").await;
+    b.el("#schedule-dialog[open]").await;
+    b.type_into("#f-id", "browser-tick").await;
+    b.select("#f-handler", "ding-dong").await;
+    b.select("#f-method", "ping").await;
+    // A bad cron expression is refused with the host's own message, before anything is sent.
+    b.type_into("#f-cron", "* * *").await;
+    b.xpath("//p[@id='f-preview-state'][contains(@class,'error')][contains(., 'invalid cron expression')]")
+        .await;
+    b.shot("schedule-form-invalid").await;
+    // A good one lists its next five fire times.
+    b.type_into("#f-cron", "*/5 * * * *").await;
+    b.until(
+        "five fire times for the cron",
+        "const t = document.getElementById('f-preview-table'); \
+         return !t.hidden && t.tBodies[0].rows.length === 5",
+    )
+    .await;
+    // Interval: every second.
+    b.click("#schedule-form input[name='kind'][value='interval']")
+        .await;
+    b.type_into("#f-every", "1").await;
+    b.select("#f-unit", "seconds").await;
+    b.until(
+        "the interval's fire times, a second apart",
+        "const rows = document.getElementById('f-preview-table').tBodies[0].rows; \
+         return !document.getElementById('f-preview-table').hidden && rows.length === 5 \
+           && document.getElementById('f-preview-state').textContent.includes('interval[0:00:01]')",
+    )
+    .await;
+    // Params that are not JSON stop the form.
+    b.type_into("#f-params", "{oops").await;
+    b.xpath("//p[@id='f-params-error'][contains(., 'not valid JSON')]")
+        .await;
+    b.click("#f-submit").await;
+    b.xpath("//p[@id='f-error'][contains(., 'not valid JSON')]")
+        .await;
+    assert_eq!(
+        host.get("/api/v1/schedules/browser-tick").await.0,
+        404,
+        "nothing sent"
+    );
+    b.type_into("#f-params", "{}").await;
+    b.shot("schedule-form").await;
+    b.click("#f-submit").await;
+    b.el("#schedules-table tr[data-id='browser-tick']").await;
+    b.until(
+        "the form closes",
+        "return !document.getElementById('schedule-dialog').open",
+    )
+    .await;
+    let created = schedule_state(&host, "browser-tick").await;
+    assert_eq!(created["handler"], "ding-dong");
+    assert_eq!(created["method"], "ping");
+    assert_eq!(created["trigger"]["every_seconds"], 1.0);
+
+    // --- it fires: the executions view shows it, with its detail --------------------------
+    b.click("a[data-page='executions']").await;
+    let done = b
+        .xpath(
+            "//table[@id='executions-table']//tr[@data-status='success'][td[2][.='browser-tick']]",
+        )
+        .await;
+    done.find(Locator::Css("button.link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.xpath("//dialog[@id='detail-dialog'][@open]//pre[contains(., '\"pong\": true')]")
+        .await;
+    b.xpath("//dialog[@id='detail-dialog']//dd[contains(., 'ding-dong.ping')]")
+        .await;
+    b.shot("execution-detail").await;
+    b.click("#detail-dialog [data-close]").await;
+    // The errors view: only failures, with their code.
+    b.click(".tabs button[data-errors='1']").await;
+    b.xpath("//table[@id='executions-table']//tr[@data-status='error'][td[2][.='trap-every-second']]//td[contains(., 'trap')]")
+        .await;
+    b.until(
+        "only errors listed",
+        "return [...document.querySelectorAll('#executions-table tbody tr')] \
+           .every(r => r.dataset.status === 'error')",
+    )
+    .await;
+    b.shot("executions-errors").await;
+    // Filter by schedule.
+    b.click(".tabs button[data-errors='0']").await;
+    b.el("#filter-schedule option[value='browser-tick']").await;
+    b.select("#filter-schedule", "browser-tick").await;
+    b.until(
+        "only browser-tick's executions",
+        "const rows = [...document.querySelectorAll('#executions-table tbody tr')]; \
+         return rows.length > 0 && rows.every(r => r.cells[1].textContent === 'browser-tick')",
+    )
+    .await;
+    assert!(
+        b.c()
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("#/executions?schedule=browser-tick"),
+        "the filter is in the address"
+    );
+    b.shot("executions").await;
+
+    // --- edit, pause, run now, delete ------------------------------------------------------
+    b.click("a[data-page='schedules']").await;
+    b.click("button[aria-label='Edit browser-tick']").await;
+    b.el("#schedule-dialog[open]").await;
+    b.until(
+        "the form shows the schedule",
+        "return document.getElementById('f-every').value === '1' \
+           && document.getElementById('f-unit').value === 'seconds' \
+           && document.getElementById('f-method').value === 'ping'",
+    )
+    .await;
+    b.type_into("#f-every", "2").await;
+    b.until(
+        "the new interval's preview",
+        "return document.getElementById('f-preview-state').textContent.includes('interval[0:00:02]')",
+    )
+    .await;
+    b.click("#f-submit").await;
+    b.until(
+        "the form closes",
+        "return !document.getElementById('schedule-dialog').open",
+    )
+    .await;
+    assert_eq!(
+        schedule_state(&host, "browser-tick").await["trigger"]["every_seconds"],
+        2.0
+    );
+
+    b.click("button[aria-label='Pause browser-tick']").await;
+    b.xpath("//tr[@data-id='browser-tick']//span[contains(@class,'badge')][.='paused']")
+        .await;
+    assert_eq!(schedule_state(&host, "browser-tick").await["paused"], true);
+    // Paused: no more fires.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = host.executions_of("browser-tick").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(host.executions_of("browser-tick").await.len(), before);
+    // Run now still runs it once.
+    b.click("button[aria-label='Run browser-tick now']").await;
+    host.wait_for(WAIT, || async {
+        (host.executions_of("browser-tick").await.len() == before + 1).then_some(())
+    })
+    .await;
+    b.click("button[aria-label='Resume browser-tick']").await;
+    b.xpath("//tr[@data-id='browser-tick']//span[contains(@class,'badge')][.='active']")
+        .await;
+    assert_eq!(schedule_state(&host, "browser-tick").await["paused"], false);
+
+    // Delete asks first: cancel keeps it, confirm removes it.
+    b.click("button[aria-label='Delete trap-every-second']")
+        .await;
+    b.el("#confirm-dialog[open]").await;
+    b.click("#confirm-dialog button[value='cancel']").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(host.get("/api/v1/schedules/trap-every-second").await.0, 200);
+    b.click("button[aria-label='Delete trap-every-second']")
+        .await;
+    b.el("#confirm-dialog[open]").await;
+    b.shot("schedule-delete-confirm").await;
+    b.click("#confirm-ok").await;
+    b.until(
+        "the row goes",
+        "return !document.querySelector(\"#schedules-table tr[data-id='trap-every-second']\")",
+    )
+    .await;
+    assert_eq!(host.get("/api/v1/schedules/trap-every-second").await.0, 404);
+    b.shot("schedules").await;
+
+    // --- the plugin is hot, with its instance; the remote handler is listed --------------------
+    b.click("a[data-page='handlers']").await;
+    b.el("article[data-plugin='ding-dong'][data-state='hot'] tr[data-instance]")
+        .await;
+    b.xpath("//table[@id='remote-table']//tr[@data-handler='py-hello']//span[contains(@class,'badge')][.='online']")
+        .await;
+    b.shot("handlers").await;
+
+    // --- the overview's figures and charts --------------------------------------------------
+    b.click("a[data-page='overview']").await;
+    b.el(".charts svg rect.c-success").await;
+    b.el(".charts svg rect.c-error").await;
+    b.el(".charts svg circle.c-call").await;
+    b.el(".charts svg polyline.c-p0").await;
+    b.shot("overview").await;
+
+    // --- every page on a phone: nothing wider than the screen -------------------------------
+    b.c().set_window_size(390, 844).await.unwrap();
+    for page in ["", "schedules", "handlers", "executions"] {
+        b.goto(&format!("{}/#/{page}", host.url)).await;
+        b.el("main h1").await;
+        b.until(
+            "the page has loaded",
+            "return document.getElementById('conn').dataset.state === 'online'",
+        )
+        .await;
+        let wide = b
+            .js("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            wide.as_i64().unwrap_or(i64::MAX) <= 0,
+            "page `{page}` is wider than the phone by {wide}px"
+        );
+        let name = if page.is_empty() { "overview" } else { page };
+        b.shot(&format!("phone-{name}")).await;
+    }
+
+    b.assert_no_console_errors().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_asks_for_the_token_and_uses_it() {
+    let token = "dashboard-token-0123456789";
+    let host = TestHost::start_with(&["--api-token", token]);
+    let mut b = Browser::start("token").await;
+    b.goto(&format!("{}/", host.url)).await;
+    b.el("#token-dialog[open]").await;
+    b.xpath("//div[@id='conn'][@data-state='unauthorized']")
+        .await;
+    b.shot("token-prompt").await;
+    b.type_into("#token-input", token).await;
+    b.click("#token-form button[type='submit']").await;
+    b.el(".cards .card").await;
+    b.until(
+        "live with the token",
+        "return document.getElementById('conn').dataset.state === 'online'",
+    )
+    .await;
+    b.xpath("//span[@id='host-name'][contains(., 'schedulezero')]")
+        .await;
+    // Kept for the next visit.
+    b.c().refresh().await.unwrap();
+    b.el(".cards .card").await;
+    b.until(
+        "live again without asking",
+        "return document.getElementById('conn').dataset.state === 'online' \
+           && !document.getElementById('token-dialog').open",
+    )
+    .await;
+    b.assert_no_console_errors().await;
+    b.close().await;
+}
+
+/// The console check can fail: an error logged by a page is seen.
+#[tokio::test]
+async fn console_errors_are_caught() {
+    let host = TestHost::start();
+    let mut b = Browser::start("canary").await;
+    b.goto(&format!("{}/", host.url)).await;
+    b.el(".cards .card").await;
+    b.js("console.error('canary: deliberately broken'); return null")
+        .await;
+    // A missing file is an error too.
+    b.js("fetch('/assets/missing.js'); return null").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.read_console().await;
+    let text = format!("{:?}", b.errors);
+    assert!(text.contains("canary: deliberately broken"), "{text}");
+    assert!(text.contains("missing.js"), "{text}");
+    b.close().await;
+}
+
+/// The dashboard's files are served from the binary with their types, validators and a
+/// policy that allows this origin only; they need no token, the API behind them does.
+#[tokio::test]
+async fn the_dashboard_files_are_embedded_and_open() {
+    let token = "dashboard-token-0123456789";
+    let host = TestHost::start_with(&["--api-token", token]);
+    let bare = reqwest::Client::new();
+    let page = bare.get(format!("{}/", host.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/assets/app.js"));
+    for (file, kind) in [
+        ("app.js", "javascript"),
+        ("style.css", "text/css"),
+        ("icon.svg", "image/svg+xml"),
+        ("pages/schedules.js", "javascript"),
+    ] {
+        let r = bare
+            .get(format!("{}/assets/{file}", host.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{file}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.contains(kind), "{file}: {ct}");
+        let etag = r.headers()["etag"].clone();
+        let again = bare
+            .get(format!("{}/assets/{file}", host.url))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{file} revalidates");
+    }
+    let missing = bare
+        .get(format!("{}/assets/nope.js", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "asset_not_found");
+    // The health check tells the page a token is needed; the API still wants it.
+    let (_, health) = host.get("/api/v1/health").await;
+    assert_eq!(health["auth"], "token");
+    let denied = bare
+        .get(format!("{}/api/v1/host", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+}

@@ -1,0 +1,230 @@
+// Executions: the log of attempts, filtered by schedule, handler, status and time; the errors
+// view; an attempt's detail with its params, result or error, and the other attempts of its run.
+
+import { api, query } from "../api.js";
+import { badge, emptyRow, fill, h, millis, pretty, time, update } from "../dom.js";
+
+const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
+const PAGE = 100;
+
+let ctx = null;
+let els = null;
+let filters = {};
+let older = [];
+let olderNext = null;
+let firstNext = null;
+let schedules = [];
+
+function readFilters(params) {
+  return {
+    schedule: params.get("schedule") || "",
+    handler: params.get("handler") || "",
+    status: STATUSES.includes(params.get("status")) ? params.get("status") : "",
+    since: params.get("since") || "",
+    until: params.get("until") || "",
+  };
+}
+
+/** A datetime-local value as an ISO instant (the viewer's zone). */
+function instant(local) {
+  if (!local) return undefined;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+function apiQuery(extra = {}) {
+  return query({
+    schedule: filters.schedule,
+    handler: filters.handler,
+    status: filters.status,
+    since: instant(filters.since),
+    until: instant(filters.until),
+    limit: PAGE,
+    ...extra,
+  });
+}
+
+function changed() {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
+  ctx.setParams(params);
+  older = [];
+  olderNext = null;
+  for (const tab of els.tabs.querySelectorAll("button")) {
+    tab.setAttribute("aria-pressed", String((tab.dataset.errors === "1") === (filters.status === "error")));
+  }
+  ctx.refresh();
+}
+
+function select(id, label, options, key) {
+  const el = h("select", { id, onchange: (e) => {
+    filters[key] = e.target.value;
+    changed();
+  } }, h("option", { value: "" }, "all"), options.map((o) => h("option", { value: o }, o)));
+  el.value = filters[key];
+  return [h("label", { for: id }, label), el];
+}
+
+export default {
+  title: "Executions",
+
+  mount(view, context) {
+    ctx = context;
+    filters = readFilters(ctx.params);
+    older = [];
+    olderNext = null;
+    els = {
+      body: h("tbody", {}),
+      more: h("button", { type: "button", class: "ghost", hidden: true, onclick: loadMore }, "Load older"),
+      scheduleSlot: h("span", { class: "filter" }),
+      handlerSlot: h("span", { class: "filter" }),
+      tabs: h("div", { class: "tabs", role: "group", "aria-label": "View" },
+        h("button", { type: "button", dataset: { errors: "0" }, "aria-pressed": String(filters.status !== "error"), onclick: () => {
+          filters.status = "";
+          els.status.value = "";
+          changed();
+        } }, "All"),
+        h("button", { type: "button", dataset: { errors: "1" }, "aria-pressed": String(filters.status === "error"), onclick: () => {
+          filters.status = "error";
+          els.status.value = "error";
+          changed();
+        } }, "Errors")),
+    };
+    const [statusLabel, status] = select("filter-status", "Status", STATUSES, "status");
+    els.status = status;
+    const when = (id, label, key) => {
+      const input = h("input", { id, type: "datetime-local", step: 1, value: filters[key], onchange: (e) => {
+        filters[key] = e.target.value;
+        changed();
+      } });
+      return h("span", { class: "filter" }, h("label", { for: id }, label), input);
+    };
+    view.append(
+      h("div", { class: "page-head" }, h("h1", {}, "Executions"), els.tabs),
+      h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
+        els.scheduleSlot,
+        els.handlerSlot,
+        h("span", { class: "filter" }, statusLabel, status),
+        when("filter-since", "From", "since"),
+        when("filter-until", "To", "until"),
+        h("button", { type: "button", class: "ghost", onclick: () => {
+          filters = { schedule: "", handler: "", status: "", since: "", until: "" };
+          for (const el of view.querySelectorAll(".filters select, .filters input")) el.value = "";
+          changed();
+        } }, "Clear filters")),
+      h("div", { class: "table-wrap" },
+        h("table", { class: "data", id: "executions-table" },
+          h("caption", { class: "sr-only" }, "Executions, newest first"),
+          h("thead", {}, h("tr", {},
+            ["Started", "Schedule", "Handler", "Status", "Attempt", "Duration", "Instance", "Error"]
+              .map((c) => h("th", { scope: "col" }, c)))),
+          els.body)),
+      h("div", { class: "more" }, els.more),
+    );
+    loadChoices();
+  },
+
+  async refresh() {
+    const first = await api(`/api/v1/executions${apiQuery()}`);
+    firstNext = first.next;
+    const lowest = first.executions.length ? first.executions[first.executions.length - 1].id : Infinity;
+    const rows = [...first.executions, ...older.filter((e) => e.id < lowest)];
+    update(els.body, rows, () => rows.length
+      ? rows.map(row)
+      : emptyRow(8, filters.status === "error" ? "No errors." : "No executions match."));
+    els.more.hidden = !(olderNext ?? firstNext);
+  },
+
+  unmount() {
+    els = null;
+  },
+};
+
+async function loadChoices() {
+  try {
+    const [s, hs] = await Promise.all([api("/api/v1/schedules?limit=1000"), api("/api/v1/handlers")]);
+    if (!els) return;
+    schedules = s.schedules;
+    const ids = schedules.map((x) => x.id);
+    if (filters.schedule && !ids.includes(filters.schedule)) ids.push(filters.schedule);
+    fill(els.scheduleSlot, select("filter-schedule", "Schedule", ids, "schedule"));
+    const handlers = hs.handlers.map((x) => x.id);
+    if (filters.handler && !handlers.includes(filters.handler)) handlers.push(filters.handler);
+    fill(els.handlerSlot, select("filter-handler", "Handler", handlers, "handler"));
+  } catch (e) {
+    ctx.toast(`Cannot list schedules and handlers: ${e.message}`, "error");
+  }
+}
+
+async function loadMore() {
+  const before = olderNext ?? firstNext;
+  if (!before) return;
+  try {
+    const page = await api(`/api/v1/executions${apiQuery({ before })}`);
+    older = [...older, ...page.executions];
+    olderNext = page.next;
+    if (!page.next) olderNext = 0;
+    await ctx.refresh();
+  } catch (e) {
+    ctx.toast(e.message, "error");
+  }
+}
+
+function row(e) {
+  return h("tr", { dataset: { id: e.id, status: e.status }, class: "clickable", onclick: (ev) => {
+    if (!ev.target.closest("button")) showDetail(e);
+  } },
+  h("td", {}, h("button", { type: "button", class: "link", onclick: () => showDetail(e), "aria-label": `Execution ${e.id}, details` }, time(e.started_at))),
+  h("td", {}, e.schedule_id),
+  h("td", { class: "mono" }, `${e.handler}.${e.method}`),
+  h("td", {}, badge(e.status)),
+  h("td", {}, `${e.attempt} of ${e.max_attempts}`),
+  h("td", {}, millis(e.duration_ms)),
+  h("td", { class: "mono" }, e.instance || "—"),
+  h("td", { class: "error-cell" }, e.error_code ? h("span", { class: "mono" }, e.error_code) : "", e.error ? ` ${e.error}` : ""));
+}
+
+async function showDetail(e) {
+  const dialog = document.getElementById("detail-dialog");
+  const body = document.getElementById("detail-body");
+  document.getElementById("detail-title").textContent = `Execution ${e.id}`;
+  fill(body, detail(e, null));
+  if (!dialog.open) dialog.showModal();
+  try {
+    const run = await api(`/api/v1/runs/${encodeURIComponent(e.run_id)}`);
+    fill(body, detail(e, run));
+  } catch {
+    // The attempt alone is shown.
+  }
+}
+
+function detail(e, run) {
+  const schedule = schedules.find((s) => s.id === e.schedule_id);
+  const item = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
+  return [
+    h("dl", { class: "facts wide-facts" },
+      item("Status", badge(e.status)),
+      item("Schedule", e.schedule_id),
+      item("Handler", h("span", { class: "mono" }, `${e.handler}.${e.method}`)),
+      item("Attempt", `${e.attempt} of ${e.max_attempts}`),
+      item("Started", `${time(e.started_at)} (${time(e.started_at, "UTC")} UTC)`),
+      item("Completed", e.completed_at ? time(e.completed_at) : "—"),
+      item("Duration", millis(e.duration_ms)),
+      item("Instance", h("span", { class: "mono" }, e.instance || "—")),
+      item("Run", h("span", { class: "mono" }, e.run_id)),
+      item("Params", e.params_summary ? h("span", { class: "mono" }, e.params_summary) : h("span", { class: "muted" }, "none"))),
+    schedule ? [h("h3", {}, "The schedule's params"), h("pre", { class: "json" }, pretty(schedule.params))] : null,
+    e.error || e.error_code
+      ? [h("h3", {}, "Error"), h("pre", { class: "json error-block" }, `${e.error_code || ""}${e.error ? `\n${e.error}` : ""}`)]
+      : null,
+    e.result !== null && e.result !== undefined ? [h("h3", {}, "Result"), h("pre", { class: "json" }, pretty(e.result))] : null,
+    run && run.executions.length > 1
+      ? [h("h3", {}, `Attempts of this run (${run.run.status})`),
+        h("table", { class: "data compact" },
+          h("thead", {}, h("tr", {}, ["Attempt", "Status", "Started", "Duration", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, run.executions.map((x) => h("tr", {},
+            h("td", {}, String(x.attempt)), h("td", {}, badge(x.status)), h("td", {}, time(x.started_at)),
+            h("td", {}, millis(x.duration_ms)), h("td", {}, x.error || "")))))]
+      : null,
+  ];
+}

@@ -1,0 +1,107 @@
+// Handlers: every WebAssembly plugin with its lifecycle state, version, hash, figures and live
+// instances; every remote handler with its address, status, last seen and latency.
+
+import { api } from "../api.js";
+import { ago, badge, bytes, count, emptyRow, h, micros, millis, time, update } from "../dom.js";
+
+let els = null;
+
+export default {
+  title: "Handlers",
+
+  mount(view) {
+    els = {
+      plugins: h("div", { class: "plugin-grid", id: "plugins" }),
+      rejected: h("div", {}),
+      remote: h("tbody", {}),
+    };
+    view.append(
+      h("h1", {}, "Handlers"),
+      h("h2", {}, "WebAssembly plugins"),
+      els.plugins,
+      els.rejected,
+      h("h2", {}, "Remote handlers"),
+      h("div", { class: "table-wrap" },
+        h("table", { class: "data", id: "remote-table" },
+          h("caption", { class: "sr-only" }, "Remote handlers"),
+          h("thead", {}, h("tr", {},
+            ["Handler", "Address", "Status", "Last seen", "Last round trip", "Calls", "Errors", "Methods"]
+              .map((c) => h("th", { scope: "col" }, c)))),
+          els.remote)),
+    );
+  },
+
+  async refresh() {
+    const [plugins, handlers] = await Promise.all([api("/api/v1/plugins"), api("/api/v1/handlers")]);
+    const live = plugins.plugins.filter((p) => p.live_instances > 0);
+    const instances = await Promise.all(live.map((p) =>
+      api(`/api/v1/plugins/${encodeURIComponent(p.name)}/instances`)
+        .then((r) => [p.name, r.instances])
+        .catch(() => [p.name, []])));
+    const byPlugin = Object.fromEntries(instances);
+    const tick = Math.floor(Date.now() / 10000);
+    update(els.plugins, { p: plugins.plugins, byPlugin, tick }, () => plugins.plugins.length
+      ? plugins.plugins.map((p) => pluginCard(p, byPlugin[p.name] || []))
+      : h("p", { class: "muted" }, "No plugins: drop a component (.wasm) into the plugins folder."));
+    update(els.rejected, plugins.rejected, () => plugins.rejected.length
+      ? h("section", { class: "card warn", "aria-label": "Rejected plugin files" },
+        h("h3", {}, "Rejected files"),
+        h("ul", {}, plugins.rejected.map((r) => h("li", {}, h("span", { class: "mono" }, r.file), `: ${r.error}`))))
+      : null);
+    const remote = handlers.handlers.filter((x) => x.kind === "remote");
+    update(els.remote, { remote, tick }, () => remote.length
+      ? remote.map(remoteRow)
+      : emptyRow(8, "No remote handlers have registered."));
+  },
+
+  unmount() {
+    els = null;
+  },
+};
+
+function pluginCard(p, instances) {
+  const sha = p.file?.sha256 || "";
+  return h("article", { class: "card plugin", dataset: { plugin: p.name, state: p.state }, "aria-label": `Plugin ${p.name}` },
+    h("header", { class: "plugin-head" },
+      h("h3", {}, p.name),
+      badge(p.state),
+      h("span", { class: "muted" }, `v${p.version}`)),
+    p.description ? h("p", { class: "muted" }, p.description) : null,
+    h("dl", { class: "facts" },
+      h("dt", {}, "sha256"), h("dd", { class: "mono", title: sha }, sha.slice(0, 16)),
+      h("dt", {}, "calls"), h("dd", {}, count(p.calls)),
+      h("dt", {}, "errors"), h("dd", {}, count(p.errors?.total ?? 0)),
+      h("dt", {}, "cold starts"), h("dd", {}, count(p.cold_starts)),
+      h("dt", {}, "cold start p50"), h("dd", {}, p.cold_starts ? micros(p.cold_start_us_p50) : "—"),
+      h("dt", {}, "call p50"), h("dd", {}, p.calls ? micros(p.call_us_p50) : "—"),
+      h("dt", {}, "memory"), h("dd", {}, bytes(p.memory_bytes)),
+      h("dt", {}, "last used"), h("dd", {}, p.last_used ? ago(p.last_used) : "never")),
+    p.last_error ? h("p", { class: "error small-text" }, `Last error: ${p.last_error.message ?? JSON.stringify(p.last_error)}`) : null,
+    h("div", { class: "table-wrap" },
+      h("table", { class: "data compact instances" },
+        h("caption", {}, `Live instances (${instances.length})`),
+        h("thead", {}, h("tr", {},
+          ["Instance", "State", "Memory", "Peak", "Calls", "Cold start", "Last used"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, instances.length
+          ? instances.map((i) => h("tr", { dataset: { instance: i.id } },
+            h("td", { class: "mono" }, i.id),
+            h("td", {}, badge(i.state)),
+            h("td", {}, bytes(i.memory_bytes)),
+            h("td", {}, bytes(i.memory_peak_bytes)),
+            h("td", {}, count(i.calls)),
+            h("td", {}, micros(i.cold_start_us)),
+            h("td", { title: time(i.last_used) }, ago(i.last_used))))
+          : emptyRow(7, p.state === "cold" ? "Cold: nothing in memory." : "No live instances.")))));
+}
+
+function remoteRow(r) {
+  return h("tr", { dataset: { handler: r.id } },
+    h("td", { class: "strong" }, r.id),
+    h("td", { class: "mono" }, r.address || "—"),
+    h("td", {}, badge(r.status)),
+    h("td", { title: r.last_seen ? time(r.last_seen) : "" }, r.last_seen ? ago(r.last_seen) : "never"),
+    h("td", {}, r.last_latency_ms === null || r.last_latency_ms === undefined ? "—" : millis(r.last_latency_ms)),
+    h("td", {}, count(r.calls)),
+    h("td", {}, count(r.errors)),
+    h("td", { class: "mono" }, (r.methods || []).map((m) => m.name).join(", ")));
+}
