@@ -949,3 +949,271 @@ async fn the_cli_manages_schedules_on_a_running_host() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the host"));
 }
+
+/// A host sampling its history every 200 ms.
+fn host_with_history() -> (TestHost, tempfile::TempDir) {
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("schedulezero.toml");
+    std::fs::write(&file, "[server]\nhistory_interval = \"200ms\"\n").unwrap();
+    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    (host, config)
+}
+
+#[tokio::test]
+async fn the_timeline_counts_attempts_per_bucket_and_status() {
+    let host = TestHost::start();
+    for (id, handler, method) in [("ok", "ding-dong", "ping"), ("bad", "misbehave", "trap")] {
+        let (status, body) = host
+            .post(
+                "/api/v1/schedules",
+                &json!({"id": id, "handler": handler, "method": method,
+                        "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for _ in 0..3 {
+        host.run_schedule("ok").await;
+    }
+    for _ in 0..2 {
+        host.run_schedule("bad").await;
+    }
+    // The default: the last hour by minute, on whole minutes, every bucket present.
+    let (status, t) = host.get("/api/v1/executions/timeline").await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["bucket_s"], 60);
+    let buckets = t["buckets"].as_array().unwrap();
+    assert!((60..=61).contains(&buckets.len()), "{}", buckets.len());
+    let first =
+        chrono::DateTime::parse_from_rfc3339(buckets[0]["start"].as_str().unwrap()).unwrap();
+    assert_eq!(first.timestamp() % 60, 0, "whole minutes");
+    let sum = |key: &str| {
+        buckets
+            .iter()
+            .map(|b| b[key].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!((sum("success"), sum("error"), sum("skipped")), (3, 2, 0));
+    let busy: Vec<&Value> = buckets
+        .iter()
+        .filter(|b| b["success"].as_u64() > Some(0))
+        .collect();
+    assert!(
+        busy.iter()
+            .all(|b| b["duration_ms_mean"].as_f64() > Some(0.0))
+    );
+    assert!(
+        busy.iter()
+            .all(|b| b["duration_ms_max"].as_f64() >= b["duration_ms_mean"].as_f64())
+    );
+    // One handler's, over an explicit span in 10-minute buckets.
+    let now = chrono::Utc::now();
+    let since =
+        (now - chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let until =
+        (now + chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, t) = host
+        .get(&format!(
+            "/api/v1/executions/timeline?since={since}&until={until}&bucket_s=600&handler=misbehave"
+        ))
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let buckets = t["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 4, "31 minutes in 10-minute buckets");
+    assert_eq!(buckets[0]["start"].as_str().unwrap()[..19], since[..19]);
+    let errors: u64 = buckets.iter().map(|b| b["error"].as_u64().unwrap()).sum();
+    let successes: u64 = buckets.iter().map(|b| b["success"].as_u64().unwrap()).sum();
+    assert_eq!((errors, successes), (2, 0));
+    // Bad spans and buckets are refused with the stable code.
+    for bad in [
+        "bucket_s=0".to_owned(),
+        format!("since={until}&until={since}"),
+        "bucket_s=1&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z".to_owned(),
+    ] {
+        let (status, body) = host
+            .get(&format!("/api/v1/executions/timeline?{bad}"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (400, json!("invalid_request")),
+            "{bad}: {body}"
+        );
+    }
+    for bad in ["bucket_s=minute", "colour=red"] {
+        let (status, body) = host
+            .get(&format!("/api/v1/executions/timeline?{bad}"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (400, json!("invalid_query")),
+            "{bad}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_history_samples_calls_latency_and_instance_memory() {
+    let (host, _config) = host_with_history();
+    let (status, body) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "p", "handler": "ding-dong", "method": "ping",
+                    "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    host.run_schedule("p").await;
+    host.run_schedule("p").await;
+    let sample = host
+        .wait_for(WAIT, || async {
+            let (_, h) = host.get("/api/v1/metrics/history").await;
+            assert_eq!(h["interval_s"], 0.2);
+            assert_eq!(h["span_s"], 3600);
+            let samples = h["samples"].as_array().cloned().unwrap_or_default();
+            let calls: u64 = samples.iter().map(|s| s["calls"].as_u64().unwrap()).sum();
+            // Both calls counted, and a quiet sample after them.
+            (calls == 2
+                && samples
+                    .last()
+                    .is_some_and(|s| s["calls"] == 0 && s["plugins"]["ding-dong"].is_object()))
+            .then(|| {
+                samples
+                    .iter()
+                    .find(|s| s["calls"].as_u64() > Some(0))
+                    .cloned()
+                    .unwrap()
+            })
+        })
+        .await;
+    // The calls are counted once, in the sample after them, with their mean latency and the
+    // cold start of the first.
+    assert!(sample["call_us_mean"].as_f64() > Some(0.0), "{sample}");
+    assert_eq!(sample["cold_starts"], 1, "{sample}");
+    assert!(
+        sample["cold_start_us_mean"].as_f64() > Some(0.0),
+        "{sample}"
+    );
+    assert!(sample["rss_bytes"].as_u64() > Some(1 << 20));
+    let (_, h) = host.get("/api/v1/metrics/history").await;
+    let last = h["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["calls"], 0, "nothing since");
+    assert!(last["call_us_mean"].is_null());
+    let dd = &last["plugins"]["ding-dong"];
+    assert_eq!(dd["state"], "hot");
+    assert!(dd["live_instances"].as_u64() >= Some(1));
+    assert!(dd["memory_bytes"].as_u64() > Some(0));
+    assert_eq!(last["instance_memory_bytes"], dd["memory_bytes"]);
+    // Only newer samples after a time.
+    let at = last["at"].as_str().unwrap();
+    let (status, later) = host
+        .get(&format!(
+            "/api/v1/metrics/history?after={}",
+            at.replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(status, 200, "{later}");
+    assert!(
+        later["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["at"].as_str().unwrap() > at)
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_check_answers_valid_or_why_not() {
+    let host = TestHost::start();
+    let (status, ok) = host
+        .post(
+            "/api/v1/triggers/check",
+            &json!({"trigger": {"type": "cron", "expression": "0 9 * * mon-fri", "timezone": "Europe/Paris"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["valid"], true);
+    assert_eq!(ok["fire_times"].as_array().unwrap().len(), 5);
+    assert!(
+        ok["fire_times_local"][0]
+            .as_str()
+            .unwrap()
+            .contains("T09:00:00+0")
+    );
+    for (trigger, code) in [
+        (
+            json!({"type": "cron", "expression": "* * *"}),
+            "invalid_trigger",
+        ),
+        (
+            json!({"type": "cron", "expression": "* * * * *", "timezone": "Mars/Olympus"}),
+            "invalid_trigger",
+        ),
+        (
+            json!({"type": "interval", "seconds": -5}),
+            "invalid_trigger",
+        ),
+    ] {
+        let (status, no) = host
+            .post("/api/v1/triggers/check", &json!({ "trigger": trigger }))
+            .await;
+        assert_eq!(status, 200, "{no}");
+        assert_eq!(no["valid"], false, "{no}");
+        assert_eq!(no["error"]["code"], code, "{no}");
+        assert!(!no["error"]["message"].as_str().unwrap().is_empty());
+        // The same trigger is a 400 with the same code where it would be used.
+        let (status, err) = host
+            .post("/api/v1/triggers/preview", &json!({ "trigger": trigger }))
+            .await;
+        assert_eq!((status, &err["error"]["code"]), (400, &no["error"]["code"]));
+    }
+    // A request that is not a check at all is still a 400.
+    let (status, body) = host
+        .post("/api/v1/triggers/check", &json!({"cron": "* * * * *"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn schedules_show_their_last_outcome() {
+    let host = TestHost::start();
+    for (id, handler, method) in [("ok", "ding-dong", "ping"), ("bad", "misbehave", "trap")] {
+        let (status, body) = host
+            .post(
+                "/api/v1/schedules",
+                &json!({"id": id, "handler": handler, "method": method,
+                        "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, list) = host.get("/api/v1/schedules").await;
+    assert!(
+        list["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["last_run"].is_null())
+    );
+    let ok_run = host.run_schedule("ok").await;
+    host.run_schedule("bad").await;
+    let (_, one) = host.get("/api/v1/schedules/ok").await;
+    assert_eq!(one["last_run"]["status"], "success");
+    assert_eq!(one["last_run"]["id"], ok_run["run"]["id"]);
+    let (_, list) = host.get("/api/v1/schedules").await;
+    let by_id = |id: &str| {
+        list["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["last_run"]["status"]
+            .clone()
+    };
+    assert_eq!(
+        (by_id("ok"), by_id("bad")),
+        (json!("success"), json!("error"))
+    );
+}

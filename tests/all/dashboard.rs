@@ -137,8 +137,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no `{path}` on the page: {e}"))
     }
 
+    /// Clicks an element; one that a live update replaced between finding and clicking is
+    /// found again.
     async fn click(&self, css: &str) {
-        self.el(css).await.click().await.unwrap();
+        for _ in 0..5 {
+            match self.el(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") => continue,
+                Err(e) => panic!("cannot click `{css}`: {e}"),
+            }
+        }
+        panic!("`{css}` kept being replaced");
     }
 
     /// Replaces an input's text.
@@ -265,6 +274,12 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
         "return document.getElementById('conn').dataset.state === 'online'",
     )
     .await;
+
+    // Before any job of it ran, ding-dong is cold: nothing in memory.
+    b.click("a[data-page='handlers']").await;
+    b.xpath("//article[@data-plugin='ding-dong'][@data-state='cold']//td[contains(., 'Cold: nothing in memory.')]")
+        .await;
+    b.shot("handlers-cold").await;
 
     // --- create a schedule through the form -----------------------------------------------
     b.click("a[data-page='schedules']").await;
@@ -443,7 +458,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     assert_eq!(host.get("/api/v1/schedules/trap-every-second").await.0, 404);
     b.shot("schedules").await;
 
-    // --- the plugin is hot, with its instance; the remote handler is listed --------------------
+    // --- the plugin went hot, with its instance; the remote handler is listed ---------------
     b.click("a[data-page='handlers']").await;
     b.el("article[data-plugin='ding-dong'][data-state='hot'] tr[data-instance]")
         .await;

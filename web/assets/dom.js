@@ -173,3 +173,38 @@ export function span(seconds) {
   if (m) return `${m} min`;
   return `${s} s`;
 }
+
+const rowKeys = new WeakMap();
+
+/**
+ * Shows `items` as the rows of `tbody`, one per item, keeping the row element of an item whose
+ * data did not change (a live update does not pull a button from under a pointer), and
+ * `empty` when there are none.
+ */
+export function rows(tbody, items, render, empty) {
+  if (!items.length) {
+    update(tbody, { empty: true }, () => empty);
+    return;
+  }
+  shown.delete(tbody);
+  const old = new Map();
+  for (const tr of tbody.rows) {
+    const key = rowKeys.get(tr);
+    if (key !== undefined) old.set(key, tr);
+  }
+  const next = items.map((item) => {
+    const key = JSON.stringify(item);
+    const kept = old.get(key);
+    if (kept) {
+      old.delete(key);
+      return kept;
+    }
+    const tr = render(item);
+    rowKeys.set(tr, key);
+    return tr;
+  });
+  next.forEach((tr, i) => {
+    if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] || null);
+  });
+  while (tbody.rows.length > next.length) tbody.deleteRow(next.length);
+}

@@ -2,7 +2,7 @@
 // view; an attempt's detail with its params, result or error, and the other attempts of its run.
 
 import { api, query } from "../api.js";
-import { badge, emptyRow, fill, h, millis, pretty, time, update } from "../dom.js";
+import { badge, emptyRow, fill, h, millis, pretty, rows, time } from "../dom.js";
 
 const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
 const PAGE = 100;
@@ -128,10 +128,8 @@ export default {
     const first = await api(`/api/v1/executions${apiQuery()}`);
     firstNext = first.next;
     const lowest = first.executions.length ? first.executions[first.executions.length - 1].id : Infinity;
-    const rows = [...first.executions, ...older.filter((e) => e.id < lowest)];
-    update(els.body, rows, () => rows.length
-      ? rows.map(row)
-      : emptyRow(8, filters.status === "error" ? "No errors." : "No executions match."));
+    const all = [...first.executions, ...older.filter((e) => e.id < lowest)];
+    rows(els.body, all, row, emptyRow(8, filters.status === "error" ? "No errors." : "No executions match."));
     els.more.hidden = !(olderNext ?? firstNext);
   },
 

@@ -3,7 +3,7 @@
 // them, checking the trigger and the params as they are typed.
 
 import { api, query } from "../api.js";
-import { ago, badge, emptyRow, fill, h, time, update, viewerZone } from "../dom.js";
+import { ago, badge, emptyRow, fill, h, rows, time, viewerZone } from "../dom.js";
 
 let ctx = null;
 let els = null;
@@ -49,10 +49,10 @@ export default {
   async refresh() {
     const paused = stateFilter === "" ? undefined : stateFilter === "paused";
     const list = await api(`/api/v1/schedules${query({ paused, limit: 1000 })}`);
+    // Relative times ("in 5 sec") are redrawn every 10 s.
     const tick = Math.floor(Date.now() / 10000);
-    update(els.body, { s: list.schedules, tick }, () => list.schedules.length
-      ? list.schedules.map(row)
-      : emptyRow(7, stateFilter ? `No ${stateFilter} schedules.` : "No schedules yet: create one with “New schedule”."));
+    rows(els.body, list.schedules.map((s) => ({ ...s, tick })), row,
+      emptyRow(7, stateFilter ? `No ${stateFilter} schedules.` : "No schedules yet: create one with “New schedule”."));
     els.count.textContent = `${list.schedules.length}${list.next ? "+" : ""} shown`;
   },
 
