@@ -2,7 +2,7 @@
 // the connection state in the header, and the API token when the host needs one.
 
 import { api, onConnection, setToken, token } from "./api.js";
-import { time } from "./dom.js";
+import { h, time } from "./dom.js";
 import overview from "./pages/overview.js";
 import schedules from "./pages/schedules.js";
 import handlers from "./pages/handlers.js";
@@ -135,6 +135,12 @@ function showPageError(e) {
 }
 
 function askToken(why) {
+  if (!current) {
+    view.replaceChildren(h("section", { class: "card" },
+      h("h1", {}, "API token needed"),
+      h("p", {}, "This host needs an API token before it shows anything."),
+      h("button", { type: "button", class: "primary", onclick: () => askToken(null) }, "Enter the token")));
+  }
   const whyEl = document.getElementById("token-why");
   whyEl.textContent = why || "This host needs an API token. It is kept in this browser only.";
   document.getElementById("token-error").hidden = true;

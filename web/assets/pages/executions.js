@@ -2,9 +2,17 @@
 // view; an attempt's detail with its params, result or error, and the other attempts of its run.
 
 import { api, query } from "../api.js";
-import { badge, emptyRow, fill, h, millis, pretty, rows, time } from "../dom.js";
+import { bars } from "../charts.js";
+import { badge, emptyRow, fill, h, millis, pretty, rows, time, update } from "../dom.js";
 
 const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
+const OUTCOMES = [
+  { key: "success", label: "success" },
+  { key: "error", label: "error" },
+  { key: "retry", label: "retried" },
+  { key: "skipped", label: "skipped" },
+  { key: "missed", label: "missed" },
+];
 const PAGE = 100;
 
 let ctx = null;
@@ -74,6 +82,7 @@ export default {
     older = [];
     olderNext = null;
     els = {
+      chart: h("div", { class: "chart-slot compact-chart" }),
       body: h("tbody", {}),
       more: h("button", { type: "button", class: "ghost", hidden: true, onclick: loadMore }, "Load older"),
       scheduleSlot: h("span", { class: "filter" }),
@@ -101,6 +110,7 @@ export default {
     };
     view.append(
       h("div", { class: "page-head" }, h("h1", {}, "Executions"), els.tabs),
+      els.chart,
       h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
         els.scheduleSlot,
         els.handlerSlot,
@@ -125,7 +135,18 @@ export default {
   },
 
   async refresh() {
-    const first = await api(`/api/v1/executions${apiQuery()}`);
+    const [first, timeline] = await Promise.all([
+      api(`/api/v1/executions${apiQuery()}`),
+      api(`/api/v1/executions/timeline${query({ schedule: filters.schedule, handler: filters.handler })}`),
+    ]);
+    const buckets = timeline.buckets.map((b) => ({ t: b.start, values: b }));
+    const scope = [filters.schedule, filters.handler].filter(Boolean).join(", ");
+    update(els.chart, { buckets, scope }, () => bars({
+      title: `Last hour, per minute${scope ? ` (${scope})` : ""}`,
+      buckets,
+      series: OUTCOMES,
+      empty: "No executions in the last hour.",
+    }));
     firstNext = first.next;
     const lowest = first.executions.length ? first.executions[first.executions.length - 1].id : Infinity;
     const all = [...first.executions, ...older.filter((e) => e.id < lowest)];
