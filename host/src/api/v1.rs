@@ -296,22 +296,17 @@ async fn list_schedules(
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|s| s.id.clone()))
         .flatten();
-    let mut schedules = Vec::with_capacity(list.len());
-    for s in &list {
-        let mut view = views::schedule_v1(s);
-        view["last_run"] = last_run(&state, &s.id).await?;
-        schedules.push(view);
-    }
+    let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
+    let last = state.store.last_runs(&ids).await?;
+    let schedules: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            let mut view = views::schedule_v1(s);
+            view["last_run"] = last.get(&s.id).map_or(Value::Null, views::run_v1);
+            view
+        })
+        .collect();
     Ok(ok(json!({ "schedules": schedules, "next": next })))
-}
-
-/// A schedule's newest run that started, skipped or missed: its last outcome.
-async fn last_run(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    Ok(state
-        .store
-        .last_run(id)
-        .await?
-        .map_or(Value::Null, |r| views::run_v1(&r)))
 }
 
 async fn load_schedule(state: &AppState, id: &str) -> Result<Schedule, ApiError> {
@@ -326,7 +321,8 @@ async fn get_schedule(State(state): Shared, Path(id): Path<String>) -> Result<Re
     let s = load_schedule(&state, &id).await?;
     let mut view = views::schedule_v1(&s);
     view["running"] = json!(state.scheduler.running(&id));
-    view["last_run"] = last_run(&state, &id).await?;
+    let last = state.store.last_runs(&[id.as_str()]).await?;
+    view["last_run"] = last.get(&id).map_or(Value::Null, views::run_v1);
     Ok(ok(view))
 }
 
