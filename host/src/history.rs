@@ -21,7 +21,7 @@ use crate::telemetry::{HostFigures, HostMetrics};
 pub const SPAN: Duration = Duration::from_secs(3600);
 
 /// One sample: the host as it was at `at`, and what happened since the previous sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Sample {
     /// When it was taken.
     pub at: DateTime<Utc>,
@@ -153,14 +153,7 @@ impl Recorder {
             at,
             rss_bytes: host.process.rss_bytes,
             cpu_percent: host.process.cpu_percent,
-            live_instances: 0,
-            instance_memory_bytes: 0,
-            calls: 0,
-            errors: 0,
-            cold_starts: 0,
-            cold_start_us_mean: None,
-            call_us_mean: None,
-            plugins: BTreeMap::new(),
+            ..Sample::default()
         };
         let (mut cold_count, mut cold_seconds, mut call_count, mut call_seconds) = (0, 0.0, 0, 0.0);
         let mut seen = HashMap::new();
@@ -234,16 +227,7 @@ mod tests {
     fn sample(at: DateTime<Utc>) -> Sample {
         Sample {
             at,
-            rss_bytes: 1,
-            cpu_percent: 0.0,
-            live_instances: 0,
-            instance_memory_bytes: 0,
-            calls: 0,
-            errors: 0,
-            cold_starts: 0,
-            cold_start_us_mean: None,
-            call_us_mean: None,
-            plugins: BTreeMap::new(),
+            ..Sample::default()
         }
     }
 

@@ -950,28 +950,23 @@ async fn the_cli_manages_schedules_on_a_running_host() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the host"));
 }
 
-/// A host sampling its history every 200 ms.
-fn host_with_history() -> (TestHost, tempfile::TempDir) {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("schedulezero.toml");
-    std::fs::write(&file, "[server]\nhistory_interval = \"200ms\"\n").unwrap();
-    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
-    (host, config)
+/// Adds a schedule that only runs when asked (its date is far off).
+async fn add_parked(host: &TestHost, id: &str, handler: &str, method: &str) {
+    let (status, body) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": id, "handler": handler, "method": method,
+                    "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 }
 
 #[tokio::test]
 async fn the_timeline_counts_attempts_per_bucket_and_status() {
     let host = TestHost::start();
-    for (id, handler, method) in [("ok", "ding-dong", "ping"), ("bad", "misbehave", "trap")] {
-        let (status, body) = host
-            .post(
-                "/api/v1/schedules",
-                &json!({"id": id, "handler": handler, "method": method,
-                        "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    add_parked(&host, "ok", "ding-dong", "ping").await;
+    add_parked(&host, "bad", "misbehave", "trap").await;
     for _ in 0..3 {
         host.run_schedule("ok").await;
     }
@@ -1053,15 +1048,8 @@ async fn the_timeline_counts_attempts_per_bucket_and_status() {
 
 #[tokio::test]
 async fn the_history_samples_calls_latency_and_instance_memory() {
-    let (host, _config) = host_with_history();
-    let (status, body) = host
-        .post(
-            "/api/v1/schedules",
-            &json!({"id": "p", "handler": "ding-dong", "method": "ping",
-                    "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let host = TestHost::start_with_config("[server]\nhistory_interval = \"200ms\"\n");
+    add_parked(&host, "p", "ding-dong", "ping").await;
     host.run_schedule("p").await;
     host.run_schedule("p").await;
     let sample = host
@@ -1179,16 +1167,8 @@ async fn a_trigger_check_answers_valid_or_why_not() {
 #[tokio::test]
 async fn schedules_show_their_last_outcome() {
     let host = TestHost::start();
-    for (id, handler, method) in [("ok", "ding-dong", "ping"), ("bad", "misbehave", "trap")] {
-        let (status, body) = host
-            .post(
-                "/api/v1/schedules",
-                &json!({"id": id, "handler": handler, "method": method,
-                        "trigger": {"type": "date", "run_date": "2099-01-01T00:00:00Z"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    add_parked(&host, "ok", "ding-dong", "ping").await;
+    add_parked(&host, "bad", "misbehave", "trap").await;
     let (_, list) = host.get("/api/v1/schedules").await;
     assert!(
         list["schedules"]

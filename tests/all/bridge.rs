@@ -343,10 +343,7 @@ async fn first_result(host: &TestHost, job_id: &str) -> Value {
 
 #[tokio::test]
 async fn scheduled_jobs_run_on_a_python_handler() {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("schedulezero.toml");
-    std::fs::write(&file, "[server]\nremote_ping_interval = \"300ms\"\n").unwrap();
-    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    let host = TestHost::start_with_config("[server]\nremote_ping_interval = \"300ms\"\n");
     let zmq = endpoint(&host).await;
     let (mut worker, address) = python_peer(&["-c", PYTHON_WORKER, zmq.as_str()], &[]).await;
 
@@ -562,10 +559,7 @@ async fn schedule_on(
 #[tokio::test]
 async fn with_a_shared_secret_only_signed_messages_pass() {
     const SECRET: &str = "a secret shared with the handlers";
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("schedulezero.toml");
-    std::fs::write(&file, format!("[server]\nremote_secret = \"{SECRET}\"\n")).unwrap();
-    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    let host = TestHost::start_with_config(&format!("[server]\nremote_secret = \"{SECRET}\"\n"));
     let zmq = endpoint(&host).await;
     let now = || chrono::Utc::now().timestamp();
 
@@ -704,10 +698,7 @@ async fn kill_mid_call(host: &TestHost, handler: &str, process: &mut tokio::proc
 /// SIGTERM.
 #[tokio::test]
 async fn a_rust_native_handler_serves_jobs_through_restarts_on_both_sides() {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("schedulezero.toml");
-    std::fs::write(&file, "[server]\nremote_ping_interval = \"300ms\"\n").unwrap();
-    let mut host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
+    let mut host = TestHost::start_with_config("[server]\nremote_ping_interval = \"300ms\"\n");
     let zmq = endpoint(&host).await;
     let env = [
         ("SCHEDULEZERO_ZMQ", zmq.as_str()),

@@ -222,19 +222,6 @@ impl Drop for Browser {
     }
 }
 
-/// A host whose history is sampled twice a second, so the charts fill within the test.
-fn host_for_charts() -> (TestHost, tempfile::TempDir) {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("schedulezero.toml");
-    std::fs::write(
-        &file,
-        "[server]\nhistory_interval = \"500ms\"\nremote_ping_interval = \"500ms\"\n",
-    )
-    .unwrap();
-    let host = TestHost::start_with(&["--config", file.to_str().unwrap()]);
-    (host, config)
-}
-
 async fn schedule_state(host: &TestHost, id: &str) -> Value {
     let (status, body) = host.get(&format!("/api/v1/schedules/{id}")).await;
     assert_eq!(status, 200, "{body}");
@@ -243,7 +230,10 @@ async fn schedule_state(host: &TestHost, id: &str) -> Value {
 
 #[tokio::test]
 async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
-    let (host, _config) = host_for_charts();
+    // History sampled twice a second, so the charts fill within the test.
+    let host = TestHost::start_with_config(
+        "[server]\nhistory_interval = \"500ms\"\nremote_ping_interval = \"500ms\"\n",
+    );
     // A remote handler for the handlers page: the Python example over ZeroMQ.
     let (_, info) = host.get("/api/v1/host").await;
     let zmq = info["zmq_endpoint"].as_str().unwrap().to_owned();

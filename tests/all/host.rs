@@ -44,6 +44,17 @@ impl TestHost {
         host
     }
 
+    /// A host with a configuration file holding `toml` (in its data dir, so restarts keep it).
+    pub fn start_with_config(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("schedulezero.toml");
+        std::fs::write(&file, toml).expect("write the configuration");
+        let args = vec!["--config".to_owned(), file.display().to_string()];
+        let mut host = Self::spawn(dir.path(), args, None);
+        host._dir = Some(dir);
+        host
+    }
+
     fn spawn(data: &Path, args: Vec<String>, token: Option<String>) -> Self {
         let mut cmd = Command::new(schedulezero_bin());
         cmd.current_dir(repo_root());

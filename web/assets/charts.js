@@ -4,6 +4,15 @@
 
 import { h, time } from "./dom.js";
 
+/** The outcomes of attempts, as the execution charts stack them. */
+export const OUTCOMES = [
+  { key: "success", label: "success" },
+  { key: "error", label: "error" },
+  { key: "retry", label: "retried" },
+  { key: "skipped", label: "skipped" },
+  { key: "missed", label: "missed" },
+];
+
 const W = 640;
 const H = 180;
 const M = { top: 10, right: 10, bottom: 22, left: 52 };

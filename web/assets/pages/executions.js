@@ -2,17 +2,10 @@
 // view; an attempt's detail with its params, result or error, and the other attempts of its run.
 
 import { api, query } from "../api.js";
-import { bars } from "../charts.js";
+import { OUTCOMES, bars } from "../charts.js";
 import { badge, emptyRow, fill, h, millis, pretty, rows, time, update } from "../dom.js";
 
 const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
-const OUTCOMES = [
-  { key: "success", label: "success" },
-  { key: "error", label: "error" },
-  { key: "retry", label: "retried" },
-  { key: "skipped", label: "skipped" },
-  { key: "missed", label: "missed" },
-];
 const PAGE = 100;
 
 let ctx = null;

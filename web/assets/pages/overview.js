@@ -2,16 +2,8 @@
 // and CPU, and the charts of the last hour.
 
 import { api } from "../api.js";
-import { bars, lines } from "../charts.js";
+import { OUTCOMES, bars, lines } from "../charts.js";
 import { bytes, count, h, micros, span, stat, update } from "../dom.js";
-
-const OUTCOMES = [
-  { key: "success", label: "success" },
-  { key: "error", label: "error" },
-  { key: "retry", label: "retried" },
-  { key: "skipped", label: "skipped" },
-  { key: "missed", label: "missed" },
-];
 
 let els = null;
 
