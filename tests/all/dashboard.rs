@@ -407,6 +407,26 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
         schedule_state(&host, "browser-tick").await["trigger"]["every_seconds"],
         2.0
     );
+    // An edit that leaves the trigger alone keeps it as it was (its phase included).
+    let start = schedule_state(&host, "browser-tick").await["trigger"]["start_time"].clone();
+    b.click("button[aria-label='Edit browser-tick']").await;
+    b.el("#schedule-dialog[open]").await;
+    b.until(
+        "the form shows the new interval",
+        "return document.getElementById('f-every').value === '2'",
+    )
+    .await;
+    b.click("#schedule-form details.advanced summary").await;
+    b.type_into("#f-attempts", "2").await;
+    b.click("#f-submit").await;
+    b.until(
+        "the form closes",
+        "return !document.getElementById('schedule-dialog').open",
+    )
+    .await;
+    let edited = schedule_state(&host, "browser-tick").await;
+    assert_eq!(edited["policy"]["max_attempts"], 2);
+    assert_eq!(edited["trigger"]["start_time"], start);
 
     b.click("button[aria-label='Pause browser-tick']").await;
     b.xpath("//tr[@data-id='browser-tick']//span[contains(@class,'badge')][.='paused']")

@@ -18,6 +18,7 @@ const PAGES = { overview, schedules, handlers, executions };
 const view = document.getElementById("view");
 const conn = document.getElementById("conn");
 const connText = document.getElementById("conn-text");
+const connTime = document.getElementById("conn-time");
 const toastEl = document.getElementById("toast");
 const tokenDialog = document.getElementById("token-dialog");
 
@@ -29,20 +30,27 @@ let needsToken = false;
 let lastOk = null;
 let toastTimer = 0;
 
+/**
+ * Shows the connection's state. The words are a live region, announced when the state changes;
+ * the time of the last update beside them changes on every poll and is not announced.
+ */
 function setConnection(state, text) {
-  conn.dataset.state = state;
-  connText.textContent = text;
+  if (conn.dataset.state !== state || connText.textContent !== text) {
+    conn.dataset.state = state;
+    connText.textContent = text;
+  }
+  connTime.textContent = lastOk
+    ? `${state === "online" ? "updated" : "last update"} ${time(lastOk, undefined, "short")}`
+    : "";
 }
 
 onConnection((state) => {
   if (state === "online") {
     lastOk = new Date();
     needsToken = false;
-    setConnection("online", `Live · updated ${time(lastOk, undefined, "short")}`);
+    setConnection("online", "Live");
   } else if (state === "offline") {
-    setConnection("offline", lastOk
-      ? `Reconnecting… (last update ${time(lastOk, undefined, "short")})`
-      : "Reconnecting…");
+    setConnection("offline", "Reconnecting…");
   } else if (state === "unauthorized") {
     needsToken = true;
     setConnection("unauthorized", "API token needed");

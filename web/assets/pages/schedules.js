@@ -125,6 +125,7 @@ const UNITS = { weeks: 604800, days: 86400, hours: 3600, minutes: 60, seconds: 1
 
 const $ = (id) => document.getElementById(id);
 let editing = null;
+let originalTrigger = null;
 let handlerList = [];
 let checkTimer = 0;
 let checkSeq = 0;
@@ -344,6 +345,9 @@ async function openForm(s) {
     $("f-tz").value = viewerZone;
     $("f-params").value = "{}";
   }
+  // An edit that leaves the trigger as it was does not send it: a trigger sent anew would lose
+  // what the form does not show (an interval's phase, start and end times).
+  originalTrigger = s ? JSON.stringify(trigger().value ?? null) : null;
   $("schedule-dialog").showModal();
   checkTrigger();
 }
@@ -388,6 +392,7 @@ async function submit(event) {
     params: params().value,
     trigger: trigger().value,
   };
+  if (editing && JSON.stringify(body.trigger) === originalTrigger) delete body.trigger;
   const pol = policy();
   if (Object.keys(pol).length) body.policy = pol;
   const submitButton = $("f-submit");
