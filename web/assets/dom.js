@@ -192,6 +192,9 @@ export function rows(tbody, items, render, empty) {
     const key = rowKeys.get(tr);
     if (key !== undefined) old.set(key, tr);
   }
+  // Each cell is labelled with its column's heading, for the stacked layout of small screens.
+  const head = tbody.parentElement?.tHead?.rows[0];
+  const labels = head ? [...head.cells].map((c) => c.textContent.trim()) : [];
   const next = items.map((item) => {
     const key = JSON.stringify(item);
     const kept = old.get(key);
@@ -200,6 +203,9 @@ export function rows(tbody, items, render, empty) {
       return kept;
     }
     const tr = render(item);
+    [...tr.cells].forEach((td, i) => {
+      if (labels[i]) td.dataset.label = labels[i];
+    });
     rowKeys.set(tr, key);
     return tr;
   });

@@ -116,7 +116,7 @@ export default {
           changed();
         } }, "Clear filters")),
       h("div", { class: "table-wrap" },
-        h("table", { class: "data", id: "executions-table" },
+        h("table", { class: "data stack", id: "executions-table" },
           h("caption", { class: "sr-only" }, "Executions, newest first"),
           h("thead", {}, h("tr", {},
             ["Started", "Schedule", "Handler", "Status", "Attempt", "Duration", "Instance", "Error"]

@@ -2,7 +2,7 @@
 // instances; every remote handler with its address, status, last seen and latency.
 
 import { api } from "../api.js";
-import { ago, badge, bytes, count, emptyRow, h, micros, millis, time, update } from "../dom.js";
+import { ago, badge, bytes, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
 
 let els = null;
 
@@ -22,7 +22,7 @@ export default {
       els.rejected,
       h("h2", {}, "Remote handlers"),
       h("div", { class: "table-wrap" },
-        h("table", { class: "data", id: "remote-table" },
+        h("table", { class: "data stack", id: "remote-table" },
           h("caption", { class: "sr-only" }, "Remote handlers"),
           h("thead", {}, h("tr", {},
             ["Handler", "Address", "Status", "Last seen", "Last round trip", "Calls", "Errors", "Methods"]
@@ -49,9 +49,8 @@ export default {
         h("ul", {}, plugins.rejected.map((r) => h("li", {}, h("span", { class: "mono" }, r.file), `: ${r.error}`))))
       : null);
     const remote = handlers.handlers.filter((x) => x.kind === "remote");
-    update(els.remote, { remote, tick }, () => remote.length
-      ? remote.map(remoteRow)
-      : emptyRow(8, "No remote handlers have registered."));
+    rows(els.remote, remote.map((r) => ({ ...r, tick })), remoteRow,
+      emptyRow(8, "No remote handlers have registered."));
   },
 
   unmount() {

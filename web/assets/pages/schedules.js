@@ -32,7 +32,7 @@ export default {
           h("label", { for: "schedule-state" }, "Show"), filter,
           h("button", { type: "button", class: "primary", id: "new-schedule", onclick: () => openForm(null) }, "New schedule"))),
       h("div", { class: "table-wrap" },
-        h("table", { class: "data", id: "schedules-table" },
+        h("table", { class: "data stack", id: "schedules-table" },
           h("caption", { class: "sr-only" }, "Schedules"),
           h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "Schedule"),
