@@ -171,6 +171,7 @@ pub async fn serve(
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "schedulezero listening on http://{addr}");
+        let _ = writeln!(out, "  Dashboard: http://{addr}/");
         let _ = writeln!(
             out,
             "  REST API: http://{addr}/api/v1 (ScheduleZero routes under http://{addr}/api)"

@@ -231,7 +231,7 @@ async fn schedule_state(host: &TestHost, id: &str) -> Value {
 #[tokio::test]
 async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     // History sampled twice a second, so the charts fill within the test.
-    let host = TestHost::start_with_config(
+    let mut host = TestHost::start_with_config(
         "[server]\nhistory_interval = \"500ms\"\nremote_ping_interval = \"500ms\"\n",
     );
     // A remote handler for the handlers page: the Python example over ZeroMQ.
@@ -506,6 +506,12 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     }
 
     b.assert_no_console_errors().await;
+
+    // The host goes away: the page says so (its failed polls are the only console errors).
+    host.kill();
+    b.xpath("//div[@id='conn'][@data-state='offline']//span[@id='conn-text'][.='Reconnecting…']")
+        .await;
+    b.shot("phone-offline").await;
     b.close().await;
 }
 

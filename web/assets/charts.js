@@ -17,8 +17,19 @@ const W = 640;
 const H = 180;
 const M = { top: 10, right: 10, bottom: 22, left: 52 };
 
-/** A round upper bound for an axis. */
-function niceMax(v) {
+/**
+ * A round upper bound for an axis; for counts, an even whole number, so the middle line is a
+ * whole number too.
+ */
+function niceMax(v, counts = false) {
+  if (counts) {
+    if (!(v > 0)) return 2;
+    const p = 10 ** Math.max(0, Math.floor(Math.log10(v)));
+    for (const m of [2, 4, 6, 8, 10]) {
+      if (v <= m * p) return m * p;
+    }
+    return 20 * p;
+  }
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) {
@@ -61,7 +72,7 @@ function legend(series) {
 export function bars({ title, buckets, series, format = (v) => String(Math.round(v)), empty }) {
   const totals = buckets.map((b) => series.reduce((n, s) => n + (b.values[s.key] || 0), 0));
   const all = totals.reduce((a, b) => a + b, 0);
-  const yMax = niceMax(Math.max(...totals, 0));
+  const yMax = niceMax(Math.max(...totals, 0), true);
   const summary = series
     .map((s) => `${s.label} ${buckets.reduce((n, b) => n + (b.values[s.key] || 0), 0)}`)
     .join(", ");

@@ -70,10 +70,9 @@ function renderCards(host, metrics, timeline) {
       stat("success", count(lastHour.success)),
       stat("error", count(lastHour.error)),
       stat("skipped", count(lastHour.skipped + lastHour.missed), lastHour.missed ? `${lastHour.missed} missed` : null))),
-    card("Host", h("div", { class: "stats" },
+    card(`Host, up ${span(proc.uptime_seconds)}`, h("div", { class: "stats" },
       stat("memory", bytes(proc.rss_bytes), `of ${bytes(sys.memory_total_bytes)}`),
-      stat("CPU", `${(proc.cpu_percent || 0).toFixed(1)} %`, `${sys.cpus || "?"} cores`),
-      stat("up", span(proc.uptime_seconds)))),
+      stat("CPU", `${(proc.cpu_percent || 0).toFixed(1)} %`, `${sys.cpus || "?"} cores`))),
   ]);
 }
 
