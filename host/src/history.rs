@@ -27,15 +27,16 @@ pub struct Sample {
     pub at: DateTime<Utc>,
     /// The host's resident memory, in bytes.
     pub rss_bytes: u64,
-    /// The host's CPU use since the previous sample, in percent of one core.
+    /// The host's CPU use since the previous sample, in percent of one core (from the CPU
+    /// time it used, whoever else samples the host meanwhile).
     pub cpu_percent: f32,
     /// Live instances, all plugins.
     pub live_instances: u64,
     /// Their linear memory, in bytes.
     pub instance_memory_bytes: u64,
-    /// Calls finished since the previous sample.
+    /// Calls made since the previous sample.
     pub calls: u64,
-    /// Of those, the failed ones.
+    /// Calls that failed since the previous sample.
     pub errors: u64,
     /// Cold starts since the previous sample.
     pub cold_starts: u64,
@@ -133,12 +134,17 @@ impl Totals {
 #[derive(Debug, Default)]
 pub struct Recorder {
     previous: HashMap<String, Totals>,
+    /// When the previous sample was taken, and the CPU seconds the host had used by then.
+    cpu: Option<(DateTime<Utc>, f64)>,
 }
 
 impl Recorder {
-    /// A recorder whose first sample counts from now.
-    pub fn new(runtime: &Runtime) -> Self {
-        let mut recorder = Self::default();
+    /// A recorder whose first sample counts from now (`host` as it is now).
+    pub fn new(runtime: &Runtime, host: &HostFigures) -> Self {
+        let mut recorder = Self {
+            cpu: Some((Utc::now(), host.process.cpu_seconds)),
+            ..Self::default()
+        };
         for p in runtime.plugins() {
             recorder
                 .previous
@@ -149,10 +155,18 @@ impl Recorder {
 
     /// The sample for now.
     pub fn sample(&mut self, runtime: &Runtime, host: &HostFigures, at: DateTime<Utc>) -> Sample {
+        let cpu_percent = match self.cpu {
+            Some((then, used)) if at > then => {
+                let wall = (at - then).as_seconds_f64();
+                ((host.process.cpu_seconds - used).max(0.0) / wall * 100.0) as f32
+            }
+            _ => host.process.cpu_percent,
+        };
+        self.cpu = Some((at, host.process.cpu_seconds));
         let mut sample = Sample {
             at,
             rss_bytes: host.process.rss_bytes,
-            cpu_percent: host.process.cpu_percent,
+            cpu_percent,
             ..Sample::default()
         };
         let (mut cold_count, mut cold_seconds, mut call_count, mut call_seconds) = (0, 0.0, 0, 0.0);
@@ -203,9 +217,7 @@ pub fn start(
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut recorder = Recorder::new(&runtime);
-        // The first CPU figure counts from here.
-        host.sample();
+        let mut recorder = Recorder::new(&runtime, &host.sample());
         let mut ticks = tokio::time::interval(history.interval());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;

@@ -1034,6 +1034,29 @@ async fn the_timeline_counts_attempts_per_bucket_and_status() {
             "{bad}: {body}"
         );
     }
+    // Any bucket size has a default span that fits; the limit counts a partial bucket.
+    for (bucket, most) in [(1, 1440), (7200, 2)] {
+        let (status, t) = host
+            .get(&format!("/api/v1/executions/timeline?bucket_s={bucket}"))
+            .await;
+        assert_eq!(status, 200, "{t}");
+        let n = t["buckets"].as_array().unwrap().len();
+        assert!((1..=most).contains(&n), "bucket_s={bucket}: {n} buckets");
+    }
+    let day = "since=2026-01-01T00:00:00Z&bucket_s=60";
+    let (status, t) = host
+        .get(&format!(
+            "/api/v1/executions/timeline?{day}&until=2026-01-02T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["buckets"].as_array().unwrap().len(), 1440);
+    let (status, _) = host
+        .get(&format!(
+            "/api/v1/executions/timeline?{day}&until=2026-01-02T00:00:30Z"
+        ))
+        .await;
+    assert_eq!(status, 400, "1,441 buckets");
     for bad in ["bucket_s=minute", "colour=red"] {
         let (status, body) = host
             .get(&format!("/api/v1/executions/timeline?{bad}"))

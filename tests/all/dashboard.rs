@@ -385,10 +385,12 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     b.click("button[aria-label='Edit browser-tick']").await;
     b.el("#schedule-dialog[open]").await;
     b.until(
-        "the form shows the schedule",
+        "the form shows the schedule, without the create-only choices",
         "return document.getElementById('f-every').value === '1' \
            && document.getElementById('f-unit').value === 'seconds' \
-           && document.getElementById('f-method').value === 'ping'",
+           && document.getElementById('f-method').value === 'ping' \
+           && document.getElementById('f-id').disabled \
+           && document.getElementById('f-paused').offsetParent === null",
     )
     .await;
     b.type_into("#f-every", "2").await;

@@ -1,8 +1,8 @@
 // The dashboard's shell: pages by the address's hash, a poll that refreshes the page on view,
 // the connection state in the header, and the API token when the host needs one.
 
-import { api, onConnection, setToken, token } from "./api.js";
-import { h, time } from "./dom.js";
+import { ApiError, api, onConnection, setToken, token } from "./api.js";
+import { h, refreshAgo, time } from "./dom.js";
 import overview from "./pages/overview.js";
 import schedules from "./pages/schedules.js";
 import handlers from "./pages/handlers.js";
@@ -62,6 +62,8 @@ onConnection((state) => {
 export function toast(message, kind = "info") {
   toastEl.textContent = message;
   toastEl.dataset.kind = kind;
+  // Errors interrupt; news waits its turn.
+  toastEl.setAttribute("role", kind === "error" ? "alert" : "status");
   toastEl.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
@@ -87,7 +89,7 @@ const ctx = {
   },
 };
 
-function mount() {
+function mount(event) {
   const { name, params } = route();
   if (current && current.unmount) current.unmount();
   currentName = name;
@@ -99,6 +101,9 @@ function mount() {
   document.title = `${current.title} · ScheduleZero`;
   view.replaceChildren();
   current.mount(view, { ...ctx, params });
+  // A page opened from the navigation takes the focus, so keyboard and screen reader users
+  // land on it; the first page of a visit leaves the focus where the browser put it.
+  if (event) view.focus();
   poll(true);
 }
 
@@ -115,8 +120,15 @@ async function poll(now = false) {
   let wait = POLL_MS;
   try {
     await page.refresh();
-    if (page === current) showPageError(null);
+    if (page === current) {
+      showPageError(null);
+      refreshAgo(view);
+    }
   } catch (e) {
+    if (!(e instanceof ApiError)) {
+      // A bug of the page, not an answer of the host: say it where the tests look.
+      console.error(e);
+    }
     if (e && e.status === 0) wait = RETRY_MS;
     else if (e && e.status !== 401 && page === current) showPageError(e);
   } finally {
@@ -175,9 +187,9 @@ document.getElementById("token-form").addEventListener("submit", async (event) =
     mount();
   } catch (e) {
     if (e.status === 401) {
+      // The 401 reopened the dialog; say why there.
       error.textContent = "That token is not valid for this host.";
       error.hidden = false;
-      tokenDialog.showModal();
     } else {
       tokenDialog.close();
       toast(e.message, "error");

@@ -15,7 +15,7 @@ export const OUTCOMES = [
 
 const W = 640;
 const H = 180;
-const M = { top: 10, right: 10, bottom: 22, left: 52 };
+const M = { top: 10, right: 10, bottom: 26, left: 70 };
 
 /**
  * A round upper bound for an axis; for counts, an even whole number, so the middle line is a

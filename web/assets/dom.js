@@ -86,6 +86,30 @@ export function ago(value, now = Date.now()) {
   return relative.format(Math.round(s / 86400), "day");
 }
 
+/**
+ * A relative time ("3 min ago") that stays current: `refreshAgo()` rewrites every one on the
+ * page, so the rows holding them need not be rebuilt as time passes.
+ */
+export function agoEl(value, tag = "span", attrs = {}) {
+  return h(tag, { ...attrs, "data-ago": value || "" }, ago(value));
+}
+
+/** Brings every relative time under `root` up to date. */
+export function refreshAgo(root) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll("[data-ago]")) {
+    const text = ago(el.dataset.ago, now);
+    if (el.textContent !== text) el.textContent = text;
+  }
+}
+
+/** A local date-time (`<input type=datetime-local>` value) as an ISO instant, or undefined. */
+export function instant(local) {
+  if (!local) return undefined;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
 /** Bytes as KiB, MiB, GiB. */
 export function bytes(n) {
   if (n === null || n === undefined) return "—";

@@ -662,18 +662,22 @@ async fn timeline(
         return Err(ApiError::bad_request("`bucket_s` must be at least 1"));
     }
     let until = q.until.unwrap_or_else(Utc::now);
-    // By default the hour before `until`, in buckets on the clock's own boundaries (whole
-    // minutes for 60 s), so a bucket's count does not change as the window slides.
+    let bucket = i64::from(bucket_s);
+    // By default the hour before `until` (at least one bucket, at most as many as allowed), in
+    // buckets on the clock's own boundaries (whole minutes for 60 s), so a bucket's count does
+    // not change as the window slides.
     let since = q.since.unwrap_or_else(|| {
-        let start = (until - chrono::Duration::hours(1)).timestamp();
-        let aligned = start - start.rem_euclid(i64::from(bucket_s));
-        DateTime::from_timestamp(aligned, 0).unwrap_or(until - chrono::Duration::hours(1))
+        let span = 3600.clamp(bucket, bucket * (MAX_BUCKETS - 1));
+        let start = until.timestamp() - span;
+        DateTime::from_timestamp(start - start.rem_euclid(bucket), 0)
+            .unwrap_or(until - chrono::Duration::seconds(span))
     });
     if since >= until {
         return Err(ApiError::bad_request("`since` must be before `until`"));
     }
-    let span_s = (until - since).num_seconds();
-    if span_s / i64::from(bucket_s) > MAX_BUCKETS {
+    let span_us = (until - since).num_microseconds().unwrap_or(i64::MAX);
+    let bucket_us = bucket * 1_000_000;
+    if span_us.div_euclid(bucket_us) + i64::from(span_us.rem_euclid(bucket_us) > 0) > MAX_BUCKETS {
         return Err(ApiError::bad_request(format!(
             "that is more than {MAX_BUCKETS} buckets: widen `bucket_s` or shorten the span"
         )));

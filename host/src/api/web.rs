@@ -19,9 +19,9 @@ use super::error::ApiError;
 /// The dashboard's page.
 const INDEX: &str = include_str!("../../../web/index.html");
 
-/// What the page may load and reach: this origin only (data: for the inline icon fallback).
+/// What the page may load and reach: this origin only.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                      img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+                      img-src 'self'; connect-src 'self'; base-uri 'none'; \
                       form-action 'none'; frame-ancestors 'none'";
 
 /// The files under `web/assets/`.

@@ -3,18 +3,21 @@
 
 import { api, query } from "../api.js";
 import { OUTCOMES, bars } from "../charts.js";
-import { badge, emptyRow, fill, h, millis, pretty, rows, time, update } from "../dom.js";
+import { badge, emptyRow, fill, h, instant, millis, pretty, rows, time, update } from "../dom.js";
 
 const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
+/** Rows a page shows at first, and how many more "Load older" adds. */
 const PAGE = 100;
+/** The most rows the view keeps live (the API's largest page). */
+const MOST = 1000;
 
 let ctx = null;
 let els = null;
 let filters = {};
-let older = [];
-let olderNext = null;
-let firstNext = null;
+/** How many of the newest matching executions are shown. */
+let shown = PAGE;
 let schedules = [];
+let detailSeq = 0;
 
 function readFilters(params) {
   return {
@@ -26,22 +29,14 @@ function readFilters(params) {
   };
 }
 
-/** A datetime-local value as an ISO instant (the viewer's zone). */
-function instant(local) {
-  if (!local) return undefined;
-  const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
-}
-
-function apiQuery(extra = {}) {
+function apiQuery() {
   return query({
     schedule: filters.schedule,
     handler: filters.handler,
     status: filters.status,
     since: instant(filters.since),
     until: instant(filters.until),
-    limit: PAGE,
-    ...extra,
+    limit: shown,
   });
 }
 
@@ -49,8 +44,7 @@ function changed() {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
   ctx.setParams(params);
-  older = [];
-  olderNext = null;
+  shown = PAGE;
   for (const tab of els.tabs.querySelectorAll("button")) {
     tab.setAttribute("aria-pressed", String((tab.dataset.errors === "1") === (filters.status === "error")));
   }
@@ -72,12 +66,13 @@ export default {
   mount(view, context) {
     ctx = context;
     filters = readFilters(ctx.params);
-    older = [];
-    olderNext = null;
+    shown = PAGE;
     els = {
       chart: h("div", { class: "chart-slot compact-chart" }),
       body: h("tbody", {}),
       more: h("button", { type: "button", class: "ghost", hidden: true, onclick: loadMore }, "Load older"),
+      limit: h("p", { class: "muted", hidden: true },
+        `The newest ${MOST} are shown: narrow the filters or the time range to see older ones.`),
       scheduleSlot: h("span", { class: "filter" }),
       handlerSlot: h("span", { class: "filter" }),
       tabs: h("div", { class: "tabs", role: "group", "aria-label": "View" },
@@ -122,7 +117,7 @@ export default {
             ["Started", "Schedule", "Handler", "Status", "Attempt", "Duration", "Instance", "Error"]
               .map((c) => h("th", { scope: "col" }, c)))),
           els.body)),
-      h("div", { class: "more" }, els.more),
+      h("div", { class: "more" }, els.more, els.limit),
     );
     loadChoices();
   },
@@ -140,11 +135,13 @@ export default {
       series: OUTCOMES,
       empty: "No executions in the last hour.",
     }));
-    firstNext = first.next;
-    const lowest = first.executions.length ? first.executions[first.executions.length - 1].id : Infinity;
-    const all = [...first.executions, ...older.filter((e) => e.id < lowest)];
-    rows(els.body, all, row, emptyRow(8, filters.status === "error" ? "No errors." : "No executions match."));
-    els.more.hidden = !(olderNext ?? firstNext);
+    if (!els) return;
+    rows(els.body, first.executions, row,
+      emptyRow(8, filters.status === "error" ? "No errors." : "No executions match."));
+    // More exist when the page came back full; past the largest page, filters narrow it down.
+    const more = Boolean(first.next);
+    els.more.hidden = !more || shown >= MOST;
+    els.limit.hidden = !(more && shown >= MOST);
   },
 
   unmount() {
@@ -168,18 +165,9 @@ async function loadChoices() {
   }
 }
 
-async function loadMore() {
-  const before = olderNext ?? firstNext;
-  if (!before) return;
-  try {
-    const page = await api(`/api/v1/executions${apiQuery({ before })}`);
-    older = [...older, ...page.executions];
-    olderNext = page.next;
-    if (!page.next) olderNext = 0;
-    await ctx.refresh();
-  } catch (e) {
-    ctx.toast(e.message, "error");
-  }
+function loadMore() {
+  shown = Math.min(shown + PAGE, MOST);
+  ctx.refresh();
 }
 
 function row(e) {
@@ -197,6 +185,7 @@ function row(e) {
 }
 
 async function showDetail(e) {
+  const seq = ++detailSeq;
   const dialog = document.getElementById("detail-dialog");
   const body = document.getElementById("detail-body");
   document.getElementById("detail-title").textContent = `Execution ${e.id}`;
@@ -204,7 +193,8 @@ async function showDetail(e) {
   if (!dialog.open) dialog.showModal();
   try {
     const run = await api(`/api/v1/runs/${encodeURIComponent(e.run_id)}`);
-    fill(body, detail(e, run));
+    // Another execution may have been opened meanwhile.
+    if (seq === detailSeq) fill(body, detail(e, run));
   } catch {
     // The attempt alone is shown.
   }

@@ -2,7 +2,7 @@
 // instances; every remote handler with its address, status, last seen and latency.
 
 import { api } from "../api.js";
-import { ago, badge, bytes, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
+import { agoEl, badge, bytes, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
 
 let els = null;
 
@@ -39,8 +39,8 @@ export default {
         .then((r) => [p.name, r.instances])
         .catch(() => [p.name, []])));
     const byPlugin = Object.fromEntries(instances);
-    const tick = Math.floor(Date.now() / 10000);
-    update(els.plugins, { p: plugins.plugins, byPlugin, tick }, () => plugins.plugins.length
+    if (!els) return;
+    update(els.plugins, { p: plugins.plugins, byPlugin }, () => plugins.plugins.length
       ? plugins.plugins.map((p) => pluginCard(p, byPlugin[p.name] || []))
       : h("p", { class: "muted" }, "No plugins: drop a component (.wasm) into the plugins folder."));
     update(els.rejected, plugins.rejected, () => plugins.rejected.length
@@ -49,7 +49,7 @@ export default {
         h("ul", {}, plugins.rejected.map((r) => h("li", {}, h("span", { class: "mono" }, r.file), `: ${r.error}`))))
       : null);
     const remote = handlers.handlers.filter((x) => x.kind === "remote");
-    rows(els.remote, remote.map((r) => ({ ...r, tick })), remoteRow,
+    rows(els.remote, remote, remoteRow,
       emptyRow(8, "No remote handlers have registered."));
   },
 
@@ -74,7 +74,7 @@ function pluginCard(p, instances) {
       h("dt", {}, "cold start p50"), h("dd", {}, p.cold_starts ? micros(p.cold_start_us_p50) : "—"),
       h("dt", {}, "call p50"), h("dd", {}, p.calls ? micros(p.call_us_p50) : "—"),
       h("dt", {}, "memory"), h("dd", {}, bytes(p.memory_bytes)),
-      h("dt", {}, "last used"), h("dd", {}, p.last_used ? ago(p.last_used) : "never")),
+      h("dt", {}, "last used"), p.last_used ? agoEl(p.last_used, "dd") : h("dd", {}, "never")),
     p.last_error ? h("p", { class: "error small-text" }, `Last error: ${p.last_error.message ?? JSON.stringify(p.last_error)}`) : null,
     h("div", { class: "table-wrap" },
       h("table", { class: "data compact instances" },
@@ -89,7 +89,7 @@ function pluginCard(p, instances) {
             h("td", {}, bytes(i.memory_peak_bytes)),
             h("td", {}, count(i.calls)),
             h("td", {}, micros(i.cold_start_us)),
-            h("td", { title: time(i.last_used) }, ago(i.last_used))))
+            agoEl(i.last_used, "td", { title: time(i.last_used) })))
           : emptyRow(7, p.state === "cold" ? "Cold: nothing in memory." : "No live instances.")))));
 }
 
@@ -98,7 +98,7 @@ function remoteRow(r) {
     h("td", { class: "strong" }, r.id),
     h("td", { class: "mono" }, r.address || "—"),
     h("td", {}, badge(r.status)),
-    h("td", { title: r.last_seen ? time(r.last_seen) : "" }, r.last_seen ? ago(r.last_seen) : "never"),
+    r.last_seen ? agoEl(r.last_seen, "td", { title: time(r.last_seen) }) : h("td", {}, "never"),
     h("td", {}, r.last_latency_ms === null || r.last_latency_ms === undefined ? "—" : millis(r.last_latency_ms)),
     h("td", {}, count(r.calls)),
     h("td", {}, count(r.errors)),

@@ -1,11 +1,13 @@
 // Overview: schedules, handlers and the last hour's executions at a glance, the host's memory
 // and CPU, and the charts of the last hour.
 
-import { api } from "../api.js";
+import { api, query } from "../api.js";
 import { OUTCOMES, bars, lines } from "../charts.js";
 import { bytes, count, h, micros, span, stat, update } from "../dom.js";
 
 let els = null;
+/** The history samples seen so far; each poll asks only for newer ones. */
+let history = { interval_s: 0, span_s: 3600, samples: [] };
 
 function card(title, body) {
   return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), body);
@@ -15,6 +17,7 @@ export default {
   title: "Overview",
 
   mount(view) {
+    history = { interval_s: 0, span_s: 3600, samples: [] };
     els = {
       cards: h("div", { class: "cards" }),
       executions: h("div", { class: "chart-slot" }),
@@ -29,12 +32,21 @@ export default {
   },
 
   async refresh() {
-    const [host, metrics, timeline, history] = await Promise.all([
+    const last = history.samples[history.samples.length - 1];
+    const [host, metrics, timeline, newer] = await Promise.all([
       api("/api/v1/host"),
       api("/api/v1/metrics"),
       api("/api/v1/executions/timeline"),
-      api("/api/v1/metrics/history"),
+      api(`/api/v1/metrics/history${query({ after: last?.at })}`),
     ]);
+    if (!els) return;
+    const samples = [...history.samples, ...newer.samples];
+    const end = samples.length ? new Date(samples[samples.length - 1].at).getTime() : 0;
+    history = {
+      interval_s: newer.interval_s,
+      span_s: newer.span_s,
+      samples: samples.filter((s) => new Date(s.at).getTime() > end - newer.span_s * 1000),
+    };
     renderCards(host, metrics, timeline);
     renderCharts(timeline, history);
   },
@@ -56,7 +68,7 @@ function renderCards(host, metrics, timeline) {
   const byState = metrics.runtime.plugins_by_state || {};
   const proc = metrics.host.process || {};
   const sys = metrics.host.system || {};
-  const data = { s: host.schedules, byState, remote, lastHour, rss: proc.rss_bytes, cpu: proc.cpu_percent, sys, up: Math.floor(proc.uptime_seconds / 60) };
+  const data = { s: host.schedules, byState, remote, lastHour, proc, sys };
   update(els.cards, data, () => [
     card("Schedules", h("div", { class: "stats" },
       stat("active", count(host.schedules.active)),

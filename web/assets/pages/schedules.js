@@ -3,7 +3,7 @@
 // them, checking the trigger and the params as they are typed.
 
 import { api, query } from "../api.js";
-import { ago, badge, emptyRow, fill, h, rows, time, viewerZone } from "../dom.js";
+import { agoEl, badge, emptyRow, fill, h, instant, rows, time, viewerZone } from "../dom.js";
 
 let ctx = null;
 let els = null;
@@ -49,9 +49,8 @@ export default {
   async refresh() {
     const paused = stateFilter === "" ? undefined : stateFilter === "paused";
     const list = await api(`/api/v1/schedules${query({ paused, limit: 1000 })}`);
-    // Relative times ("in 5 sec") are redrawn every 10 s.
-    const tick = Math.floor(Date.now() / 10000);
-    rows(els.body, list.schedules.map((s) => ({ ...s, tick })), row,
+    if (!els) return;
+    rows(els.body, list.schedules, row,
       emptyRow(7, stateFilter ? `No ${stateFilter} schedules.` : "No schedules yet: create one with “New schedule”."));
     els.count.textContent = `${list.schedules.length}${list.next ? "+" : ""} shown`;
   },
@@ -72,10 +71,10 @@ function row(s) {
       ? [h("div", {}, time(s.next_fire_time, s.timezone)), h("div", { class: "muted" }, s.timezone)]
       : h("span", { class: "muted" }, "none (finished)")),
     h("td", {}, s.next_fire_time
-      ? [h("div", {}, time(s.next_fire_time)), h("div", { class: "muted" }, ago(s.next_fire_time))]
+      ? [h("div", {}, time(s.next_fire_time)), agoEl(s.next_fire_time, "div", { class: "muted" })]
       : "—"),
     h("td", {}, last
-      ? [badge(last.status), h("div", { class: "muted" }, ago(last.fire_time))]
+      ? [badge(last.status), agoEl(last.fire_time, "div", { class: "muted" })]
       : h("span", { class: "muted" }, "never run")),
     h("td", {}, badge(s.paused ? "paused" : "active")),
     h("td", { class: "actions-cell" },
@@ -158,9 +157,9 @@ function trigger() {
   }
   const local = $("f-date").value;
   if (!local) return { missing: "Pick the date and time." };
-  const d = new Date(local);
-  if (Number.isNaN(d.getTime())) return { missing: "That date is not valid." };
-  return { value: { type: "date", run_date: d.toISOString() } };
+  const runDate = instant(local);
+  if (!runDate) return { missing: "That date is not valid." };
+  return { value: { type: "date", run_date: runDate } };
 }
 
 function params() {
@@ -194,6 +193,9 @@ async function checkTrigger() {
   const state = $("f-preview-state");
   const table = $("f-preview-table");
   const input = kind() === "cron" ? $("f-cron") : kind() === "interval" ? $("f-every") : $("f-date");
+  for (const id of ["f-cron", "f-every", "f-date"]) {
+    if ($(id) !== input) $(id).removeAttribute("aria-invalid");
+  }
   if (!t.value) {
     lastCheck = { key: "", valid: false, message: t.missing };
     state.textContent = t.missing;
@@ -367,6 +369,12 @@ function policy() {
   text("f-backoff", "retry_backoff");
   text("f-timeout", "timeout");
   text("f-grace", "misfire_grace_time");
+  // An edit that empties an optional setting removes it (back to the default).
+  if (editing) {
+    for (const [id, key] of [["f-timeout", "timeout"], ["f-grace", "misfire_grace_time"]]) {
+      if (!$(id).value.trim() && editing.policy?.[key] != null) p[key] = null;
+    }
+  }
   return p;
 }
 
