@@ -177,6 +177,24 @@ impl Browser {
         }
     }
 
+    /// Waits until the header says the host answers.
+    async fn live(&self, what: &str) {
+        self.until(
+            what,
+            "return document.getElementById('conn').dataset.state === 'online'",
+        )
+        .await;
+    }
+
+    /// Waits until the schedule form has closed (the host took it).
+    async fn form_closed(&self) {
+        self.until(
+            "the form closes",
+            "return !document.getElementById('schedule-dialog').open",
+        )
+        .await;
+    }
+
     /// Reads the console since the last read, keeping the errors.
     async fn read_console(&mut self) {
         let entries = self.c().issue_cmd(BrowserLog).await.unwrap();
@@ -259,11 +277,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     let mut b = Browser::start("laptop").await;
     b.goto(&format!("{}/", host.url)).await;
     b.el(".cards .card").await;
-    b.until(
-        "the connection shows live",
-        "return document.getElementById('conn').dataset.state === 'online'",
-    )
-    .await;
+    b.live("the connection shows live").await;
 
     // Before any job of it ran, ding-dong is cold: nothing in memory.
     b.click("a[data-page='handlers']").await;
@@ -319,11 +333,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     b.shot("schedule-form").await;
     b.click("#f-submit").await;
     b.el("#schedules-table tr[data-id='browser-tick']").await;
-    b.until(
-        "the form closes",
-        "return !document.getElementById('schedule-dialog').open",
-    )
-    .await;
+    b.form_closed().await;
     let created = schedule_state(&host, "browser-tick").await;
     assert_eq!(created["handler"], "ding-dong");
     assert_eq!(created["method"], "ping");
@@ -400,11 +410,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     )
     .await;
     b.click("#f-submit").await;
-    b.until(
-        "the form closes",
-        "return !document.getElementById('schedule-dialog').open",
-    )
-    .await;
+    b.form_closed().await;
     assert_eq!(
         schedule_state(&host, "browser-tick").await["trigger"]["every_seconds"],
         2.0
@@ -421,11 +427,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     b.click("#schedule-form details.advanced summary").await;
     b.type_into("#f-attempts", "2").await;
     b.click("#f-submit").await;
-    b.until(
-        "the form closes",
-        "return !document.getElementById('schedule-dialog').open",
-    )
-    .await;
+    b.form_closed().await;
     let edited = schedule_state(&host, "browser-tick").await;
     assert_eq!(edited["policy"]["max_attempts"], 2);
     assert_eq!(edited["trigger"]["start_time"], start);
@@ -491,11 +493,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     for page in ["", "schedules", "handlers", "executions"] {
         b.goto(&format!("{}/#/{page}", host.url)).await;
         b.el("main h1").await;
-        b.until(
-            "the page has loaded",
-            "return document.getElementById('conn').dataset.state === 'online'",
-        )
-        .await;
+        b.live("the page has loaded").await;
         let wide = b
             .js("return document.documentElement.scrollWidth - window.innerWidth")
             .await;
@@ -530,11 +528,7 @@ async fn the_dashboard_asks_for_the_token_and_uses_it() {
     b.type_into("#token-input", token).await;
     b.click("#token-form button[type='submit']").await;
     b.el(".cards .card").await;
-    b.until(
-        "live with the token",
-        "return document.getElementById('conn').dataset.state === 'online'",
-    )
-    .await;
+    b.live("live with the token").await;
     b.xpath("//span[@id='host-name'][contains(., 'schedulezero')]")
         .await;
     // Kept for the next visit.
