@@ -10,6 +10,7 @@ mod cli;
 mod dashboard;
 mod ding_dong;
 mod dispatch;
+mod faults;
 mod host;
 mod lifecycle;
 mod loading;

@@ -163,9 +163,20 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
         Handlers::new(runtime).with_remote(registry.clone(), Arc::new(Connections::new(None))),
     );
     let (stop, stopped) = watch::channel(false);
-    let (endpoint, endpoint_task) = server::start(registry, "tcp://127.0.0.1:0", stopped.clone())
-        .await
-        .map_err(err)?;
+    let (endpoint, endpoint_task) = server::start(
+        registry,
+        "tcp://127.0.0.1:0",
+        {
+            let defaults = crate::config::ServerConfig::default();
+            (
+                defaults.remote_max_message,
+                defaults.remote_handshake_timeout,
+            )
+        },
+        stopped.clone(),
+    )
+    .await
+    .map_err(err)?;
 
     let native = schedulezero_remote::Handler::new("bench-native")
         .host(endpoint.clone())

@@ -21,6 +21,10 @@ use crate::runtime::InvokeError;
 /// The call timeout when the schedule sets none (ScheduleZero's handlers use 10 s too).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long connecting to a handler may take (a handler on a working link is there in
+/// milliseconds).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The largest reply taken from a handler.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -202,7 +206,11 @@ async fn exchange(
         InvokeError::Unreachable(format!("{what} {}: {e}", conn.address))
     };
     if conn.socket.is_none() {
-        let mut socket = zeromq::ReqSocket::new();
+        let mut options = super::socket_options(MAX_REPLY_BYTES, super::HANDSHAKE_TIMEOUT);
+        // A refused connection is retried by the crate until this passes: a handler whose port
+        // is closed is `handler_unreachable` in about this long, not a timeout of the call.
+        options.connect_timeout(CONNECT_TIMEOUT);
+        let mut socket = zeromq::ReqSocket::with_options(options);
         socket
             .connect(&conn.address)
             .await

@@ -7,9 +7,6 @@ use serde_json::{Value, json};
 
 pub use schedulezero_remote::wire::{Registration, StatusReport, failure};
 
-/// The most bytes a registration message may have.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-
 /// A request on the registration channel.
 #[derive(Debug, Deserialize)]
 struct Request {
@@ -31,12 +28,6 @@ pub enum Ask {
 
 /// Reads one message: what it asks, or the error reply to send back.
 pub fn read(frame: &[u8]) -> Result<Ask, Value> {
-    if frame.len() > MAX_MESSAGE_BYTES {
-        return Err(failure(&format!(
-            "Message too large ({} bytes, at most {MAX_MESSAGE_BYTES})",
-            frame.len()
-        )));
-    }
     let request: Request = std::str::from_utf8(frame)
         .ok()
         .and_then(|text| serde_json::from_str(text).ok())
@@ -54,9 +45,35 @@ pub fn read(frame: &[u8]) -> Result<Ask, Value> {
     }
 }
 
+/// The most methods one registration may list.
+pub const MAX_METHODS: usize = 256;
+/// The most characters of a handler id, a method name or an address.
+pub const MAX_NAME_CHARS: usize = 200;
+
 fn check_registration(r: Registration) -> Result<Registration, Value> {
     if r.handler_id.trim().is_empty() {
         return Err(failure("Invalid registration: handler_id is empty"));
+    }
+    if r.handler_id.chars().count() > MAX_NAME_CHARS || r.address.chars().count() > MAX_NAME_CHARS {
+        return Err(failure(&format!(
+            "Invalid registration: handler_id and address have at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if r.methods.len() > MAX_METHODS {
+        return Err(failure(&format!(
+            "Invalid registration: {} methods, at most {MAX_METHODS}",
+            r.methods.len()
+        )));
+    }
+    if let Some(m) = r
+        .methods
+        .iter()
+        .find(|m| m.is_empty() || m.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(failure(&format!(
+            "Invalid registration: method name `{}` is empty or longer than {MAX_NAME_CHARS} characters",
+            m.chars().take(40).collect::<String>()
+        )));
     }
     let Some(rest) = r.address.strip_prefix("tcp://") else {
         return Err(failure(&format!(
@@ -105,6 +122,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_registration_carries_a_bounded_load() {
+        let register = |methods: Vec<String>| {
+            let msg = json!({"method": "register", "params": {"handler_id": "h",
+                "address": "tcp://127.0.0.1:5000", "methods": methods}});
+            read(msg.to_string().as_bytes())
+        };
+        assert!(register((0..MAX_METHODS).map(|i| format!("m{i}")).collect()).is_ok());
+        let too_many = register((0..5000).map(|i| format!("m{i}")).collect()).unwrap_err();
+        assert!(
+            too_many["error"].as_str().unwrap().contains("5000 methods"),
+            "{too_many}"
+        );
+        let long = register(vec!["x".repeat(MAX_NAME_CHARS + 1)]).unwrap_err();
+        assert!(
+            long["error"].as_str().unwrap().contains("longer than"),
+            "{long}"
+        );
+    }
+
+    #[test]
     fn messages_read_as_schedulezero_handlers_send_them() {
         assert_eq!(read(br#"{"method": "ping"}"#), Ok(Ask::Ping));
         let r = read(br#"{"method":"register","params":{"handler_id":"gpu","address":"tcp://127.0.0.1:5001","methods":["render"]}}"#);
@@ -139,7 +176,6 @@ mod tests {
         );
         assert!(err(br#"{"method":"register","params":{"handler_id":"x","address":"udp://a:1","methods":[]}}"#)
             .contains("not tcp://host:port"));
-        assert!(err(&vec![b' '; MAX_MESSAGE_BYTES + 1]).starts_with("Message too large"));
         assert_eq!(read(b"x").unwrap_err()["success"], false);
     }
 

@@ -119,6 +119,21 @@ impl Registry {
         self.handlers.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets a remote handler (a dead one an operator cleans up): it is no longer listed,
+    /// pinged or called, until it registers again. Returns the handler it was.
+    pub async fn forget(&self, id: &str) -> Result<Option<RemoteHandler>, StoreError> {
+        let _changing = self.changing.lock().await;
+        if self.get(id).is_none() {
+            return Ok(None);
+        }
+        self.store.delete_remote_handler(id).await?;
+        let gone = self.write().remove(id);
+        if let Some(h) = &gone {
+            tracing::info!(handler = %h.id, address = %h.address, "remote handler forgotten");
+        }
+        Ok(gone)
+    }
+
     /// Sets the status of a handler as it was `seen` (kept in the store), unless it registered
     /// or reported since: a ping's outcome must not undo a newer registration. Returns whether
     /// the status changed.

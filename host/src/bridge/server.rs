@@ -15,13 +15,17 @@ use super::protocol;
 use super::registry::Registry;
 
 /// Binds the registration endpoint and answers on it until `stopped` turns true. Returns the
-/// endpoint it is bound to (the real port when `endpoint` asked for port 0).
+/// endpoint it is bound to (the real port when `endpoint` asked for port 0). `limits` are the
+/// most bytes of a message and the longest a peer may take over the handshake: a peer past
+/// either is disconnected, and the endpoint goes on serving the others.
 pub async fn start(
     registry: Arc<Registry>,
     endpoint: &str,
+    limits: (usize, std::time::Duration),
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(String, tokio::task::JoinHandle<()>), BridgeError> {
-    let mut socket = zeromq::RepSocket::new();
+    let (max_message, handshake) = limits;
+    let mut socket = zeromq::RepSocket::with_options(super::socket_options(max_message, handshake));
     let bound = socket
         .bind(endpoint)
         .await
@@ -31,6 +35,9 @@ pub async fn start(
         })?
         .to_string();
     tracing::info!(endpoint = %bound, "remote handlers register here");
+    let refused = Arc::new(RefusedPeers::default());
+    let monitor = socket.monitor();
+    let monitor_task = tokio::spawn(log_refused(monitor, refused.clone()));
     let runtime = tokio::runtime::Handle::current();
     let serve = async move {
         loop {
@@ -57,7 +64,7 @@ pub async fn start(
                 Ok(m) => protocol::failure(&format!("Expected one frame of JSON, got {}", m.len()))
                     .to_string(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "registration channel: cannot read a message");
+                    refused.note(&e.to_string());
                     continue;
                 }
             };
@@ -69,6 +76,7 @@ pub async fn start(
         for e in errors {
             tracing::debug!(error = %e, "registration channel: closing");
         }
+        monitor_task.abort();
     };
     let task = tokio::spawn(async move {
         if let Err(e) = schedulezero_remote::on_own_thread("sz-zmq-register", serve).await {
@@ -76,4 +84,46 @@ pub async fn start(
         }
     });
     Ok((bound, task))
+}
+
+/// Peers the endpoint dropped (a malformed or oversized message, a failed or slow handshake).
+/// Each is logged at debug level; a warning says how many at most every [`REFUSED_LOG_EVERY`],
+/// so a flood of bad connections cannot flood the log.
+#[derive(Default)]
+struct RefusedPeers {
+    state: std::sync::Mutex<(u64, Option<std::time::Instant>)>,
+}
+
+const REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RefusedPeers {
+    fn note(&self, error: &str) {
+        tracing::debug!(error, "registration channel: peer disconnected");
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let (count, last) = &mut *state;
+        *count += 1;
+        if last.is_none_or(|t| t.elapsed() >= REFUSED_LOG_EVERY) {
+            tracing::warn!(
+                error,
+                peers = *count,
+                "registration channel: disconnected peers that broke the protocol (the last error shown)"
+            );
+            *count = 0;
+            *last = Some(std::time::Instant::now());
+        }
+    }
+}
+
+async fn log_refused(
+    mut monitor: futures::channel::mpsc::Receiver<zeromq::SocketEvent>,
+    refused: Arc<RefusedPeers>,
+) {
+    use futures::StreamExt;
+    while let Some(event) = monitor.next().await {
+        if let zeromq::SocketEvent::AcceptFailed(e) = event {
+            refused.note(&e.to_string());
+        }
+    }
 }
