@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::error::flat;
 use super::{LoadError, RuntimeError};
 
 /// The file extension of cached artifacts.
@@ -106,12 +107,11 @@ impl ArtifactCache {
     ) -> Result<(Component, Duration), LoadError> {
         self.compilations.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let component =
-            Component::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(flat(&e)))?;
         let took = started.elapsed();
         let bytes = component
             .serialize()
-            .map_err(|e| LoadError::Cache(format!("serialize: {e:#}")))?;
+            .map_err(|e| LoadError::Cache(format!("serialize: {}", flat(&e))))?;
         let path = self.artifact_path(wasm_sha256);
         self.write_atomically(&path, &bytes)
             .map_err(|e| LoadError::Cache(format!("write {}: {e}", path.display())))?;

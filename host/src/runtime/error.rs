@@ -36,9 +36,30 @@ pub enum RuntimeError {
 pub enum LoadError {
     /// The file name does not make a valid plugin name.
     #[error(
-        "`{0}` is not a valid plugin name (lowercase letters, digits and `-`, starting with a letter)"
+        "`{file}`: a plugin file is named NAME.wasm, NAME being lowercase letters, digits and `-`, starting with a letter{hint}"
     )]
-    BadName(String),
+    BadName {
+        /// The file's name.
+        file: String,
+        /// What to call it instead, when there is an obvious name (`; rename it to ...`).
+        hint: String,
+    },
+    /// The file is a link that leads out of the plugins folder.
+    #[error("a link out of the plugins folder (to {0}) is not followed")]
+    OutsideFolder(String),
+    /// The name is not a regular file (a FIFO, a device, a socket or a folder).
+    #[error("not a regular file")]
+    NotAFile,
+    /// The file is larger than `pool.max_component_size`; it was not read.
+    #[error(
+        "the file has {size} bytes, more than pool.max_component_size ({limit}); it was not read"
+    )]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The file could not be read.
     #[error("cannot read the file: {0}")]
     Read(String),
@@ -101,6 +122,16 @@ pub enum InvokeError {
     /// A remote handler could not be reached, or its connection failed mid-call.
     #[error("remote handler unreachable: {0}")]
     Unreachable(String),
+    /// A remote handler reported itself offline and has not registered since: it is not called.
+    #[error(
+        "remote handler `{id}` reported itself offline at {since} and has not registered since"
+    )]
+    Offline {
+        /// The handler.
+        id: String,
+        /// When it said so (RFC 3339).
+        since: String,
+    },
     /// The plugin's file exists but cannot be loaded.
     #[error("plugin `{name}` cannot be loaded: {error}")]
     Unavailable {
@@ -164,6 +195,7 @@ impl InvokeError {
             Self::Removed { .. } => "plugin_removed",
             Self::QueueFull { .. } => "queue_full",
             Self::Unreachable(_) => "handler_unreachable",
+            Self::Offline { .. } => "handler_offline",
             Self::Unavailable { .. } => "plugin_unavailable",
             Self::InvalidParams(_) => "invalid_params",
             Self::UnknownMethod(_) => "unknown_method",
@@ -188,6 +220,7 @@ impl InvokeError {
                 | Self::Timeout(_)
                 | Self::QueueFull { .. }
                 | Self::Unreachable(_)
+                | Self::Offline { .. }
                 | Self::Internal(_)
         )
     }
@@ -203,4 +236,15 @@ impl InvokeError {
                 | Self::Internal(_)
         )
     }
+}
+
+/// `text` on one line: every run of whitespace (newlines of a `Debug` dump, indentation)
+/// becomes one space, so an error reads the same in the log, the API and the dashboard.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An error with its causes (`{:#}`), on one line.
+pub(crate) fn flat(e: &impl std::fmt::Display) -> String {
+    one_line(&format!("{e:#}"))
 }

@@ -13,7 +13,9 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Component;
 
 use super::bindings;
+use super::error::flat;
 use super::events::{EventKind, PluginState};
+use super::files;
 use super::host::HostState;
 use super::instance::Tracked;
 use super::instance::nanos;
@@ -179,6 +181,12 @@ impl Runtime {
         known
     }
 
+    /// Whether `path` was rejected as it is now (`stamp`).
+    pub(super) fn rejected_as(&self, path: &Path, stamp: Option<FileStamp>) -> bool {
+        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        stamp.is_some() && rejected.get(path).is_some_and(|(_, s)| *s == stamp)
+    }
+
     /// Forgets a file that was rejected and is now gone.
     pub(super) fn forget_rejected(&self, path: &Path) -> bool {
         let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,22 +284,14 @@ impl Runtime {
         path: &Path,
         started: Instant,
     ) -> Result<LoadReport, LoadError> {
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if !is_valid_plugin_name(&name) {
-            return Err(LoadError::BadName(name));
-        }
-        // Stamped before reading: a file that changes while it is read differs from its stamp,
-        // and the folder watch loads it again.
-        let stamp = FileStamp::of(path);
-        let wasm = tokio::fs::read(path)
-            .await
-            .map_err(|e| LoadError::Read(e.to_string()))?;
+        let name = files::plugin_name(path)?;
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let (file, component, compile_time) = tokio::task::spawn_blocking(move || {
+        let (dir, file_path) = (self.config.plugins_dir.clone(), path.to_owned());
+        let max_size = self.config.pool.max_component_size;
+        let (file, component, compile_time, stamp) = tokio::task::spawn_blocking(move || {
+            // The stamp is of the descriptor that was read: a file that changes afterwards
+            // differs from it, and the folder watch loads it again.
+            let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
             let sha256 = sha256_hex(&wasm);
             let (component, compile_time) = match cache.load(&engine, &sha256)? {
                 Some(c) => (c, None),
@@ -300,11 +300,11 @@ impl Runtime {
                     (c, Some(took))
                 }
             };
-            Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time))
+            Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time, stamp))
         })
         .await
         .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))?
-        .map(|(sha256, size, component, compile_time)| {
+        .map(|(sha256, size, component, compile_time, stamp)| {
             (
                 PluginFile {
                     path: path.to_owned(),
@@ -313,6 +313,7 @@ impl Runtime {
                 },
                 component,
                 compile_time,
+                stamp,
             )
         })?;
 
@@ -338,7 +339,7 @@ impl Runtime {
             },
             settings,
             loaded_at: Utc::now(),
-            stamp,
+            stamp: Some(stamp),
             life: Mutex::new(Life {
                 state: PluginState::Hot,
                 loaded: Some(loaded.clone()),
@@ -363,7 +364,7 @@ impl Runtime {
         };
         let (instance, info) = match tokio::time::timeout_at(deadline.into(), describe).await {
             Ok(Ok(described)) => described,
-            Ok(Err(e)) => return Err(LoadError::Describe(e.to_string())),
+            Ok(Err(e)) => return Err(LoadError::Describe(flat(&e))),
             Err(_) => {
                 return Err(LoadError::Describe(
                     InvokeError::Timeout(describe_limits.timeout).to_string(),
@@ -409,8 +410,8 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(component)
-            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
-        bindings::PluginPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))
+            .map_err(|e| LoadError::Contract(flat(&e)))?;
+        bindings::PluginPre::new(pre).map_err(|e| LoadError::Contract(flat(&e)))
     }
 
     /// The plugin's loaded state, loading it from its cached artifact when it is cold (one load
@@ -457,8 +458,12 @@ impl Runtime {
     /// blocking thread, if its file is still the one it was loaded from.
     async fn rebuild(&self, plugin: &Plugin) -> Result<Component, LoadError> {
         let (engine, cache, file) = (self.engine.clone(), self.cache.clone(), plugin.file.clone());
+        let (dir, max_size) = (
+            self.config.plugins_dir.clone(),
+            self.config.pool.max_component_size,
+        );
         tokio::task::spawn_blocking(move || {
-            let wasm = std::fs::read(&file.path).map_err(|e| LoadError::Read(e.to_string()))?;
+            let (wasm, _) = files::read(&dir, &file.path, max_size)?;
             if sha256_hex(&wasm) != file.sha256 {
                 return Err(LoadError::Read(
                     "the file changed since it was loaded; reload the plugin".into(),
@@ -508,7 +513,7 @@ pub(super) fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .filter(|p| files::is_candidate(p))
         .collect();
     files.sort();
     Ok(files)

@@ -14,6 +14,7 @@ mod call;
 mod engine;
 mod error;
 mod events;
+mod files;
 mod host;
 mod instance;
 pub mod lifecycle;
@@ -36,7 +37,7 @@ use wasmtime::component::Linker;
 pub use self::cache::{ArtifactCache, sha256_hex};
 pub use self::call::{CallOutcome, CallStats, JobContext};
 pub use self::engine::{AllocatorKind, EPOCH_TICK};
-pub use self::error::{InvokeError, LoadError, RuntimeError};
+pub use self::error::{InvokeError, LoadError, RuntimeError, one_line};
 pub use self::events::{EventKind, PluginEvent, PluginState};
 pub use self::instance::CallMeasure;
 pub use self::loader::{Discovery, LoadReport, Rejected};
@@ -150,6 +151,20 @@ impl Runtime {
         params: &str,
         ctx: &JobContext,
     ) -> Result<CallOutcome, InvokeError> {
+        self.invoke_within(name, method, params, ctx, None).await
+    }
+
+    /// [`Runtime::invoke`] with a caller's time limit (a schedule's `policy.timeout`) besides
+    /// the plugin's own: the shorter one applies, and its expiry is the plugin's timeout in
+    /// every respect (counted, the instance discarded).
+    pub async fn invoke_within(
+        &self,
+        name: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<CallOutcome, InvokeError> {
         let started = Instant::now();
         let plugin = match self.plugin(name) {
             Some(p) => p,
@@ -166,9 +181,10 @@ impl Runtime {
             )));
         }
         let limits = &plugin.settings.limits;
+        let limit = timeout.map_or(limits.timeout, |t| t.min(limits.timeout));
         // The clock starts once the plugin is known: compiling a component on first sight is
         // the host's one-time cost, not the call's (and is bounded on its own).
-        let deadline = Instant::now() + limits.timeout;
+        let deadline = Instant::now() + limit;
         let counters = &plugin.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
         // Busy before the plugin's state is looked at, so that it cannot go cold under the call.
@@ -222,7 +238,7 @@ impl Runtime {
                     // The call future, and the instance in it, was dropped mid-call: it is gone.
                     counters.instances_discarded.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(InvokeError::Timeout(limits.timeout))
+                Err(InvokeError::Timeout(limit))
             }
         };
         counters.call_latency.record(nanos(started.elapsed()));

@@ -4,7 +4,7 @@
 //! artifact.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -31,22 +31,7 @@ pub struct PluginFile {
     pub size: u64,
 }
 
-/// What identifies a version of a file without reading it: its size and modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FileStamp {
-    len: u64,
-    modified: std::time::SystemTime,
-}
-
-impl FileStamp {
-    pub(super) fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            len: meta.len(),
-            modified: meta.modified().ok()?,
-        })
-    }
-}
+pub(super) use super::files::FileStamp;
 
 /// One method of a handler, as `describe()` gave it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

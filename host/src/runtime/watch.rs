@@ -14,6 +14,7 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::files;
 use super::loader::wasm_files;
 use super::plugin::FileStamp;
 use super::{Runtime, sha256_hex};
@@ -91,6 +92,8 @@ async fn run(
         let next_due = pending.values().map(|(_, due)| *due).min();
         tokio::select! {
             event = events.recv(), if notifications => match event {
+                // Reading a file (ours included) is no change to it.
+                Some(Ok(event)) if event.kind.is_access() => {}
                 Some(Ok(event)) => {
                     for path in event.paths.into_iter().filter(|p| is_wasm(p)) {
                         pending.insert(path.clone(), (FileStamp::of(&path), Instant::now() + settle));
@@ -176,11 +179,29 @@ async fn apply(runtime: &Runtime, path: &Path, stamp: Option<FileStamp>) {
         }
         return;
     }
+    if !files::is_candidate(path) {
+        // A FIFO, a socket, a device or a folder with a `.wasm` name: not a plugin file.
+        return;
+    }
+    if runtime.rejected_as(path, stamp) {
+        // Rejected as it is: not read or compiled again until it changes.
+        return;
+    }
     if let Some(current) = runtime.plugin(name) {
+        if current.stamp == stamp {
+            return;
+        }
         // Touched, or written again with the same bytes: nothing new.
-        let same = tokio::fs::read(path)
+        let (dir, file, max) = (
+            runtime.config.plugins_dir.clone(),
+            path.to_owned(),
+            runtime.config.pool.max_component_size,
+        );
+        let same = tokio::task::spawn_blocking(move || files::read(&dir, &file, max))
             .await
-            .is_ok_and(|bytes| sha256_hex(&bytes) == current.file.sha256);
+            .is_ok_and(|read| {
+                read.is_ok_and(|(bytes, _)| sha256_hex(&bytes) == current.file.sha256)
+            });
         if same {
             return;
         }
