@@ -71,8 +71,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// The REST API's address. A non-loopback address needs `api_token`.
-    pub listen: SocketAddr,
+    /// The REST API's address, `HOST:PORT` (an IP address or a host name). A non-loopback
+    /// address needs `api_token`.
+    pub listen: String,
     /// The store; default a SQLite file, `<data_dir>/schedulezero.db`.
     pub database_url: Option<String>,
     /// Where remote (ZeroMQ) handlers register.
@@ -84,6 +85,14 @@ pub struct ServerConfig {
     /// How often registered remote handlers are pinged (a handler busy with a call is not).
     #[serde(with = "humantime_serde")]
     pub remote_ping_interval: Duration,
+    /// The most bytes one message on the registration endpoint may have. A peer that announces
+    /// a longer one is disconnected before anything is allocated for it (a handler's replies to
+    /// calls have a limit of their own, 16 MiB).
+    pub remote_max_message: usize,
+    /// How long a peer of the ZeroMQ endpoint may take over the ZMTP handshake before it is
+    /// disconnected (a connection that sends nothing holds no descriptor for longer).
+    #[serde(with = "humantime_serde")]
+    pub remote_handshake_timeout: Duration,
     /// How often the host samples its figures for the metrics history (the dashboard's
     /// charts); an hour of samples is kept.
     #[serde(with = "humantime_serde")]
@@ -103,10 +112,12 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            listen: "127.0.0.1:8888".to_owned(),
             database_url: None,
             zmq_listen: "tcp://127.0.0.1:4242".to_owned(),
             remote_ping_interval: Duration::from_secs(30),
+            remote_max_message: 64 * 1024,
+            remote_handshake_timeout: Duration::from_secs(10),
             remote_secret: None,
             history_interval: Duration::from_secs(10),
             api_token: None,
@@ -217,6 +228,9 @@ pub struct PoolConfig {
     /// written is not taken for a corrupt one).
     #[serde(with = "humantime_serde")]
     pub watch_settle: Duration,
+    /// The largest component file taken from the plugins folder, in bytes; a larger one is
+    /// refused by its size, without being read.
+    pub max_component_size: u64,
 }
 
 impl Default for PoolConfig {
@@ -228,6 +242,7 @@ impl Default for PoolConfig {
             max_queued: 1000,
             watch: true,
             watch_settle: Duration::from_millis(500),
+            max_component_size: 64 * 1024 * 1024,
         }
     }
 }
@@ -387,6 +402,9 @@ impl Config {
             return Err(invalid("pool.max_instances", "must be at least 1"));
         }
         check_idle_timeout("pool.idle_timeout", self.pool.idle_timeout)?;
+        if self.pool.max_component_size < 1024 {
+            return Err(invalid("pool.max_component_size", "must be at least 1024"));
+        }
         if self.pool.watch_settle > Duration::from_secs(60) {
             return Err(invalid("pool.watch_settle", "must be at most 1m"));
         }
@@ -433,7 +451,8 @@ impl Config {
                 "must be at least 16 characters (use a random string)",
             ));
         }
-        if !s.listen.ip().is_loopback() && s.api_token.is_none() {
+        let resolved = resolve_listen(&s.listen)?;
+        if !resolved.iter().all(|a| a.ip().is_loopback()) && s.api_token.is_none() {
             return Err(invalid(
                 "server.listen",
                 &format!(
@@ -472,6 +491,27 @@ impl Config {
             return Err(invalid(
                 "server.zmq_listen",
                 "must be a tcp:// endpoint, such as tcp://127.0.0.1:4242",
+            ));
+        }
+        if !zmq_endpoint_is_loopback(&s.zmq_listen) && s.remote_secret.is_none() {
+            return Err(invalid(
+                "server.zmq_listen",
+                &format!(
+                    "{} is not a loopback address: set a shared secret (--remote-secret or SCHEDULEZERO_REMOTE_SECRET) to accept remote handlers there",
+                    s.zmq_listen
+                ),
+            ));
+        }
+        if s.remote_handshake_timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "server.remote_handshake_timeout",
+                "must be at least 100ms",
+            ));
+        }
+        if s.remote_max_message < 1024 {
+            return Err(invalid(
+                "server.remote_max_message",
+                "must be at least 1024",
             ));
         }
         let sc = &self.scheduler;
@@ -524,6 +564,68 @@ fn check_idle_timeout(setting: &str, t: Duration) -> Result<(), ConfigError> {
         return Err(invalid(setting, "must be between 10ms and 24h"));
     }
     Ok(())
+}
+
+/// What `schedulezero config` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// This configuration with its secrets replaced by [`REDACTED`]: the API token, the ZeroMQ
+    /// secret and the values granted to plugins (a plugin's config may hold a key or a password;
+    /// its names stay visible). For printing and logging.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        let hide = |v: &mut Option<String>| {
+            if v.is_some() {
+                *v = Some(REDACTED.to_owned());
+            }
+        };
+        hide(&mut c.server.api_token);
+        hide(&mut c.server.remote_secret);
+        for plugin in c.plugins.values_mut() {
+            for value in plugin.config.values_mut() {
+                REDACTED.clone_into(value);
+            }
+        }
+        c
+    }
+}
+
+/// The addresses `HOST:PORT` stands for (a host name is looked up).
+fn resolve_listen(listen: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|e| {
+            invalid(
+                "server.listen",
+                &format!("`{listen}` is not HOST:PORT or cannot be resolved: {e}"),
+            )
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(invalid(
+            "server.listen",
+            &format!("`{listen}` resolves to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Whether a `tcp://HOST:PORT` endpoint binds to loopback only (`127.0.0.0/8`, `::1` or
+/// `localhost`); `*`, `0.0.0.0` and every other address reach beyond this machine.
+pub fn zmq_endpoint_is_loopback(endpoint: &str) -> bool {
+    let Some((host, _port)) = endpoint
+        .strip_prefix("tcp://")
+        .and_then(|rest| rest.rsplit_once(':'))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn invalid(setting: &str, message: &str) -> ConfigError {
@@ -620,6 +722,46 @@ mod tests {
         c.server.api_token = Some("0123456789abcdef0123".into());
         c.validate().unwrap();
         assert!(c.database_url().ends_with("schedulezero.db"));
+    }
+
+    #[test]
+    fn the_listen_address_may_be_a_host_name() {
+        let mut c = Config::default();
+        c.server.listen = "localhost:8888".into();
+        c.validate().unwrap();
+        c.server.listen = "no-such-host.invalid:8888".into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "server.listen")
+        );
+        c.server.listen = "8888".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_public_zmq_endpoint_needs_a_secret() {
+        for loopback in [
+            "tcp://127.0.0.1:4242",
+            "tcp://127.0.0.2:0",
+            "tcp://localhost:4242",
+            "tcp://[::1]:4242",
+        ] {
+            assert!(zmq_endpoint_is_loopback(loopback), "{loopback}");
+        }
+        for public in [
+            "tcp://0.0.0.0:4242",
+            "tcp://*:4242",
+            "tcp://192.0.2.7:4242",
+            "tcp://[::]:1",
+        ] {
+            assert!(!zmq_endpoint_is_loopback(public), "{public}");
+            let mut c = Config::default();
+            c.server.zmq_listen = public.into();
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid { setting, .. }) if setting == "server.zmq_listen")
+            );
+            c.server.remote_secret = Some("0123456789abcdef".into());
+            c.validate().unwrap();
+        }
     }
 
     #[test]

@@ -56,6 +56,58 @@ impl Handler {
         }
     }
 
+    /// Checks `params` against the JSON Schema `method` publishes (a plugin's, from
+    /// `describe()`); a method without one takes any params. The error names where the params
+    /// are wrong (a JSON pointer) and why.
+    pub fn check_params(&self, method: &str, params: &serde_json::Value) -> Result<(), String> {
+        let Self::Plugin(p) = self else {
+            return Ok(());
+        };
+        let info = p.info();
+        let Some(schema) = info
+            .methods
+            .iter()
+            .find(|m| m.name == method)
+            .and_then(|m| m.params_schema.as_ref())
+        else {
+            return Ok(());
+        };
+        let validator = match jsonschema::validator_for(schema) {
+            Ok(v) => v,
+            Err(e) => {
+                // The handler's own schema is broken: its params cannot be checked, so they are
+                // not refused for it (the handler still checks them when it runs).
+                tracing::warn!(handler = %p.name(), method, error = %e, "unusable params schema");
+                return Ok(());
+            }
+        };
+        // `{}` is how a caller says "no params" (the API's default): a method that takes none
+        // publishes the schema of `null`.
+        if params.as_object().is_some_and(serde_json::Map::is_empty)
+            && validator.is_valid(&serde_json::Value::Null)
+        {
+            return Ok(());
+        }
+        let errors: Vec<String> = validator
+            .iter_errors(params)
+            .take(5)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                let at = if at.is_empty() { "/".to_owned() } else { at };
+                format!("at {at}: {e}")
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "params do not match the schema of {}.{method}: {}",
+                p.name(),
+                errors.join("; ")
+            ))
+        }
+    }
+
     /// What an execution record names as where it ran, before it ran (`wasm:<plugin>`,
     /// `zmq:<id>@<address>`).
     pub fn location(&self) -> String {
@@ -159,6 +211,13 @@ impl Handlers {
         if let (Some(Handler::Remote(remote)), Some((_, connections))) =
             (self.known(id), &self.remote)
         {
+            if remote.status == crate::bridge::registry::OFFLINE {
+                // It said it stopped: waiting out a timeout for it would tell nothing more.
+                return Err(InvokeError::Offline {
+                    id: remote.id.clone(),
+                    since: remote.updated_at.to_rfc3339(),
+                });
+            }
             let instance = format!("zmq:{}@{}", remote.id, remote.address);
             let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
             return connections
@@ -166,13 +225,10 @@ impl Handlers {
                 .await
                 .map(|result| (result, instance));
         }
-        let call = self.runtime.invoke(id, method, params, ctx);
-        let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, call)
-                .await
-                .unwrap_or(Err(InvokeError::Timeout(limit))),
-            None => call.await,
-        };
+        let result = self
+            .runtime
+            .invoke_within(id, method, params, ctx, timeout)
+            .await;
         result.map(|o| {
             let instance = format!("wasm:{id}#{}", o.stats.measure.instance);
             (o.result, instance)

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,10 @@ use crate::runtime::{EventKind, Plugin, PluginEvent, Runtime, RuntimeError};
 use crate::scheduler::service::{Scheduler, SystemClock};
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
+mod lock;
+
+pub use self::lock::{DataDirLock, LOCK_FILE, LockError};
+
 /// How often the execution log is pruned to its retention (and the WAL checkpointed).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -35,6 +38,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another host runs on the data directory.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -48,7 +54,7 @@ pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
-        addr: SocketAddr,
+        addr: String,
         /// Why.
         source: std::io::Error,
     },
@@ -65,6 +71,9 @@ pub async fn serve(
         path: config.data_dir.clone(),
         source,
     })?;
+    // Held until the host has stopped: the scheduler, the store and the bridge are this
+    // process's alone.
+    let _lock = lock::lock(&config.data_dir)?;
     let database = config.database_url();
     let store = Store::open_url(&database).await?;
     tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
@@ -98,8 +107,16 @@ pub async fn serve(
     scheduler.recover(Utc::now()).await?;
 
     let (stop, stopped) = watch::channel(false);
-    let (zmq_endpoint, bridge_task) =
-        bridge::server::start(registry.clone(), &config.server.zmq_listen, stopped.clone()).await?;
+    let (zmq_endpoint, bridge_task) = bridge::server::start(
+        registry.clone(),
+        &config.server.zmq_listen,
+        (
+            config.server.remote_max_message,
+            config.server.remote_handshake_timeout,
+        ),
+        stopped.clone(),
+    )
+    .await?;
     let health_task = bridge::health::start(
         registry.clone(),
         connections.clone(),
@@ -107,15 +124,15 @@ pub async fn serve(
         stopped.clone(),
     );
 
-    let listen = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listen = &config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen.as_str())
         .await
         .map_err(|source| ServeError::Listen {
-            addr: listen,
+            addr: listen.clone(),
             source,
         })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen,
+        addr: listen.clone(),
         source,
     })?;
     let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir));
@@ -201,7 +218,10 @@ pub async fn serve(
     follow_task.abort();
     store.close().await;
     tracing::info!("stopped");
-    served.map_err(|source| ServeError::Listen { addr, source })
+    served.map_err(|source| ServeError::Listen {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Loads every plugin in the folder and records them as handlers; plugins recorded before whose

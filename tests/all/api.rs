@@ -118,6 +118,14 @@ async fn compat_routes_answer_as_schedulezero_does() {
     );
     assert_eq!(errors["errors"][0]["handler_id"], "misbehave");
 
+    // A malformed body clears nothing.
+    for bad in ["{bad", "[1, 2]", "\"all\""] {
+        let (status, refused) = host.post_raw("/api/executions/clear", bad).await;
+        assert_eq!(status, 400, "{bad}: {refused}");
+        assert_eq!(refused["error"]["code"], 400, "compat shape: {refused}");
+    }
+    let (_, stats) = host.get("/api/executions/stats").await;
+    assert_eq!(stats["total_executions"], 3, "nothing was cleared");
     assert_eq!(
         host.post("/api/executions/clear", &json!({})).await,
         (
@@ -429,6 +437,57 @@ async fn every_trigger_type_fires_and_runs_are_listed() {
     }
     let (_, date) = host.get("/api/v1/schedules/date").await;
     assert!(date["next_fire_time"].is_null());
+    assert_eq!(
+        date["state"], "completed",
+        "a one-shot that ran is completed"
+    );
+    let (_, done) = host.get("/api/v1/schedules?state=completed").await;
+    let ids: Vec<&str> = done["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["date"]);
+    let (_, active) = host.get("/api/v1/schedules?state=active").await;
+    assert_eq!(active["schedules"].as_array().unwrap().len(), 3);
+
+    // A date in the past is refused unless asked for, and then the misfire policy decides.
+    let past = json!({"type": "date", "run_date": "2020-01-01T00:00:00Z"});
+    let (status, refused) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "past", "handler": "ding-dong", "method": "ping", "trigger": past}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!("invalid_trigger"))
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in the past")
+    );
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &json!({"id": "past", "handler": "ding-dong", "method": "ping", "trigger": past,
+                    "allow_past_date": true, "policy": {"misfire_grace_time": "1m"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("past").await;
+            (!log.is_empty() && log[0]["status"] != "running").then_some(log)
+        })
+        .await;
+    assert_eq!(
+        log[0]["status"], "missed",
+        "six years late, one minute of grace: {log:?}"
+    );
     let (_, runs) = host.get("/api/v1/runs?schedule=interval&limit=1").await;
     let cursor = runs["next"]
         .as_str()
@@ -467,7 +526,7 @@ async fn retries_are_separate_attempts_and_overlap_is_recorded_as_skipped() {
         .post(
             "/api/v1/schedules",
             &json!({"id": "slow", "handler": "misbehave", "method": "sleep", "params": {"ms": 2000},
-                    "trigger": {"type": "date", "run_date": 0},
+                    "trigger": {"type": "date", "run_date": 0}, "allow_past_date": true,
                     "policy": {"max_attempts": 3, "timeout": "150ms", "retry_backoff": "20ms"}}),
         )
         .await;
@@ -491,6 +550,10 @@ async fn retries_are_separate_attempts_and_overlap_is_recorded_as_skipped() {
         log.iter().all(|e| e["run_id"] == log[0]["run_id"]),
         "one run, three attempts"
     );
+    // The schedule's timeout is the plugin's timeout in its metrics: counted, instance gone.
+    let (_, plugin) = host.get("/api/v1/plugins/misbehave").await;
+    assert_eq!(plugin["errors"]["timeout"], 3, "{plugin}");
+    assert_eq!(plugin["instances_discarded"], 3, "{plugin}");
 
     // A run that lasts longer than the interval: the next fire times are skipped, not dropped.
     let (status, _) = host
@@ -641,7 +704,7 @@ async fn sigkill_mid_run_loses_no_acknowledged_schedule_or_finished_record() {
         .post(
             "/api/v1/schedules",
             &json!({"id": "long", "handler": "misbehave", "method": "sleep", "params": {"ms": 700},
-                    "trigger": {"type": "date", "run_date": 0}, "policy": {"max_attempts": 2}}),
+                    "trigger": {"type": "date", "run_date": 0}, "allow_past_date": true, "policy": {"max_attempts": 2}}),
         )
         .await;
     assert_eq!(status, 201);
@@ -679,7 +742,7 @@ async fn sigkill_mid_run_loses_no_acknowledged_schedule_or_finished_record() {
         })
         .await;
     let attempts = attempts_of(&log);
-    assert_eq!(attempts, [(1, "error", "interrupted"), (2, "success", "")]);
+    assert_eq!(attempts, [(1, "retry", "interrupted"), (2, "success", "")]);
 }
 
 #[tokio::test]
@@ -689,7 +752,7 @@ async fn sigterm_lets_a_running_call_finish() {
         .post(
             "/api/v1/schedules",
             &json!({"id": "nap", "handler": "misbehave", "method": "sleep", "params": {"ms": 800},
-                    "trigger": {"type": "date", "run_date": 0}}),
+                    "trigger": {"type": "date", "run_date": 0}, "allow_past_date": true}),
         )
         .await;
     assert_eq!(status, 201);
@@ -748,6 +811,60 @@ async fn a_token_guards_every_route_but_health() {
     let out = crate::support::run_cli(data.path(), &["serve", "--listen", "0.0.0.0:0"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("API token"));
+
+    // So is a ZeroMQ endpoint beyond loopback without a shared secret.
+    let out = crate::support::run_cli(
+        data.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--zmq-listen",
+            "tcp://0.0.0.0:0",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.zmq_listen") && stderr.contains("--remote-secret"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_host_on_a_data_dir_is_refused_and_named() {
+    let mut host = TestHost::start();
+    let out = crate::support::run_cli(
+        host.data_dir(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--zmq-listen",
+            "tcp://127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another schedulezero host")
+            && stderr.contains(&format!("(pid {})", host.pid())),
+        "{stderr}"
+    );
+    // The first goes on; once it is gone (even killed), the directory is free again.
+    assert_eq!(host.get("/api/v1/health").await.0, 200);
+    host.kill();
+    host.restart();
+    assert_eq!(host.get("/api/v1/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_api_listens_on_a_host_name() {
+    let host = TestHost::start_with(&["--listen", "localhost:0"]);
+    let (status, info) = host.get("/api/v1/health").await;
+    assert_eq!(status, 200, "{info}");
 }
 
 #[tokio::test]
@@ -1219,4 +1336,68 @@ async fn schedules_show_their_last_outcome() {
         (by_id("ok"), by_id("bad")),
         (json!("success"), json!("error"))
     );
+}
+
+#[tokio::test]
+async fn params_are_checked_against_the_methods_schema() {
+    let host = TestHost::start();
+    let chime = |params: Value| {
+        json!({"id": "chime", "handler": "ding-dong", "method": "play_quarter_chime",
+               "params": params, "trigger": "0 * * * *"})
+    };
+    let (status, refused) = host
+        .post("/api/v1/schedules", &chime(json!({"quarter": "x"})))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!("invalid_params"))
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("/quarter"), "{message}");
+    assert_eq!(
+        host.get("/api/v1/schedules/chime").await.0,
+        404,
+        "nothing created"
+    );
+
+    let (status, _) = host
+        .post("/api/v1/schedules", &chime(json!({"quarter": 2})))
+        .await;
+    assert_eq!(status, 201);
+    let (status, refused) = host
+        .patch(
+            "/api/v1/schedules/chime",
+            &json!({"params": {"quarter": -1}}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!("invalid_params"))
+    );
+    let (_, kept) = host.get("/api/v1/schedules/chime").await;
+    assert_eq!(kept["params"], json!({"quarter": 2}), "unchanged");
+
+    // The compat routes, where ScheduleZero checks its fields: same refusal, their shape.
+    for route in ["/api/schedule", "/api/run_now"] {
+        let (status, refused) = host
+            .post(
+                route,
+                &json!({"handler_id": "ding-dong", "job_method": "play_quarter_chime",
+                        "job_params": {"quarter": "x"}, "trigger": {"type": "date", "run_date": 0}}),
+            )
+            .await;
+        assert_eq!(
+            (status, refused["error"]["code"].clone()),
+            (400, json!(400)),
+            "{route}"
+        );
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/quarter")
+        );
+    }
+    let (_, log) = host.get("/api/executions").await;
+    assert_eq!(log["count"], 0, "nothing ran");
 }

@@ -172,6 +172,40 @@ fn flags_beat_environment_beats_file() {
 }
 
 #[test]
+fn config_never_prints_a_secret() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("sz.toml");
+    std::fs::write(
+        &file,
+        "[server]\napi_token = 'token-0123456789abcdef'\nremote_secret = 'secret-0123456789abcdef'\n\
+         [plugins.ding-dong]\nconfig = { password = 'hunter2-hunter2' }\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        data.path(),
+        &["config", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in ["token-0123", "secret-0123", "hunter2"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    let c: toml::Table = text.parse().unwrap();
+    assert_eq!(c["server"]["api_token"].as_str(), Some("<redacted>"));
+    assert_eq!(c["server"]["remote_secret"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        c["plugins"]["ding-dong"]["config"]["password"].as_str(),
+        Some("<redacted>"),
+        "the name stays, the value goes"
+    );
+}
+
+#[test]
 fn help_is_useful() {
     let data = tempfile::tempdir().unwrap();
     for args in [

@@ -220,7 +220,8 @@ async fn runs_a_killed_host_left_behind_go_on_or_end() {
     assert_eq!(
         seen,
         [
-            (1, ExecutionStatus::Error, Some("interrupted")),
+            // Interrupted, and retried: `retry`, as any attempt that has a next one.
+            (1, ExecutionStatus::Retry, Some("interrupted")),
             (2, ExecutionStatus::Success, None)
         ]
     );

@@ -104,7 +104,11 @@ async fn check_job(
     let method = string_field(obj, "job_method")?
         .ok_or_else(|| bad("`job_method` must be a string"))?
         .to_owned();
-    match handlers::check(state, &handler_id, &method).await {
+    let params = obj.get("job_params").cloned().unwrap_or(Value::Null);
+    // ScheduleZero checks that the params are an object after the handler and method: so do we,
+    // then against the method's schema.
+    let schema_params = params.is_object().then_some(&params);
+    match handlers::check(state, &handler_id, &method, schema_params).await {
         Ok(()) => {}
         Err(handlers::Missing::Handler) => {
             return Err(ApiError::not_found(
@@ -119,8 +123,8 @@ async fn check_job(
                 known.join(", ")
             )));
         }
+        Err(handlers::Missing::Params(why)) => return Err(bad(why)),
     }
-    let params = obj.get("job_params").cloned().unwrap_or(Value::Null);
     if !params.is_object() {
         return Err(bad("job_params must be a JSON object"));
     }
@@ -373,7 +377,12 @@ async fn errors(State(state): Shared, Query(q): Query<ErrorsQuery>) -> Result<Re
     )
 }
 
-async fn clear(State(state): Shared) -> Result<Response, ApiError> {
+/// Takes no body; one that is there must be JSON (an object), or nothing is cleared: a client
+/// that sent something malformed did not mean to wipe the log.
+async fn clear(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    if !matches!(body, Value::Null | Value::Object(_)) {
+        return Err(bad("the body, when there is one, must be a JSON object"));
+    }
     state.store.clear_executions().await.map_err(store_error)?;
     Ok(
         axum::Json(json!({ "status": "success", "message": "Execution history cleared" }))

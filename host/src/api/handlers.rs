@@ -161,19 +161,30 @@ pub enum Missing {
     Handler,
     /// The handler has no such method; these are the ones it has.
     Method(Vec<String>),
+    /// The params do not match the method's JSON Schema; why.
+    Params(String),
 }
 
 fn handlers(state: &AppState) -> &Handlers {
     state.scheduler.dispatcher().handlers()
 }
 
-/// Checks that `id` is a handler with `method`, without building its whole view (this is on the
-/// path of every create and run-now).
-pub async fn check(state: &AppState, id: &str, method: &str) -> Result<(), Missing> {
+/// Checks that `id` is a handler with `method` and, when `params` are given, that they match the
+/// method's JSON Schema; without building the handler's whole view (this is on the path of
+/// every create and run-now).
+pub async fn check(
+    state: &AppState,
+    id: &str,
+    method: &str,
+    params: Option<&serde_json::Value>,
+) -> Result<(), Missing> {
     match handlers(state).find(id).await {
         None => Err(Missing::Handler),
-        Some(h) if h.has_method(method) => Ok(()),
-        Some(h) => Err(Missing::Method(h.method_names())),
+        Some(h) if !h.has_method(method) => Err(Missing::Method(h.method_names())),
+        Some(h) => match params {
+            Some(params) => h.check_params(method, params).map_err(Missing::Params),
+            None => Ok(()),
+        },
     }
 }
 

@@ -38,7 +38,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/host", get(host))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/handlers", get(list_handlers))
-        .route("/api/v1/handlers/{id}", get(get_handler))
+        .route(
+            "/api/v1/handlers/{id}",
+            get(get_handler).delete(forget_handler),
+        )
         .route(
             "/api/v1/schedules",
             get(list_schedules).post(create_schedule),
@@ -129,9 +132,48 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn list_handlers(State(state): Shared) -> Result<Response, ApiError> {
-    let all = handlers::all(&state).await?;
-    Ok(ok(json!({ "handlers": all })))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandlerList {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// Handlers in id order, a page at a time (`next` is the `after` of the next page).
+async fn list_handlers(
+    State(state): Shared,
+    Query(q): Query<HandlerList>,
+) -> Result<Response, ApiError> {
+    let limit = page(q.limit) as usize;
+    let mut all = handlers::all(&state).await?;
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let from = q
+        .after
+        .as_deref()
+        .map_or(0, |after| all.partition_point(|h| h.id.as_str() <= after));
+    let page: Vec<_> = all.into_iter().skip(from).take(limit).collect();
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|h| h.id.clone()))
+        .flatten();
+    Ok(ok(json!({ "handlers": page, "next": next })))
+}
+
+/// Forgets a remote handler (one that went away for good); a plugin goes with its file.
+async fn forget_handler(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(h) = state.registry.forget(&id).await? {
+        return Ok(ok(json!({ "forgotten": h.id, "address": h.address })));
+    }
+    if state.runtime.plugin(&id).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "handler_is_plugin",
+            format!("`{id}` is a plugin: remove its file from the plugins folder instead"),
+        ));
+    }
+    Err(unknown_handler(&id))
 }
 
 async fn get_handler(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -171,8 +213,13 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Checks that `handler` exists and has `method`.
-async fn check_target(state: &AppState, handler: &str, method: &str) -> Result<(), ApiError> {
-    match handlers::check(state, handler, method).await {
+async fn check_target(
+    state: &AppState,
+    handler: &str,
+    method: &str,
+    params: &Value,
+) -> Result<(), ApiError> {
+    match handlers::check(state, handler, method, Some(params)).await {
         Ok(()) => Ok(()),
         Err(handlers::Missing::Handler) => Err(unknown_handler(handler)),
         Err(handlers::Missing::Method(known)) => Err(ApiError::new(
@@ -183,7 +230,12 @@ async fn check_target(state: &AppState, handler: &str, method: &str) -> Result<(
                 known.join(", ")
             ),
         )),
+        Err(handlers::Missing::Params(why)) => Err(invalid_params(why)),
     }
+}
+
+fn invalid_params(why: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", why)
 }
 
 fn check_policy(policy: &SchedulePolicy) -> Result<(), ApiError> {
@@ -219,6 +271,36 @@ struct NewSchedule {
     paused: bool,
     #[serde(default)]
     conflict_policy: ConflictPolicy,
+    /// A date trigger may be in the past (it is then due at once, and its misfire policy decides
+    /// whether it runs or is recorded as missed).
+    #[serde(default)]
+    allow_past_date: bool,
+}
+
+/// How far in the past a date may be and still count as "now" (a client's clock and latency).
+const PAST_DATE_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
+/// Refuses a date trigger in the past unless the caller allowed it: a one-shot job meant for a
+/// time that is gone is more likely a mistake (a wrong year, a local time read as UTC) than a
+/// wish to run it now.
+fn refuse_past_date(
+    trigger: &TriggerSpec,
+    now: DateTime<Utc>,
+    allowed: bool,
+) -> Result<(), ApiError> {
+    match trigger {
+        TriggerSpec::Date { run_date } if !allowed && *run_date < now - PAST_DATE_SLACK => {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_trigger",
+                format!(
+                    "run_date {} is in the past; set \"allow_past_date\": true to schedule it anyway (it is then due at once, and misfire_grace_time decides whether it runs)",
+                    run_date.to_rfc3339()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn empty_object() -> Value {
@@ -229,10 +311,11 @@ async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Respo
     let req: NewSchedule = typed(body)?;
     let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     check_id(&id)?;
-    check_target(&state, &req.handler, &req.method).await?;
+    check_target(&state, &req.handler, &req.method, &req.params).await?;
     let now = Utc::now();
     let (trigger, compiled) =
         TriggerSpec::read_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
+    refuse_past_date(&trigger, now, req.allow_past_date)?;
     let policy = match req.policy {
         Some(p) => policy_from(p)?,
         None => SchedulePolicy::default(),
@@ -275,8 +358,19 @@ async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Respo
 struct ScheduleList {
     handler: Option<String>,
     paused: Option<bool>,
+    /// `active`, `paused` or `completed` (no fire time left: a one-shot that ran, an ended
+    /// cron or interval).
+    state: Option<ScheduleState>,
     limit: Option<u32>,
     after: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ScheduleState {
+    Active,
+    Paused,
+    Completed,
 }
 
 async fn list_schedules(
@@ -288,7 +382,16 @@ async fn list_schedules(
         .store
         .list_schedules(&ScheduleQuery {
             handler_id: q.handler,
-            paused: q.paused,
+            paused: match q.state {
+                Some(ScheduleState::Active) => Some(false),
+                Some(ScheduleState::Paused) => Some(true),
+                _ => q.paused,
+            },
+            completed: match q.state {
+                Some(ScheduleState::Active) => Some(false),
+                Some(ScheduleState::Completed) => Some(true),
+                _ => None,
+            },
             after_id: q.after,
             limit,
         })
@@ -335,6 +438,8 @@ struct ScheduleChange {
     trigger: Option<Value>,
     policy: Option<serde_json::Map<String, Value>>,
     paused: Option<bool>,
+    #[serde(default)]
+    allow_past_date: bool,
 }
 
 async fn update_schedule(
@@ -345,13 +450,19 @@ async fn update_schedule(
     let change: ScheduleChange = typed(body)?;
     let mut s = load_schedule(&state, &id).await?;
     let now = Utc::now();
-    if change.handler.is_some() || change.method.is_some() {
-        s.handler_id = change.handler.unwrap_or(s.handler_id);
-        s.method = change.method.unwrap_or(s.method);
-        check_target(&state, &s.handler_id, &s.method).await?;
+    let retargeted = change.handler.is_some() || change.method.is_some();
+    let new_params = change.params.is_some();
+    if let Some(h) = change.handler {
+        s.handler_id = h;
+    }
+    if let Some(m) = change.method {
+        s.method = m;
     }
     if let Some(params) = change.params {
         s.params = params;
+    }
+    if retargeted || new_params {
+        check_target(&state, &s.handler_id, &s.method, &s.params).await?;
     }
     if let Some(patch) = change.policy {
         // Only the fields given change.
@@ -364,6 +475,7 @@ async fn update_schedule(
     if let Some(trigger) = change.trigger {
         let (spec, compiled) =
             TriggerSpec::read_json(&trigger, now).map_err(|e| ApiError::trigger(&e))?;
+        refuse_past_date(&spec, now, change.allow_past_date)?;
         s.trigger = spec;
         s.next_fire = compiled.first_fire(now);
     }
@@ -448,6 +560,12 @@ async fn run_now(
     Query(q): Query<RunNowQuery>,
 ) -> Result<Response, ApiError> {
     let s = load_schedule(&state, &id).await?;
+    // The handler may have changed since the schedule was made (a new version, a new schema).
+    if let Err(handlers::Missing::Params(why)) =
+        handlers::check(&state, &s.handler_id, &s.method, Some(&s.params)).await
+    {
+        return Err(invalid_params(why));
+    }
     let (run, outcome) = match state.scheduler.run_now(s, Utc::now()).await {
         Ok(started) => started,
         Err(RunNowError::OverlapLimit(id)) => {
@@ -712,6 +830,8 @@ struct Preview {
     trigger: Value,
     #[serde(default = "five")]
     count: usize,
+    #[serde(default)]
+    allow_past_date: bool,
 }
 
 fn five() -> usize {
@@ -723,6 +843,7 @@ fn fire_times(req: &Preview) -> Result<Value, ApiError> {
     let now = Utc::now();
     let (spec, trigger) =
         TriggerSpec::read_json(&req.trigger, now).map_err(|e| ApiError::trigger(&e))?;
+    refuse_past_date(&spec, now, req.allow_past_date)?;
     let count = req.count.clamp(1, 100);
     let mut fires = Vec::with_capacity(count);
     if let Some(first) = trigger.first_fire(now) {

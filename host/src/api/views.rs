@@ -79,11 +79,22 @@ pub fn schedule_v1(s: &Schedule) -> Value {
         "timezone": zone(&s.trigger).name(),
         "policy": s.policy,
         "paused": s.paused,
+        "state": schedule_state(s),
         "next_fire_time": s.next_fire.map(utc),
         "next_fire_time_local": s.next_fire.map(|t| local(t, &s.trigger)),
         "created_at": utc(s.created_at),
         "updated_at": utc(s.updated_at),
     })
+}
+
+/// `completed` when no fire time is left (a one-shot that ran, a cron or interval past its end),
+/// else `paused` or `active`.
+pub fn schedule_state(s: &Schedule) -> &'static str {
+    match (s.next_fire, s.paused) {
+        (None, _) => "completed",
+        (Some(_), true) => "paused",
+        (Some(_), false) => "active",
+    }
 }
 
 /// A schedule in ScheduleZero's `/api/schedules` form.

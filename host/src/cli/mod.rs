@@ -17,7 +17,15 @@ use crate::runtime::{InvokeError, JobContext, LoadReport, Runtime};
 
 /// ScheduleZero: a job scheduler whose handlers are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
-#[command(name = "schedulezero", version, about, long_about = None, propagate_version = true)]
+// A flag given twice takes its last value, as in most command-line tools.
+#[command(
+    name = "schedulezero",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -167,10 +175,11 @@ pub enum BenchName {
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct ServeArgs {
     /// Address of the REST API. A non-loopback address needs an API token.
-    #[arg(long, env = "SCHEDULEZERO_LISTEN", value_name = "ADDR:PORT")]
-    pub listen: Option<std::net::SocketAddr>,
+    #[arg(long, env = "SCHEDULEZERO_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
     /// The store. Default: a SQLite file in the data directory.
     #[arg(long, env = "SCHEDULEZERO_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
@@ -319,8 +328,8 @@ fn init_logging(global: &GlobalArgs) {
 
 impl ServeArgs {
     fn apply(&self, c: &mut Config) {
-        if let Some(v) = self.listen {
-            c.server.listen = v;
+        if let Some(v) = &self.listen {
+            c.server.listen.clone_from(v);
         }
         if let Some(v) = &self.database_url {
             c.server.database_url = Some(v.clone());
@@ -392,7 +401,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
         }
     }
     if let Command::Config = command {
-        return match toml::to_string_pretty(&config) {
+        return match toml::to_string_pretty(&config.redacted()) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS

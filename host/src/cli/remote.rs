@@ -40,8 +40,11 @@ pub enum SchedulesCommand {
         #[arg(long)]
         handler: Option<String>,
         /// Only paused ones.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "state")]
         paused: bool,
+        /// Only those in this state: active, paused, or completed (no fire time left).
+        #[arg(long, value_parser = ["active", "paused", "completed"])]
+        state: Option<String>,
     },
     /// Delete a schedule.
     Rm {
@@ -93,6 +96,10 @@ pub struct AddArgs {
     /// A date: ISO 8601 (with an offset, or host local time) or a Unix timestamp.
     #[arg(long, group = "when", value_name = "DATE")]
     pub at: Option<String>,
+    /// Accept an --at date in the past: the run is due at once, and --misfire-grace-time
+    /// decides whether it runs or is recorded as missed.
+    #[arg(long, requires = "at")]
+    pub allow_past: bool,
     /// The IANA time zone a cron expression is read in. Default: UTC.
     #[arg(long, requires = "cron", value_name = "ZONE")]
     pub timezone: Option<String>,
@@ -147,8 +154,21 @@ pub struct ExecutionsArgs {
 /// Arguments of `handlers`.
 #[derive(Debug, Args)]
 pub struct HandlersArgs {
+    #[command(subcommand)]
+    action: Option<HandlersAction>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// What `handlers` does besides listing.
+#[derive(Debug, clap::Subcommand)]
+enum HandlersAction {
+    /// Forget a remote handler that went away for good: it is no longer listed, pinged or
+    /// called, until it registers again.
+    Forget {
+        /// The remote handler's id.
+        id: String,
+    },
 }
 
 /// A failed request: what to print and the exit code.
@@ -293,7 +313,11 @@ async fn schedules_with(
                 );
             }
         }
-        SchedulesCommand::List { handler, paused } => {
+        SchedulesCommand::List {
+            handler,
+            paused,
+            state,
+        } => {
             let mut all = Vec::new();
             let mut after: Option<String> = None;
             loop {
@@ -303,6 +327,9 @@ async fn schedules_with(
                 }
                 if paused {
                     path.push_str("&paused=true");
+                }
+                if let Some(state) = &state {
+                    path.push_str(&format!("&state={state}"));
                 }
                 if let Some(a) = &after {
                     path.push_str(&format!("&after={}", encode(a)));
@@ -444,6 +471,7 @@ fn add_body(a: AddArgs) -> Result<Value, Failure> {
         "method": a.method,
         "params": params,
         "trigger": trigger,
+        "allow_past_date": a.allow_past,
         "paused": a.paused,
     });
     if let Some(id) = a.id {
@@ -468,20 +496,16 @@ fn text(v: &Value) -> String {
 
 fn print_schedules(all: &[Value]) {
     println!(
-        "{:<28} {:<24} {:<30} {:<7} NEXT FIRE",
+        "{:<28} {:<24} {:<30} {:<9} NEXT FIRE",
         "ID", "HANDLER.METHOD", "TRIGGER", "STATE"
     );
     for s in all {
         println!(
-            "{:<28} {:<24} {:<30} {:<7} {}",
+            "{:<28} {:<24} {:<30} {:<9} {}",
             text(&s["id"]),
             format!("{}.{}", text(&s["handler"]), text(&s["method"])),
             text(&s["trigger_text"]),
-            if s["paused"].as_bool() == Some(true) {
-                "paused"
-            } else {
-                "active"
-            },
+            text(&s["state"]),
             text(&s["next_fire_time_local"]),
         );
     }
@@ -540,9 +564,37 @@ pub async fn handlers(config: &Config, args: HandlersArgs) -> ExitCode {
     let json_out = args.client.json;
     let result = async {
         let client = Client::new(config, &args.client)?;
-        let listed = client
-            .send(reqwest::Method::GET, "/api/v1/handlers", None)
-            .await?;
+        if let Some(HandlersAction::Forget { id }) = &args.action {
+            let gone = client
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/handlers/{}", encode(id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                println!("{gone}");
+            } else {
+                println!("forgot remote handler {id} ({})", text(&gone["address"]));
+            }
+            return Ok(());
+        }
+        // Every page: a host may know many remote handlers.
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(a) => format!("/api/v1/handlers?limit=1000&after={}", encode(a)),
+                None => "/api/v1/handlers?limit=1000".to_owned(),
+            };
+            let page = client.send(reqwest::Method::GET, &path, None).await?;
+            all.extend(page["handlers"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let listed = serde_json::json!({ "handlers": all });
         if json_out {
             println!("{listed}");
             return Ok(());

@@ -292,27 +292,37 @@ impl Scheduler {
     /// with its next attempt if it has attempts left, or ends as an error. Call it once, before
     /// the first step.
     pub async fn recover(&self, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
-        let mut recovered = Recovered {
-            interrupted: self.store.interrupt_running_executions(now).await?,
-            ..Recovered::default()
-        };
+        // First what becomes of each unfinished run, so that an attempt cut short says `retry`
+        // when its run goes on and `error` when it ends there.
+        let mut resumed = Vec::new();
+        let mut ended = Vec::new();
         for run in self.store.unfinished_runs(u32::MAX).await? {
             let Some(schedule) = self.store.schedule(&run.schedule_id).await? else {
-                self.store
-                    .set_run_status(&run.id, RunStatus::Error, now)
-                    .await?;
-                recovered.ended += 1;
+                ended.push(run.id);
                 continue;
             };
             let next_attempt = self.store.last_attempt(&run.id).await? + 1;
             if next_attempt > schedule.policy.max_attempts.max(1) {
-                self.store
-                    .set_run_status(&run.id, RunStatus::Error, now)
-                    .await?;
-                recovered.ended += 1;
+                ended.push(run.id);
                 continue;
             }
-            let due = DueRun { run, schedule };
+            resumed.push((DueRun { run, schedule }, next_attempt));
+        }
+        let retried: Vec<String> = resumed.iter().map(|(due, _)| due.run.id.clone()).collect();
+        let mut recovered = Recovered {
+            interrupted: self
+                .store
+                .interrupt_running_executions(now, &retried)
+                .await?,
+            ..Recovered::default()
+        };
+        for run_id in ended {
+            self.store
+                .set_run_status(&run_id, RunStatus::Error, now)
+                .await?;
+            recovered.ended += 1;
+        }
+        for (due, next_attempt) in resumed {
             // A resumed run takes its place among the running regardless of the overlap limit:
             // it was admitted before the restart.
             let guard = {

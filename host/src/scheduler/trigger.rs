@@ -48,6 +48,10 @@ pub enum TriggerError {
     /// The end is before the start.
     #[error("end_time is before start_time")]
     EndBeforeStart,
+    /// A cron or interval with no fire time ahead (a cron that matches no date, such as
+    /// `0 0 31 2 *`, or an end time already past).
+    #[error("the trigger never fires: {0}")]
+    NeverFires(String),
 }
 
 /// When a schedule fires, as written by a user and kept in the store.
@@ -189,6 +193,7 @@ impl TriggerSpec {
             }
         };
         let ready = spec.compile()?;
+        ready.check_fires(now)?;
         Ok((spec, ready))
     }
 
@@ -244,6 +249,7 @@ impl TriggerSpec {
             }
         };
         let ready = spec.compile()?;
+        ready.check_fires(now)?;
         Ok((spec, ready))
     }
 
@@ -371,10 +377,12 @@ impl Trigger {
                 if after < *anchor {
                     Some(*anchor)
                 } else {
-                    let elapsed = (after - *anchor).num_nanoseconds()?;
-                    let step = period.num_nanoseconds()?;
+                    // Microseconds, the store's precision: nanoseconds overflow an i64 some 292
+                    // years from the anchor (a start time in 1600 would never fire).
+                    let elapsed = (after - *anchor).num_microseconds()?;
+                    let step = period.num_microseconds()?;
                     let k = elapsed / step + 1;
-                    anchor.checked_add_signed(TimeDelta::nanoseconds(k.checked_mul(step)?))
+                    anchor.checked_add_signed(TimeDelta::microseconds(k.checked_mul(step)?))
                 }
             }
             Kind::Cron { cron, tz } => {
@@ -388,6 +396,20 @@ impl Trigger {
             Some(end) if next > end => None,
             _ => Some(next),
         }
+    }
+
+    /// Refuses a cron or interval that has no fire time at or after `now` (a date trigger has its
+    /// one date, past or not).
+    pub fn check_fires(&self, now: DateTime<Utc>) -> Result<(), TriggerError> {
+        if matches!(self.kind, Kind::Date { .. }) || self.first_fire(now).is_some() {
+            return Ok(());
+        }
+        Err(TriggerError::NeverFires(match (&self.kind, self.end) {
+            (_, Some(end)) if end < now => format!("its end_time {} is past", end.to_rfc3339()),
+            (Kind::Cron { .. }, _) => "no date matches the expression".to_owned(),
+            _ => "no fire time can be computed (is the start time within the years 1 to 9999?)"
+                .to_owned(),
+        }))
     }
 
     /// The fire times after `after`, in order (at most `limit` of them).
@@ -804,6 +826,33 @@ mod tests {
         .compile()
         .unwrap();
         assert_eq!(t.first_fire(now), Some(utc("2026-02-13T00:00:00Z")));
+    }
+
+    #[test]
+    fn an_interval_anchored_centuries_ago_fires_and_a_cron_that_cannot_is_refused() {
+        let now = utc("2026-01-01T00:00:30Z");
+        let (_, t) = TriggerSpec::read_json(
+            &json!({"type": "interval", "every_seconds": 60, "start_time": "1600-01-01T00:00:00Z"}),
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.first_fire(now), Some(utc("2026-01-01T00:01:00Z")));
+
+        let never = TriggerSpec::read_json(&json!("0 0 31 2 *"), now).unwrap_err();
+        assert!(
+            matches!(&never, TriggerError::NeverFires(m) if m.contains("no date")),
+            "{never}"
+        );
+        let ended = TriggerSpec::read_json(
+            &json!({"type": "cron", "expression": "* * * * *", "end_time": "2025-01-01T00:00:00Z"}),
+            now,
+        )
+        .unwrap_err();
+        assert!(ended.to_string().contains("is past"), "{ended}");
+        assert!(matches!(
+            TriggerSpec::read_compat(&json!({"type": "cron", "month": 2, "day": 30}), now),
+            Err(TriggerError::NeverFires(_))
+        ));
     }
 
     #[test]

@@ -295,19 +295,25 @@ impl Store {
             .map(drop)
     }
 
-    /// Ends every attempt still marked running as an error (code `interrupted`): after a host
-    /// stopped without finishing them. Returns how many. (A single-host store: with several hosts
+    /// Ends every attempt still marked running (code `interrupted`): after a host stopped without
+    /// finishing them. An attempt of a run in `retried_runs` (one that goes on to its next
+    /// attempt) ends as `retry`, any other as `error`. Returns how many. (A single-host store: with several hosts
     /// on one database this becomes per-host, with leases.)
     pub async fn interrupt_running_executions(
         &self,
         now: DateTime<Utc>,
+        retried_runs: &[String],
     ) -> Result<u64, StoreError> {
         let _gate = self.gate.lock().await;
         let now_us = now.timestamp_micros();
+        let retried = serde_json::to_string(retried_runs).unwrap_or_else(|_| "[]".to_owned());
         let done = sqlx::query(
-            "UPDATE executions SET status = 'error', completed_us = ?, duration_us = MAX(0, ? - started_us), \
+            "UPDATE executions SET \
+             status = CASE WHEN run_id IN (SELECT value FROM json_each(?)) THEN 'retry' ELSE 'error' END, \
+             completed_us = ?, duration_us = MAX(0, ? - started_us), \
              error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'",
         )
+        .bind(retried)
         .bind(now_us)
         .bind(now_us)
         .execute(&self.pool)

@@ -106,6 +106,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a remote handler. Returns whether one was recorded. Committed on return.
+    pub async fn delete_remote_handler(&self, id: &str) -> Result<bool, StoreError> {
+        let _gate = self.gate.lock().await;
+        let done = sqlx::query("DELETE FROM handlers WHERE id = ? AND kind = 'remote'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Every handler recorded, by id.
     pub async fn handlers(&self) -> Result<Vec<HandlerRecord>, StoreError> {
         let rows = sqlx::query(

@@ -121,6 +121,27 @@ impl Store {
             // A local file does not drop connections: pinging one on every acquire would cost a
             // round trip to its worker thread on every query.
             .test_before_acquire(false)
+            // A connection must come back out of any transaction. After a failed write (a full
+            // disk, say) SQLite may have rolled the transaction back by itself, the ROLLBACK
+            // queued when it was dropped then fails, and the connection would answer every
+            // later BEGIN with "begin_with at non-zero transaction depth" for good. Such a
+            // connection is closed and replaced instead of going back to the pool. The depth is
+            // an atomic read; only a connection still in a transaction pays a round trip (the
+            // ping lets a ROLLBACK queued by a dropped transaction run first).
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if conn.is_in_transaction()
+                        && (conn.ping().await.is_err() || conn.is_in_transaction())
+                    {
+                        tracing::warn!(
+                            "store: a connection left in a failed transaction is replaced"
+                        );
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;

@@ -135,8 +135,10 @@ pub enum Inserted {
 pub struct ScheduleQuery {
     /// Only this handler's schedules.
     pub handler_id: Option<String>,
-    /// Only paused (or only active) schedules.
+    /// Only paused (or only unpaused) schedules.
     pub paused: Option<bool>,
+    /// Only completed schedules, with no fire time left (or only those with one).
+    pub completed: Option<bool>,
     /// Only ids after this one (the last id of the previous page).
     pub after_id: Option<String>,
     /// The page size.
@@ -285,12 +287,14 @@ impl Store {
             "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
              FROM schedules \
              WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR paused = ?2) AND (?3 IS NULL OR id > ?3) \
+             AND (?5 IS NULL OR (next_fire_us IS NULL) = ?5) \
              ORDER BY id LIMIT ?4",
         )
         .bind(q.handler_id.as_deref())
         .bind(q.paused)
         .bind(q.after_id.as_deref())
         .bind(i64::from(q.limit))
+        .bind(q.completed)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(read).collect()

@@ -151,7 +151,7 @@ export default {
 
 async function loadChoices() {
   try {
-    const [s, hs] = await Promise.all([api("/api/v1/schedules?limit=1000"), api("/api/v1/handlers")]);
+    const [s, hs] = await Promise.all([api("/api/v1/schedules?limit=1000"), api("/api/v1/handlers?limit=1000")]);
     if (!els) return;
     schedules = s.schedules;
     const ids = schedules.map((x) => x.id);

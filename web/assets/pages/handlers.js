@@ -32,7 +32,7 @@ export default {
   },
 
   async refresh() {
-    const [plugins, handlers] = await Promise.all([api("/api/v1/plugins"), api("/api/v1/handlers")]);
+    const [plugins, handlers] = await Promise.all([api("/api/v1/plugins"), api("/api/v1/handlers?limit=1000")]);
     const live = plugins.plugins.filter((p) => p.live_instances > 0);
     const instances = await Promise.all(live.map((p) =>
       api(`/api/v1/plugins/${encodeURIComponent(p.name)}/instances`)

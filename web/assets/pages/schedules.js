@@ -14,7 +14,7 @@ export default {
 
   mount(view, context) {
     ctx = context;
-    stateFilter = ["active", "paused"].includes(ctx.params.get("state")) ? ctx.params.get("state") : "";
+    stateFilter = ["active", "paused", "completed"].includes(ctx.params.get("state")) ? ctx.params.get("state") : "";
     const filter = h("select", { id: "schedule-state", onchange: (e) => {
       stateFilter = e.target.value;
       ctx.setParams(new URLSearchParams(stateFilter ? { state: stateFilter } : {}));
@@ -22,7 +22,8 @@ export default {
     } },
     h("option", { value: "" }, "all"),
     h("option", { value: "active" }, "active"),
-    h("option", { value: "paused" }, "paused"));
+    h("option", { value: "paused" }, "paused"),
+    h("option", { value: "completed" }, "completed"));
     filter.value = stateFilter;
     els = { body: h("tbody", {}), count: h("span", { class: "muted" }) };
     view.append(
@@ -47,8 +48,8 @@ export default {
   },
 
   async refresh() {
-    const paused = stateFilter === "" ? undefined : stateFilter === "paused";
-    const list = await api(`/api/v1/schedules${query({ paused, limit: 1000 })}`);
+    const state = stateFilter || undefined;
+    const list = await api(`/api/v1/schedules${query({ state, limit: 1000 })}`);
     if (!els) return;
     rows(els.body, list.schedules, row,
       emptyRow(7, stateFilter ? `No ${stateFilter} schedules.` : "No schedules yet: create one with “New schedule”."));
@@ -76,7 +77,7 @@ function row(s) {
     h("td", {}, last
       ? [badge(last.status), agoEl(last.fire_time, "div", { class: "muted" })]
       : h("span", { class: "muted" }, "never run")),
-    h("td", {}, badge(s.paused ? "paused" : "active")),
+    h("td", {}, badge(s.state)),
     h("td", { class: "actions-cell" },
       h("button", { type: "button", class: "small", onclick: () => openForm(s), "aria-label": `Edit ${s.id}` }, "Edit"),
       s.paused
@@ -305,7 +306,7 @@ async function openForm(s) {
   $("f-id").disabled = Boolean(s);
   $("f-paused").closest(".field").hidden = Boolean(s);
   try {
-    handlerList = (await api("/api/v1/handlers")).handlers;
+    handlerList = (await api("/api/v1/handlers?limit=1000")).handlers;
   } catch (e) {
     ctx.toast(`Cannot list handlers: ${e.message}`, "error");
     return;
