@@ -101,6 +101,10 @@ pub struct ServerConfig {
     pub api_token: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Below this many free bytes on the data directory's volume the host takes no new work
+    /// (schedule writes answer 507 `storage_full`, the scheduler claims nothing) and reads go
+    /// on, until space returns; 0 turns the floor off.
+    pub min_free_space: u64,
     /// This host's name, as `/api/config` reports it.
     pub instance_name: String,
     /// A line about this host, as `/api/config` reports it.
@@ -122,6 +126,7 @@ impl Default for ServerConfig {
             history_interval: Duration::from_secs(10),
             api_token: None,
             max_body_bytes: 1024 * 1024,
+            min_free_space: 64 * 1024 * 1024,
             instance_name: "schedulezero".to_owned(),
             description: "ScheduleZero host".to_owned(),
             admin_contact: String::new(),

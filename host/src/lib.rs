@@ -22,6 +22,7 @@ pub mod history;
 pub mod runtime;
 pub mod scheduler;
 pub mod serve;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 

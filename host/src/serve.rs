@@ -18,6 +18,7 @@ use crate::dispatch::Dispatcher;
 use crate::history::History;
 use crate::runtime::{EventKind, Plugin, PluginEvent, Runtime, RuntimeError};
 use crate::scheduler::service::{Scheduler, SystemClock};
+use crate::storage::Storage;
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
 mod lock;
@@ -77,8 +78,18 @@ pub async fn serve(
     let database = config.database_url();
     let store = Store::open_url(&database).await?;
     tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
+    let storage = Storage::new(&config.data_dir, config.server.min_free_space);
     let runtime = Arc::new(Runtime::new((*config).clone())?);
-    sync_plugins(&runtime, &store).await?;
+    // On a full volume the host still starts and serves reads: what it cannot write now waits
+    // for space (`follow_storage`).
+    let mut pending = Pending::default();
+    match sync_plugins(&runtime, &store).await {
+        Err(ServeError::Store(e)) if e.is_full() => {
+            tracing::warn!(error = %e, "cannot record the plugins: the disk is full; again once space returns");
+            pending.plugins = true;
+        }
+        other => other?,
+    }
     let governor = runtime.start_governor();
     // From here on the folder is watched, against the files as they were loaded: a file that
     // changed since is loaded again.
@@ -104,7 +115,16 @@ pub async fn serve(
         dispatcher,
         config.scheduler.batch,
     ));
-    scheduler.recover(Utc::now()).await?;
+    match scheduler.recover(Utc::now()).await {
+        Err(e) if e.is_full() => {
+            tracing::warn!(error = %e, "cannot pick up unfinished runs: the disk is full; the scheduler waits for space");
+            pending.recover = true;
+        }
+        other => {
+            other?;
+        }
+    }
+    scheduler.hold(storage.is_low() || pending.recover);
 
     let (stop, stopped) = watch::channel(false);
     let (zmq_endpoint, bridge_task) = bridge::server::start(
@@ -117,6 +137,15 @@ pub async fn serve(
         stopped.clone(),
     )
     .await?;
+    let storage_task = storage.start(stopped.clone());
+    let follow_storage_task = tokio::spawn(follow_storage(
+        storage.clone(),
+        scheduler.clone(),
+        runtime.clone(),
+        store.clone(),
+        pending,
+        stopped.clone(),
+    ));
     let health_task = bridge::health::start(
         registry.clone(),
         connections.clone(),
@@ -155,6 +184,7 @@ pub async fn serve(
         registry,
         connections,
         zmq_endpoint: zmq_endpoint.clone(),
+        storage,
     });
     let router = api::router(state);
 
@@ -213,6 +243,8 @@ pub async fn serve(
     let _ = bridge_task.await;
     let _ = health_task.await;
     let _ = history_task.await;
+    let _ = storage_task.await;
+    let _ = follow_storage_task.await;
     drop(watch);
     governor.abort();
     follow_task.abort();
@@ -224,10 +256,59 @@ pub async fn serve(
     })
 }
 
+/// Writes the start could not make for lack of space.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    /// The plugins are not recorded as handlers.
+    plugins: bool,
+    /// The previous host's unfinished runs are not picked up (the scheduler is held until they
+    /// are).
+    recover: bool,
+}
+
+/// How often writes left pending for lack of space are tried again while space seems back.
+const PENDING_RETRY: Duration = Duration::from_secs(5);
+
+/// Holds the scheduler while free space is below the floor (or the start's recovery is still
+/// pending), and makes the writes the start could not once there is room.
+async fn follow_storage(
+    storage: Arc<Storage>,
+    scheduler: Arc<Scheduler>,
+    runtime: Arc<Runtime>,
+    store: Store,
+    mut pending: Pending,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut changes = storage.subscribe();
+    loop {
+        let low = storage.is_low();
+        if !low && pending.plugins {
+            match resync(&runtime, &store).await {
+                Ok(()) => pending.plugins = false,
+                Err(e) => tracing::warn!(error = %e, "cannot record the plugins yet"),
+            }
+        }
+        if !low && pending.recover {
+            match scheduler.recover(Utc::now()).await {
+                Ok(_) => pending.recover = false,
+                Err(e) => tracing::warn!(error = %e, "cannot pick up unfinished runs yet"),
+            }
+        }
+        scheduler.hold(low || pending.recover);
+        let retry = pending.plugins || pending.recover;
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(PENDING_RETRY), if retry => {}
+        }
+    }
+}
+
 /// Loads every plugin in the folder and records them as handlers; plugins recorded before whose
 /// file is gone are marked missing (their schedules fail clearly when they fire).
 async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError> {
     let discovery = runtime.discover().await?;
+    prune_artifacts(runtime);
     let now = Utc::now();
     let mut present = Vec::new();
     for report in &discovery.loaded {
@@ -274,11 +355,21 @@ async fn follow_plugins(
     loop {
         let result = match events.recv().await {
             Ok(event) => match event.kind {
-                EventKind::Added | EventKind::Replaced => match runtime.plugin(&event.plugin) {
+                EventKind::Added => match runtime.plugin(&event.plugin) {
                     Some(p) => record_plugin(&store, &p).await,
                     None => Ok(()),
                 },
-                EventKind::Removed => resync(&runtime, &store).await,
+                EventKind::Replaced => {
+                    prune_artifacts(&runtime);
+                    match runtime.plugin(&event.plugin) {
+                        Some(p) => record_plugin(&store, &p).await,
+                        None => Ok(()),
+                    }
+                }
+                EventKind::Removed => {
+                    prune_artifacts(&runtime);
+                    resync(&runtime, &store).await
+                }
                 _ => Ok(()),
             },
             Err(RecvError::Closed) => return,
@@ -288,6 +379,22 @@ async fn follow_plugins(
         if let Err(e) = result {
             tracing::warn!(error = %e, "cannot record a plugins folder change");
         }
+    }
+}
+
+/// Removes cached artifacts no loaded plugin uses (replaced versions, removed files).
+fn prune_artifacts(runtime: &Runtime) {
+    let keep = runtime
+        .plugins()
+        .iter()
+        .map(|p| p.file().sha256.clone())
+        .collect();
+    let freed = runtime.cache().prune(&keep);
+    if freed > 0 {
+        tracing::info!(
+            bytes = freed,
+            "artifact cache: removed the artifacts no plugin uses"
+        );
     }
 }
 

@@ -139,6 +139,7 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    state.room_for_new_work().map_err(ApiError::compat)?;
     let obj = object(body)?;
     let Some(trigger) = obj.get("trigger") else {
         return Err(bad("Missing required field: trigger"));
@@ -190,6 +191,7 @@ async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response
 }
 
 async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    state.room_for_new_work().map_err(ApiError::compat)?;
     let obj = object(body)?;
     let (handler_id, method, params) = check_job(&state, &obj).await?;
     let started_at = Utc::now();

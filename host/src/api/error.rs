@@ -29,6 +29,8 @@ pub struct ApiError {
     pub message: String,
     /// The wire shape.
     pub shape: Shape,
+    /// Seconds a client should wait before trying again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -39,7 +41,21 @@ impl ApiError {
             code,
             message: message.into(),
             shape: Shape::V1,
+            retry_after: None,
         }
+    }
+
+    /// 507 `storage_full`: nothing was written, for lack of space (`why`); try again later.
+    pub fn storage_full(why: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            format!(
+                "the host is out of storage space, nothing was written: {why}; try again once space is freed"
+            ),
+        );
+        e.retry_after = Some(crate::storage::RETRY_AFTER_SECS);
+        e
     }
 
     /// The same error in the ScheduleZero shape.
@@ -84,6 +100,10 @@ impl From<StoreError> for ApiError {
                     "a schedule with id `{id}` already exists (send conflict_policy `replace` or `do_nothing` to change that)"
                 ),
             ),
+            e if e.is_full() => {
+                tracing::warn!(error = %e, "a write failed: the disk is full");
+                Self::storage_full("the database's disk is full")
+            }
             StoreError::Closed => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -103,6 +123,13 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

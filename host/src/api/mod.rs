@@ -54,6 +54,24 @@ pub struct AppState {
     pub connections: Arc<crate::bridge::Connections>,
     /// Where remote handlers register.
     pub zmq_endpoint: String,
+    /// Free space on the data directory's volume.
+    pub storage: Arc<crate::storage::Storage>,
+}
+
+impl AppState {
+    /// Refuses new work (a schedule to store, a run to start) while free space is below
+    /// `server.min_free_space`: 507 `storage_full`, before SQLite itself fails.
+    pub fn room_for_new_work(&self) -> Result<(), error::ApiError> {
+        if self.storage.is_low() {
+            let r = self.storage.report();
+            return Err(error::ApiError::storage_full(&format!(
+                "{} bytes free on the data directory's volume, below server.min_free_space ({} bytes)",
+                r.free_bytes.unwrap_or(0),
+                r.floor_bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The whole API.

@@ -73,16 +73,32 @@ fn page(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
+/// `ok`, or `degraded` with the reason: the store does not answer (503), or free space is below
+/// the floor (200: reads are served, new work waits for space; `storage` has the figures).
 async fn health(State(state): Shared) -> Response {
+    let storage = state.storage.report();
     match state.store.count_schedules().await {
-        Ok(_) => ok(json!({ "status": "ok", "store": "ok", "auth": auth(&state) })),
+        Ok(_) if state.storage.is_low() => ok(json!({
+            "status": "degraded",
+            "reason": "free space below server.min_free_space: no new work until space returns",
+            "store": "ok",
+            "storage": storage,
+            "auth": auth(&state),
+        })),
+        Ok(_) => {
+            ok(json!({ "status": "ok", "store": "ok", "storage": storage, "auth": auth(&state) }))
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: the store does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(
-                    json!({ "status": "degraded", "store": "unavailable", "auth": auth(&state) }),
-                ),
+                axum::Json(json!({
+                    "status": "degraded",
+                    "reason": "the store does not answer",
+                    "store": "unavailable",
+                    "storage": storage,
+                    "auth": auth(&state),
+                })),
             )
                 .into_response()
         }
@@ -308,6 +324,7 @@ fn empty_object() -> Value {
 }
 
 async fn create_schedule(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    state.room_for_new_work()?;
     let req: NewSchedule = typed(body)?;
     let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     check_id(&id)?;
@@ -447,6 +464,7 @@ async fn update_schedule(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
+    state.room_for_new_work()?;
     let change: ScheduleChange = typed(body)?;
     let mut s = load_schedule(&state, &id).await?;
     let now = Utc::now();
@@ -559,6 +577,7 @@ async fn run_now(
     Path(id): Path<String>,
     Query(q): Query<RunNowQuery>,
 ) -> Result<Response, ApiError> {
+    state.room_for_new_work()?;
     let s = load_schedule(&state, &id).await?;
     // The handler may have changed since the schedule was made (a new version, a new schema).
     if let Err(handlers::Missing::Params(why)) =

@@ -113,8 +113,12 @@ impl ArtifactCache {
             .serialize()
             .map_err(|e| LoadError::Cache(format!("serialize: {}", flat(&e))))?;
         let path = self.artifact_path(wasm_sha256);
-        self.write_atomically(&path, &bytes)
-            .map_err(|e| LoadError::Cache(format!("write {}: {e}", path.display())))?;
+        if let Err(e) = self.write_atomically(&path, &bytes) {
+            // A full disk, say: the compiled component serves from memory, and is compiled
+            // again when it is next needed cold.
+            tracing::warn!(artifact = %path.display(), error = %e,
+                "cannot store the compiled artifact; the component is used without caching it");
+        }
         Ok((component, took))
     }
 
@@ -125,6 +129,36 @@ impl ArtifactCache {
         tmp.as_file().sync_all()?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// Removes the artifacts of this engine that belong to none of `keep` (sha256s of the
+    /// component files in use) and those of other engines (another wasmtime version, other
+    /// settings): on a small volume, versions of plugins long replaced must not fill it.
+    /// Returns the bytes freed.
+    pub fn prune(&self, keep: &std::collections::HashSet<String>) -> u64 {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut freed = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(&format!(".{ARTIFACT_EXT}")) else {
+                continue;
+            };
+            let current = stem
+                .split_once('-')
+                .is_some_and(|(sha, key)| key == self.engine_key && keep.contains(sha));
+            if !current {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if fs::remove_file(&path).is_ok() {
+                    freed += size;
+                }
+            }
+        }
+        freed
     }
 
     /// Loads a cached artifact, or `Ok(None)` when there is none (or it failed the provenance

@@ -70,6 +70,9 @@ pub struct Scheduler {
     next_look_us: AtomicI64,
     /// The soonest fire time announced by [`Scheduler::wake_for`] while the loop was looking.
     announced_us: AtomicI64,
+    /// While set, the loop claims nothing (free space is below the floor); runs in progress
+    /// finish and due fire times wait, for the misfire policy to judge once it is cleared.
+    held: std::sync::atomic::AtomicBool,
 }
 
 /// Why a run could not start now.
@@ -121,6 +124,15 @@ impl Scheduler {
             wake: tokio::sync::Notify::new(),
             next_look_us: AtomicI64::new(i64::MIN),
             announced_us: AtomicI64::new(i64::MAX),
+            held: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Holds the loop (no new claims) or lets it go again, looking at once.
+    pub fn hold(&self, held: bool) {
+        let was = self.held.swap(held, AtomicOrdering::AcqRel);
+        if was && !held {
+            self.wake();
         }
     }
 
@@ -375,7 +387,12 @@ impl Scheduler {
     ) {
         tokio::pin!(shutdown);
         loop {
-            let stepped = self.step(clock.now()).await;
+            let held = self.held.load(AtomicOrdering::Acquire);
+            let stepped = if held {
+                Ok(Step::default())
+            } else {
+                self.step(clock.now()).await
+            };
             self.reap().await;
             // Announcements from here on are either in the store's answer or seen below.
             self.announced_us.store(i64::MAX, AtomicOrdering::Release);
@@ -384,6 +401,8 @@ impl Scheduler {
                     tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
                     Ok(None)
                 }
+                // Held: due fire times wait; `hold(false)` wakes the loop.
+                Ok(_) if held => Ok(None),
                 Ok(_) => self.store.next_fire_time().await,
             };
             let pause = match pause {

@@ -72,10 +72,13 @@ impl Journal {
             .send(Request { writes, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer
-            .await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(StoreError::Write)
+        answer.await.map_err(|_| StoreError::Closed)?.map_err(|m| {
+            if super::is_full_text(&m) {
+                StoreError::Full(m)
+            } else {
+                StoreError::Write(m)
+            }
+        })
     }
 }
 

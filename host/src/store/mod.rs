@@ -54,7 +54,11 @@ pub enum StoreError {
     Open(String),
     /// A query failed.
     #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
+    /// The disk (or the database's size limit) is full: nothing was written. Retrying once
+    /// space is freed succeeds.
+    #[error("the database's disk is full: {0}")]
+    Full(String),
     /// A schedule with that id exists and the conflict policy says so.
     #[error("a schedule with id `{0}` already exists")]
     Conflict(String),
@@ -72,6 +76,41 @@ pub enum StoreError {
         /// What could not be read.
         message: String,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let full = match &e {
+            // SQLITE_FULL (13), and its extended codes.
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c == "13" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        };
+        if full || is_full_text(&e.to_string()) {
+            Self::Full(e.to_string())
+        } else {
+            Self::Query(e)
+        }
+    }
+}
+
+/// Whether an error's text says the disk is full (errors that reach us as text: a group
+/// commit's, a failed open).
+pub(crate) fn is_full_text(text: &str) -> bool {
+    text.contains("database or disk is full") || text.contains("No space left on device")
+}
+
+impl StoreError {
+    /// Whether the disk being full is the cause.
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Full(_) => true,
+            Self::Open(m) | Self::Write(m) => is_full_text(m),
+            _ => false,
+        }
+    }
 }
 
 /// The store: a connection pool and the queries over it.
@@ -115,7 +154,10 @@ impl Store {
             // Let the WAL grow to 32 MiB before a commit has to checkpoint it: a burst of runs
             // then commits without copying pages back in between; `checkpoint` (called when
             // the host is idle) keeps it small the rest of the time.
-            .pragma("wal_autocheckpoint", "8192");
+            .pragma("wal_autocheckpoint", "8192")
+            // After a checkpoint the WAL is cut back to 64 MiB at most: it does not keep the
+            // size of its largest burst for ever (a small volume fills otherwise).
+            .pragma("journal_size_limit", "67108864");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             // A local file does not drop connections: pinging one on every acquire would cost a
