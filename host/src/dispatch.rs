@@ -131,7 +131,12 @@ impl Dispatcher {
                     policy.timeout,
                 )
                 .await;
-            let retry = matches!(&result, Err(e) if e.is_retryable()) && attempt < max_attempts;
+            // Retried by the policy's retry_on and max_attempts; when not, the record says why.
+            let not_retried = match &result {
+                Ok(_) => None,
+                Err(e) => policy.retry(e.code(), attempt).err(),
+            };
+            let retry = result.is_err() && not_retried.is_none();
             let (status, completion) = match &result {
                 Ok((result, _)) => (
                     ExecutionStatus::Success,
@@ -156,6 +161,7 @@ impl Dispatcher {
                 error_code,
                 error,
                 instance: result.as_ref().ok().map(|(_, instance)| instance.clone()),
+                not_retried,
             })];
             let run_status = match &result {
                 Ok(_) => Some(RunStatus::Success),

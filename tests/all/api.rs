@@ -889,9 +889,15 @@ async fn host_info_and_handlers_in_v1() {
     assert_eq!(status, 200);
     assert_eq!(info["pid"].as_u64(), Some(u64::from(host.pid())));
     assert_eq!(info["plugins"], 2);
+    let (status, mut health) = host.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+    let storage = health["storage"].take();
+    assert_eq!(storage["state"], "ok", "{storage}");
+    assert!(storage["free_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(storage["floor_bytes"], 64 * 1024 * 1024);
     assert_eq!(
-        host.get("/api/v1/health").await,
-        (200, json!({"status": "ok", "store": "ok", "auth": "none"}))
+        health,
+        json!({"status": "ok", "store": "ok", "storage": null, "auth": "none"})
     );
     let (_, handlers) = host.get("/api/v1/handlers").await;
     assert_eq!(handlers["handlers"].as_array().unwrap().len(), 2);
@@ -1400,4 +1406,79 @@ async fn params_are_checked_against_the_methods_schema() {
     }
     let (_, log) = host.get("/api/executions").await;
     assert_eq!(log["count"], 0, "nothing ran");
+}
+
+#[tokio::test]
+async fn retry_on_decides_which_failures_retry_and_the_record_says_why_not() {
+    let host = TestHost::start();
+    let trap = |id: &str, policy: Value| {
+        json!({"id": id, "handler": "misbehave", "method": "trap", "trigger": "0 0 1 1 *",
+               "policy": policy})
+    };
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &trap("plain", json!({"max_attempts": 2})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let ran = host.run_schedule("plain").await;
+    let log = host.executions_of("plain").await;
+    assert_eq!(log.len(), 1, "a trap is not retried by default: {ran}");
+    let why = log[0]["not_retried"].as_str().unwrap();
+    assert!(
+        why.contains("`trap` is not in the policy's retry_on"),
+        "{why}"
+    );
+
+    let (status, _) = host
+        .post(
+            "/api/v1/schedules",
+            &trap(
+                "again",
+                json!({"max_attempts": 2, "retry_backoff": "10ms",
+                                  "retry_on": ["trap", "timeout"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    host.run_schedule("again").await;
+    let log = host
+        .wait_for(WAIT, || async {
+            let log = host.executions_of("again").await;
+            (log.len() == 2 && log[0]["status"] != "running").then_some(log)
+        })
+        .await;
+    assert_eq!(
+        attempts_of(&log),
+        [(1, "retry", "trap"), (2, "error", "trap")]
+    );
+    assert!(log[1]["not_retried"].is_null(), "the first was retried");
+    assert!(
+        log[0]["not_retried"]
+            .as_str()
+            .unwrap()
+            .contains("attempt 2 of max_attempts 2")
+    );
+    let out = crate::support::run_cli(
+        host.data_dir(),
+        &["executions", "--schedule", "plain", "--url", &host.url],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(not retried: `trap` is not in"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let (status, bad) = host
+        .post(
+            "/api/v1/schedules",
+            &trap("bad", json!({"retry_on": ["sometimes"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("invalid_policy"))
+    );
 }

@@ -243,6 +243,7 @@ async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, Api
         error_code,
         error,
         instance,
+        not_retried: None,
     };
     // One write, committed before the reply: the record of a reported run is never lost.
     state

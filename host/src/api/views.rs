@@ -140,6 +140,7 @@ pub fn execution_v1(e: &Execution) -> Value {
         "error": e.error,
         "params_summary": e.params_summary,
         "instance": e.instance,
+        "not_retried": e.not_retried,
     })
 }
 

@@ -549,7 +549,13 @@ pub async fn executions(config: &Config, args: ExecutionsArgs) -> ExitCode {
                 e["duration_ms"]
                     .as_f64()
                     .map_or_else(|| "-".into(), |d| format!("{d:.2}")),
-                e["error"].as_str().unwrap_or_default(),
+                match e["not_retried"].as_str() {
+                    Some(why) => format!(
+                        "{} (not retried: {why})",
+                        e["error"].as_str().unwrap_or_default()
+                    ),
+                    None => e["error"].as_str().unwrap_or_default().to_owned(),
+                },
             );
         }
         println!("{} record(s)", list.len());

@@ -313,8 +313,16 @@ impl Scheduler {
                 ended.push(run.id);
                 continue;
             };
-            let next_attempt = self.store.last_attempt(&run.id).await? + 1;
-            if next_attempt > schedule.policy.max_attempts.max(1) {
+            let (next_attempt, goes_on) = match self.store.last_attempt_of(&run.id).await? {
+                None => (1, true),
+                // Cut short by the stop: retried as the policy says of `interrupted`.
+                Some((attempt, ExecutionStatus::Running)) => (
+                    attempt + 1,
+                    schedule.policy.retry("interrupted", attempt).is_ok(),
+                ),
+                Some((attempt, _)) => (attempt + 1, attempt < schedule.policy.max_attempts),
+            };
+            if !goes_on {
                 ended.push(run.id);
                 continue;
             }

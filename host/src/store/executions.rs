@@ -99,6 +99,8 @@ pub struct Completion {
     pub error: Option<String>,
     /// Which instance ran it, when known only at the end (replaces the one given at start).
     pub instance: Option<String>,
+    /// Why a failed attempt was not retried.
+    pub not_retried: Option<String>,
 }
 
 /// A record of the log.
@@ -136,6 +138,8 @@ pub struct Execution {
     pub params_summary: Option<String>,
     /// See [`NewExecution`].
     pub instance: Option<String>,
+    /// Why it was not retried, when it failed and was not.
+    pub not_retried: Option<String>,
 }
 
 /// Which records to read, newest first, a page at a time (ids below `before_id`).
@@ -277,6 +281,7 @@ fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
         error: row.try_get("error")?,
         params_summary: row.try_get("params_summary")?,
         instance: row.try_get("instance")?,
+        not_retried: row.try_get("not_retried")?,
     })
 }
 
@@ -321,6 +326,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// The last attempt recorded for a run, with its status (`None` when none).
+    pub async fn last_attempt_of(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<(u32, ExecutionStatus)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT attempt, status FROM executions WHERE run_id = ? ORDER BY attempt DESC, id DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(attempt, status)| {
+            Ok((
+                u32::try_from(attempt).map_err(|_| corrupt("attempt out of range"))?,
+                ExecutionStatus::parse(&status)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// The highest attempt number recorded for a run (0 when none).
     pub async fn last_attempt(&self, run_id: &str) -> Result<u32, StoreError> {
         let (n,): (Option<i64>,) =
@@ -335,7 +360,7 @@ impl Store {
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, completed_us, \
-             duration_us, result, error_code, error, params_summary, instance FROM executions \
+             duration_us, result, error_code, error, params_summary, instance, not_retried FROM executions \
              WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR job_id = ?2) \
              AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR status = ?4) \
              AND (?5 IS NULL OR started_us >= ?5) AND (?6 IS NULL OR started_us < ?6) \
@@ -582,6 +607,7 @@ mod tests {
                 error_code: None,
                 error: None,
                 instance: None,
+                not_retried: None,
             },
             Completion {
                 id: ids[1],
@@ -591,6 +617,7 @@ mod tests {
                 error_code: Some("timeout".into()),
                 error: Some("timed out after 2s".into()),
                 instance: None,
+                not_retried: None,
             },
         ])
         .await
@@ -663,6 +690,7 @@ mod tests {
                 error_code: (i % 3 == 0).then(|| "trap".to_owned()),
                 error: (i % 3 == 0).then(|| "boom".to_owned()),
                 instance: None,
+                not_retried: None,
             })
             .collect();
         db.complete_executions(&done).await.unwrap();

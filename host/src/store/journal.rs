@@ -248,7 +248,8 @@ async fn complete_rows(
     let mut q = QueryBuilder::<Sqlite>::new(
         "UPDATE executions SET status = v.column2, completed_us = v.column3, \
          duration_us = MAX(0, v.column3 - executions.started_us), result = v.column4, \
-         error_code = v.column5, error = v.column6, instance = COALESCE(v.column7, executions.instance) FROM (",
+         error_code = v.column5, error = v.column6, instance = COALESCE(v.column7, executions.instance), \
+         not_retried = v.column8 FROM (",
     );
     q.push_values(rows, |mut b, (_, c)| {
         b.push_bind(c.id)
@@ -257,7 +258,8 @@ async fn complete_rows(
             .push_bind(c.result.as_ref().map(serde_json::Value::to_string))
             .push_bind(c.error_code.as_deref())
             .push_bind(c.error.as_deref())
-            .push_bind(c.instance.as_deref());
+            .push_bind(c.instance.as_deref())
+            .push_bind(c.not_retried.as_deref());
     });
     q.push(") AS v WHERE executions.id = v.column1 RETURNING executions.id");
     let ids: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
@@ -321,6 +323,7 @@ mod tests {
                         error_code: None,
                         error: None,
                         instance: Some(format!("i{i}")),
+                        not_retried: None,
                     })])
                     .await
                     .unwrap();
@@ -357,6 +360,7 @@ mod tests {
             error_code: None,
             error: None,
             instance: None,
+            not_retried: None,
         };
         let out = db
             .record(vec![

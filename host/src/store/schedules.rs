@@ -59,7 +59,46 @@ pub struct SchedulePolicy {
     /// A timeout per attempt, tighter than the plugin's own; `None`: the plugin's.
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// The kinds of failure (error codes) that are retried, up to `max_attempts`. By default
+    /// those that may pass by themselves ([`DEFAULT_RETRY_ON`]); add `trap`, say, to retry a
+    /// handler that panics now and then.
+    pub retry_on: Vec<String>,
 }
+
+/// The failure kinds retried by default: those that may pass by themselves.
+pub const DEFAULT_RETRY_ON: &[&str] = &[
+    "timeout",
+    "handler_retryable",
+    "handler_unreachable",
+    "handler_offline",
+    "queue_full",
+    "internal",
+    "interrupted",
+];
+
+/// Every failure kind an attempt can end with (the error codes of a call, and `interrupted`
+/// for an attempt a stopped host cut short).
+pub const FAILURE_KINDS: &[&str] = &[
+    "unknown_plugin",
+    "plugin_removed",
+    "queue_full",
+    "handler_unreachable",
+    "handler_offline",
+    "plugin_unavailable",
+    "invalid_params",
+    "unknown_method",
+    "handler_failed",
+    "handler_retryable",
+    "capability_denied",
+    "timeout",
+    "memory_limit",
+    "fuel_exhausted",
+    "trap",
+    "result_too_large",
+    "invalid_result",
+    "internal",
+    "interrupted",
+];
 
 impl Default for SchedulePolicy {
     fn default() -> Self {
@@ -71,6 +110,7 @@ impl Default for SchedulePolicy {
             max_attempts: 1,
             retry_backoff: Duration::from_secs(1),
             timeout: None,
+            retry_on: DEFAULT_RETRY_ON.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
@@ -89,6 +129,33 @@ impl SchedulePolicy {
         }
         if self.max_jitter > Duration::from_secs(24 * 3600) {
             return Err("policy.max_jitter must be at most 24h".into());
+        }
+        if let Some(unknown) = self
+            .retry_on
+            .iter()
+            .find(|k| !FAILURE_KINDS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "policy.retry_on: `{unknown}` is not a failure kind (use: {})",
+                FAILURE_KINDS.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether an attempt that failed with `kind` at `attempt` is retried; when not, why.
+    pub fn retry(&self, kind: &str, attempt: u32) -> Result<(), String> {
+        if !self.retry_on.iter().any(|k| k == kind) {
+            return Err(format!(
+                "`{kind}` is not in the policy's retry_on ({})",
+                self.retry_on.join(", ")
+            ));
+        }
+        if attempt >= self.max_attempts {
+            return Err(format!(
+                "it was attempt {attempt} of max_attempts {}",
+                self.max_attempts
+            ));
         }
         Ok(())
     }

@@ -217,7 +217,8 @@ function detail(e, run) {
       item("Params", e.params_summary ? h("span", { class: "mono" }, e.params_summary) : h("span", { class: "muted" }, "none"))),
     schedule ? [h("h3", {}, "The schedule's params"), h("pre", { class: "json" }, pretty(schedule.params))] : null,
     e.error || e.error_code
-      ? [h("h3", {}, "Error"), h("pre", { class: "json error-block" }, `${e.error_code || ""}${e.error ? `\n${e.error}` : ""}`)]
+      ? [h("h3", {}, "Error"), h("pre", { class: "json error-block" }, `${e.error_code || ""}${e.error ? `\n${e.error}` : ""}`),
+        e.not_retried ? h("p", { class: "muted", id: "not-retried" }, `Not retried: ${e.not_retried}`) : null]
       : null,
     e.result !== null && e.result !== undefined ? [h("h3", {}, "Result"), h("pre", { class: "json" }, pretty(e.result))] : null,
     run && run.executions.length > 1
