@@ -7,9 +7,23 @@
 //! types and back, answers `describe()` from the methods you register (with a JSON Schema of each
 //! method's params) and exports the component for you: you never touch WIT or `wit-bindgen`.
 //!
+//! A handler crate is a `cdylib` that depends on this crate and on serde:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! schedulezero-sdk = "0.1"
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! It needs no `schemars` of its own: import the SDK's (`schemars::{self, JsonSchema}`), which
+//! the derive finds by that name.
+//!
 //! ```
 //! use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, export_handler};
-//! use schedulezero_sdk::schemars::JsonSchema;
+//! use schedulezero_sdk::schemars::{self, JsonSchema};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Default)]

@@ -18,5 +18,6 @@ mod metrics;
 mod pool;
 mod sandbox;
 mod scheduler;
+mod sdk;
 mod support;
 mod watch;
