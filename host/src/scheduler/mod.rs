@@ -5,6 +5,7 @@
 //! time is claimed at most once.
 
 pub mod claim;
+pub mod compat_cron;
 pub mod policy;
 pub mod service;
 pub mod trigger;

@@ -136,6 +136,7 @@ mod tests {
             start_time: None,
             end_time: None,
             compat_fields: false,
+            iso_week: None,
         }
         .compile()
         .unwrap()

@@ -13,12 +13,14 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Local, LocalResult, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::compat_cron;
 
 /// A trigger that cannot be used, with what is wrong in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +78,9 @@ pub enum TriggerSpec {
         /// of week).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compat_fields: bool,
+        /// The ISO weeks it fires in (APScheduler's `week` field: `*/2`, `1-10`, `5,20`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iso_week: Option<String>,
     },
     /// Every period, starting at `start_time`.
     Interval {
@@ -95,22 +100,6 @@ pub enum TriggerSpec {
     },
 }
 
-/// APScheduler's cron fields, most significant first, with the value an unset field takes when
-/// it is less significant than the least significant field given.
-const CRON_FIELDS: [(&str, &str); 8] = [
-    ("year", "*"),
-    ("month", "1"),
-    ("day", "1"),
-    ("week", "*"),
-    ("day_of_week", "*"),
-    ("hour", "0"),
-    ("minute", "0"),
-    ("second", "0"),
-];
-
-/// APScheduler numbers weekdays from Monday = 0; cron from Sunday = 0.
-const WEEKDAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-
 impl TriggerSpec {
     /// Reads a ScheduleZero trigger object: `{"type": "cron" | "interval" | "date", ...}`, the
     /// type in any case. `now` anchors an interval without a start.
@@ -124,6 +113,16 @@ impl TriggerSpec {
         trigger: &Value,
         now: DateTime<Utc>,
     ) -> Result<(Self, Trigger), TriggerError> {
+        Self::read_compat_in(trigger, now, compat_cron::host_zone())
+    }
+
+    /// [`TriggerSpec::read_compat`] with `local` as the host's time zone (the zone of a cron
+    /// object without `timezone`, and of a date without an offset).
+    pub fn read_compat_in(
+        trigger: &Value,
+        now: DateTime<Utc>,
+        local: Tz,
+    ) -> Result<(Self, Trigger), TriggerError> {
         let obj = trigger
             .as_object()
             .ok_or_else(|| TriggerError::Malformed("the trigger must be an object".into()))?;
@@ -136,7 +135,7 @@ impl TriggerSpec {
         let time = |key: &str| {
             obj.get(key)
                 .filter(|v| !v.is_null())
-                .map(parse_time)
+                .map(|v| parse_time_in(v, local))
                 .transpose()
         };
         let spec = match kind.as_str() {
@@ -156,8 +155,14 @@ impl TriggerSpec {
                     ("seconds", 1.0),
                 ] {
                     if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
-                        let n = v.as_f64().ok_or_else(|| {
-                            TriggerError::Interval(format!("`{key}` must be a number"))
+                        // The Python server passes each through float(): "1" and "1.5" count.
+                        let n = match v {
+                            Value::String(s) => s.trim().parse::<f64>().ok(),
+                            other => other.as_f64(),
+                        }
+                        .filter(|n| n.is_finite())
+                        .ok_or_else(|| {
+                            TriggerError::Interval(format!("`{key}` must be a number, not {v}"))
                         })?;
                         every_seconds += n * unit;
                     }
@@ -169,8 +174,10 @@ impl TriggerSpec {
                 }
             }
             "cron" => {
+                // Without one, APScheduler uses the host's zone: so do we, named in the spec so
+                // that the schedule keeps it.
                 let timezone = match obj.get("timezone") {
-                    None | Some(Value::Null) => None,
+                    None | Some(Value::Null) => Some(local.name().to_owned()),
                     Some(Value::String(tz)) => Some(tz.clone()),
                     Some(_) => {
                         return Err(TriggerError::Malformed(
@@ -178,12 +185,14 @@ impl TriggerSpec {
                         ));
                     }
                 };
+                let (expression, iso_week) = compat_cron::expression(obj)?;
                 Self::Cron {
-                    expression: compat_cron_expression(obj)?,
+                    expression,
                     timezone,
                     start_time: time("start_time")?,
                     end_time: time("end_time")?,
                     compat_fields: true,
+                    iso_week,
                 }
             }
             other => {
@@ -214,6 +223,7 @@ impl TriggerSpec {
                 start_time: None,
                 end_time: None,
                 compat_fields: false,
+                iso_week: None,
             },
             Value::Object(obj)
                 if obj.contains_key("expression") || obj.contains_key("every_seconds") =>
@@ -264,6 +274,7 @@ impl TriggerSpec {
                 start_time,
                 end_time,
                 compat_fields,
+                iso_week,
             } => {
                 let tz = match timezone {
                     Some(name) => {
@@ -285,10 +296,16 @@ impl TriggerSpec {
                     expression: expression.clone(),
                     message: e.to_string(),
                 })?;
+                let weeks = iso_week
+                    .as_deref()
+                    .map(compat_cron::parse_weeks)
+                    .transpose()?
+                    .map(Box::new);
                 (
                     Kind::Cron {
                         cron: Box::new(cron),
                         tz,
+                        weeks,
                     },
                     micros(start_time),
                     micros(end_time),
@@ -344,6 +361,8 @@ enum Kind {
     Cron {
         cron: Box<Cron>,
         tz: Tz,
+        /// The ISO weeks it may fire in (index 1-53); all when `None`.
+        weeks: Option<Box<[bool; 54]>>,
     },
     Interval {
         period: TimeDelta,
@@ -385,12 +404,7 @@ impl Trigger {
                     anchor.checked_add_signed(TimeDelta::microseconds(k.checked_mul(step)?))
                 }
             }
-            Kind::Cron { cron, tz } => {
-                let local = after.with_timezone(tz);
-                cron.find_next_occurrence(&local, false)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
-            }
+            Kind::Cron { cron, tz, weeks } => next_cron(cron, *tz, weeks.as_deref(), after),
         }?;
         match self.end {
             Some(end) if next > end => None,
@@ -428,6 +442,43 @@ impl Trigger {
     }
 }
 
+/// The first match of `cron` in `tz` after `after` that falls in one of `weeks` (ISO weeks of the
+/// local date): a week that does not match is skipped whole.
+fn next_cron(
+    cron: &Cron,
+    tz: Tz,
+    weeks: Option<&[bool; 54]>,
+    mut after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
+    // Enough for any week set over the years croner searches; a set that matches nothing was
+    // refused when the trigger was read.
+    for _ in 0..(53 * 30) {
+        let next = cron
+            .find_next_occurrence(&after.with_timezone(&tz), false)
+            .ok()?;
+        let Some(weeks) = weeks else {
+            return Some(next.with_timezone(&Utc));
+        };
+        let week = next.iso_week().week() as usize;
+        if weeks[week] {
+            return Some(next.with_timezone(&Utc));
+        }
+        // On to the Monday after, at midnight local time (or the first instant after it).
+        let days_to_monday = 7 - i64::from(next.weekday().num_days_from_monday());
+        let monday = next.date_naive() + TimeDelta::days(days_to_monday);
+        let start = tz
+            .from_local_datetime(&monday.and_hms_opt(0, 0, 0)?)
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&monday.and_hms_opt(1, 0, 0)?)
+                    .earliest()
+            })?;
+        after = start.with_timezone(&Utc) - TimeDelta::microseconds(1);
+    }
+    None
+}
+
 /// Refuses keys a trigger type does not take (a typo must not silently change a schedule).
 fn check_keys(obj: &serde_json::Map<String, Value>, kind: &str) -> Result<(), TriggerError> {
     let allowed: &[&str] = match kind {
@@ -438,6 +489,7 @@ fn check_keys(obj: &serde_json::Map<String, Value>, kind: &str) -> Result<(), Tr
             "start_time",
             "end_time",
             "compat_fields",
+            "iso_week",
             "year",
             "month",
             "day",
@@ -469,120 +521,45 @@ fn check_keys(obj: &serde_json::Map<String, Value>, kind: &str) -> Result<(), Tr
     }
     if kind == "cron"
         && obj.contains_key("expression")
-        && let Some(field) = CRON_FIELDS.iter().find(|(f, _)| obj.contains_key(*f))
+        && let Some(field) = obj.keys().find(|k| compat_cron::is_field(k))
     {
         return Err(TriggerError::Malformed(format!(
-            "give either `expression` or cron fields such as `{}`, not both",
-            field.0
+            "give either `expression` or cron fields such as `{field}`, not both"
         )));
     }
     Ok(())
 }
 
-/// Builds a 7-field cron expression (seconds first, year last) from ScheduleZero's cron fields.
-fn compat_cron_expression(obj: &serde_json::Map<String, Value>) -> Result<String, TriggerError> {
-    let value = |name: &str| -> Result<Option<String>, TriggerError> {
-        match obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
-            Some(other) => Err(TriggerError::Malformed(format!(
-                "cron field `{name}` must be a number or a string, not {other}"
-            ))),
-        }
-    };
-    let mut given = Vec::with_capacity(CRON_FIELDS.len());
-    for (name, _) in CRON_FIELDS {
-        given.push(value(name)?);
-    }
-    if given.iter().all(Option::is_none) {
-        return Err(TriggerError::Malformed(
-            "a cron trigger needs at least one field (such as `minute` or `hour`)".into(),
-        ));
-    }
-    if let Some(week) = &given[3]
-        && week != "*"
-    {
-        return Err(TriggerError::Malformed(
-            "the cron field `week` (ISO week number) is not supported; use day and month".into(),
-        ));
-    }
-    // APScheduler: fields above the least significant one given default to `*`, fields below it
-    // to their minimum; weekday and week always default to `*`.
-    let least = given.iter().rposition(Option::is_some).unwrap_or(0);
-    let field = |i: usize| -> String {
-        match &given[i] {
-            Some(v) => v.clone(),
-            None if i > least && !matches!(CRON_FIELDS[i].0, "week" | "day_of_week") => {
-                CRON_FIELDS[i].1.to_owned()
-            }
-            None => "*".to_owned(),
-        }
-    };
-    let day_of_week = compat_weekdays(&field(4))?;
-    // croner's order: second minute hour day-of-month month day-of-week year.
-    Ok(format!(
-        "{} {} {} {} {} {} {}",
-        field(7),
-        field(6),
-        field(5),
-        field(2),
-        field(1),
-        day_of_week,
-        field(0)
-    ))
-}
-
-/// Rewrites APScheduler weekday numbers (Monday = 0) as names, which mean the same in cron.
-fn compat_weekdays(field: &str) -> Result<String, TriggerError> {
-    let token = |t: &str| -> Result<String, TriggerError> {
-        match t.parse::<usize>() {
-            Ok(n) if n < 7 => Ok(WEEKDAYS[n].to_owned()),
-            Ok(n) => Err(TriggerError::Cron {
-                expression: field.to_owned(),
-                message: format!("day_of_week {n} is out of range 0-6 (0 is Monday)"),
-            }),
-            Err(_) => Ok(t.to_owned()),
-        }
-    };
-    let mut items = Vec::new();
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
-            None => (item, None),
-        };
-        let range = match range.split_once('-') {
-            Some((a, b)) => format!("{}-{}", token(a)?, token(b)?),
-            None => token(range)?,
-        };
-        items.push(match step {
-            Some(s) => format!("{range}/{s}"),
-            None => range,
-        });
-    }
-    Ok(items.join(","))
-}
-
 /// Reads a time: a Unix timestamp (integer or float, UTC) or an ISO 8601 string; a string
 /// without an offset is the host's local time.
 pub fn parse_time(value: &Value) -> Result<DateTime<Utc>, TriggerError> {
+    parse_time_in(value, compat_cron::host_zone())
+}
+
+/// [`parse_time`] with `local` as the zone of a string without an offset.
+pub fn parse_time_in(value: &Value, local: Tz) -> Result<DateTime<Utc>, TriggerError> {
     match value {
         Value::Number(n) => {
             let secs = n
                 .as_f64()
                 .ok_or_else(|| TriggerError::Date(n.to_string()))?;
-            let nanos = (secs * 1e9).round();
-            if !nanos.is_finite() || nanos.abs() > 9.2e18 {
+            // Rounded to the microsecond, the store's precision: a float such as
+            // 1804000000.25 is 1804000000.2499999 in binary, and truncating it lost a microsecond.
+            let micros = (secs * 1e6).round();
+            if !micros.is_finite() || micros.abs() > 8.2e18 {
                 return Err(TriggerError::Date(n.to_string()));
             }
-            Ok(DateTime::from_timestamp_nanos(nanos as i64))
+            DateTime::from_timestamp_micros(micros as i64)
+                .ok_or_else(|| TriggerError::Date(n.to_string()))
         }
-        Value::String(s) => parse_time_str(s.trim()).ok_or_else(|| TriggerError::Date(s.clone())),
+        Value::String(s) => {
+            parse_time_str(s.trim(), local).ok_or_else(|| TriggerError::Date(s.clone()))
+        }
         other => Err(TriggerError::Date(other.to_string())),
     }
 }
 
-fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
+fn parse_time_str(s: &str, local: Tz) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -609,10 +586,12 @@ fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     })?;
-    match Local.from_local_datetime(&naive) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+    match local.from_local_datetime(&naive) {
+        // A local time that happens twice (the hour repeated when clocks go back): the first.
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, second) => Some(first.min(second).with_timezone(&Utc)),
         // A local time skipped by a daylight-saving change: the instant the clock jumped to.
-        LocalResult::None => Local
+        LocalResult::None => local
             .from_local_datetime(&(naive + TimeDelta::hours(1)))
             .earliest()
             .map(|t| t.with_timezone(&Utc)),
@@ -635,6 +614,7 @@ mod tests {
             start_time: None,
             end_time: None,
             compat_fields: false,
+            iso_week: None,
         }
         .compile()
         .unwrap()
@@ -767,14 +747,8 @@ mod tests {
             .compile()
             .unwrap();
         assert_eq!(past.first_fire(now), Some(DateTime::UNIX_EPOCH));
-        let naive = parse_time(&json!("2026-05-01T09:30:00")).unwrap();
-        assert_eq!(
-            naive,
-            Local
-                .with_ymd_and_hms(2026, 5, 1, 9, 30, 0)
-                .unwrap()
-                .with_timezone(&Utc)
-        );
+        let naive = parse_time_in(&json!("2026-05-01T09:30:00"), Tz::Europe__Paris).unwrap();
+        assert_eq!(naive, utc("2026-05-01T07:30:00Z"));
         assert!(matches!(
             parse_time(&json!("next tuesday")),
             Err(TriggerError::Date(_))
@@ -796,36 +770,217 @@ mod tests {
         );
         assert_eq!(
             expr(json!({"type": "cron", "day_of_week": "mon-fri", "hour": 17, "minute": 30})),
-            "0 30 17 * * mon-fri *"
+            "0 30 17 * * MON,TUE,WED,THU,FRI *"
         );
-        // APScheduler's weekday numbers start at Monday = 0.
-        assert_eq!(
-            expr(json!({"type": "cron", "day_of_week": "0-4", "hour": 8})),
-            "0 0 8 * * MON-FRI *"
-        );
-        assert_eq!(
-            expr(json!({"type": "cron", "day_of_week": "5,6"})),
-            "0 0 0 * * SAT,SUN *"
-        );
-
-        let t = TriggerSpec::from_compat(
-            &json!({"type": "cron", "day_of_week": 0, "hour": 9, "timezone": "Europe/Paris"}),
-            now,
-        )
-        .unwrap()
-        .compile()
-        .unwrap();
-        // Monday 5 January 2026, 09:00 in Paris (UTC+1).
-        assert_eq!(t.first_fire(now), Some(utc("2026-01-05T08:00:00Z")));
         // Day of month AND day of week, as in APScheduler: the 13th that is a Friday.
         let t = TriggerSpec::from_compat(
-            &json!({"type": "cron", "day": 13, "day_of_week": "fri"}),
+            &json!({"type": "cron", "day": 13, "day_of_week": "fri", "timezone": "UTC"}),
             now,
         )
         .unwrap()
         .compile()
         .unwrap();
         assert_eq!(t.first_fire(now), Some(utc("2026-02-13T00:00:00Z")));
+    }
+
+    /// Each case side by side with APScheduler 4.0.0a6: `CronTrigger(**fields,
+    /// timezone="Europe/Paris", start_time=2026-01-01T00:00:30Z)` and its first three `next()`.
+    #[test]
+    fn compat_cron_objects_fire_when_apscheduler_4_fires_them() {
+        let now = utc("2026-01-01T00:00:30Z");
+        let cases: [(Value, [&str; 3]); 14] = [
+            // Numeric weekdays are cron-style: 0 and 7 Sunday, 1 Monday.
+            (
+                json!({"day_of_week": 0, "hour": 9}),
+                [
+                    "2026-01-04T08:00:00Z",
+                    "2026-01-11T08:00:00Z",
+                    "2026-01-18T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"day_of_week": 7, "hour": 9}),
+                [
+                    "2026-01-04T08:00:00Z",
+                    "2026-01-11T08:00:00Z",
+                    "2026-01-18T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"day_of_week": 1, "hour": 9}),
+                [
+                    "2026-01-05T08:00:00Z",
+                    "2026-01-12T08:00:00Z",
+                    "2026-01-19T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"day_of_week": "1-5", "hour": 8}),
+                [
+                    "2026-01-01T07:00:00Z",
+                    "2026-01-02T07:00:00Z",
+                    "2026-01-05T07:00:00Z",
+                ],
+            ),
+            // `*/2` counts from Monday: mon, wed, fri, sun.
+            (
+                json!({"day_of_week": "*/2", "hour": 6}),
+                [
+                    "2026-01-02T05:00:00Z",
+                    "2026-01-04T05:00:00Z",
+                    "2026-01-05T05:00:00Z",
+                ],
+            ),
+            (
+                json!({"day_of_week": "sat-mon", "hour": 7}),
+                [
+                    "2026-01-03T06:00:00Z",
+                    "2026-01-04T06:00:00Z",
+                    "2026-01-05T06:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "last", "hour": 12}),
+                [
+                    "2026-01-31T11:00:00Z",
+                    "2026-02-28T11:00:00Z",
+                    "2026-03-31T10:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "1,15,last", "hour": 12}),
+                [
+                    "2026-01-01T11:00:00Z",
+                    "2026-01-15T11:00:00Z",
+                    "2026-01-31T11:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "1st mon", "hour": 9}),
+                [
+                    "2026-01-05T08:00:00Z",
+                    "2026-02-02T08:00:00Z",
+                    "2026-03-02T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "3rd wed", "hour": 9}),
+                [
+                    "2026-01-21T08:00:00Z",
+                    "2026-02-18T08:00:00Z",
+                    "2026-03-18T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "5th fri", "hour": 9}),
+                [
+                    "2026-01-30T08:00:00Z",
+                    "2026-05-29T07:00:00Z",
+                    "2026-07-31T07:00:00Z",
+                ],
+            ),
+            (
+                json!({"day": "last fri", "hour": 9}),
+                [
+                    "2026-01-30T08:00:00Z",
+                    "2026-02-27T08:00:00Z",
+                    "2026-03-27T08:00:00Z",
+                ],
+            ),
+            // The ISO week.
+            (
+                json!({"week": "*/2", "day_of_week": "mon", "hour": 9}),
+                [
+                    "2026-01-12T08:00:00Z",
+                    "2026-01-26T08:00:00Z",
+                    "2026-02-09T08:00:00Z",
+                ],
+            ),
+            (
+                json!({"week": 10, "day_of_week": "mon-fri", "hour": 9}),
+                [
+                    "2026-03-02T08:00:00Z",
+                    "2026-03-03T08:00:00Z",
+                    "2026-03-04T08:00:00Z",
+                ],
+            ),
+        ];
+        for (fields, expected) in cases {
+            let mut obj = fields.clone();
+            obj["type"] = json!("cron");
+            obj["timezone"] = json!("Europe/Paris");
+            let (_, t) =
+                TriggerSpec::read_compat(&obj, now).unwrap_or_else(|e| panic!("{fields}: {e}"));
+            let first = t.first_fire(now).unwrap();
+            let mut fires = vec![first];
+            fires.extend(t.fires_after(first, 2));
+            assert_eq!(fires, expected.map(utc), "{fields}");
+        }
+        // APScheduler 4.0 drops the step of a numeric weekday range (`1-5/2` runs mon-fri):
+        // ours keeps it (docs/scheduler.md).
+        let (_, t) = TriggerSpec::read_compat(
+            &json!({"type": "cron", "day_of_week": "1-5/2", "hour": 8, "timezone": "Europe/Paris"}),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            t.fires_after(now, 3),
+            [
+                "2026-01-02T07:00:00Z",
+                "2026-01-05T07:00:00Z",
+                "2026-01-07T07:00:00Z"
+            ]
+            .map(utc)
+        );
+    }
+
+    #[test]
+    fn compat_objects_without_a_zone_dates_and_numbers_read_as_apscheduler_4() {
+        let now = utc("2026-01-01T00:00:30Z");
+        let paris = Tz::Europe__Paris;
+        // A cron object without `timezone` runs in the host's zone, kept in the spec.
+        let (spec, t) =
+            TriggerSpec::read_compat_in(&json!({"type": "cron", "hour": 9}), now, paris).unwrap();
+        assert!(
+            matches!(&spec, TriggerSpec::Cron { timezone: Some(tz), .. } if tz == "Europe/Paris"),
+            "{spec:?}"
+        );
+        assert_eq!(t.first_fire(now), Some(utc("2026-01-01T08:00:00Z")));
+        // A naive date in the hour repeated when clocks go back: its first occurrence.
+        assert_eq!(
+            parse_time_in(&json!("2026-10-25T02:30:00"), paris).unwrap(),
+            utc("2026-10-25T00:30:00Z")
+        );
+        let (spec, _) = TriggerSpec::read_compat_in(
+            &json!({"type": "date", "run_date": "2026-10-25 02:30:00"}),
+            now,
+            paris,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            TriggerSpec::Date {
+                run_date: utc("2026-10-25T00:30:00Z")
+            }
+        );
+        // Interval units as numeric strings, as Python's float() reads them.
+        let (spec, _) = TriggerSpec::read_compat_in(
+            &json!({"type": "interval", "days": "1", "hours": "1.5"}),
+            now,
+            paris,
+        )
+        .unwrap();
+        assert!(
+            matches!(spec, TriggerSpec::Interval { every_seconds, .. } if every_seconds == 91_800.0),
+            "{spec:?}"
+        );
+        // A float timestamp, rounded to the microsecond (not truncated one short).
+        assert_eq!(
+            parse_time(&json!(1_804_000_000.25))
+                .unwrap()
+                .timestamp_micros(),
+            1_804_000_000_250_000
+        );
     }
 
     #[test]
@@ -870,11 +1025,11 @@ mod tests {
             TriggerError::Cron { .. }
         ));
         assert!(matches!(
-            err(json!({"type": "cron", "day_of_week": 7})),
+            err(json!({"type": "cron", "day_of_week": 8})),
             TriggerError::Cron { .. }
         ));
         assert!(
-            matches!(err(json!({"type": "cron", "week": 3})), TriggerError::Malformed(m) if m.contains("week"))
+            matches!(err(json!({"type": "cron", "week": 54})), TriggerError::Cron { message, .. } if message.contains("week"))
         );
         assert!(matches!(
             err(json!({"type": "cron", "hour": 1, "timezone": "Mars/Olympus"})),
@@ -889,7 +1044,7 @@ mod tests {
             TriggerError::Interval(_)
         ));
         assert!(matches!(
-            err(json!({"type": "interval", "seconds": "5"})),
+            err(json!({"type": "interval", "seconds": "five"})),
             TriggerError::Interval(_)
         ));
         assert!(matches!(
@@ -908,6 +1063,7 @@ mod tests {
             start_time: None,
             end_time: None,
             compat_fields: false,
+            iso_week: None,
         };
         assert!(matches!(plain.compile(), Err(TriggerError::Cron { .. })));
         let year = TriggerSpec::Cron {
@@ -916,6 +1072,7 @@ mod tests {
             start_time: None,
             end_time: None,
             compat_fields: false,
+            iso_week: None,
         };
         assert!(
             plain.compile().is_err() && year.compile().is_err(),
@@ -943,6 +1100,7 @@ mod tests {
             cron,
             TriggerSpec::Cron {
                 compat_fields: false,
+                iso_week: None,
                 ..
             }
         ));
@@ -987,6 +1145,7 @@ mod tests {
             start_time: None,
             end_time: None,
             compat_fields: false,
+            iso_week: None,
         };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(

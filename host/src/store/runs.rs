@@ -397,6 +397,7 @@ mod tests {
                 start_time: None,
                 end_time: None,
                 compat_fields: false,
+                iso_week: None,
             },
             policy: SchedulePolicy::default(),
             paused: false,

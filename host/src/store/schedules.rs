@@ -487,6 +487,7 @@ mod tests {
                 start_time: None,
                 end_time: None,
                 compat_fields: false,
+                iso_week: None,
             },
             policy: SchedulePolicy {
                 max_attempts: 3,
