@@ -343,6 +343,28 @@ impl ServeArgs {
     }
 }
 
+/// What a stop may take beyond `scheduler.shutdown_grace` (closing the store and the sockets).
+const STOP_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes sure the process ends within `limit` of a stop being asked for: whatever might still
+/// hold it (a blocked thread of the runtime, say) must not keep a host that was told to stop
+/// running. The store's committed writes are safe whatever happens here.
+fn stop_within(limit: std::time::Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("sz-stop-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            tracing::error!(
+                ?limit,
+                "the host did not stop within scheduler.shutdown_grace and its slack; exiting"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the stop watchdog");
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -371,7 +393,12 @@ async fn shutdown_signal() {
 async fn run(command: Command, config: Config) -> ExitCode {
     match command {
         Command::Serve(_) => {
-            return match crate::serve::serve(config, shutdown_signal()).await {
+            let grace = config.scheduler.shutdown_grace;
+            let shutdown = async move {
+                shutdown_signal().await;
+                stop_within(grace + STOP_SLACK);
+            };
+            return match crate::serve::serve(config, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e.to_string()),
             };

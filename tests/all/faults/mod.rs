@@ -3,4 +3,6 @@
 
 mod disk_full;
 mod plugins_folder;
+mod rest_fuzz;
+mod sigkill;
 mod zmtp;
