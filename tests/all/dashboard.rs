@@ -479,6 +479,24 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     b.xpath("//table[@id='remote-table']//tr[@data-handler='py-hello']//span[contains(@class,'badge')][.='online']")
         .await;
     b.shot("handlers").await;
+    // A handler that went away for good is forgotten from here (an online one cannot be).
+    register_gone(&zmq).await;
+    b.el("#remote-table tr[data-handler='gone'] button[aria-label='Forget gone']")
+        .await;
+    let online_forget = b
+        .js("return document.querySelectorAll(\"#remote-table tr[data-handler='py-hello'] button\").length")
+        .await;
+    assert_eq!(online_forget, 0);
+    b.click("#remote-table tr[data-handler='gone'] button[aria-label='Forget gone']")
+        .await;
+    b.el("#confirm-dialog[open]").await;
+    b.click("#confirm-ok").await;
+    b.until(
+        "the forgotten handler's row to go",
+        "return !document.querySelector(\"#remote-table tr[data-handler='gone']\")",
+    )
+    .await;
+    assert_eq!(host.get("/api/v1/handlers/gone").await.0, 404);
 
     // --- the overview's figures and charts --------------------------------------------------
     b.click("a[data-page='overview']").await;
@@ -617,4 +635,27 @@ async fn the_dashboard_files_are_embedded_and_open() {
         .await
         .unwrap();
     assert_eq!(denied.status(), 401);
+}
+
+/// Registers a remote handler `gone` at a closed port, then reports it offline.
+async fn register_gone(zmq: &str) {
+    use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
+    for msg in [
+        json!({"method": "register", "params": {"handler_id": "gone",
+               "address": "tcp://127.0.0.1:9", "methods": ["work"]}}),
+        json!({"method": "report_status", "params": {"handler_id": "gone", "status": "offline"}}),
+    ] {
+        let mut socket = zeromq::ReqSocket::new();
+        socket.connect(zmq).await.expect("connect");
+        socket
+            .send(ZmqMessage::from(msg.to_string()))
+            .await
+            .expect("send");
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv())
+            .await
+            .expect("a reply in time")
+            .expect("a reply");
+        let reply: Value = serde_json::from_slice(reply.get(0).expect("frame")).expect("JSON");
+        assert_eq!(reply["success"], true, "{reply}");
+    }
 }

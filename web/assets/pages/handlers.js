@@ -1,15 +1,18 @@
 // Handlers: every WebAssembly plugin with its lifecycle state, version, hash, figures and live
-// instances; every remote handler with its address, status, last seen and latency.
+// instances; every remote handler with its address, status, last seen and latency, and a way to
+// forget one that went away for good.
 
 import { api } from "../api.js";
 import { agoEl, badge, bytes, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
 
 let els = null;
+let ctx = null;
 
 export default {
   title: "Handlers",
 
-  mount(view) {
+  mount(view, context) {
+    ctx = context;
     els = {
       plugins: h("div", { class: "plugin-grid", id: "plugins" }),
       rejected: h("div", {}),
@@ -25,7 +28,7 @@ export default {
         h("table", { class: "data stack", id: "remote-table" },
           h("caption", { class: "sr-only" }, "Remote handlers"),
           h("thead", {}, h("tr", {},
-            ["Handler", "Address", "Status", "Last seen", "Last round trip", "Calls", "Errors", "Methods"]
+            ["Handler", "Address", "Status", "Last seen", "Last round trip", "Calls", "Errors", "Methods", "Actions"]
               .map((c) => h("th", { scope: "col" }, c)))),
           els.remote)),
     );
@@ -50,7 +53,7 @@ export default {
       : null);
     const remote = handlers.handlers.filter((x) => x.kind === "remote");
     rows(els.remote, remote, remoteRow,
-      emptyRow(8, "No remote handlers have registered."));
+      emptyRow(9, "No remote handlers have registered."));
   },
 
   unmount() {
@@ -102,5 +105,29 @@ function remoteRow(r) {
     h("td", {}, r.last_latency_ms === null || r.last_latency_ms === undefined ? "—" : millis(r.last_latency_ms)),
     h("td", {}, count(r.calls)),
     h("td", {}, count(r.errors)),
-    h("td", { class: "mono" }, (r.methods || []).map((m) => m.name).join(", ")));
+    h("td", { class: "mono" }, (r.methods || []).map((m) => m.name).join(", ")),
+    h("td", { class: "actions-cell" }, r.status === "online"
+      ? ""
+      : h("button", { type: "button", class: "small danger", onclick: () => forget(r), "aria-label": `Forget ${r.id}` }, "Forget")));
+}
+
+function forget(r) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = `Forget ${r.id}?`;
+  document.getElementById("confirm-text").textContent =
+    "It is no longer listed, pinged or called, until it registers again. Schedules that name it stay, and fail until it does.";
+  document.getElementById("confirm-ok").textContent = "Forget";
+  dialog.returnValue = "";
+  dialog.onclose = async () => {
+    dialog.onclose = null;
+    if (dialog.returnValue !== "ok") return;
+    try {
+      await api(`/api/v1/handlers/${encodeURIComponent(r.id)}`, { method: "DELETE" });
+      ctx.toast(`${r.id} forgotten.`);
+    } catch (e) {
+      ctx.toast(`${r.id}: ${e.message}`, "error");
+    }
+    ctx.refresh();
+  };
+  dialog.showModal();
 }
