@@ -6,6 +6,7 @@
 
 pub mod claim;
 pub mod compat_cron;
+pub mod error;
 pub mod policy;
 pub mod service;
 pub mod trigger;
