@@ -14,6 +14,44 @@ use crate::bridge::{Connections, Registry, RemoteHandler};
 use crate::runtime::{InvokeError, JobContext, Plugin, Runtime};
 use crate::store::HandlerKind;
 
+/// Compiled params schemas, by plugin file (sha256) and method: compiling one checks the schema
+/// against its meta-schema, which costs more than the create it guards.
+type Validators = std::collections::HashMap<(String, String), Option<Arc<jsonschema::Validator>>>;
+
+/// The most compiled schemas kept (plugin versions come and go; the cache starts over past it).
+const VALIDATORS_KEPT: usize = 4096;
+
+/// The validator of `method`'s params schema, compiled once per plugin version; `None` when the
+/// method publishes none, or one that cannot be compiled (its params are then not refused for
+/// it: the handler still checks them when it runs).
+fn params_validator(p: &Plugin, method: &str) -> Option<Arc<jsonschema::Validator>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Validators>> = std::sync::OnceLock::new();
+    let key = (p.file().sha256.clone(), method.to_owned());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v.clone();
+    }
+    let compiled = p
+        .info()
+        .methods
+        .iter()
+        .find(|m| m.name == method)
+        .and_then(|m| m.params_schema.as_ref())
+        .and_then(|schema| match jsonschema::validator_for(schema) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                tracing::warn!(handler = %p.name(), method, error = %e, "unusable params schema");
+                None
+            }
+        });
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= VALIDATORS_KEPT {
+        cache.clear();
+    }
+    cache.insert(key, compiled.clone());
+    compiled
+}
+
 /// A handler jobs can run on.
 #[derive(Clone)]
 pub enum Handler {
@@ -63,23 +101,8 @@ impl Handler {
         let Self::Plugin(p) = self else {
             return Ok(());
         };
-        let info = p.info();
-        let Some(schema) = info
-            .methods
-            .iter()
-            .find(|m| m.name == method)
-            .and_then(|m| m.params_schema.as_ref())
-        else {
+        let Some(validator) = params_validator(p, method) else {
             return Ok(());
-        };
-        let validator = match jsonschema::validator_for(schema) {
-            Ok(v) => v,
-            Err(e) => {
-                // The handler's own schema is broken: its params cannot be checked, so they are
-                // not refused for it (the handler still checks them when it runs).
-                tracing::warn!(handler = %p.name(), method, error = %e, "unusable params schema");
-                return Ok(());
-            }
         };
         // `{}` is how a caller says "no params" (the API's default): a method that takes none
         // publishes the schema of `null`.

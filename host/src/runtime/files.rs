@@ -116,7 +116,8 @@ pub(super) fn read(
     }
     let stamp = FileStamp::from_meta(&meta)
         .ok_or_else(|| LoadError::Read("no modification time".to_owned()))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // One byte more than the file: reading to its end then needs no second, doubled buffer.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     // A file that grows while it is read is cut at the limit; its new stamp gets it read again.
     file.take(max_size)
         .read_to_end(&mut bytes)
