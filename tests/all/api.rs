@@ -1286,6 +1286,17 @@ async fn a_trigger_check_answers_valid_or_why_not() {
             json!({"type": "interval", "seconds": -5}),
             "invalid_trigger",
         ),
+        // Triggers that can never fire.
+        (json!("0 0 31 2 *"), "invalid_trigger"),
+        (
+            json!({"type": "cron", "expression": "* * * * *", "end_time": "2020-01-01T00:00:00Z"}),
+            "invalid_trigger",
+        ),
+        // A one-shot date in the past, unless asked for.
+        (
+            json!({"type": "date", "run_date": "2020-01-01T00:00:00Z"}),
+            "invalid_trigger",
+        ),
     ] {
         let (status, no) = host
             .post("/api/v1/triggers/check", &json!({ "trigger": trigger }))
