@@ -14,36 +14,37 @@ use crate::bridge::{Connections, Registry, RemoteHandler};
 use crate::runtime::{InvokeError, JobContext, Plugin, Runtime};
 use crate::store::HandlerKind;
 
-/// Compiled params schemas, by plugin file (sha256) and method: compiling one checks the schema
-/// against its meta-schema, which costs more than the create it guards.
-type Validators = std::collections::HashMap<(String, String), Option<Arc<jsonschema::Validator>>>;
+/// Compiled params schemas, by the schema's text: compiling one checks it against its
+/// meta-schema, which costs more than the create it guards, and versions of a plugin (or plugins
+/// built from one crate) share their schemas.
+type Validators = std::collections::HashMap<String, Option<Arc<jsonschema::Validator>>>;
 
 /// The most compiled schemas kept (plugin versions come and go; the cache starts over past it).
 const VALIDATORS_KEPT: usize = 4096;
 
-/// The validator of `method`'s params schema, compiled once per plugin version; `None` when the
-/// method publishes none, or one that cannot be compiled (its params are then not refused for
-/// it: the handler still checks them when it runs).
+/// The validator of `method`'s params schema, compiled once; `None` when the method publishes
+/// none, or one that cannot be compiled (its params are then not refused for it: the handler
+/// still checks them when it runs).
 fn params_validator(p: &Plugin, method: &str) -> Option<Arc<jsonschema::Validator>> {
     static CACHE: std::sync::OnceLock<std::sync::Mutex<Validators>> = std::sync::OnceLock::new();
-    let key = (p.file().sha256.clone(), method.to_owned());
+    let info = p.info();
+    let schema = info
+        .methods
+        .iter()
+        .find(|m| m.name == method)
+        .and_then(|m| m.params_schema.as_ref())?;
+    let key = schema.to_string();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return v.clone();
     }
-    let compiled = p
-        .info()
-        .methods
-        .iter()
-        .find(|m| m.name == method)
-        .and_then(|m| m.params_schema.as_ref())
-        .and_then(|schema| match jsonschema::validator_for(schema) {
-            Ok(v) => Some(Arc::new(v)),
-            Err(e) => {
-                tracing::warn!(handler = %p.name(), method, error = %e, "unusable params schema");
-                None
-            }
-        });
+    let compiled = match jsonschema::validator_for(schema) {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::warn!(handler = %p.name(), method, error = %e, "unusable params schema");
+            None
+        }
+    };
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= VALIDATORS_KEPT {
         cache.clear();
