@@ -88,7 +88,7 @@ where
 {
     let wildcard: &Path = "*".as_ref();
     if path == wildcard {
-        todo!("Need to implement support for wildcard paths!");
+        return Err(crate::ZmqError::Other("wildcard ipc paths are not supported"));
     }
 
     #[cfg(all(feature = "tokio-runtime", target_family = "unix"))]
