@@ -238,3 +238,20 @@ export function rows(tbody, items, render, empty) {
   });
   while (tbody.rows.length > next.length) tbody.deleteRow(next.length);
 }
+
+/**
+ * Asks in the page's confirmation dialog (`title`, `text`, the OK button's `ok` label), then
+ * runs `action` if the answer is OK.
+ */
+export function confirmThen({ title, text, ok }, action) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = ok;
+  dialog.returnValue = "";
+  dialog.onclose = () => {
+    dialog.onclose = null;
+    if (dialog.returnValue === "ok") action();
+  };
+  dialog.showModal();
+}

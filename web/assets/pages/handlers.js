@@ -3,7 +3,7 @@
 // forget one that went away for good.
 
 import { api } from "../api.js";
-import { agoEl, badge, bytes, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
+import { agoEl, badge, bytes, confirmThen, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
 
 let els = null;
 let ctx = null;
@@ -112,15 +112,11 @@ function remoteRow(r) {
 }
 
 function forget(r) {
-  const dialog = document.getElementById("confirm-dialog");
-  document.getElementById("confirm-title").textContent = `Forget ${r.id}?`;
-  document.getElementById("confirm-text").textContent =
-    "It is no longer listed, pinged or called, until it registers again. Schedules that name it stay, and fail until it does.";
-  document.getElementById("confirm-ok").textContent = "Forget";
-  dialog.returnValue = "";
-  dialog.onclose = async () => {
-    dialog.onclose = null;
-    if (dialog.returnValue !== "ok") return;
+  confirmThen({
+    title: `Forget ${r.id}?`,
+    text: "It is no longer listed, pinged or called, until it registers again. Schedules that name it stay, and fail until it does.",
+    ok: "Forget",
+  }, async () => {
     try {
       await api(`/api/v1/handlers/${encodeURIComponent(r.id)}`, { method: "DELETE" });
       ctx.toast(`${r.id} forgotten.`);
@@ -128,6 +124,5 @@ function forget(r) {
       ctx.toast(`${r.id}: ${e.message}`, "error");
     }
     ctx.refresh();
-  };
-  dialog.showModal();
+  });
 }

@@ -3,7 +3,7 @@
 // them, checking the trigger and the params as they are typed.
 
 import { api, query } from "../api.js";
-import { agoEl, badge, emptyRow, fill, h, instant, rows, time, viewerZone } from "../dom.js";
+import { agoEl, badge, confirmThen, emptyRow, fill, h, instant, rows, time, viewerZone } from "../dom.js";
 
 let ctx = null;
 let els = null;
@@ -99,15 +99,11 @@ async function act(s, action) {
 }
 
 function remove(s) {
-  const dialog = document.getElementById("confirm-dialog");
-  document.getElementById("confirm-title").textContent = `Delete ${s.id}?`;
-  document.getElementById("confirm-text").textContent =
-    "The schedule stops firing and is removed. Its execution records stay in the log.";
-  document.getElementById("confirm-ok").textContent = "Delete";
-  dialog.returnValue = "";
-  dialog.onclose = async () => {
-    dialog.onclose = null;
-    if (dialog.returnValue !== "ok") return;
+  confirmThen({
+    title: `Delete ${s.id}?`,
+    text: "The schedule stops firing and is removed. Its execution records stay in the log.",
+    ok: "Delete",
+  }, async () => {
     try {
       await api(`/api/v1/schedules/${encodeURIComponent(s.id)}`, { method: "DELETE" });
       ctx.toast(`${s.id} deleted.`);
@@ -115,8 +111,7 @@ function remove(s) {
       ctx.toast(`${s.id}: ${e.message}`, "error");
     }
     ctx.refresh();
-  };
-  dialog.showModal();
+  });
 }
 
 // --- the form -----------------------------------------------------------------------------
