@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -46,8 +46,8 @@ pub struct Storage {
     floor: u64,
     /// The last sample; `u64::MAX` until the first one (and when it cannot be read).
     free: AtomicU64,
-    low: AtomicBool,
-    changes: watch::Sender<SpaceState>,
+    /// The state, for those who read it and those who follow it.
+    state: watch::Sender<SpaceState>,
 }
 
 impl Storage {
@@ -58,8 +58,7 @@ impl Storage {
             dir: dir.to_owned(),
             floor,
             free: AtomicU64::new(u64::MAX),
-            low: AtomicBool::new(false),
-            changes: watch::channel(SpaceState::Ok).0,
+            state: watch::channel(SpaceState::Ok).0,
         });
         storage.sample();
         storage
@@ -70,9 +69,11 @@ impl Storage {
         let free = free_bytes(&self.dir);
         self.free.store(free.unwrap_or(u64::MAX), Ordering::Relaxed);
         let low = free.is_some_and(|f| f < self.floor);
-        let was = self.low.swap(low, Ordering::AcqRel);
         let state = if low { SpaceState::Low } else { SpaceState::Ok };
-        if was != low {
+        let changed = self
+            .state
+            .send_if_modified(|s| std::mem::replace(s, state) != state);
+        if changed {
             match free {
                 Some(free) if low => tracing::warn!(
                     free_bytes = free,
@@ -84,25 +85,20 @@ impl Storage {
                     tracing::info!(dir = %self.dir.display(), "free space is back: taking new work again")
                 }
             }
-            self.changes.send_replace(state);
         }
         state
     }
 
     /// Whether new work is refused now.
     pub fn is_low(&self) -> bool {
-        self.low.load(Ordering::Acquire)
+        *self.state.borrow() == SpaceState::Low
     }
 
     /// The state for the health check.
     pub fn report(&self) -> SpaceReport {
         let free = self.free.load(Ordering::Relaxed);
         SpaceReport {
-            state: if self.is_low() {
-                SpaceState::Low
-            } else {
-                SpaceState::Ok
-            },
+            state: *self.state.borrow(),
             free_bytes: (free != u64::MAX).then_some(free),
             floor_bytes: self.floor,
         }
@@ -110,7 +106,7 @@ impl Storage {
 
     /// Follows the state as it changes.
     pub fn subscribe(&self) -> watch::Receiver<SpaceState> {
-        self.changes.subscribe()
+        self.state.subscribe()
     }
 
     /// Samples every [`SAMPLE_EVERY`] until `stopped` turns true.
@@ -133,7 +129,8 @@ impl Storage {
     }
 }
 
-/// The bytes an unprivileged writer may still use on the volume of `dir`.
+/// The bytes an unprivileged writer may still use on the volume of `dir`: the one figure of free
+/// space the host goes by (the floor, the health check, the metrics).
 pub fn free_bytes(dir: &Path) -> Option<u64> {
     let stat = rustix::fs::statvfs(dir).ok()?;
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))

@@ -161,8 +161,8 @@ async fn list_handlers(
     Query(q): Query<HandlerList>,
 ) -> Result<Response, ApiError> {
     let limit = page(q.limit) as usize;
-    let mut all = handlers::all(&state).await?;
-    all.sort_by(|a, b| a.id.cmp(&b.id));
+    // In id order already.
+    let all = handlers::all(&state).await?;
     let from = q
         .after
         .as_deref()

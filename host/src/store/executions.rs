@@ -346,16 +346,6 @@ impl Store {
         .transpose()
     }
 
-    /// The highest attempt number recorded for a run (0 when none).
-    pub async fn last_attempt(&self, run_id: &str) -> Result<u32, StoreError> {
-        let (n,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(attempt) FROM executions WHERE run_id = ?")
-                .bind(run_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
-    }
-
     /// Records, newest first.
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
         let rows = sqlx::query(
