@@ -5,19 +5,16 @@
 //! id, the attempt number and the scheduled fire time, so they can be idempotent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
+use rand::RngExt;
 
 use crate::bridge::{Connections, Registry};
 use crate::handler::Handlers;
-use crate::runtime::{InvokeError, JobContext, Runtime};
-use std::time::Duration;
-
-use crate::store::{
-    Completion, ExecutionStatus, NewExecution, Run, RunStatus, Schedule, Store, StoreError, Write,
-    params_summary,
-};
-use rand::RngExt;
+use crate::runtime::{JobContext, Runtime};
+use crate::schedule::{ExecutionStatus, Failure, Outcome, Run, RunStatus, Schedule};
+use crate::store::{Completion, NewExecution, Store, StoreError, Write, params_summary};
 
 /// A claimed run with the schedule it came from: what dispatch takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,17 +23,6 @@ pub struct DueRun {
     pub run: Run,
     /// The schedule as it was when claimed.
     pub schedule: Schedule,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunOutcome {
-    /// `Success` or `Error`.
-    pub status: RunStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// The last error, when it failed.
-    pub error: Option<InvokeError>,
 }
 
 /// Runs claimed runs on their handlers (a WebAssembly plugin, or a remote handler registered
@@ -69,17 +55,13 @@ impl Dispatcher {
 
     /// Runs one claimed run to its end. Errors are the store's: a handler's failure is an
     /// outcome, recorded, not an error.
-    pub async fn run(&self, due: &DueRun) -> Result<RunOutcome, StoreError> {
+    pub async fn run(&self, due: &DueRun) -> Result<Outcome, StoreError> {
         self.run_from(due, 1).await
     }
 
     /// Runs a run from attempt `first_attempt` on (a run resumed after a restart goes on from
     /// the attempt after the last one recorded).
-    pub async fn run_from(
-        &self,
-        due: &DueRun,
-        first_attempt: u32,
-    ) -> Result<RunOutcome, StoreError> {
+    pub async fn run_from(&self, due: &DueRun, first_attempt: u32) -> Result<Outcome, StoreError> {
         let schedule = &due.schedule;
         let policy = &schedule.policy;
         let max_attempts = policy.max_attempts.max(1);
@@ -179,10 +161,13 @@ impl Dispatcher {
             self.store.record(writes).await?;
             match (run_status, result) {
                 (Some(status), result) => {
-                    return Ok(RunOutcome {
+                    return Ok(Outcome {
                         status,
                         attempts: attempt,
-                        error: result.err(),
+                        error: result.err().map(|e| Failure {
+                            code: e.code().to_owned(),
+                            message: e.to_string(),
+                        }),
                     });
                 }
                 (None, result) => {

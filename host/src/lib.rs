@@ -3,9 +3,15 @@
 //! The crate is the whole host; the `schedulezero` binary only calls [`cli::main`].
 //! - [`config`]: the one configuration, from defaults, file, environment and flags.
 //! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
-//! - [`scheduler`]: triggers and fire times.
+//! - [`schedule`]: what a schedule, its trigger, policy, runs and execution records are.
+//! - [`scheduler`]: claims due fire times and starts runs within their limits.
 //! - [`store`]: the durable store (sqlx; SQLite embedded).
 //! - [`dispatch`]: runs claimed runs on their handlers, with retries, into the execution log.
+//! - [`handler`]: one way to call a job's handler, a component or a remote handler.
+//! - [`bridge`]: remote handlers over ZeroMQ: registration, calls, health.
+//! - [`storage`]: free space on the data directory's volume, and the floor below which new
+//!   work waits.
+//! - [`telemetry`] and [`history`]: the host's metrics, now and over the last hour.
 //! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`bench`]: `schedulezero bench`, measuring a real host.
@@ -20,6 +26,7 @@ pub mod dispatch;
 pub mod handler;
 pub mod history;
 pub mod runtime;
+pub mod schedule;
 pub mod scheduler;
 pub mod serve;
 pub mod storage;

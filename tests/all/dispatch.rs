@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use schedulezero::scheduler::TriggerSpec;
+use schedulezero::schedule::TriggerSpec;
+use schedulezero::schedule::{ConflictPolicy, ExecutionStatus, RunStatus, SchedulePolicy};
 use schedulezero::scheduler::claim::claim_due;
-use schedulezero::store::{
-    ConflictPolicy, ExecutionQuery, ExecutionStatus, RunStatus, SchedulePolicy, Store,
-};
+use schedulezero::store::{ExecutionQuery, Store};
 use serde_json::json;
 
 use crate::support::{Stack, new_schedule};
@@ -116,7 +115,7 @@ async fn retryable_failures_are_retried_and_each_attempt_is_logged() {
     let pass = claim_due(&s.store, Utc::now(), 10).await.unwrap();
     let outcome = s.dispatcher.run(&pass.due[0]).await.unwrap();
     assert_eq!((outcome.status, outcome.attempts), (RunStatus::Error, 3));
-    assert_eq!(outcome.error.unwrap().code(), "timeout");
+    assert_eq!(outcome.error.unwrap().code, "timeout");
 
     let mut log = s.store.executions(&log_of("slow")).await.unwrap();
     log.reverse();

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use schedulezero::scheduler::TriggerSpec;
+use schedulezero::schedule::TriggerSpec;
+use schedulezero::schedule::{ConflictPolicy, ExecutionStatus, SchedulePolicy};
 use schedulezero::scheduler::service::{Scheduler, SystemClock};
-use schedulezero::store::{ConflictPolicy, ExecutionQuery, ExecutionStatus, SchedulePolicy, Store};
+use schedulezero::store::{ExecutionQuery, Store};
 use serde_json::json;
 
 use crate::support::{Stack, new_schedule};
@@ -42,7 +43,7 @@ async fn add(
         .unwrap();
 }
 
-fn statuses(log: &[schedulezero::store::Execution]) -> Vec<ExecutionStatus> {
+fn statuses(log: &[schedulezero::schedule::Execution]) -> Vec<ExecutionStatus> {
     log.iter().rev().map(|e| e.status).collect()
 }
 

@@ -155,12 +155,12 @@ pub fn new_schedule(
     handler: &str,
     method: &str,
     params: serde_json::Value,
-    trigger: schedulezero::scheduler::TriggerSpec,
-    policy: schedulezero::store::SchedulePolicy,
+    trigger: schedulezero::schedule::TriggerSpec,
+    policy: schedulezero::schedule::SchedulePolicy,
     now: chrono::DateTime<chrono::Utc>,
-) -> schedulezero::store::Schedule {
+) -> schedulezero::schedule::Schedule {
     let next_fire = trigger.compile().expect("valid trigger").first_fire(now);
-    schedulezero::store::Schedule {
+    schedulezero::schedule::Schedule {
         id: id.into(),
         handler_id: handler.into(),
         method: method.into(),

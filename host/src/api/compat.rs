@@ -18,10 +18,10 @@ use super::error::ApiError;
 use super::json::{Body, Query};
 use super::{AppState, handlers, views};
 use crate::runtime::JobContext;
-use crate::scheduler::TriggerSpec;
+use crate::schedule::TriggerSpec;
+use crate::schedule::{ConflictPolicy, ExecutionStatus, Schedule, SchedulePolicy};
 use crate::store::{
-    Completion, ConflictPolicy, ExecutionQuery, ExecutionStatus, Inserted, NewExecution, Schedule,
-    SchedulePolicy, ScheduleQuery, Write, params_summary,
+    Completion, ExecutionQuery, Inserted, NewExecution, ScheduleQuery, Write, params_summary,
 };
 
 type Shared = State<Arc<AppState>>;

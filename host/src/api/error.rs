@@ -6,7 +6,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::scheduler::TriggerError;
+use crate::schedule::TriggerError;
 use crate::store::StoreError;
 
 /// Which shape an error takes on the wire.

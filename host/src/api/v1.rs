@@ -16,13 +16,11 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::json::{Body, Query, typed};
 use super::{AppState, OPENAPI, handlers, views};
-use crate::scheduler::TriggerSpec;
+use crate::schedule::TriggerSpec;
+use crate::schedule::{ConflictPolicy, ExecutionStatus, RunStatus, Schedule, SchedulePolicy};
 use crate::scheduler::policy::resume_from;
 use crate::scheduler::service::RunNowError;
-use crate::store::{
-    ConflictPolicy, ExecutionQuery, ExecutionStatus, Inserted, RunQuery, RunStatus, Schedule,
-    SchedulePolicy, ScheduleQuery, TimelineQuery,
-};
+use crate::store::{ExecutionQuery, Inserted, RunQuery, ScheduleQuery, TimelineQuery};
 
 type Shared = State<Arc<AppState>>;
 
@@ -628,7 +626,7 @@ async fn run_now(
     Ok(ok(json!({
         "run": views::run_v1(&run),
         "attempts": outcome.attempts,
-        "error": outcome.error.map(|e| json!({ "code": e.code(), "message": e.to_string() })),
+        "error": outcome.error,
         "executions": executions.iter().map(views::execution_v1).collect::<Vec<_>>(),
     })))
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::scheduler::TriggerSpec;
-use crate::store::{Execution, Run, Schedule};
+use crate::schedule::TriggerSpec;
+use crate::schedule::{Execution, Run, Schedule};
 
 /// An instant as ISO 8601 UTC with offset, to the microsecond when it has them.
 pub fn utc(t: DateTime<Utc>) -> String {

@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::policy::{self, MissReason};
 pub use crate::dispatch::DueRun;
-use crate::store::{
-    Claim, ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary,
-};
+use crate::schedule::{ExecutionStatus, RunStatus};
+use crate::store::{Claim, NewExecution, Store, StoreError, params_summary};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,8 +118,9 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::TriggerSpec;
-    use crate::store::{Coalesce, ConflictPolicy, ExecutionQuery, Schedule, SchedulePolicy};
+    use crate::schedule::TriggerSpec;
+    use crate::schedule::{Coalesce, ConflictPolicy, Schedule, SchedulePolicy};
+    use crate::store::ExecutionQuery;
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {

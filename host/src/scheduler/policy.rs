@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngExt;
 
-use super::Trigger;
-use crate::store::{Coalesce, SchedulePolicy};
+use crate::schedule::Trigger;
+use crate::schedule::{Coalesce, SchedulePolicy};
 
 /// The most past fire times examined in one pass; older ones of a longer backlog are counted,
 /// not listed, so that a schedule that fires every second and was down for a week costs a
@@ -122,7 +122,7 @@ pub fn resume_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::TriggerSpec;
+    use crate::schedule::TriggerSpec;
     use rand::SeedableRng;
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use super::claim::{DueRun, claim_due};
 use super::policy::jittered;
 use crate::dispatch::Dispatcher;
-use crate::store::{ExecutionStatus, NewExecution, RunStatus, Store, StoreError, params_summary};
+use crate::schedule::{ExecutionStatus, RunStatus};
+use crate::store::{NewExecution, Store, StoreError, params_summary};
 
 /// Where the scheduler reads the time: the system clock in a host, a hand-set one in tests.
 pub trait Clock: Send + Sync + 'static {
@@ -160,12 +161,12 @@ impl Scheduler {
     /// run and a receiver for its outcome.
     pub async fn run_now(
         &self,
-        schedule: crate::store::Schedule,
+        schedule: crate::schedule::Schedule,
         now: DateTime<Utc>,
     ) -> Result<
         (
-            crate::store::Run,
-            tokio::sync::oneshot::Receiver<crate::dispatch::RunOutcome>,
+            crate::schedule::Run,
+            tokio::sync::oneshot::Receiver<crate::schedule::Outcome>,
         ),
         RunNowError,
     > {

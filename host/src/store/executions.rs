@@ -12,50 +12,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Store, StoreError, Write, read_time};
-
-/// Where an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutionStatus {
-    /// Started, not finished.
-    Running,
-    /// Finished with a result.
-    Success,
-    /// Failed; another attempt follows.
-    Retry,
-    /// Failed for good.
-    Error,
-    /// Not started: the schedule's overlap limit was reached.
-    Skipped,
-    /// Not started: later than the schedule's misfire grace time.
-    Missed,
-}
-
-impl ExecutionStatus {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Success => "success",
-            Self::Retry => "retry",
-            Self::Error => "error",
-            Self::Skipped => "skipped",
-            Self::Missed => "missed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "running" => Self::Running,
-            "success" => Self::Success,
-            "retry" => Self::Retry,
-            "error" => Self::Error,
-            "skipped" => Self::Skipped,
-            "missed" => Self::Missed,
-            other => return Err(corrupt(format!("unknown status `{other}`"))),
-        })
-    }
-}
+use crate::schedule::{Execution, ExecutionStatus};
 
 /// An attempt as it starts (or as it is recorded without running: skipped, missed).
 #[derive(Debug, Clone, PartialEq)]
@@ -100,45 +57,6 @@ pub struct Completion {
     /// Which instance ran it, when known only at the end (replaces the one given at start).
     pub instance: Option<String>,
     /// Why a failed attempt was not retried.
-    pub not_retried: Option<String>,
-}
-
-/// A record of the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Execution {
-    /// Its id (grows with insertion).
-    pub id: i64,
-    /// See [`NewExecution`].
-    pub run_id: String,
-    /// See [`NewExecution`].
-    pub job_id: String,
-    /// See [`NewExecution`].
-    pub handler_id: String,
-    /// See [`NewExecution`].
-    pub method: String,
-    /// See [`NewExecution`].
-    pub attempt: u32,
-    /// See [`NewExecution`].
-    pub max_attempts: u32,
-    /// Where it stands.
-    pub status: ExecutionStatus,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it ended.
-    pub completed_at: Option<DateTime<Utc>>,
-    /// How long it took, in milliseconds.
-    pub duration_ms: Option<f64>,
-    /// The result, on success.
-    pub result: Option<serde_json::Value>,
-    /// The error's stable code, on failure.
-    pub error_code: Option<String>,
-    /// The error's message, on failure.
-    pub error: Option<String>,
-    /// See [`NewExecution`].
-    pub params_summary: Option<String>,
-    /// See [`NewExecution`].
-    pub instance: Option<String>,
-    /// Why it was not retried, when it failed and was not.
     pub not_retried: Option<String>,
 }
 
@@ -264,7 +182,7 @@ fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
         method: row.try_get("method")?,
         attempt: count("attempt")?,
         max_attempts: count("max_attempts")?,
-        status: ExecutionStatus::parse(&row.try_get::<String, _>("status")?)?,
+        status: ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)?,
         started_at: time(row.try_get("started_us")?)?,
         completed_at: row
             .try_get::<Option<i64>, _>("completed_us")?
@@ -340,7 +258,7 @@ impl Store {
         row.map(|(attempt, status)| {
             Ok((
                 u32::try_from(attempt).map_err(|_| corrupt("attempt out of range"))?,
-                ExecutionStatus::parse(&status)?,
+                ExecutionStatus::parse(&status).map_err(corrupt)?,
             ))
         })
         .transpose()
@@ -379,7 +297,8 @@ impl Store {
         let mut stats = ExecutionStats::default();
         for row in &rows {
             let handler: String = row.try_get("handler_id")?;
-            let status = ExecutionStatus::parse(&row.try_get::<String, _>("status")?)?;
+            let status =
+                ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)?;
             let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
             let totals = stats.by_handler.entry(handler).or_default();
             totals.total += n;
@@ -456,7 +375,7 @@ impl Store {
                 continue;
             };
             let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-            match ExecutionStatus::parse(&row.try_get::<String, _>("status")?)? {
+            match ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)? {
                 ExecutionStatus::Running => b.running += n,
                 ExecutionStatus::Success => b.success += n,
                 ExecutionStatus::Retry => b.retry += n,

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
 use super::executions::{Completion, NewExecution};
-use super::runs::RunStatus;
+use crate::schedule::RunStatus;
 
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -287,7 +287,8 @@ async fn status_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ExecutionQuery, ExecutionStatus, Store};
+    use crate::schedule::ExecutionStatus;
+    use crate::store::{ExecutionQuery, Store};
 
     fn start(job: &str) -> NewExecution {
         NewExecution {

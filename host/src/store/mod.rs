@@ -19,15 +19,13 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use self::executions::{
-    Completion, Execution, ExecutionQuery, ExecutionStats, ExecutionStatus, HandlerTotals,
-    NewExecution, Retention, TimelineBucket, TimelineQuery, params_summary,
+    Completion, ExecutionQuery, ExecutionStats, HandlerTotals, NewExecution, Retention,
+    TimelineBucket, TimelineQuery, params_summary,
 };
 pub use self::handlers::{HandlerKind, HandlerRecord};
 pub use self::journal::Write;
-pub use self::runs::{Claim, Run, RunQuery, RunStatus};
-pub use self::schedules::{
-    Coalesce, ConflictPolicy, Inserted, Schedule, SchedulePolicy, ScheduleQuery,
-};
+pub use self::runs::{Claim, RunQuery};
+pub use self::schedules::{Inserted, ScheduleQuery};
 
 /// How long a writer waits for the database lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -6,81 +6,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError, Write, read_time};
+use crate::schedule::{Run, RunStatus};
 
 /// Rows per multi-row statement (6 parameters a row).
 const ROWS_PER_STATEMENT: usize = 1000;
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Claimed, not started.
-    Pending,
-    /// An attempt is in progress (or waiting to be retried).
-    Running,
-    /// Finished with a result.
-    Success,
-    /// Finished with an error, attempts used up.
-    Error,
-    /// Not started: the overlap limit was reached.
-    Skipped,
-    /// Not started: too late, or folded into another fire time.
-    Missed,
-}
-
-impl RunStatus {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Success => "success",
-            Self::Error => "error",
-            Self::Skipped => "skipped",
-            Self::Missed => "missed",
-        }
-    }
-
-    /// Reads a status name.
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "success" => Self::Success,
-            "error" => Self::Error,
-            "skipped" => Self::Skipped,
-            "missed" => Self::Missed,
-            other => {
-                return Err(StoreError::Corrupt {
-                    table: "runs",
-                    message: format!("unknown status `{other}`"),
-                });
-            }
-        })
-    }
-}
-
-/// A claimed fire time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Run {
-    /// Its id; handlers see it and can use it as an idempotency key.
-    pub id: String,
-    /// The schedule.
-    pub schedule_id: String,
-    /// The fire time it is for.
-    pub fire_time: DateTime<Utc>,
-    /// Where it stands.
-    pub status: RunStatus,
-    /// When it was claimed.
-    pub created_at: DateTime<Utc>,
-    /// When its status last changed.
-    pub updated_at: DateTime<Utc>,
-}
 
 /// A claim: move a schedule from the next fire time the scheduler read to the following one,
 /// recording runs for the fire times passed.
@@ -124,7 +57,12 @@ fn read(row: &SqliteRow) -> Result<Run, StoreError> {
         id: row.try_get("id")?,
         schedule_id: row.try_get("schedule_id")?,
         fire_time: time(row.try_get("fire_us")?)?,
-        status: RunStatus::parse(&row.try_get::<String, _>("status")?)?,
+        status: RunStatus::parse(&row.try_get::<String, _>("status")?).map_err(|e| {
+            StoreError::Corrupt {
+                table: "runs",
+                message: e.to_string(),
+            }
+        })?,
         created_at: time(row.try_get("created_us")?)?,
         updated_at: time(row.try_get("updated_us")?)?,
     })
@@ -377,8 +315,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::TriggerSpec;
-    use crate::store::{ConflictPolicy, Schedule, SchedulePolicy};
+    use crate::schedule::TriggerSpec;
+    use crate::schedule::{ConflictPolicy, Schedule, SchedulePolicy};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

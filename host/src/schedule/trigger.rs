@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::compat_cron;
-pub use super::error::TriggerError;
+pub use super::trigger_error::TriggerError;
 
 /// When a schedule fires, as written by a user and kept in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

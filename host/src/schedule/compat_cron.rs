@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::error::TriggerError;
+use super::trigger_error::TriggerError;
 
 /// APScheduler's cron fields, most significant first, with the value an unset field takes when
 /// it is less significant than the least significant field given.
