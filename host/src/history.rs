@@ -21,7 +21,7 @@ use crate::telemetry::{HostFigures, HostMetrics};
 pub const SPAN: Duration = Duration::from_secs(3600);
 
 /// One sample: the host as it was at `at`, and what happened since the previous sample.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Sample {
     /// When it was taken.
     pub at: DateTime<Utc>,
@@ -49,7 +49,7 @@ pub struct Sample {
 }
 
 /// A plugin with live instances, in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PluginSample {
     /// Its lifecycle state.
     pub state: PluginState,

@@ -12,6 +12,7 @@
 //! - [`storage`]: free space on the data directory's volume, and the floor below which new
 //!   work waits.
 //! - [`telemetry`] and [`history`]: the host's metrics, now and over the last hour.
+//! - [`time`]: instants on the wire.
 //! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`bench`]: `schedulezero bench`, measuring a real host.
@@ -29,9 +30,11 @@ pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
 pub mod serve;
+pub mod service;
 pub mod storage;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 
 pub use config::Config;
 pub use runtime::Runtime;

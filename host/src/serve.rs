@@ -184,7 +184,13 @@ pub async fn serve(
         registry,
         connections,
         zmq_endpoint: zmq_endpoint.clone(),
+        schedules: crate::service::ScheduleService::new(
+            store.clone(),
+            scheduler.clone(),
+            storage.clone(),
+        ),
         storage,
+        openapi: api::openapi_document(config.server.api_token.is_some()),
     });
     let router = api::router(state);
 

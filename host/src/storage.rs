@@ -19,7 +19,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub const RETRY_AFTER_SECS: u64 = 30;
 
 /// The volume's state, as the health check reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SpaceState {
     /// Above the floor.
@@ -29,7 +29,7 @@ pub enum SpaceState {
 }
 
 /// A snapshot for the health check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SpaceReport {
     /// `ok` or `low`.
     pub state: SpaceState,

@@ -21,7 +21,7 @@ use crate::runtime::{HistogramSnapshot, PluginState, Runtime};
 const SAMPLE_TTL: Duration = Duration::from_secs(1);
 
 /// The host process, as sampled.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ProcessFigures {
     /// Its pid.
     pub pid: u32,
@@ -44,7 +44,7 @@ pub struct ProcessFigures {
 }
 
 /// The machine, as sampled.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SystemFigures {
     /// Logical CPUs.
     pub cpus: usize,
@@ -61,9 +61,10 @@ pub struct SystemFigures {
 }
 
 /// The disk the data directory is on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DiskFigures {
     /// Its mount point.
+    #[schema(value_type = String)]
     pub mount_point: PathBuf,
     /// Its size, in bytes.
     pub total_bytes: u64,
@@ -72,7 +73,7 @@ pub struct DiskFigures {
 }
 
 /// One sample of the host and the machine.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HostFigures {
     /// The host process.
     pub process: ProcessFigures,

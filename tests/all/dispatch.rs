@@ -32,7 +32,7 @@ async fn schedule_once(
 
 fn log_of(job: &str) -> ExecutionQuery {
     ExecutionQuery {
-        job_id: Some(job.into()),
+        schedule_id: Some(job.into()),
         limit: 100,
         ..Default::default()
     }

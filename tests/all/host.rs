@@ -198,6 +198,14 @@ impl TestHost {
         reply(self.request(m, path).send().await).await
     }
 
+    /// Any method on `path`, with `body` as JSON unless it is null.
+    pub async fn call_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self.request(m, path);
+        let r = if body.is_null() { r } else { r.json(body) };
+        reply(r.send().await).await
+    }
+
     /// Polls `check` every 50 ms until it returns `Some`, for up to `limit`.
     pub async fn wait_for<T, F, Fut>(&self, limit: Duration, mut check: F) -> T
     where

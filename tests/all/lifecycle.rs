@@ -220,7 +220,7 @@ async fn calls_over_the_queue_bound_fail_clearly() {
     assert!(err.is_retryable());
     let m = plugin.metrics();
     assert_eq!((m.errors.queue_full, m.queued_calls), (1, 0));
-    assert_eq!(m.last_error.map(|e| e.code), Some("queue_full"));
+    assert_eq!(m.last_error.map(|e| e.code).as_deref(), Some("queue_full"));
 }
 
 #[tokio::test]
@@ -257,7 +257,7 @@ async fn metrics_follow_the_calls() {
     assert_eq!(m.call_latency.count, before.call_latency.count + 3);
     assert!(m.call_latency.max_us >= 800_000.0, "{:?}", m.call_latency);
     assert_eq!((m.errors.trap, m.errors.total), (1, 1));
-    assert_eq!(m.last_error.as_ref().map(|e| e.code), Some("trap"));
+    assert_eq!(m.last_error.as_ref().map(|e| e.code.as_str()), Some("trap"));
     assert_eq!(m.instances_discarded, 1);
     // The instance that grew its memory is alive and says so.
     let instances = plugin.instances();

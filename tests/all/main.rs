@@ -15,6 +15,7 @@ mod host;
 mod lifecycle;
 mod loading;
 mod metrics;
+mod openapi;
 mod pool;
 mod sandbox;
 mod scheduler;

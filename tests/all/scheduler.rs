@@ -78,7 +78,7 @@ async fn a_run_that_would_overlap_is_recorded_as_skipped() {
 
     let log = store
         .executions(&ExecutionQuery {
-            job_id: Some("slow".into()),
+            schedule_id: Some("slow".into()),
             limit: 10,
             ..Default::default()
         })
@@ -121,7 +121,7 @@ async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
 
     let log = store
         .executions(&ExecutionQuery {
-            job_id: Some("ping".into()),
+            schedule_id: Some("ping".into()),
             limit: 100,
             ..Default::default()
         })
@@ -186,7 +186,7 @@ async fn runs_a_killed_host_left_behind_go_on_or_end() {
         store
             .insert_executions(&[schedulezero::store::NewExecution {
                 run_id: due.run.id.clone(),
-                job_id: due.schedule.id.clone(),
+                schedule_id: due.schedule.id.clone(),
                 handler_id: due.schedule.handler_id.clone(),
                 method: due.schedule.method.clone(),
                 attempt: 1,
@@ -208,7 +208,7 @@ async fn runs_a_killed_host_left_behind_go_on_or_end() {
     assert_eq!(sched.drain(Duration::from_secs(10)).await, 0);
 
     let log = |job: &str| ExecutionQuery {
-        job_id: Some(job.into()),
+        schedule_id: Some(job.into()),
         limit: 10,
         ..Default::default()
     };

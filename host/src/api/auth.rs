@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -42,8 +41,7 @@ pub async fn require_token(
         return next.run(request).await;
     }
     let e = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        super::error::ErrorCode::Unauthorized,
         if given.is_none() {
             "this host needs an API token: send `Authorization: Bearer <token>`"
         } else {

@@ -5,41 +5,141 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, CompatErrorBody, ErrorCode};
 use super::json::{Body, Query};
-use super::{AppState, handlers, views};
-use crate::runtime::JobContext;
-use crate::schedule::TriggerSpec;
-use crate::schedule::{ConflictPolicy, ExecutionStatus, Schedule, SchedulePolicy};
-use crate::store::{
-    Completion, ExecutionQuery, Inserted, NewExecution, ScheduleQuery, Write, params_summary,
-};
+use super::views::{CompatExecution, CompatSchedule};
+use super::{AppState, handlers};
+use crate::schedule::{ConflictPolicy, ExecutionStatus, TriggerSpec};
+use crate::service::{Draft, ScheduleError, TriggerText};
+use crate::store::{ExecutionQuery, ExecutionStats, HandlerKind, ScheduleQuery};
 
 type Shared = State<Arc<AppState>>;
 
-/// The compatible routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/handlers", get(list_handlers))
-        .route("/api/schedule", post(add_schedule))
-        .route("/api/run_now", post(run_now))
-        .route("/api/schedules", get(list_schedules))
-        .route("/api/schedules/{id}", delete(remove_schedule))
-        .route("/api/config", get(config))
-        .route("/api/executions", get(executions))
-        .route("/api/executions/stats", get(stats))
-        .route("/api/executions/errors", get(errors))
-        .route("/api/executions/clear", post(clear))
+/// The compatible routes, with their operations.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(list_handlers))
+        .routes(routes!(add_schedule))
+        .routes(routes!(run_now))
+        .routes(routes!(list_schedules))
+        .routes(routes!(remove_schedule))
+        .routes(routes!(config))
+        .routes(routes!(executions))
+        .routes(routes!(stats))
+        .routes(routes!(errors))
+        .routes(routes!(clear))
+}
+
+/// `{"status": "ok", "service": "ScheduleZero"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatHealth {
+    /// `ok`.
+    pub status: String,
+    /// `ScheduleZero`.
+    pub service: String,
+}
+
+/// A handler in ScheduleZero's list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatHandler {
+    /// Its id.
+    pub id: String,
+    /// A plugin's file, or a remote handler's endpoint.
+    pub address: Option<String>,
+    /// Its methods' names.
+    pub methods: Vec<String>,
+    /// `available`, `missing`, `online`, `unreachable` or `offline`.
+    pub status: String,
+    /// `wasm` or `remote`.
+    pub kind: HandlerKind,
+    /// Its version.
+    pub version: Option<String>,
+}
+
+/// ScheduleZero's handler list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatHandlers {
+    /// The handlers.
+    pub handlers: Vec<CompatHandler>,
+}
+
+/// A write that went through.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatDone {
+    /// `success`.
+    pub status: String,
+    /// The schedule's (or the call's) job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The schedule removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    /// What was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A call's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+impl CompatDone {
+    fn success() -> Self {
+        Self {
+            status: "success".into(),
+            job_id: None,
+            schedule_id: None,
+            message: None,
+            result: None,
+        }
+    }
+}
+
+/// ScheduleZero's schedule list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatSchedules {
+    /// How many.
+    pub count: usize,
+    /// The schedules.
+    pub schedules: Vec<CompatSchedule>,
+}
+
+/// The host's name and version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatConfig {
+    /// `server.instance_name`.
+    pub instance_name: String,
+    /// `server.description`.
+    pub description: String,
+    /// `server.admin_contact`.
+    pub admin_contact: String,
+    /// The ScheduleZero version.
+    pub version: String,
+}
+
+/// Execution records in ScheduleZero's form.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatRecords {
+    /// How many.
+    pub count: usize,
+    /// The limit applied.
+    pub limit: u32,
+    /// The records, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<Vec<CompatExecution>>,
+    /// The errors, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<CompatExecution>>,
 }
 
 /// A store error in this API's shape.
@@ -51,26 +151,33 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).compat()
 }
 
-async fn health() -> Response {
-    axum::Json(json!({ "status": "ok", "service": "ScheduleZero" })).into_response()
+/// ScheduleZero's health check.
+#[utoipa::path(get, path = "/api/health", tag = "scheduleZero", operation_id = "compatHealth",
+    responses((status = 200, description = "The host answers", body = CompatHealth)))]
+async fn health() -> Json<CompatHealth> {
+    Json(CompatHealth {
+        status: "ok".into(),
+        service: "ScheduleZero".into(),
+    })
 }
 
-async fn list_handlers(State(state): Shared) -> Result<Response, ApiError> {
+/// Every handler, with its methods' names.
+#[utoipa::path(get, path = "/api/handlers", tag = "scheduleZero", operation_id = "compatHandlers",
+    responses((status = 200, description = "The handlers", body = CompatHandlers)))]
+async fn list_handlers(State(state): Shared) -> Result<Json<CompatHandlers>, ApiError> {
     let all = handlers::all(&state).await.map_err(store_error)?;
-    let list: Vec<Value> = all
-        .iter()
-        .map(|h| {
-            json!({
-                "id": h.id,
-                "address": h.address,
-                "methods": h.methods.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-                "status": h.status,
-                "kind": h.kind,
-                "version": h.version,
-            })
+    let handlers = all
+        .into_iter()
+        .map(|h| CompatHandler {
+            methods: h.methods.into_iter().map(|m| m.name).collect(),
+            id: h.id,
+            address: h.address,
+            status: h.status,
+            kind: h.kind,
+            version: h.version,
         })
         .collect();
-    Ok(axum::Json(json!({ "handlers": list })).into_response())
+    Ok(Json(CompatHandlers { handlers }))
 }
 
 /// Reads the string field `key`; absent is `None`, another type is a 400.
@@ -82,8 +189,28 @@ fn string_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a
     }
 }
 
+/// A refusal of the schedule service in ScheduleZero's words and shape.
+fn refused(e: ScheduleError) -> ApiError {
+    let message = match &e {
+        ScheduleError::UnknownHandler(id) => format!("Handler '{id}' not found"),
+        ScheduleError::UnknownMethod {
+            handler,
+            method,
+            known,
+        } => format!(
+            "Method '{method}' is not available on handler '{handler}' (it has: {})",
+            known.join(", ")
+        ),
+        ScheduleError::InvalidTrigger(t) => format!("Invalid trigger configuration: {t}"),
+        ScheduleError::NotFound(id) => format!("Schedule '{id}' not found"),
+        _ => return ApiError::from(e).compat(),
+    };
+    ApiError::new(ApiError::from(e).code, message).compat()
+}
+
 /// The checks `/api/schedule` and `/api/run_now` share, in ScheduleZero's order after the
-/// trigger: required fields, handler (404), method, params object.
+/// trigger: required fields, handler (404), method, params object (the schema is checked by
+/// the service, after them).
 async fn check_job(
     state: &AppState,
     obj: &Map<String, Value>,
@@ -108,23 +235,11 @@ async fn check_job(
     // ScheduleZero checks that the params are an object after the handler and method: so do we,
     // then against the method's schema.
     let schema_params = params.is_object().then_some(&params);
-    match handlers::check(state, &handler_id, &method, schema_params).await {
-        Ok(()) => {}
-        Err(handlers::Missing::Handler) => {
-            return Err(ApiError::not_found(
-                "unknown_handler",
-                format!("Handler '{handler_id}' not found"),
-            )
-            .compat());
-        }
-        Err(handlers::Missing::Method(known)) => {
-            return Err(bad(format!(
-                "Method '{method}' is not available on handler '{handler_id}' (it has: {})",
-                known.join(", ")
-            )));
-        }
-        Err(handlers::Missing::Params(why)) => return Err(bad(why)),
-    }
+    state
+        .schedules
+        .check_target(&handler_id, &method, schema_params)
+        .await
+        .map_err(refused)?;
     if !params.is_object() {
         return Err(bad("job_params must be a JSON object"));
     }
@@ -138,137 +253,136 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-async fn add_schedule(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
-    state.room_for_new_work().map_err(ApiError::compat)?;
+/// ScheduleZero's schedule request (read field by field, in ScheduleZero's order of checks).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatScheduleRequest {
+    /// The handler.
+    pub handler_id: String,
+    /// The method.
+    pub job_method: String,
+    /// The params (an object).
+    pub job_params: Value,
+    /// ScheduleZero's trigger object: `{"type": "cron" | "interval" | "date", ...}`.
+    pub trigger: Value,
+    /// The schedule's id; `<handler>_<method>_<unix seconds>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// What to do when the id exists (default `do_nothing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_policy: Option<ConflictPolicy>,
+    /// How it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::schedule::SchedulePolicy>)]
+    pub policy: Option<Value>,
+}
+
+/// ScheduleZero's run-now request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatRunNowRequest {
+    /// The handler.
+    pub handler_id: String,
+    /// The method.
+    pub job_method: String,
+    /// The params (an object).
+    pub job_params: Value,
+}
+
+/// Stores a schedule (201 even when one with the id is kept).
+#[utoipa::path(post, path = "/api/schedule", tag = "scheduleZero", operation_id = "compatSchedule",
+    request_body = CompatScheduleRequest,
+    responses(
+        (status = 201, description = "Stored (or kept)", body = CompatDone),
+        (status = 404, description = "No such handler", body = CompatErrorBody),
+        (status = 409, description = "The id exists (`conflict_policy: error`)", body = CompatErrorBody),
+        (status = 507, description = "Out of storage space: nothing was written", body = CompatErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn add_schedule(
+    State(state): Shared,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<CompatDone>), ApiError> {
+    state.schedules.room_for_new_work().map_err(refused)?;
     let obj = object(body)?;
     let Some(trigger) = obj.get("trigger") else {
         return Err(bad("Missing required field: trigger"));
     };
-    let (handler_id, method, params) = check_job(&state, &obj).await?;
-    let now = Utc::now();
-    let (spec, compiled) = TriggerSpec::read_compat(trigger, now)
+    let (handler, method, params) = check_job(&state, &obj).await?;
+    // Read before the service's own checks, as ScheduleZero does.
+    TriggerSpec::read_compat(trigger, Utc::now())
         .map_err(|e| bad(format!("Invalid trigger configuration: {e}")))?;
     let id = match string_field(&obj, "job_id")? {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => format!("{handler_id}_{method}_{}", now.timestamp()),
+        _ => format!("{handler}_{method}_{}", Utc::now().timestamp()),
     };
     let conflict = match obj.get("conflict_policy") {
         None | Some(Value::Null) => ConflictPolicy::DoNothing,
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|_| bad("conflict_policy must be one of `replace`, `do_nothing`, `error`"))?,
     };
-    let policy = match obj.get("policy") {
-        None | Some(Value::Null) => SchedulePolicy::default(),
-        Some(v) => {
-            let p: SchedulePolicy = serde_json::from_value(v.clone())
-                .map_err(|e| bad(format!("invalid policy: {e}")))?;
-            p.check().map_err(bad)?;
-            p
-        }
-    };
-    let schedule = Schedule {
-        id: id.clone(),
-        handler_id,
-        method,
-        params,
-        next_fire: compiled.first_fire(now),
-        trigger: spec,
-        policy,
-        paused: false,
-        created_at: now,
-        updated_at: now,
-    };
-    match state.store.insert_schedule(&schedule, conflict).await {
-        Ok(Inserted::Created | Inserted::Replaced) => state.scheduler.wake_for(schedule.next_fire),
-        Ok(Inserted::Kept(_)) => {}
-        Err(e) => return Err(store_error(e)),
-    }
+    let policy = obj.get("policy").filter(|v| !v.is_null()).cloned();
+    let created = state
+        .schedules
+        .create(Draft {
+            id,
+            handler,
+            method,
+            params,
+            trigger: TriggerText::Compat(trigger),
+            policy,
+            paused: false,
+            conflict,
+            // ScheduleZero runs a date in the past at once (by its misfire policy).
+            allow_past_date: true,
+        })
+        .await
+        .map_err(refused)?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "status": "success", "job_id": id })),
-    )
-        .into_response())
+        Json(CompatDone {
+            job_id: Some(created.schedule().id.clone()),
+            ..CompatDone::success()
+        }),
+    ))
 }
 
-async fn run_now(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
-    state.room_for_new_work().map_err(ApiError::compat)?;
+/// Calls a handler's method at once and answers with its result; the call is recorded.
+#[utoipa::path(post, path = "/api/run_now", tag = "scheduleZero", operation_id = "compatRunNow",
+    request_body = CompatRunNowRequest,
+    responses(
+        (status = 200, description = "The call's result", body = CompatDone),
+        (status = 404, description = "No such handler", body = CompatErrorBody),
+        (status = 500, description = "The call failed", body = CompatErrorBody),
+        (status = 507, description = "Out of storage space: nothing was run", body = CompatErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn run_now(State(state): Shared, Body(body): Body) -> Result<Json<CompatDone>, ApiError> {
+    state.schedules.room_for_new_work().map_err(refused)?;
     let obj = object(body)?;
     let (handler_id, method, params) = check_job(&state, &obj).await?;
-    let started_at = Utc::now();
-    let job_id = format!("immediate_{handler_id}_{method}_{}", started_at.timestamp());
-    let ctx = JobContext {
-        job_id: job_id.clone(),
-        run_id: uuid::Uuid::now_v7().to_string(),
-        attempt: 1,
-        scheduled_time: started_at.into(),
-    };
-    let handlers = state.scheduler.dispatcher().handlers();
-    let result = handlers
-        .call(&handler_id, &method, &params.to_string(), &ctx, None)
-        .await;
-    let completed_at = Utc::now();
-    let (status, result_json, error_code, error, instance) = match &result {
-        Ok((result, instance)) => (
-            ExecutionStatus::Success,
-            serde_json::from_str::<Value>(result).ok(),
-            None,
-            None,
-            Some(instance.clone()),
-        ),
-        Err(e) => (
-            ExecutionStatus::Error,
-            None,
-            Some(e.code().to_owned()),
-            Some(e.to_string()),
-            None,
-        ),
-    };
-    let start = NewExecution {
-        run_id: ctx.run_id.clone(),
-        job_id: job_id.clone(),
-        handler_id: handler_id.clone(),
-        method: method.clone(),
-        attempt: 1,
-        max_attempts: 1,
-        status: ExecutionStatus::Running,
-        started_at,
-        params_summary: params_summary(&params),
-        instance: Some(handlers.location(&handler_id)),
-    };
-    let done = Completion {
-        id: 0,
-        status,
-        completed_at,
-        result: result_json.clone(),
-        error_code,
-        error,
-        instance,
-        not_retried: None,
-    };
-    // One write, committed before the reply: the record of a reported run is never lost.
-    state
-        .store
-        .record(vec![Write::Done(start, done)])
+    let call = state
+        .schedules
+        .call_now(&handler_id, &method, &params)
         .await
-        .map_err(store_error)?;
-    match result {
-        Ok(_) => Ok(axum::Json(json!({
-            "status": "success",
-            "job_id": job_id,
-            "result": result_json,
-            "message": format!("Job executed on handler '{handler_id}'"),
-        }))
-        .into_response()),
+        .map_err(refused)?;
+    match call.result {
+        Ok((result, _)) => Ok(Json(CompatDone {
+            job_id: Some(call.schedule_id),
+            result: Some(result.unwrap_or(Value::Null)),
+            message: Some(format!("Job executed on handler '{handler_id}'")),
+            ..CompatDone::success()
+        })),
         Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.code(),
+            ErrorCode::CallFailed,
             format!("Job execution failed on handler '{handler_id}': {e}"),
         )
         .compat()),
     }
 }
 
-async fn list_schedules(State(state): Shared) -> Result<Response, ApiError> {
+/// Every schedule.
+#[utoipa::path(get, path = "/api/schedules", tag = "scheduleZero", operation_id = "compatSchedules",
+    responses((status = 200, description = "The schedules", body = CompatSchedules)))]
+async fn list_schedules(State(state): Shared) -> Result<Json<CompatSchedules>, ApiError> {
     let mut all = Vec::new();
     let mut q = ScheduleQuery {
         limit: 1000,
@@ -278,91 +392,119 @@ async fn list_schedules(State(state): Shared) -> Result<Response, ApiError> {
         let page = state.store.list_schedules(&q).await.map_err(store_error)?;
         let full = page.len() == q.limit as usize;
         q.after_id = page.last().map(|s| s.id.clone());
-        all.extend(page.iter().map(views::schedule_compat));
+        all.extend(page.iter().map(CompatSchedule::from));
         if !full {
             break;
         }
     }
-    Ok(axum::Json(json!({ "count": all.len(), "schedules": all })).into_response())
+    Ok(Json(CompatSchedules {
+        count: all.len(),
+        schedules: all,
+    }))
 }
 
+/// Removes a schedule.
+#[utoipa::path(delete, path = "/api/schedules/{id}", tag = "scheduleZero", operation_id = "compatRemoveSchedule",
+    params(("id" = String, Path, description = "The schedule's id")),
+    responses(
+        (status = 200, description = "Removed", body = CompatDone),
+        (status = 404, description = "No such schedule", body = CompatErrorBody),
+    ))]
 async fn remove_schedule(
     State(state): Shared,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let removed = state
-        .store
-        .delete_schedule(&id)
-        .await
-        .map_err(store_error)?;
-    if !removed {
-        return Err(ApiError::not_found(
-            "schedule_not_found",
-            format!("Schedule '{id}' not found"),
-        )
-        .compat());
-    }
-    Ok(axum::Json(json!({
-        "status": "success",
-        "message": format!("Schedule '{id}' removed"),
-        "schedule_id": id,
+) -> Result<Json<CompatDone>, ApiError> {
+    state.schedules.delete(&id).await.map_err(refused)?;
+    Ok(Json(CompatDone {
+        message: Some(format!("Schedule '{id}' removed")),
+        schedule_id: Some(id),
+        ..CompatDone::success()
     }))
-    .into_response())
 }
 
-async fn config(State(state): Shared) -> Response {
+/// The host's name and version.
+#[utoipa::path(get, path = "/api/config", tag = "scheduleZero", operation_id = "compatConfig",
+    responses((status = 200, description = "The host's name and version", body = CompatConfig)))]
+async fn config(State(state): Shared) -> Json<CompatConfig> {
     let s = &state.config.server;
-    axum::Json(json!({
-        "instance_name": s.instance_name,
-        "description": s.description,
-        "admin_contact": s.admin_contact,
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
-    .into_response()
+    Json(CompatConfig {
+        instance_name: s.instance_name.clone(),
+        description: s.description.clone(),
+        admin_contact: s.admin_contact.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
-#[derive(Debug, Deserialize)]
+/// Which records to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ExecutionsQuery {
+    /// How many (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Only this handler's.
     handler_id: Option<String>,
+    /// Only this schedule's.
     job_id: Option<String>,
+    /// Only in this status.
     status: Option<ExecutionStatus>,
 }
 
+/// Execution records, newest first.
+#[utoipa::path(get, path = "/api/executions", tag = "scheduleZero", operation_id = "compatExecutions",
+    params(ExecutionsQuery),
+    responses((status = 200, description = "The records", body = CompatRecords)))]
 async fn executions(
     State(state): Shared,
     Query(q): Query<ExecutionsQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<CompatRecords>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let records = state
         .store
         .executions(&ExecutionQuery {
             handler_id: q.handler_id,
-            job_id: q.job_id,
+            schedule_id: q.job_id,
             status: q.status,
             limit,
             ..ExecutionQuery::default()
         })
         .await
         .map_err(store_error)?;
-    let records: Vec<Value> = records.iter().map(views::execution_compat).collect();
-    Ok(
-        axum::Json(json!({ "count": records.len(), "limit": limit, "records": records }))
-            .into_response(),
-    )
+    let records: Vec<CompatExecution> = records.iter().map(CompatExecution::from).collect();
+    Ok(Json(CompatRecords {
+        count: records.len(),
+        limit,
+        records: Some(records),
+        errors: None,
+    }))
 }
 
-async fn stats(State(state): Shared) -> Result<Response, ApiError> {
-    let stats = state.store.execution_stats().await.map_err(store_error)?;
-    Ok(axum::Json(stats).into_response())
+/// Totals over the log.
+#[utoipa::path(get, path = "/api/executions/stats", tag = "scheduleZero", operation_id = "compatStats",
+    responses((status = 200, description = "Totals", body = ExecutionStats)))]
+async fn stats(State(state): Shared) -> Result<Json<ExecutionStats>, ApiError> {
+    Ok(Json(
+        state.store.execution_stats().await.map_err(store_error)?,
+    ))
 }
 
-#[derive(Debug, Deserialize)]
+/// How many errors.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ErrorsQuery {
+    /// How many (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-async fn errors(State(state): Shared, Query(q): Query<ErrorsQuery>) -> Result<Response, ApiError> {
+/// The latest failed attempts.
+#[utoipa::path(get, path = "/api/executions/errors", tag = "scheduleZero", operation_id = "compatErrors",
+    params(ErrorsQuery),
+    responses((status = 200, description = "The errors", body = CompatRecords)))]
+async fn errors(
+    State(state): Shared,
+    Query(q): Query<ErrorsQuery>,
+) -> Result<Json<CompatRecords>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let records = state
         .store
@@ -373,22 +515,27 @@ async fn errors(State(state): Shared, Query(q): Query<ErrorsQuery>) -> Result<Re
         })
         .await
         .map_err(store_error)?;
-    let errors: Vec<Value> = records.iter().map(views::execution_compat).collect();
-    Ok(
-        axum::Json(json!({ "count": errors.len(), "limit": limit, "errors": errors }))
-            .into_response(),
-    )
+    let errors: Vec<CompatExecution> = records.iter().map(CompatExecution::from).collect();
+    Ok(Json(CompatRecords {
+        count: errors.len(),
+        limit,
+        records: None,
+        errors: Some(errors),
+    }))
 }
 
-/// Takes no body; one that is there must be JSON (an object), or nothing is cleared: a client
-/// that sent something malformed did not mean to wipe the log.
-async fn clear(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+/// Clears the execution log. Takes no body; one that is there must be JSON (an object), or
+/// nothing is cleared: a client that sent something malformed did not mean to wipe the log.
+#[utoipa::path(post, path = "/api/executions/clear", tag = "scheduleZero", operation_id = "compatClear",
+    request_body(content = Option<Object>, description = "None, or an empty object"),
+    responses((status = 200, description = "Cleared", body = CompatDone)))]
+async fn clear(State(state): Shared, Body(body): Body) -> Result<Json<CompatDone>, ApiError> {
     if !matches!(body, Value::Null | Value::Object(_)) {
         return Err(bad("the body, when there is one, must be a JSON object"));
     }
     state.store.clear_executions().await.map_err(store_error)?;
-    Ok(
-        axum::Json(json!({ "status": "success", "message": "Execution history cleared" }))
-            .into_response(),
-    )
+    Ok(Json(CompatDone {
+        message: Some("Execution history cleared".into()),
+        ..CompatDone::success()
+    }))
 }

@@ -4,9 +4,12 @@
 
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
+use serde::{Deserialize, Serialize};
+
+pub use super::code::ErrorCode;
 use crate::schedule::TriggerError;
+use crate::service::ScheduleError;
 use crate::store::StoreError;
 
 /// Which shape an error takes on the wire.
@@ -21,10 +24,8 @@ pub enum Shape {
 /// An error answered to a client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable code clients can match on.
-    pub code: &'static str,
+    /// A stable code clients can match on; it decides the HTTP status.
+    pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
     /// The wire shape.
@@ -33,11 +34,42 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
+/// The body of every `/api/v1` error.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// The body of an error of ScheduleZero's routes.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompatErrorBody {
+    /// The error.
+    pub error: CompatErrorDetail,
+}
+
+/// An error of ScheduleZero's routes: the HTTP status as its code.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompatErrorDetail {
+    /// The HTTP status.
+    pub code: u16,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
 impl ApiError {
     /// An error with the `/api/v1` shape.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             shape: Shape::V1,
@@ -45,11 +77,15 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
     /// 507 `storage_full`: nothing was written, for lack of space (`why`); try again later.
     pub fn storage_full(why: &str) -> Self {
         let mut e = Self::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "storage_full",
+            ErrorCode::StorageFull,
             format!(
                 "the host is out of storage space, nothing was written: {why}; try again once space is freed"
             ),
@@ -66,27 +102,23 @@ impl ApiError {
 
     /// 400 `invalid_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    /// 404 with a code naming what was not found.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 500 `internal`; the cause goes to the log, not to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the host's log",
-        )
+        Self::new(ErrorCode::Internal, "internal error; see the host's log")
     }
 
-    /// 400 `invalid_trigger`.
-    pub fn trigger(e: &TriggerError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_trigger", e.to_string())
+    /// The body of an `/api/v1` error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        }
     }
 }
 
@@ -94,35 +126,67 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(id) => Self::new(
-                StatusCode::CONFLICT,
-                "schedule_exists",
-                format!(
-                    "a schedule with id `{id}` already exists (send conflict_policy `replace` or `do_nothing` to change that)"
-                ),
+                ErrorCode::ScheduleExists,
+                ScheduleError::Exists(id).to_string(),
             ),
             e if e.is_full() => {
                 tracing::warn!(error = %e, "a write failed: the disk is full");
                 Self::storage_full("the database's disk is full")
             }
-            StoreError::Closed => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the host is shutting down",
-            ),
+            StoreError::Closed => Self::new(ErrorCode::ShuttingDown, "the host is shutting down"),
             other => Self::internal(&other),
         }
     }
 }
 
+impl From<TriggerError> for ApiError {
+    fn from(e: TriggerError) -> Self {
+        Self::new(ErrorCode::InvalidTrigger, e.to_string())
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        let e = match e {
+            ScheduleError::Store(e) => return e.into(),
+            ScheduleError::StorageFull { .. } => return Self::storage_full(&e.to_string()),
+            e => e,
+        };
+        let code = match &e {
+            ScheduleError::Store(_) | ScheduleError::StorageFull { .. } => ErrorCode::Internal,
+            ScheduleError::InvalidId => ErrorCode::InvalidRequest,
+            ScheduleError::UnknownHandler(_) => ErrorCode::UnknownHandler,
+            ScheduleError::UnknownMethod { .. } => ErrorCode::UnknownMethod,
+            ScheduleError::InvalidParams(_) => ErrorCode::InvalidParams,
+            ScheduleError::InvalidTrigger(_) | ScheduleError::PastDate(_) => {
+                ErrorCode::InvalidTrigger
+            }
+            ScheduleError::InvalidPolicy(_) => ErrorCode::InvalidPolicy,
+            ScheduleError::NotFound(_) => ErrorCode::ScheduleNotFound,
+            ScheduleError::Exists(_) => ErrorCode::ScheduleExists,
+            ScheduleError::OverlapLimit(_) => ErrorCode::OverlapLimit,
+            ScheduleError::RunExists(_) => ErrorCode::RunExists,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.shape {
-            Shape::V1 => json!({ "error": { "code": self.code, "message": self.message } }),
-            Shape::Compat => {
-                json!({ "error": { "code": self.status.as_u16(), "message": self.message } })
-            }
+        let status = self.status();
+        let mut response = match self.shape {
+            Shape::V1 => (status, axum::Json(self.body())).into_response(),
+            Shape::Compat => (
+                status,
+                axum::Json(CompatErrorBody {
+                    error: CompatErrorDetail {
+                        code: status.as_u16(),
+                        message: self.message,
+                    },
+                }),
+            )
+                .into_response(),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
         {
@@ -130,7 +194,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, v);
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
@@ -159,7 +223,7 @@ fn in_shape(e: ApiError, path: &str) -> ApiError {
 /// No route at this path.
 pub async fn route_not_found(uri: Uri) -> ApiError {
     in_shape(
-        ApiError::not_found("route_not_found", format!("no route {}", uri.path())),
+        ApiError::new(ErrorCode::RouteNotFound, format!("no route {}", uri.path())),
         uri.path(),
     )
 }
@@ -168,8 +232,7 @@ pub async fn route_not_found(uri: Uri) -> ApiError {
 pub async fn method_not_allowed(uri: Uri) -> ApiError {
     in_shape(
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{} does not take this method", uri.path()),
         ),
         uri.path(),

@@ -3,7 +3,7 @@
 //! missing).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::bridge::client::RemoteStats;
@@ -12,7 +12,7 @@ use crate::runtime::{Plugin, PluginState};
 use crate::store::{HandlerKind, HandlerRecord};
 
 /// One method of a handler.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MethodView {
     /// Its name.
     pub name: String,
@@ -37,7 +37,7 @@ impl MethodView {
 }
 
 /// A handler the host can run jobs on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandlerView {
     /// The id schedules name it by.
     pub id: String,
@@ -154,38 +154,8 @@ impl HandlerView {
     }
 }
 
-/// Why a job cannot target a handler's method.
-#[derive(Debug)]
-pub enum Missing {
-    /// No such handler.
-    Handler,
-    /// The handler has no such method; these are the ones it has.
-    Method(Vec<String>),
-    /// The params do not match the method's JSON Schema; why.
-    Params(String),
-}
-
 fn handlers(state: &AppState) -> &Handlers {
     state.scheduler.dispatcher().handlers()
-}
-
-/// Checks that `id` is a handler with `method` and, when `params` are given, that they match the
-/// method's JSON Schema; without building the handler's whole view (this is on the path of
-/// every create and run-now).
-pub async fn check(
-    state: &AppState,
-    id: &str,
-    method: &str,
-    params: Option<&serde_json::Value>,
-) -> Result<(), Missing> {
-    match handlers(state).find(id).await {
-        None => Err(Missing::Handler),
-        Some(h) if !h.has_method(method) => Err(Missing::Method(h.method_names())),
-        Some(h) => match params {
-            Some(params) => h.check_params(method, params).map_err(Missing::Params),
-            None => Ok(()),
-        },
-    }
 }
 
 /// The handler with this id, loading a plugin the runtime has not seen yet; `None` when there is

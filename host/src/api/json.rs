@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, shape_for};
+use super::error::{ApiError, ErrorCode, shape_for};
 
 /// The raw body as JSON; a body over the limit is 413.
 #[derive(Debug)]
@@ -26,8 +26,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 fix(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     "the request body is larger than this host accepts (server.max_body_bytes)",
                 ))
             } else {
@@ -39,8 +38,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         }
         serde_json::from_slice(&bytes).map(Self).map_err(|e| {
             fix(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("the body is not valid JSON: {e}"),
             ))
         })
@@ -62,7 +60,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded_like(query).map(Self).map_err(|message| {
-            let e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+            let e = ApiError::new(ErrorCode::InvalidQuery, message);
             match shape_for(parts.uri.path()) {
                 super::error::Shape::V1 => e,
                 super::error::Shape::Compat => e.compat(),

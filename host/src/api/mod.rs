@@ -5,13 +5,16 @@
 //! changes nothing. Handlers never block on a handler component: run-now waits for its own run only.
 
 mod auth;
-mod compat;
-mod error;
-mod handlers;
+pub mod code;
+pub mod compat;
+pub mod error;
+pub mod handlers;
 mod json;
-mod plugins;
+pub mod openapi;
+pub mod plugins;
+pub mod requests;
 mod v1;
-mod views;
+pub mod views;
 mod web;
 
 use std::sync::Arc;
@@ -20,15 +23,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use chrono::{DateTime, Utc};
 
+pub use self::code::ErrorCode;
 pub use self::error::ApiError;
 pub use self::handlers::{HandlerView, MethodView};
 use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::scheduler::service::Scheduler;
 use crate::store::Store;
-
-/// The OpenAPI description of every route, as served at `/api/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -56,31 +57,36 @@ pub struct AppState {
     pub zmq_endpoint: String,
     /// Free space on the data directory's volume.
     pub storage: Arc<crate::storage::Storage>,
+    /// The one path for writes to schedules.
+    pub schedules: crate::service::ScheduleService,
+    /// The OpenAPI document as served (with bearer auth when the host has a token).
+    pub openapi: String,
 }
 
-impl AppState {
-    /// Refuses new work (a schedule to store, a run to start) while free space is below
-    /// `server.min_free_space`: 507 `storage_full`, before SQLite itself fails.
-    pub fn room_for_new_work(&self) -> Result<(), error::ApiError> {
-        if self.storage.is_low() {
-            let r = self.storage.report();
-            return Err(error::ApiError::storage_full(&format!(
-                "{} bytes free on the data directory's volume, below server.min_free_space ({} bytes)",
-                r.free_bytes.unwrap_or(0),
-                r.floor_bytes
-            )));
-        }
-        Ok(())
-    }
+/// The documented routes, with the document generated from them.
+fn documented() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(compat::routes())
+        .merge(v1::routes())
+        .merge(plugins::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the API, pretty-printed; `token`: the host has an API token, so
+/// every route but health declares bearer auth.
+pub fn openapi_document(token: bool) -> String {
+    let doc = openapi::finish(documented().1, token);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
-    Router::new()
-        .merge(compat::routes())
-        .merge(v1::routes())
-        .merge(plugins::routes())
+    documented()
+        .0
         .merge(web::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

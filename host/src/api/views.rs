@@ -1,17 +1,21 @@
-//! How stored things look on the wire: schedules, runs and execution records, in the `/api/v1`
-//! form and in ScheduleZero's.
+//! The bodies the API answers with, as types: the server serializes them, the CLI and the
+//! tests deserialize them, and the OpenAPI document describes them. Schedules, runs and
+//! execution records in the `/api/v1` form and in ScheduleZero's; lists with their cursors;
+//! health, host, trigger previews.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::schedule::TriggerSpec;
-use crate::schedule::{Execution, Run, Schedule};
-
-/// An instant as ISO 8601 UTC with offset, to the microsecond when it has them.
-pub fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-}
+use super::error::ErrorDetail;
+use super::handlers::HandlerView;
+use crate::schedule::{
+    Execution, ExecutionStatus, Failure, Run, Schedule, SchedulePolicy, ScheduleState, TriggerSpec,
+};
+use crate::storage::SpaceReport;
+use crate::store::TimelineBucket;
 
 /// The time zone a schedule's trigger reads its times in.
 pub fn zone(trigger: &TriggerSpec) -> Tz {
@@ -68,102 +72,509 @@ pub fn trigger_text(trigger: &TriggerSpec) -> String {
 }
 
 /// A schedule in the `/api/v1` form.
-pub fn schedule_v1(s: &Schedule) -> Value {
-    json!({
-        "id": s.id,
-        "handler": s.handler_id,
-        "method": s.method,
-        "params": s.params,
-        "trigger": s.trigger,
-        "trigger_text": trigger_text(&s.trigger),
-        "timezone": zone(&s.trigger).name(),
-        "policy": s.policy,
-        "paused": s.paused,
-        "state": schedule_state(s),
-        "next_fire_time": s.next_fire.map(utc),
-        "next_fire_time_local": s.next_fire.map(|t| local(t, &s.trigger)),
-        "created_at": utc(s.created_at),
-        "updated_at": utc(s.updated_at),
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    /// Its id.
+    pub id: String,
+    /// The handler that runs it.
+    pub handler: String,
+    /// The handler's method.
+    pub method: String,
+    /// The method's params.
+    pub params: Value,
+    /// When it fires.
+    pub trigger: TriggerSpec,
+    /// The trigger in one line, as APScheduler writes it (`cron[0 * * * *, timezone='UTC']`).
+    pub trigger_text: String,
+    /// The time zone its trigger reads times in.
+    pub timezone: String,
+    /// How it runs.
+    pub policy: SchedulePolicy,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// `active`, `paused` or `completed` (no fire time left).
+    pub state: ScheduleState,
+    /// The next fire time (UTC); `null` when none is left.
+    #[serde(with = "crate::time::rfc3339_opt")]
+    pub next_fire_time: Option<DateTime<Utc>>,
+    /// The next fire time in the trigger's time zone.
+    pub next_fire_time_local: Option<String>,
+    /// When it was created.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    #[serde(with = "crate::time::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    /// Its runs in progress now.
+    pub running: u32,
+    /// Its latest run, when it has had one.
+    pub last_run: Option<Run>,
 }
 
-/// `completed` when no fire time is left (a one-shot that ran, a cron or interval past its end),
-/// else `paused` or `active`.
-pub fn schedule_state(s: &Schedule) -> &'static str {
-    match (s.next_fire, s.paused) {
-        (None, _) => "completed",
-        (Some(_), true) => "paused",
-        (Some(_), false) => "active",
+impl ScheduleView {
+    /// The view of `s`, with what is known of its runs.
+    pub fn of(s: &Schedule, running: u32, last_run: Option<Run>) -> Self {
+        Self {
+            id: s.id.clone(),
+            handler: s.handler_id.clone(),
+            method: s.method.clone(),
+            params: s.params.clone(),
+            trigger: s.trigger.clone(),
+            trigger_text: trigger_text(&s.trigger),
+            timezone: zone(&s.trigger).name().to_owned(),
+            policy: s.policy.clone(),
+            paused: s.paused,
+            state: s.state(),
+            next_fire_time: s.next_fire,
+            next_fire_time_local: s.next_fire.map(|t| local(t, &s.trigger)),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            running,
+            last_run,
+        }
     }
 }
 
-/// A schedule in ScheduleZero's `/api/schedules` form.
-pub fn schedule_compat(s: &Schedule) -> Value {
-    json!({
-        "id": s.id,
-        "name": s.id,
-        "next_fire_time": s.next_fire.map(|t| local(t, &s.trigger)),
-        "trigger": trigger_text(&s.trigger),
-        "args": [s.handler_id, s.method, s.params, s.id],
-        "paused": s.paused,
-    })
+/// A page of schedules.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleList {
+    /// The schedules, by id.
+    pub schedules: Vec<ScheduleView>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<String>,
 }
 
-/// A run in the `/api/v1` form.
-pub fn run_v1(r: &Run) -> Value {
-    json!({
-        "id": r.id,
-        "schedule_id": r.schedule_id,
-        "fire_time": utc(r.fire_time),
-        "status": r.status,
-        "created_at": utc(r.created_at),
-        "updated_at": utc(r.updated_at),
-    })
+/// A page of runs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunList {
+    /// The runs, newest fire time first.
+    pub runs: Vec<Run>,
+    /// The `before` of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// A run with its attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunDetail {
+    /// The run.
+    pub run: Run,
+    /// Its execution records, newest first.
+    pub executions: Vec<ExecutionView>,
+}
+
+/// A run started by run-now, not waited for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunStarted {
+    /// The run.
+    pub run: Run,
+}
+
+/// A run started by run-now and waited for (`?wait=true`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunEnded {
+    /// The run, as it ended.
+    pub run: Run,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's failure, when the run failed.
+    pub error: Option<Failure>,
+    /// Its execution records, newest first.
+    pub executions: Vec<ExecutionView>,
 }
 
 /// An execution record in the `/api/v1` form.
-pub fn execution_v1(e: &Execution) -> Value {
-    json!({
-        "id": e.id,
-        "run_id": e.run_id,
-        "schedule_id": e.job_id,
-        "handler": e.handler_id,
-        "method": e.method,
-        "attempt": e.attempt,
-        "max_attempts": e.max_attempts,
-        "status": e.status,
-        "started_at": utc(e.started_at),
-        "completed_at": e.completed_at.map(utc),
-        "duration_ms": e.duration_ms,
-        "result": e.result,
-        "error_code": e.error_code,
-        "error": e.error,
-        "params_summary": e.params_summary,
-        "instance": e.instance,
-        "not_retried": e.not_retried,
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionView {
+    /// Its id (grows with insertion).
+    pub id: i64,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// The schedule (or `immediate_<handler>_<method>_<ts>` for a call made at once).
+    pub schedule_id: String,
+    /// The handler.
+    pub handler: String,
+    /// The method.
+    pub method: String,
+    /// 1 for the first attempt; 0 for a run recorded without running.
+    pub attempt: u32,
+    /// The attempts the run may take.
+    pub max_attempts: u32,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// When it started (or was due).
+    #[serde(with = "crate::time::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    #[serde(with = "crate::time::rfc3339_opt")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// The result, on success.
+    pub result: Option<Value>,
+    /// The error's stable code, on failure.
+    pub error_code: Option<String>,
+    /// The error's message, on failure.
+    pub error: Option<String>,
+    /// A short text of the params.
+    pub params_summary: Option<String>,
+    /// Which instance or remote handler ran it.
+    pub instance: Option<String>,
+    /// Why a failed attempt was not retried.
+    pub not_retried: Option<String>,
+}
+
+impl From<&Execution> for ExecutionView {
+    fn from(e: &Execution) -> Self {
+        Self {
+            id: e.id,
+            run_id: e.run_id.clone(),
+            schedule_id: e.schedule_id.clone(),
+            handler: e.handler_id.clone(),
+            method: e.method.clone(),
+            attempt: e.attempt,
+            max_attempts: e.max_attempts,
+            status: e.status,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+            result: e.result.clone(),
+            error_code: e.error_code.clone(),
+            error: e.error.clone(),
+            params_summary: e.params_summary.clone(),
+            instance: e.instance.clone(),
+            not_retried: e.not_retried.clone(),
+        }
+    }
+}
+
+/// Execution records as views.
+pub fn executions(list: &[Execution]) -> Vec<ExecutionView> {
+    list.iter().map(ExecutionView::from).collect()
+}
+
+/// A page of execution records.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionList {
+    /// The records, newest first.
+    pub executions: Vec<ExecutionView>,
+    /// The `before` of the next page; `null` on the last.
+    pub next: Option<i64>,
+}
+
+/// Attempts per stretch of time and status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Timeline {
+    /// From (included).
+    #[serde(with = "crate::time::rfc3339")]
+    pub since: DateTime<Utc>,
+    /// To (excluded).
+    #[serde(with = "crate::time::rfc3339")]
+    pub until: DateTime<Utc>,
+    /// The length of a bucket, in seconds.
+    pub bucket_s: u32,
+    /// The buckets, oldest first.
+    pub buckets: Vec<TimelineBucket>,
+}
+
+/// A page of handlers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HandlerList {
+    /// The handlers, by id.
+    pub handlers: Vec<HandlerView>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// A remote handler forgotten.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Forgotten {
+    /// Its id.
+    pub forgotten: String,
+    /// The address it had registered.
+    pub address: String,
+}
+
+/// Whether the host is well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// All is well.
+    Ok,
+    /// Something is wrong; `reason` says what.
+    Degraded,
+}
+
+/// Whether the API needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every route but health needs `Authorization: Bearer <token>`.
+    Token,
+    /// No token is needed.
+    None,
+}
+
+/// Whether the store answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreHealth {
+    /// It answers.
+    Ok,
+    /// It does not.
+    Unavailable,
+}
+
+/// The health check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: HealthStatus,
+    /// Why it is degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the store answers.
+    pub store: StoreHealth,
+    /// Free space on the data directory's volume.
+    pub storage: SpaceReport,
+    /// Whether the API needs a token.
+    pub auth: AuthMode,
+}
+
+/// Schedules by state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleCounts {
+    /// Not paused.
+    pub active: u64,
+    /// Paused.
+    pub paused: u64,
+}
+
+/// A file in the plugins folder that is not a usable plugin.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Rejected {
+    /// The file.
+    pub file: String,
+    /// Why it was refused.
+    pub error: String,
+}
+
+impl Rejected {
+    /// Every file the runtime refused.
+    pub fn all(runtime: &crate::runtime::Runtime) -> Vec<Self> {
+        runtime
+            .rejected()
+            .iter()
+            .map(|r| Self {
+                file: r.path.display().to_string(),
+                error: r.error.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The host.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostView {
+    /// Its instance name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// The ScheduleZero version.
+    pub version: String,
+    /// The wasmtime version it runs components on.
+    pub wasmtime_version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    #[serde(with = "crate::time::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// How long it has run, in seconds.
+    pub uptime_s: f64,
+    /// The address the API listens on.
+    pub listen: String,
+    /// Where remote handlers register.
+    pub zmq_endpoint: String,
+    /// Remote handlers registered.
+    pub remote_handlers: usize,
+    /// The plugins folder.
+    pub plugins_dir: String,
+    /// The instance allocator (`pooling` or `ondemand`).
+    pub allocator: String,
+    /// The store's backend.
+    pub store: String,
+    /// Schedules by state.
+    pub schedules: ScheduleCounts,
+    /// Plugins loaded.
+    pub plugins: usize,
+    /// Files in the plugins folder that were refused.
+    pub rejected_plugins: Vec<Rejected>,
+}
+
+/// A trigger's next fire times.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerPreview {
+    /// The trigger as it would be stored.
+    pub trigger: TriggerSpec,
+    /// The trigger in one line.
+    pub trigger_text: String,
+    /// The time zone it reads times in.
+    pub timezone: String,
+    /// The next fire times, UTC.
+    pub fire_times: Vec<String>,
+    /// The same, in the trigger's time zone.
+    pub fire_times_local: Vec<String>,
+}
+
+impl TriggerCheck {
+    /// A valid trigger, with its preview.
+    pub fn valid(p: TriggerPreview) -> Self {
+        Self {
+            valid: true,
+            trigger: Some(p.trigger),
+            trigger_text: Some(p.trigger_text),
+            timezone: Some(p.timezone),
+            fire_times: Some(p.fire_times),
+            fire_times_local: Some(p.fire_times_local),
+            error: None,
+        }
+    }
+
+    /// An invalid trigger, with the error a schedule with it would get.
+    pub fn invalid(error: ErrorDetail) -> Self {
+        Self {
+            valid: false,
+            trigger: None,
+            trigger_text: None,
+            timezone: None,
+            fire_times: None,
+            fire_times_local: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// A trigger checked as a form types it: valid with its fire times, or the error a schedule
+/// with it would get.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerCheck {
+    /// Whether the trigger is valid.
+    pub valid: bool,
+    /// The trigger as it would be stored, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerSpec>,
+    /// The trigger in one line, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_text: Option<String>,
+    /// The time zone it reads times in, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The next fire times, UTC, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire_times: Option<Vec<String>>,
+    /// The same in the trigger's time zone, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire_times_local: Option<Vec<String>>,
+    /// The error, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// A schedule in ScheduleZero's `/api/schedules` form.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatSchedule {
+    /// Its id.
+    pub id: String,
+    /// Its name (the id).
+    pub name: String,
+    /// The next fire time in the trigger's time zone.
+    pub next_fire_time: Option<String>,
+    /// The trigger in one line.
+    pub trigger: String,
+    /// `[handler_id, method, params, id]`, as ScheduleZero's job arguments.
+    #[schema(value_type = Vec<serde_json::Value>)]
+    pub args: Vec<Value>,
+    /// Whether it is paused.
+    pub paused: bool,
+}
+
+impl From<&Schedule> for CompatSchedule {
+    fn from(s: &Schedule) -> Self {
+        Self {
+            id: s.id.clone(),
+            name: s.id.clone(),
+            next_fire_time: s.next_fire.map(|t| local(t, &s.trigger)),
+            trigger: trigger_text(&s.trigger),
+            args: vec![
+                Value::from(s.handler_id.clone()),
+                Value::from(s.method.clone()),
+                s.params.clone(),
+                Value::from(s.id.clone()),
+            ],
+            paused: s.paused,
+        }
+    }
 }
 
 /// An execution record in ScheduleZero's form, with the run id and instance added.
-pub fn execution_compat(e: &Execution) -> Value {
-    json!({
-        "id": e.id,
-        "job_id": e.job_id,
-        "run_id": e.run_id,
-        "handler_id": e.handler_id,
-        "method_name": e.method,
-        "started_at": utc(e.started_at),
-        "completed_at": e.completed_at.map(utc),
-        "duration_ms": e.duration_ms,
-        "status": e.status,
-        "result": e.result,
-        "error": e.error,
-        "error_code": e.error_code,
-        "attempt_number": e.attempt,
-        "max_attempts": e.max_attempts,
-        "params_summary": e.params_summary,
-        "instance": e.instance,
-    })
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompatExecution {
+    /// Its id.
+    pub id: i64,
+    /// The schedule id.
+    pub job_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The handler.
+    pub handler_id: String,
+    /// The method.
+    pub method_name: String,
+    /// When it started.
+    #[serde(with = "crate::time::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    #[serde(with = "crate::time::rfc3339_opt")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// The result, on success.
+    pub result: Option<Value>,
+    /// The error's message, on failure.
+    pub error: Option<String>,
+    /// The error's stable code, on failure.
+    pub error_code: Option<String>,
+    /// The attempt.
+    pub attempt_number: u32,
+    /// The attempts the run may take.
+    pub max_attempts: u32,
+    /// A short text of the params.
+    pub params_summary: Option<String>,
+    /// Which instance or remote handler ran it.
+    pub instance: Option<String>,
+}
+
+impl From<&Execution> for CompatExecution {
+    fn from(e: &Execution) -> Self {
+        Self {
+            id: e.id,
+            job_id: e.schedule_id.clone(),
+            run_id: e.run_id.clone(),
+            handler_id: e.handler_id.clone(),
+            method_name: e.method.clone(),
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+            status: e.status,
+            result: e.result.clone(),
+            error: e.error.clone(),
+            error_code: e.error_code.clone(),
+            attempt_number: e.attempt,
+            max_attempts: e.max_attempts,
+            params_summary: e.params_summary.clone(),
+            instance: e.instance.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

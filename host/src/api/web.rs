@@ -57,7 +57,10 @@ async fn index() -> Response {
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let file = Assets::get(&path).ok_or_else(|| {
-        ApiError::not_found("asset_not_found", format!("no dashboard file `{path}`"))
+        ApiError::new(
+            super::error::ErrorCode::AssetNotFound,
+            format!("no dashboard file `{path}`"),
+        )
     })?;
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(&e))?;

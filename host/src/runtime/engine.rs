@@ -20,7 +20,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 const MAX_WASM_STACK: usize = 1024 * 1024;
 
 /// Which allocator the engine ended up with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AllocatorKind {
     /// Pre-reserved slots with copy-on-write memory images.

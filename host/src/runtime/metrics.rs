@@ -126,7 +126,7 @@ fn quantile_ns(counts: &[u64], count: u64, max_ns: u64, q: f64) -> f64 {
 }
 
 /// A histogram as read at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HistogramSnapshot {
     /// Observations.
     pub count: u64,
@@ -208,25 +208,25 @@ impl PluginCounters {
         kind.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastError {
             at: Utc::now(),
-            code: e.code(),
+            code: e.code().to_owned(),
             message: e.to_string(),
         });
     }
 }
 
 /// The last error of a plugin's calls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LastError {
     /// When it happened.
     pub at: DateTime<Utc>,
     /// Its stable code.
-    pub code: &'static str,
+    pub code: String,
     /// What happened.
     pub message: String,
 }
 
 /// Calls that failed, by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorCounts {
     /// All of them.
     pub total: u64,
@@ -343,7 +343,8 @@ impl InstanceStats {
                 "busy"
             } else {
                 "idle"
-            },
+            }
+            .to_owned(),
             created_at: self.created_at,
             last_used: DateTime::from_timestamp_millis(last_used as i64).unwrap_or(self.created_at),
             calls: self.calls.load(Ordering::Relaxed),
@@ -358,7 +359,7 @@ impl InstanceStats {
 }
 
 /// A live instance as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct InstanceMetrics {
     /// `<plugin>#<serial>`: the name execution records give the instance.
     pub id: String,
@@ -367,7 +368,7 @@ pub struct InstanceMetrics {
     /// The plugin's version it runs.
     pub version: String,
     /// `busy` (in a call) or `idle` (kept for the next call).
-    pub state: &'static str,
+    pub state: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When a call on it last started or ended.

@@ -41,7 +41,9 @@ pub use self::error::{InvokeError, LoadError, RuntimeError, one_line};
 pub use self::events::{EventKind, PluginEvent, PluginState};
 pub use self::instance::CallMeasure;
 pub use self::loader::{Discovery, LoadReport, Rejected};
-pub use self::metrics::{HistogramSnapshot, InstanceMetrics, PluginMetrics};
+pub use self::metrics::{
+    ErrorCounts, HistogramSnapshot, InstanceMetrics, LastError, PluginMetrics,
+};
 pub use self::plugin::{HandlerInfo, MethodInfo, Plugin, PluginFile, PluginSettings};
 
 use self::events::Events;

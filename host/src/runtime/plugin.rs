@@ -21,9 +21,10 @@ use super::metrics::{ErrorCounts, InstanceMetrics, LiveInstances, PluginCounters
 use crate::config::Limits;
 
 /// The file a plugin was loaded from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PluginFile {
     /// Its path.
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// The sha256 of its bytes, as hex.
     pub sha256: String,
@@ -34,7 +35,7 @@ pub struct PluginFile {
 pub(super) use super::files::FileStamp;
 
 /// One method of a handler, as `describe()` gave it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct MethodInfo {
     /// The method's name.
     pub name: String,

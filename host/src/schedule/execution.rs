@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 use super::UnknownStatus;
 
 /// Where an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Started, not finished.
@@ -64,7 +76,7 @@ pub struct Execution {
     /// See [`NewExecution`].
     pub run_id: String,
     /// See [`NewExecution`].
-    pub job_id: String,
+    pub schedule_id: String,
     /// See [`NewExecution`].
     pub handler_id: String,
     /// See [`NewExecution`].

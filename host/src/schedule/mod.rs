@@ -20,7 +20,7 @@ pub use self::trigger::{Trigger, TriggerSpec, parse_time, parse_time_in};
 pub use self::trigger_error::TriggerError;
 
 /// What to do when a schedule with the same id exists.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
     /// Refuse the new one.
@@ -55,6 +55,29 @@ pub struct Schedule {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a schedule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleState {
+    /// It fires.
+    Active,
+    /// It is paused.
+    Paused,
+    /// No fire time is left (a one-shot that ran, a cron or interval past its end).
+    Completed,
+}
+
+impl Schedule {
+    /// `completed` when no fire time is left, else `paused` or `active`.
+    pub fn state(&self) -> ScheduleState {
+        match (self.next_fire, self.paused) {
+            (None, _) => ScheduleState::Completed,
+            (Some(_), true) => ScheduleState::Paused,
+            (Some(_), false) => ScheduleState::Active,
+        }
+    }
 }
 
 /// A status name that is none of the known ones.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Which of several missed fire times a schedule runs when it is late (APScheduler's `coalesce`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Coalesce {
     /// Run once, for the latest missed fire time.
@@ -20,11 +20,12 @@ pub enum Coalesce {
 }
 
 /// How a schedule runs: lateness, overlap, retries and limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SchedulePolicy {
     /// How late a run may start and still run; `None`: however late.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "30s")]
     pub misfire_grace_time: Option<Duration>,
     /// Which missed fire times run after downtime.
     pub coalesce: Coalesce,
@@ -32,14 +33,17 @@ pub struct SchedulePolicy {
     pub max_running: u32,
     /// A random delay of up to this much is added to each fire time.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "0s")]
     pub max_jitter: Duration,
     /// Attempts per run, the first included.
     pub max_attempts: u32,
     /// The delay before the first retry; it doubles for each further one (with jitter).
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "1s")]
     pub retry_backoff: Duration,
     /// A timeout per attempt, tighter than the plugin's own; `None`: the plugin's.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "10s")]
     pub timeout: Option<Duration>,
     /// The kinds of failure (error codes) that are retried, up to `max_attempts`. By default
     /// those that may pass by themselves ([`DEFAULT_RETRY_ON`]); add `trap`, say, to retry a

@@ -3,12 +3,12 @@
 //! or is recorded without running (skipped, missed).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::UnknownStatus;
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Claimed, not started.
@@ -58,19 +58,22 @@ impl RunStatus {
 }
 
 /// A claimed fire time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     /// Its id; handlers see it and can use it as an idempotency key.
     pub id: String,
     /// The schedule.
     pub schedule_id: String,
     /// The fire time it is for.
+    #[serde(with = "crate::time::rfc3339")]
     pub fire_time: DateTime<Utc>,
     /// Where it stands.
     pub status: RunStatus,
     /// When it was claimed.
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
+    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -86,7 +89,7 @@ pub struct Outcome {
 }
 
 /// Why an attempt failed: a stable code (one of [`super::FAILURE_KINDS`]) and a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     /// The stable code.
     pub code: String,

@@ -24,7 +24,7 @@ use super::compat_cron;
 pub use super::trigger_error::TriggerError;
 
 /// When a schedule fires, as written by a user and kept in the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum TriggerSpec {
     /// A cron expression (5 fields, or 6 with seconds first), read in a time zone.

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::policy::{self, MissReason};
 pub use crate::dispatch::DueRun;
+use crate::dispatch::ExecutionLog;
 use crate::schedule::{ExecutionStatus, RunStatus};
-use crate::store::{Claim, NewExecution, Store, StoreError, params_summary};
+use crate::store::{Claim, Store, StoreError};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,7 +30,7 @@ pub struct Pass {
 /// Claims what is due at `now`, looking at up to `batch` schedules.
 pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<Pass, StoreError> {
     let mut pass = Pass::default();
-    let mut missed_records = Vec::new();
+    let mut missed = Vec::new();
     let mut claimed = Vec::new();
     let mut claims = Vec::new();
     for schedule in store.due_schedules(now, batch).await? {
@@ -75,7 +76,6 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<
             pass.lost += 1;
             continue;
         };
-        let summary = params_summary(&schedule.params);
         for run in runs {
             match run.status {
                 RunStatus::Pending => pass.due.push(DueRun {
@@ -91,26 +91,16 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<
                         schedule = %schedule.id, fire_time = %run.fire_time,
                         reason = if late { "late" } else { "coalesced" }, "fire time missed"
                     );
-                    missed_records.push(NewExecution {
-                        run_id: run.id,
-                        job_id: schedule.id.clone(),
-                        handler_id: schedule.handler_id.clone(),
-                        method: schedule.method.clone(),
-                        attempt: 0,
-                        max_attempts: schedule.policy.max_attempts,
-                        status: ExecutionStatus::Missed,
-                        started_at: run.fire_time,
-                        params_summary: summary.clone(),
-                        instance: None,
-                    });
+                    missed.push((schedule.clone(), run));
                 }
             }
         }
     }
-    pass.missed = missed_records.len();
-    if !missed_records.is_empty() {
-        store.insert_executions(&missed_records).await?;
-    }
+    pass.missed = missed.len();
+    let missed: Vec<_> = missed.iter().map(|(s, r)| (s, r)).collect();
+    ExecutionLog::new(store.clone())
+        .not_run(&missed, ExecutionStatus::Missed, now)
+        .await?;
     pass.due.sort_by_key(|d| d.run.fire_time);
     Ok(pass)
 }

@@ -17,7 +17,7 @@ use super::claim::{DueRun, claim_due};
 use super::policy::jittered;
 use crate::dispatch::Dispatcher;
 use crate::schedule::{ExecutionStatus, RunStatus};
-use crate::store::{NewExecution, Store, StoreError, params_summary};
+use crate::store::{Store, StoreError};
 
 /// Where the scheduler reads the time: the system clock in a host, a hand-set one in tests.
 pub trait Clock: Send + Sync + 'static {
@@ -277,27 +277,14 @@ impl Scheduler {
         skipped: &[DueRun],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut records = Vec::with_capacity(skipped.len());
         for due in skipped {
             tracing::info!(schedule = %due.schedule.id, fire_time = %due.run.fire_time, "run skipped: overlap limit reached");
-            self.store
-                .set_run_status(&due.run.id, RunStatus::Skipped, now)
-                .await?;
-            records.push(NewExecution {
-                run_id: due.run.id.clone(),
-                job_id: due.schedule.id.clone(),
-                handler_id: due.schedule.handler_id.clone(),
-                method: due.schedule.method.clone(),
-                attempt: 0,
-                max_attempts: due.schedule.policy.max_attempts,
-                status: ExecutionStatus::Skipped,
-                started_at: due.run.fire_time,
-                params_summary: params_summary(&due.schedule.params),
-                instance: None,
-            });
         }
-        self.store.insert_executions(&records).await?;
-        Ok(())
+        let runs: Vec<_> = skipped.iter().map(|d| (&d.schedule, &d.run)).collect();
+        self.dispatcher
+            .log()
+            .not_run(&runs, ExecutionStatus::Skipped, now)
+            .await
     }
 
     /// Picks up what a previous host left unfinished (it stopped, or was killed, mid-run):

@@ -20,7 +20,7 @@ pub struct NewExecution {
     /// The run this attempt belongs to.
     pub run_id: String,
     /// The schedule id, or `immediate_<handler>_<method>_<ts>` for a call made at once.
-    pub job_id: String,
+    pub schedule_id: String,
     /// The handler.
     pub handler_id: String,
     /// The method.
@@ -66,7 +66,7 @@ pub struct ExecutionQuery {
     /// Only this handler's.
     pub handler_id: Option<String>,
     /// Only this job's (schedule id).
-    pub job_id: Option<String>,
+    pub schedule_id: Option<String>,
     /// Only this run's.
     pub run_id: Option<String>,
     /// Only with this status.
@@ -82,7 +82,7 @@ pub struct ExecutionQuery {
 }
 
 /// Totals of one handler.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandlerTotals {
     /// Records.
     pub total: u64,
@@ -93,9 +93,10 @@ pub struct HandlerTotals {
 }
 
 /// The attempts that started in one stretch of time, by status, with their durations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineBucket {
     /// Where the stretch starts (it ends where the next one starts).
+    #[serde(with = "crate::time::rfc3339")]
     pub start: DateTime<Utc>,
     /// Still running.
     pub running: u64,
@@ -127,11 +128,11 @@ pub struct TimelineQuery {
     /// Only this handler's.
     pub handler_id: Option<String>,
     /// Only this schedule's.
-    pub job_id: Option<String>,
+    pub schedule_id: Option<String>,
 }
 
 /// Totals over the log as it is now, and since the store was created.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionStats {
     /// Records in the log.
     pub total_executions: u64,
@@ -177,7 +178,7 @@ fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
     Ok(Execution {
         id: row.try_get("id")?,
         run_id: row.try_get("run_id")?,
-        job_id: row.try_get("job_id")?,
+        schedule_id: row.try_get("job_id")?,
         handler_id: row.try_get("handler_id")?,
         method: row.try_get("method")?,
         attempt: count("attempt")?,
@@ -275,7 +276,7 @@ impl Store {
              AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8",
         )
         .bind(q.handler_id.as_deref())
-        .bind(q.job_id.as_deref())
+        .bind(q.schedule_id.as_deref())
         .bind(q.run_id.as_deref())
         .bind(q.status.map(ExecutionStatus::as_str))
         .bind(q.since.map(|t| t.timestamp_micros()))
@@ -364,7 +365,7 @@ impl Store {
         .bind(bucket_us)
         .bind(until)
         .bind(q.handler_id.as_deref())
-        .bind(q.job_id.as_deref())
+        .bind(q.schedule_id.as_deref())
         .fetch_all(&self.pool)
         .await?;
         // Per bucket: timed attempts and their total duration, for the mean.
@@ -478,7 +479,7 @@ mod tests {
     fn attempt(job: &str, handler: &str, attempt: u32, started: &str) -> NewExecution {
         NewExecution {
             run_id: format!("run-{job}"),
-            job_id: job.into(),
+            schedule_id: job.into(),
             handler_id: handler.into(),
             method: "ping".into(),
             attempt,
@@ -542,7 +543,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            all.iter().map(|e| e.job_id.as_str()).collect::<Vec<_>>(),
+            all.iter()
+                .map(|e| e.schedule_id.as_str())
+                .collect::<Vec<_>>(),
             ["b", "a"],
             "newest first"
         );
@@ -616,7 +619,7 @@ mod tests {
         assert!(errors.iter().all(|e| e.handler_id == "misbehave"));
         let job0 = db
             .executions(&ExecutionQuery {
-                job_id: Some("job0".into()),
+                schedule_id: Some("job0".into()),
                 limit: 100,
                 ..Default::default()
             })

@@ -219,7 +219,7 @@ async fn insert_rows(
         let started = e.started_at.timestamp_micros();
         let completed = end.map(|c| c.completed_at.timestamp_micros());
         b.push_bind(&e.run_id)
-            .push_bind(&e.job_id)
+            .push_bind(&e.schedule_id)
             .push_bind(&e.handler_id)
             .push_bind(&e.method)
             .push_bind(i64::from(e.attempt))
@@ -293,7 +293,7 @@ mod tests {
     fn start(job: &str) -> NewExecution {
         NewExecution {
             run_id: format!("run-{job}"),
-            job_id: job.to_owned(),
+            schedule_id: job.to_owned(),
             handler_id: "h".into(),
             method: "m".into(),
             attempt: 1,
@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(all.len(), 400);
         for (job, id) in seen {
             let e = all.iter().find(|e| e.id == id).unwrap();
-            assert_eq!(e.job_id, job, "each caller got the id of its own record");
+            assert_eq!(
+                e.schedule_id, job,
+                "each caller got the id of its own record"
+            );
             assert_eq!(e.status, ExecutionStatus::Success);
             let n: usize = job.trim_start_matches("job-").parse().unwrap();
             assert_eq!(e.result, Some(serde_json::json!(n)));
@@ -373,7 +376,7 @@ mod tests {
         assert_eq!(out[0], 0);
         let done = db
             .executions(&ExecutionQuery {
-                job_id: Some("done".into()),
+                schedule_id: Some("done".into()),
                 limit: 1,
                 ..ExecutionQuery::default()
             })

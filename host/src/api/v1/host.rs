@@ -1,0 +1,227 @@
+//! The host itself: health, host info, the OpenAPI document, handlers, and trigger previews.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::{Shared, page};
+use crate::api::AppState;
+use crate::api::error::{ApiError, ErrorBody, ErrorCode};
+use crate::api::handlers::{self, HandlerView};
+use crate::api::json::{Body, Query, typed};
+use crate::api::requests::{HandlerQuery, TriggerRequest};
+use crate::api::views::{
+    self, AuthMode, Forgotten, HandlerList, Health, HealthStatus, HostView, Rejected,
+    ScheduleCounts, StoreHealth, TriggerCheck, TriggerPreview,
+};
+use crate::schedule::TriggerSpec;
+use crate::service::ScheduleError;
+use crate::service::schedules::refuse_past_date;
+
+/// Whether the host is well: `ok`, or `degraded` with the reason. The store does not answer:
+/// 503; free space below the floor: 200 (reads are served, new work waits for space).
+#[utoipa::path(get, path = "/api/v1/health", tag = "host", operation_id = "health",
+    responses(
+        (status = 200, description = "The host answers (`status` says whether all is well)", body = Health),
+        (status = 503, description = "The store does not answer", body = Health),
+    ))]
+pub async fn health(State(state): Shared) -> Response {
+    let storage = state.storage.report();
+    let auth = auth(&state);
+    match state.store.count_schedules().await {
+        Ok(_) => {
+            let low = state.storage.is_low();
+            Json(Health {
+                status: if low {
+                    HealthStatus::Degraded
+                } else {
+                    HealthStatus::Ok
+                },
+                reason: low.then(|| {
+                    "free space below server.min_free_space: no new work until space returns".into()
+                }),
+                store: StoreHealth::Ok,
+                storage,
+                auth,
+            })
+            .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the store does not answer");
+            let health = Health {
+                status: HealthStatus::Degraded,
+                reason: Some("the store does not answer".into()),
+                store: StoreHealth::Unavailable,
+                storage,
+                auth,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response()
+        }
+    }
+}
+
+/// Whether the API needs a token: the dashboard asks for one before its first call rather
+/// than after a 401.
+fn auth(state: &AppState) -> AuthMode {
+    if state.config.server.api_token.is_some() {
+        AuthMode::Token
+    } else {
+        AuthMode::None
+    }
+}
+
+/// The host: versions, addresses, counts.
+#[utoipa::path(get, path = "/api/v1/host", tag = "host", operation_id = "host",
+    responses((status = 200, description = "The host", body = HostView)))]
+pub async fn host(State(state): Shared) -> Result<Json<HostView>, ApiError> {
+    let (active, paused) = state.store.count_schedules_by_state().await?;
+    let now = Utc::now();
+    Ok(Json(HostView {
+        name: state.config.server.instance_name.clone(),
+        description: state.config.server.description.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        wasmtime_version: env!("SCHEDULEZERO_WASMTIME_VERSION").into(),
+        pid: std::process::id(),
+        started_at: state.started_at,
+        uptime_s: (now - state.started_at).num_milliseconds() as f64 / 1000.0,
+        listen: state.listen.to_string(),
+        zmq_endpoint: state.zmq_endpoint.clone(),
+        remote_handlers: state.registry.all().len(),
+        plugins_dir: state.config.plugins_dir.display().to_string(),
+        allocator: format!("{:?}", state.runtime.allocator()).to_lowercase(),
+        store: "sqlite".into(),
+        schedules: ScheduleCounts { active, paused },
+        plugins: state.runtime.plugins().len(),
+        rejected_plugins: Rejected::all(&state.runtime),
+    }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "host", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this host's API", content_type = "application/json", body = Object)))]
+pub async fn openapi(State(state): Shared) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+/// Handlers in id order, a page at a time (`next` is the `after` of the next page).
+#[utoipa::path(get, path = "/api/v1/handlers", tag = "handlers", operation_id = "listHandlers",
+    params(HandlerQuery),
+    responses((status = 200, description = "A page of handlers", body = HandlerList)))]
+pub async fn list_handlers(
+    State(state): Shared,
+    Query(q): Query<HandlerQuery>,
+) -> Result<Json<HandlerList>, ApiError> {
+    let limit = page(q.limit) as usize;
+    // In id order already.
+    let all = handlers::all(&state).await?;
+    let from = q
+        .after
+        .as_deref()
+        .map_or(0, |after| all.partition_point(|h| h.id.as_str() <= after));
+    let handlers: Vec<_> = all.into_iter().skip(from).take(limit).collect();
+    let next = (handlers.len() == limit)
+        .then(|| handlers.last().map(|h| h.id.clone()))
+        .flatten();
+    Ok(Json(HandlerList { handlers, next }))
+}
+
+/// One handler, with its methods and their params schemas.
+#[utoipa::path(get, path = "/api/v1/handlers/{id}", tag = "handlers", operation_id = "getHandler",
+    params(("id" = String, Path, description = "The handler's id")),
+    responses(
+        (status = 200, description = "The handler", body = HandlerView),
+        (status = 404, description = "`unknown_handler`", body = ErrorBody),
+    ))]
+pub async fn get_handler(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<HandlerView>, ApiError> {
+    if let Some(h) = handlers::find(&state, &id).await {
+        return Ok(Json(h));
+    }
+    handlers::all(&state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+        .map(Json)
+        .ok_or_else(|| unknown_handler(&id))
+}
+
+/// Forgets a remote handler (one that went away for good); a plugin goes with its file.
+#[utoipa::path(delete, path = "/api/v1/handlers/{id}", tag = "handlers", operation_id = "forgetHandler",
+    params(("id" = String, Path, description = "The remote handler's id")),
+    responses(
+        (status = 200, description = "Forgotten", body = Forgotten),
+        (status = 404, description = "`unknown_handler`", body = ErrorBody),
+        (status = 409, description = "`handler_is_plugin`", body = ErrorBody),
+    ))]
+pub async fn forget_handler(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Forgotten>, ApiError> {
+    if let Some(h) = state.registry.forget(&id).await? {
+        return Ok(Json(Forgotten {
+            forgotten: h.id,
+            address: h.address,
+        }));
+    }
+    if state.runtime.plugin(&id).is_some() {
+        return Err(ApiError::new(
+            ErrorCode::HandlerIsPlugin,
+            format!("`{id}` is a plugin: remove its file from the plugins folder instead"),
+        ));
+    }
+    Err(unknown_handler(&id))
+}
+
+fn unknown_handler(id: &str) -> ApiError {
+    ScheduleError::UnknownHandler(id.to_owned()).into()
+}
+
+/// A trigger's next fire times, or why it is not valid.
+fn fire_times(req: &TriggerRequest) -> Result<TriggerPreview, ApiError> {
+    let now = Utc::now();
+    let (spec, trigger) = TriggerSpec::read_json(&req.trigger, now)?;
+    refuse_past_date(&spec, now, req.allow_past_date)?;
+    let count = req.count.clamp(1, 100);
+    let mut fires = Vec::with_capacity(count);
+    if let Some(first) = trigger.first_fire(now) {
+        fires.push(first);
+        fires.extend(trigger.fires_after(first, count - 1));
+    }
+    Ok(TriggerPreview {
+        trigger_text: views::trigger_text(&spec),
+        timezone: views::zone(&spec).name().to_owned(),
+        fire_times: fires.iter().map(|t| crate::time::format(*t)).collect(),
+        fire_times_local: fires.iter().map(|t| views::local(*t, &spec)).collect(),
+        trigger: spec,
+    })
+}
+
+/// The next fire times of a trigger; an invalid trigger is a 400 with its code.
+#[utoipa::path(post, path = "/api/v1/triggers/preview", tag = "triggers", operation_id = "previewTrigger",
+    request_body = TriggerRequest,
+    responses((status = 200, description = "The next fire times", body = TriggerPreview)))]
+pub async fn preview(Body(body): Body) -> Result<Json<TriggerPreview>, ApiError> {
+    let req: TriggerRequest = typed(body)?;
+    Ok(Json(fire_times(&req)?))
+}
+
+/// A form's check as it is typed: always 200 for a readable request, `valid` saying whether
+/// the trigger is, with the fire times or the error a schedule with it would get.
+#[utoipa::path(post, path = "/api/v1/triggers/check", tag = "triggers", operation_id = "checkTrigger",
+    request_body = TriggerRequest,
+    responses((status = 200, description = "Valid with its fire times, or the error", body = TriggerCheck)))]
+pub async fn check(Body(body): Body) -> Result<Json<TriggerCheck>, ApiError> {
+    let req: TriggerRequest = typed(body)?;
+    Ok(Json(match fire_times(&req) {
+        Ok(preview) => TriggerCheck::valid(preview),
+        Err(e) => TriggerCheck::invalid(e.body().error),
+    }))
+}
