@@ -190,9 +190,12 @@ pub async fn serve(
             storage.clone(),
         ),
         storage,
-        openapi: api::openapi_document(config.server.api_token.is_some()),
+        openapi: std::sync::OnceLock::new(),
     });
     let router = api::router(state);
+    // Building the routes built their OpenAPI operations too, then dropped them: hand that
+    // memory back rather than keep it for the life of the host.
+    crate::runtime::lifecycle::release_freed_memory();
 
     let scheduler_task = {
         let scheduler = scheduler.clone();

@@ -59,8 +59,9 @@ pub struct AppState {
     pub storage: Arc<crate::storage::Storage>,
     /// The one path for writes to schedules.
     pub schedules: crate::service::ScheduleService,
-    /// The OpenAPI document as served (with bearer auth when the host has a token).
-    pub openapi: String,
+    /// The OpenAPI document as served (with bearer auth when the host has a token), made on
+    /// its first request.
+    pub openapi: std::sync::OnceLock<String>,
 }
 
 /// The documented routes, with the document generated from them.
@@ -80,6 +81,11 @@ pub fn openapi_document(token: bool) -> String {
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The document as the host serves it: compact.
+fn openapi_served(token: bool) -> String {
+    openapi::finish(documented().1, token).to_string()
 }
 
 /// The whole API.

@@ -26,7 +26,7 @@ pub(super) fn now_ms() -> u64 {
 /// malloc keeps freed memory in its per-thread arenas; a plugin's compiled code and tables are
 /// many small allocations spread over them, so without a trim the host's RSS would stay at its
 /// peak after every plugin has cooled down.
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only walks and trims the allocator's own free lists; it has no

@@ -104,7 +104,10 @@ pub async fn host(State(state): Shared) -> Result<Json<HostView>, ApiError> {
 pub async fn openapi(State(state): Shared) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        state.openapi.clone(),
+        state
+            .openapi
+            .get_or_init(|| crate::api::openapi_served(state.config.server.api_token.is_some()))
+            .clone(),
     )
         .into_response()
 }
