@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use crate::background::Stop;
 use crate::runtime::{PluginMetrics, PluginState, Runtime};
 use crate::telemetry::{HostFigures, HostMetrics};
 
@@ -209,27 +208,25 @@ impl Recorder {
     }
 }
 
-/// Samples into `history` every interval until `stopped` turns true.
-pub fn start(
+/// Samples into `history` every interval until `stop`.
+pub async fn run(
     history: Arc<History>,
     runtime: Arc<Runtime>,
     host: Arc<HostMetrics>,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut recorder = Recorder::new(&runtime, &host.sample());
-        let mut ticks = tokio::time::interval(history.interval());
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = stopped.wait_for(|s| *s) => return,
-            }
-            let figures = host.sample();
-            history.record(recorder.sample(&runtime, &figures, Utc::now()));
+    mut stop: Stop,
+) {
+    let mut recorder = Recorder::new(&runtime, &host.sample());
+    let mut ticks = tokio::time::interval(history.interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait() => return,
         }
-    })
+        let figures = host.sample();
+        history.record(recorder.sample(&runtime, &figures, Utc::now()));
+    }
 }
 
 #[cfg(test)]

@@ -13,12 +13,14 @@
 //!   work waits.
 //! - [`telemetry`] and [`history`]: the host's metrics, now and over the last hour.
 //! - [`time`]: instants on the wire.
+//! - [`background`]: the host's background loops, started and stopped one way.
 //! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`bench`]: `schedulezero bench`, measuring a real host.
 //! - [`cli`]: the command line.
 
 pub mod api;
+pub mod background;
 pub mod bench;
 pub mod bridge;
 pub mod cli;

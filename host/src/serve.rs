@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::watch;
 
 use crate::api::{self, AppState};
+use crate::background::{Loops, Stop};
 use crate::bridge::{self, Registry};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
@@ -24,6 +24,9 @@ use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 mod lock;
 
 pub use self::lock::{DataDirLock, LOCK_FILE, LockError};
+
+/// How long past the shutdown grace the loops have to end.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// How often the execution log is pruned to its retention (and the WAL checkpointed).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -90,16 +93,22 @@ pub async fn serve(
         }
         other => other?,
     }
-    let governor = runtime.start_governor();
+    let mut loops = Loops::new();
+    loops.start("governor", |stop| runtime.governor(stop));
     // From here on the folder is watched, against the files as they were loaded: a file that
     // changed since is loaded again.
     let plugin_events = runtime.subscribe();
-    let watch = config.pool.watch.then(|| runtime.watch());
-    let follow_task = tokio::spawn(follow_plugins(
-        runtime.clone(),
-        store.clone(),
-        plugin_events,
-    ));
+    if config.pool.watch {
+        let watch = runtime.watch();
+        loops.start("watcher", |mut stop| async move {
+            // The watch runs while its guard lives.
+            let _watch = watch;
+            stop.wait().await;
+        });
+    }
+    loops.start("follow plugins", |stop| {
+        follow_plugins(runtime.clone(), store.clone(), plugin_events, stop)
+    });
 
     let signer = config
         .server
@@ -126,32 +135,36 @@ pub async fn serve(
     }
     scheduler.hold(storage.is_low() || pending.recover);
 
-    let (stop, stopped) = watch::channel(false);
-    let (zmq_endpoint, bridge_task) = bridge::server::start(
+    let (zmq_endpoint, registration) = bridge::server::start(
         registry.clone(),
         &config.server.zmq_listen,
         (
             config.server.remote_max_message,
             config.server.remote_handshake_timeout,
         ),
-        stopped.clone(),
+        loops.stop_signal(),
     )
     .await?;
-    let storage_task = storage.start(stopped.clone());
-    let follow_storage_task = tokio::spawn(follow_storage(
-        storage.clone(),
-        scheduler.clone(),
-        runtime.clone(),
-        store.clone(),
-        pending,
-        stopped.clone(),
-    ));
-    let health_task = bridge::health::start(
-        registry.clone(),
-        connections.clone(),
-        config.server.remote_ping_interval,
-        stopped.clone(),
-    );
+    loops.start("registration", |_| registration);
+    loops.start("storage", |stop| storage.clone().run(stop));
+    loops.start("follow storage", |stop| {
+        follow_storage(
+            storage.clone(),
+            scheduler.clone(),
+            runtime.clone(),
+            store.clone(),
+            pending,
+            stop,
+        )
+    });
+    loops.start("remote health", |stop| {
+        bridge::health::run(
+            registry.clone(),
+            connections.clone(),
+            config.server.remote_ping_interval,
+            stop,
+        )
+    });
 
     let listen = &config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen.as_str())
@@ -166,12 +179,9 @@ pub async fn serve(
     })?;
     let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir));
     let history = Arc::new(History::new(config.server.history_interval));
-    let history_task = crate::history::start(
-        history.clone(),
-        runtime.clone(),
-        host_metrics.clone(),
-        stopped.clone(),
-    );
+    loops.start("history", |stop| {
+        crate::history::run(history.clone(), runtime.clone(), host_metrics.clone(), stop)
+    });
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
@@ -197,31 +207,25 @@ pub async fn serve(
     // memory back rather than keep it for the life of the host.
     crate::runtime::lifecycle::release_freed_memory();
 
-    let scheduler_task = {
-        let scheduler = scheduler.clone();
-        let config = config.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
+    loops.start("scheduler", |mut stop| {
+        let (scheduler, config) = (scheduler.clone(), config.clone());
+        async move {
+            let until_stopped = async move { stop.wait().await };
             scheduler
                 .run(
                     Arc::new(SystemClock),
                     config.scheduler.max_tick,
                     config.scheduler.shutdown_grace,
-                    async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    },
+                    until_stopped,
                 )
                 .await;
-        })
+        }
+    });
+    let retention = Retention {
+        max_records: config.scheduler.retention_records,
+        max_age: config.scheduler.retention_age,
     };
-    let prune_task = tokio::spawn(prune(
-        store.clone(),
-        Retention {
-            max_records: config.scheduler.retention_records,
-            max_age: config.scheduler.retention_age,
-        },
-        stopped.clone(),
-    ));
+    loops.start("pruning", |stop| prune(store.clone(), retention, stop));
 
     tracing::info!(%addr, api = %format!("http://{addr}/api/v1"), "listening");
     {
@@ -240,23 +244,18 @@ pub async fn serve(
         let _ = out.flush();
     }
 
+    let stopper = loops.stopper();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new requests or runs; waiting for running calls");
-            let _ = stop.send(true);
+            stopper.give();
         })
         .await;
-    let _ = scheduler_task.await;
-    let _ = prune_task.await;
-    let _ = bridge_task.await;
-    let _ = health_task.await;
-    let _ = history_task.await;
-    let _ = storage_task.await;
-    let _ = follow_storage_task.await;
-    drop(watch);
-    governor.abort();
-    follow_task.abort();
+    // The scheduler drains running calls for up to the grace; the other loops end at once.
+    loops
+        .stop(config.scheduler.shutdown_grace + STOP_MARGIN)
+        .await;
     store.close().await;
     tracing::info!("stopped");
     served.map_err(|source| ServeError::Listen {
@@ -286,7 +285,7 @@ async fn follow_storage(
     runtime: Arc<Runtime>,
     store: Store,
     mut pending: Pending,
-    mut stopped: watch::Receiver<bool>,
+    mut stop: Stop,
 ) {
     let mut changes = storage.subscribe();
     loop {
@@ -306,7 +305,7 @@ async fn follow_storage(
         scheduler.hold(low || pending.recover);
         let retry = pending.plugins || pending.recover;
         tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stop.wait() => return,
             changed = changes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(PENDING_RETRY), if retry => {}
         }
@@ -359,10 +358,15 @@ async fn follow_plugins(
     runtime: Arc<Runtime>,
     store: Store,
     mut events: tokio::sync::broadcast::Receiver<PluginEvent>,
+    mut stop: Stop,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
-        let result = match events.recv().await {
+        let received = tokio::select! {
+            _ = stop.wait() => return,
+            received = events.recv() => received,
+        };
+        let result = match received {
             Ok(event) => match event.kind {
                 EventKind::Added => match runtime.plugin(&event.plugin) {
                     Some(p) => record_plugin(&store, &p).await,
@@ -418,7 +422,7 @@ async fn resync(runtime: &Runtime, store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn prune(store: Store, retention: Retention, mut stopped: watch::Receiver<bool>) {
+async fn prune(store: Store, retention: Retention, mut stop: Stop) {
     loop {
         match store.prune_executions(retention, Utc::now()).await {
             Ok(0) => {}
@@ -429,7 +433,7 @@ async fn prune(store: Store, retention: Retention, mut stopped: watch::Receiver<
             tracing::warn!(error = %e, "cannot checkpoint the store");
         }
         tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stop.wait() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
         }
     }

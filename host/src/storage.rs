@@ -109,23 +109,17 @@ impl Storage {
         self.state.subscribe()
     }
 
-    /// Samples every [`SAMPLE_EVERY`] until `stopped` turns true.
-    pub fn start(
-        self: &Arc<Self>,
-        mut stopped: watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let storage = self.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SAMPLE_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stopped.wait_for(|s| *s) => return,
-                    _ = every.tick() => {}
-                }
-                storage.sample();
+    /// Samples every [`SAMPLE_EVERY`] until `stop`.
+    pub async fn run(self: Arc<Self>, mut stop: crate::background::Stop) {
+        let mut every = tokio::time::interval(SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.wait() => return,
+                _ = every.tick() => {}
             }
-        })
+            self.sample();
+        }
     }
 }
 

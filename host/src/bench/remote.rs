@@ -162,8 +162,8 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
     let handlers = Arc::new(
         Handlers::new(runtime).with_remote(registry.clone(), Arc::new(Connections::new(None))),
     );
-    let (stop, stopped) = watch::channel(false);
-    let (endpoint, endpoint_task) = server::start(
+    let mut loops = crate::background::Loops::new();
+    let (endpoint, registration) = server::start(
         registry,
         "tcp://127.0.0.1:0",
         {
@@ -173,10 +173,11 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
                 defaults.remote_handshake_timeout,
             )
         },
-        stopped.clone(),
+        loops.stop_signal(),
     )
     .await
     .map_err(err)?;
+    loops.start("registration", |_| registration);
 
     let native = schedulezero_remote::Handler::new("bench-native")
         .host(endpoint.clone())
@@ -220,8 +221,7 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
     // The handler goes first, so that its `offline` report finds the endpoint.
     let _ = stop_native.send(true);
     native_task.await.map_err(err)?.map_err(err)?;
-    let _ = stop.send(true);
-    let _ = endpoint_task.await;
+    loops.stop(std::time::Duration::from_secs(5)).await;
     let (wasm_call_us_p50, wasm_call_us_p99) = spread(wasm);
     let (native_call_us_p50, native_call_us_p99) = spread(native);
     let python_spread = (!py.is_empty()).then(|| spread(py));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use crate::background::Stop;
 
 use super::client::Connections;
 use super::registry::{OFFLINE, ONLINE, Registry, UNREACHABLE};
@@ -15,20 +15,19 @@ use super::registry::{OFFLINE, ONLINE, Registry, UNREACHABLE};
 /// How long a ping may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts pinging registered handlers every `every` until `stopped` turns true.
-pub fn start(
+/// Pings registered handlers every `every` until `stop`.
+pub async fn run(
     registry: Arc<Registry>,
     connections: Arc<Connections>,
     every: Duration,
-    mut stopped: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stopped.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let pings = registry
+    mut stop: Stop,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let pings = registry
                 .all()
                 .into_iter()
                 .filter(|h| h.status != OFFLINE)
@@ -50,7 +49,6 @@ pub fn start(
                         }
                     }
                 });
-            futures::future::join_all(pings).await;
-        }
-    })
+        futures::future::join_all(pings).await;
+    }
 }

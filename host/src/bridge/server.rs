@@ -7,23 +7,25 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use std::future::Future;
+
 use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::BridgeError;
 use super::protocol;
 use super::registry::Registry;
+use crate::background::Stop;
 
-/// Binds the registration endpoint and answers on it until `stopped` turns true. Returns the
-/// endpoint it is bound to (the real port when `endpoint` asked for port 0). `limits` are the
+/// Binds the registration endpoint. Returns the endpoint it is bound to (the real port when
+/// `endpoint` asked for port 0) and the loop that answers on it until `stop`. `limits` are the
 /// most bytes of a message and the longest a peer may take over the handshake: a peer past
 /// either is disconnected, and the endpoint goes on serving the others.
 pub async fn start(
     registry: Arc<Registry>,
     endpoint: &str,
     limits: (usize, std::time::Duration),
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(String, tokio::task::JoinHandle<()>), BridgeError> {
+    mut stop: Stop,
+) -> Result<(String, impl Future<Output = ()> + Send + 'static), BridgeError> {
     let (max_message, handshake) = limits;
     let mut socket = zeromq::RepSocket::with_options(super::socket_options(max_message, handshake));
     let bound = socket
@@ -42,7 +44,7 @@ pub async fn start(
     let serve = async move {
         loop {
             let message = tokio::select! {
-                _ = stopped.wait_for(|s| *s) => break,
+                _ = stop.wait() => break,
                 m = socket.recv() => m,
             };
             let reply = match message {
@@ -78,12 +80,12 @@ pub async fn start(
         }
         monitor_task.abort();
     };
-    let task = tokio::spawn(async move {
+    let run = async move {
         if let Err(e) = schedulezero_remote::on_own_thread("sz-zmq-register", serve).await {
             tracing::error!(error = %e, "registration channel: cannot serve");
         }
-    });
-    Ok((bound, task))
+    };
+    Ok((bound, run))
 }
 
 /// Peers the endpoint dropped (a malformed or oversized message, a failed or slow handshake).

@@ -162,17 +162,28 @@ impl Runtime {
         self.plugins().iter().filter(|p| p.sweep()).count()
     }
 
-    /// Starts the task that cools idle plugins, checking at a quarter of the shortest idle
-    /// timeout (between 10 ms and 1 s). It ends when the runtime is dropped.
+    /// Starts the governor on its own task, until the runtime is dropped.
     pub fn start_governor(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.governor(crate::background::Stop::never()))
+    }
+
+    /// The loop that cools idle plugins, checking at a quarter of the shortest idle timeout
+    /// (between 10 ms and 1 s), until `stop` or until the runtime is dropped.
+    pub fn governor(
+        self: &Arc<Self>,
+        mut stop: crate::background::Stop,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let weak: Weak<Runtime> = Arc::downgrade(self);
         let shortest = self.config.shortest_idle_timeout();
         let every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = tick.tick() => {}
+                }
                 let Some(runtime) = weak.upgrade() else {
                     return;
                 };
@@ -181,7 +192,7 @@ impl Runtime {
                     drop(tokio::task::spawn_blocking(release_freed_memory));
                 }
             }
-        })
+        }
     }
 
     /// Events after `seq` (0 for all kept), oldest first, at most `limit`.
