@@ -221,6 +221,8 @@ pub fn render(
 
 /// Which histogram of a plugin's metrics.
 type PickHistogram = fn(&crate::runtime::PluginMetrics) -> &HistogramSnapshot;
+/// Reads one figure of a plugin.
+type Pick = fn(&crate::runtime::PluginMetrics) -> u64;
 
 /// Reads the runtime and the host at each scrape.
 struct Figures {
@@ -261,356 +263,414 @@ impl Collector for Figures {
             .into_iter()
             .map(|p| (p.clone(), p.metrics()))
             .collect();
-        let counter = MetricType::Counter;
-        let gauge = MetricType::Gauge;
-
-        family(
-            &mut enc,
-            "schedulezero_plugin",
-            "A WebAssembly plugin and the version of its file.",
-            None,
-            MetricType::Info,
-            |m| {
-                for (p, _) in &plugins {
-                    m.encode_info(&[
-                        ("plugin", p.name()),
-                        ("version", p.info().version.as_str()),
-                        ("sha256", p.file().sha256.as_str()),
-                    ])?;
-                }
-                Ok(())
-            },
-        )?;
-        family(
-            &mut enc,
-            "schedulezero_plugin_state",
-            "1 for the lifecycle state the plugin is in, 0 for the others.",
-            None,
-            gauge,
-            |m| {
-                for (p, pm) in &plugins {
-                    for state in PluginState::ALL {
-                        m.encode_family(&[("plugin", p.name()), ("state", state.as_str())])?
-                            .encode_gauge(&u64::from(pm.state == state))?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-
-        type Pick = fn(&crate::runtime::PluginMetrics) -> u64;
-        let counters: [(&str, &str, Pick); 8] = [
-            (
-                "schedulezero_plugin_calls",
-                "Calls made to the plugin.",
-                |m| m.calls,
-            ),
-            (
-                "schedulezero_plugin_cold_starts",
-                "Calls that loaded the plugin from its artifact first.",
-                |m| m.cold_starts,
-            ),
-            (
-                "schedulezero_plugin_warm_starts",
-                "Calls served by an instance kept from an earlier call.",
-                |m| m.warm_starts,
-            ),
-            (
-                "schedulezero_plugin_instances_created",
-                "Instances created.",
-                |m| m.instances_created,
-            ),
-            (
-                "schedulezero_plugin_instances_discarded",
-                "Instances discarded after a trap, timeout or limit.",
-                |m| m.instances_discarded,
-            ),
-            (
-                "schedulezero_plugin_revivals",
-                "Times a cooling plugin was taken back into use.",
-                |m| m.revivals,
-            ),
-            (
-                "schedulezero_plugin_unloads",
-                "Times the plugin's memory was released.",
-                |m| m.unloads,
-            ),
-            (
-                "schedulezero_plugin_versions",
-                "Versions of the plugin's file loaded.",
-                |m| m.versions,
-            ),
-        ];
-        for (name, help, pick) in counters {
-            family(&mut enc, name, help, None, counter, |m| {
-                for (p, pm) in &plugins {
-                    m.encode_family(&[("plugin", p.name())])?
-                        .encode_counter::<NoLabelSet, _, u64>(&pick(pm), None)?;
-                }
-                Ok(())
-            })?;
-        }
-        family(
-            &mut enc,
-            "schedulezero_plugin_errors",
-            "Failed calls, by kind.",
-            None,
-            counter,
-            |m| {
-                for (p, pm) in &plugins {
-                    let e = &pm.errors;
-                    for (kind, n) in [
-                        ("trap", e.trap),
-                        ("timeout", e.timeout),
-                        ("memory_limit", e.memory_limit),
-                        ("fuel_exhausted", e.fuel_exhausted),
-                        ("handler_error", e.handler_error),
-                        ("queue_full", e.queue_full),
-                    ] {
-                        m.encode_family(&[("plugin", p.name()), ("kind", kind)])?
-                            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let gauges: [(&str, &str, Option<Unit>, Pick); 4] = [
-            (
-                "schedulezero_plugin_live_instances",
-                "Instances alive now.",
-                None,
-                |m| m.live_instances as u64,
-            ),
-            (
-                "schedulezero_plugin_busy_instances",
-                "Instances in a call now.",
-                None,
-                |m| m.busy_instances as u64,
-            ),
-            (
-                "schedulezero_plugin_queued_calls",
-                "Calls waiting for an instance now.",
-                None,
-                |m| m.queued_calls as u64,
-            ),
-            (
-                "schedulezero_plugin_memory",
-                "Linear memory of the live instances.",
-                Some(Unit::Bytes),
-                |m| m.memory_bytes,
-            ),
-        ];
-        for (name, help, unit, pick) in gauges {
-            family(&mut enc, name, help, unit, gauge, |m| {
-                for (p, pm) in &plugins {
-                    m.encode_family(&[("plugin", p.name())])?
-                        .encode_gauge(&pick(pm))?;
-                }
-                Ok(())
-            })?;
-        }
-        let histograms: [(&str, &str, PickHistogram); 3] = [
-            (
-                "schedulezero_plugin_cold_start",
-                "Load and instantiate, for calls that found the plugin cold.",
-                |m| &m.cold_start_latency,
-            ),
-            (
-                "schedulezero_plugin_instantiate",
-                "Instantiation, for calls that created an instance of the loaded plugin.",
-                |m| &m.instantiate_latency,
-            ),
-            (
-                "schedulezero_plugin_call_duration",
-                "Calls, from arrival to result.",
-                |m| &m.call_latency,
-            ),
-        ];
-        for (name, help, pick) in histograms {
-            family(
-                &mut enc,
-                name,
-                help,
-                Some(Unit::Seconds),
-                MetricType::Histogram,
-                |m| {
-                    for (p, pm) in &plugins {
-                        histogram(m, p.name(), pick(pm))?;
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-        family(
-            &mut enc,
-            "schedulezero_instance_memory",
-            "Linear memory of one live instance.",
-            Some(Unit::Bytes),
-            gauge,
-            |m| {
-                for (p, _) in &plugins {
-                    for i in p.instances() {
-                        m.encode_family(&[("plugin", p.name()), ("instance", i.id.as_str())])?
-                            .encode_gauge(&i.memory_bytes)?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let live: u64 = plugins.iter().map(|(_, m)| m.live_instances as u64).sum();
-        family(
-            &mut enc,
-            "schedulezero_pool_live_instances",
-            "Instances alive now, all plugins.",
-            None,
-            gauge,
-            |m| m.encode_gauge(&live),
-        )?;
-        let max = u64::from(self.runtime.config().pool.max_instances);
-        family(
-            &mut enc,
-            "schedulezero_pool_max_instances",
-            "The most instances alive at once.",
-            None,
-            gauge,
-            |m| m.encode_gauge(&max),
-        )?;
-
-        family(
-            &mut enc,
-            "schedulezero_remote_up",
-            "1 while a remote handler answers (online), else 0.",
-            None,
-            gauge,
-            |m| {
-                for (h, _) in &self.remote {
-                    m.encode_family(&[("handler", h.id.as_str())])?
-                        .encode_gauge(&u64::from(h.status == crate::bridge::registry::ONLINE))?;
-                }
-                Ok(())
-            },
-        )?;
-        type PickRemote = fn(&crate::bridge::client::RemoteStats) -> u64;
-        let remote_counters: [(&str, &str, PickRemote); 2] = [
-            (
-                "schedulezero_remote_calls",
-                "Calls made to a remote handler.",
-                |s| s.calls,
-            ),
-            (
-                "schedulezero_remote_errors",
-                "Calls to a remote handler that failed.",
-                |s| s.errors,
-            ),
-        ];
-        for (name, help, pick) in remote_counters {
-            family(&mut enc, name, help, None, counter, |m| {
-                for (h, stats) in &self.remote {
-                    m.encode_family(&[("handler", h.id.as_str())])?
-                        .encode_counter::<NoLabelSet, _, u64>(&pick(stats), None)?;
-                }
-                Ok(())
-            })?;
-        }
-        family(
-            &mut enc,
-            "schedulezero_remote_last_latency",
-            "Round trip of a remote handler's last reply.",
-            Some(Unit::Seconds),
-            gauge,
-            |m| {
-                for (h, stats) in &self.remote {
-                    if let Some(ms) = stats.last_latency_ms {
-                        m.encode_family(&[("handler", h.id.as_str())])?
-                            .encode_gauge(&(ms / 1e3))?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-
-        let h = self.host.sample();
-        let (p, s) = (&h.process, &h.system);
-        family(
-            &mut enc,
-            "process_cpu_seconds",
-            "CPU time of the host process.",
-            None,
-            counter,
-            |m| m.encode_counter::<NoLabelSet, _, u64>(&p.cpu_seconds, None),
-        )?;
-        // (name, help, unit, value): the host's gauges, those it could read.
-        let mut host_gauges: Vec<(&str, &str, Option<Unit>, f64)> = vec![
-            (
-                "process_resident_memory",
-                "Resident memory of the host process.",
-                Some(Unit::Bytes),
-                p.rss_bytes as f64,
-            ),
-            (
-                "process_virtual_memory",
-                "Virtual memory of the host process.",
-                Some(Unit::Bytes),
-                p.virtual_bytes as f64,
-            ),
-            (
-                "process_start_time",
-                "When the host process started, since the Unix epoch.",
-                Some(Unit::Seconds),
-                p.start_time_seconds as f64,
-            ),
-            (
-                "schedulezero_system_memory_total",
-                "Memory of the machine.",
-                Some(Unit::Bytes),
-                s.memory_total_bytes as f64,
-            ),
-            (
-                "schedulezero_system_memory_available",
-                "Memory of the machine available to new work.",
-                Some(Unit::Bytes),
-                s.memory_available_bytes as f64,
-            ),
-            (
-                "schedulezero_system_cpu_usage",
-                "CPU use of the machine since the previous sample.",
-                Some(Unit::Ratios),
-                f64::from(s.cpu_percent) / 100.0,
-            ),
-            (
-                "schedulezero_system_load1",
-                "Load average of the machine over one minute.",
-                None,
-                s.load_average[0],
-            ),
-        ];
-        if let Some(fds) = p.open_fds {
-            host_gauges.push((
-                "process_open_fds",
-                "Open file descriptors of the host process.",
-                None,
-                fds as f64,
-            ));
-        }
-        if let Some(d) = &h.disk {
-            host_gauges.push((
-                "schedulezero_data_disk_total",
-                "Size of the disk holding the data directory.",
-                Some(Unit::Bytes),
-                d.total_bytes as f64,
-            ));
-            host_gauges.push((
-                "schedulezero_data_disk_available",
-                "Free space on the disk holding the data directory.",
-                Some(Unit::Bytes),
-                d.available_bytes as f64,
-            ));
-        }
-        for (name, help, unit, value) in host_gauges {
-            family(&mut enc, name, help, unit, gauge, |m| {
-                m.encode_gauge(&value)
-            })?;
-        }
-        Ok(())
+        encode_plugins(&mut enc, &plugins)?;
+        encode_instances(&mut enc, &self.runtime, &plugins)?;
+        encode_remote(&mut enc, &self.remote)?;
+        encode_host(&mut enc, &self.host.sample())
     }
+}
+
+/// A plugin with its metrics as read at one scrape.
+type PluginFigures = (Arc<crate::runtime::Plugin>, crate::runtime::PluginMetrics);
+
+/// Each plugin: its version, state, counters, errors, gauges and latency histograms.
+fn encode_plugins(enc: &mut DescriptorEncoder<'_>, plugins: &[PluginFigures]) -> std::fmt::Result {
+    encode_plugin_identity(enc, plugins)?;
+    encode_plugin_counters(enc, plugins)?;
+    encode_plugin_load(enc, plugins)
+}
+
+/// Each plugin's version and lifecycle state.
+fn encode_plugin_identity(
+    enc: &mut DescriptorEncoder<'_>,
+    plugins: &[PluginFigures],
+) -> std::fmt::Result {
+    let gauge = MetricType::Gauge;
+
+    family(
+        enc,
+        "schedulezero_plugin",
+        "A WebAssembly plugin and the version of its file.",
+        None,
+        MetricType::Info,
+        |m| {
+            for (p, _) in plugins {
+                m.encode_info(&[
+                    ("plugin", p.name()),
+                    ("version", p.info().version.as_str()),
+                    ("sha256", p.file().sha256.as_str()),
+                ])?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        "schedulezero_plugin_state",
+        "1 for the lifecycle state the plugin is in, 0 for the others.",
+        None,
+        gauge,
+        |m| {
+            for (p, pm) in plugins {
+                for state in PluginState::ALL {
+                    m.encode_family(&[("plugin", p.name()), ("state", state.as_str())])?
+                        .encode_gauge(&u64::from(pm.state == state))?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+
+    Ok(())
+}
+
+/// Each plugin's counters and errors by kind.
+fn encode_plugin_counters(
+    enc: &mut DescriptorEncoder<'_>,
+    plugins: &[PluginFigures],
+) -> std::fmt::Result {
+    let counter = MetricType::Counter;
+    let counters: [(&str, &str, Pick); 8] = [
+        (
+            "schedulezero_plugin_calls",
+            "Calls made to the plugin.",
+            |m| m.calls,
+        ),
+        (
+            "schedulezero_plugin_cold_starts",
+            "Calls that loaded the plugin from its artifact first.",
+            |m| m.cold_starts,
+        ),
+        (
+            "schedulezero_plugin_warm_starts",
+            "Calls served by an instance kept from an earlier call.",
+            |m| m.warm_starts,
+        ),
+        (
+            "schedulezero_plugin_instances_created",
+            "Instances created.",
+            |m| m.instances_created,
+        ),
+        (
+            "schedulezero_plugin_instances_discarded",
+            "Instances discarded after a trap, timeout or limit.",
+            |m| m.instances_discarded,
+        ),
+        (
+            "schedulezero_plugin_revivals",
+            "Times a cooling plugin was taken back into use.",
+            |m| m.revivals,
+        ),
+        (
+            "schedulezero_plugin_unloads",
+            "Times the plugin's memory was released.",
+            |m| m.unloads,
+        ),
+        (
+            "schedulezero_plugin_versions",
+            "Versions of the plugin's file loaded.",
+            |m| m.versions,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        family(enc, name, help, None, counter, |m| {
+            for (p, pm) in plugins {
+                m.encode_family(&[("plugin", p.name())])?
+                    .encode_counter::<NoLabelSet, _, u64>(&pick(pm), None)?;
+            }
+            Ok(())
+        })?;
+    }
+    family(
+        enc,
+        "schedulezero_plugin_errors",
+        "Failed calls, by kind.",
+        None,
+        counter,
+        |m| {
+            for (p, pm) in plugins {
+                let e = &pm.errors;
+                for (kind, n) in [
+                    ("trap", e.trap),
+                    ("timeout", e.timeout),
+                    ("memory_limit", e.memory_limit),
+                    ("fuel_exhausted", e.fuel_exhausted),
+                    ("handler_error", e.handler_error),
+                    ("queue_full", e.queue_full),
+                ] {
+                    m.encode_family(&[("plugin", p.name()), ("kind", kind)])?
+                        .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// Each plugin's instances, queue and memory now, and its latency histograms.
+fn encode_plugin_load(
+    enc: &mut DescriptorEncoder<'_>,
+    plugins: &[PluginFigures],
+) -> std::fmt::Result {
+    let gauge = MetricType::Gauge;
+    let gauges: [(&str, &str, Option<Unit>, Pick); 4] = [
+        (
+            "schedulezero_plugin_live_instances",
+            "Instances alive now.",
+            None,
+            |m| m.live_instances as u64,
+        ),
+        (
+            "schedulezero_plugin_busy_instances",
+            "Instances in a call now.",
+            None,
+            |m| m.busy_instances as u64,
+        ),
+        (
+            "schedulezero_plugin_queued_calls",
+            "Calls waiting for an instance now.",
+            None,
+            |m| m.queued_calls as u64,
+        ),
+        (
+            "schedulezero_plugin_memory",
+            "Linear memory of the live instances.",
+            Some(Unit::Bytes),
+            |m| m.memory_bytes,
+        ),
+    ];
+    for (name, help, unit, pick) in gauges {
+        family(enc, name, help, unit, gauge, |m| {
+            for (p, pm) in plugins {
+                m.encode_family(&[("plugin", p.name())])?
+                    .encode_gauge(&pick(pm))?;
+            }
+            Ok(())
+        })?;
+    }
+    let histograms: [(&str, &str, PickHistogram); 3] = [
+        (
+            "schedulezero_plugin_cold_start",
+            "Load and instantiate, for calls that found the plugin cold.",
+            |m| &m.cold_start_latency,
+        ),
+        (
+            "schedulezero_plugin_instantiate",
+            "Instantiation, for calls that created an instance of the loaded plugin.",
+            |m| &m.instantiate_latency,
+        ),
+        (
+            "schedulezero_plugin_call_duration",
+            "Calls, from arrival to result.",
+            |m| &m.call_latency,
+        ),
+    ];
+    for (name, help, pick) in histograms {
+        family(
+            enc,
+            name,
+            help,
+            Some(Unit::Seconds),
+            MetricType::Histogram,
+            |m| {
+                for (p, pm) in plugins {
+                    histogram(m, p.name(), pick(pm))?;
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Each live instance's memory, and the instance pool.
+fn encode_instances(
+    enc: &mut DescriptorEncoder<'_>,
+    runtime: &Runtime,
+    plugins: &[PluginFigures],
+) -> std::fmt::Result {
+    let gauge = MetricType::Gauge;
+    family(
+        enc,
+        "schedulezero_instance_memory",
+        "Linear memory of one live instance.",
+        Some(Unit::Bytes),
+        gauge,
+        |m| {
+            for (p, _) in plugins {
+                for i in p.instances() {
+                    m.encode_family(&[("plugin", p.name()), ("instance", i.id.as_str())])?
+                        .encode_gauge(&i.memory_bytes)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let live: u64 = plugins.iter().map(|(_, m)| m.live_instances as u64).sum();
+    family(
+        enc,
+        "schedulezero_pool_live_instances",
+        "Instances alive now, all plugins.",
+        None,
+        gauge,
+        |m| m.encode_gauge(&live),
+    )?;
+    let max = u64::from(runtime.config().pool.max_instances);
+    family(
+        enc,
+        "schedulezero_pool_max_instances",
+        "The most instances alive at once.",
+        None,
+        gauge,
+        |m| m.encode_gauge(&max),
+    )?;
+
+    Ok(())
+}
+
+/// Each remote handler: up, calls, errors, last latency.
+fn encode_remote(enc: &mut DescriptorEncoder<'_>, remote: &[RemoteFigures]) -> std::fmt::Result {
+    let counter = MetricType::Counter;
+    let gauge = MetricType::Gauge;
+    family(
+        enc,
+        "schedulezero_remote_up",
+        "1 while a remote handler answers (online), else 0.",
+        None,
+        gauge,
+        |m| {
+            for (h, _) in remote {
+                m.encode_family(&[("handler", h.id.as_str())])?
+                    .encode_gauge(&u64::from(h.status == crate::bridge::registry::ONLINE))?;
+            }
+            Ok(())
+        },
+    )?;
+    type PickRemote = fn(&crate::bridge::client::RemoteStats) -> u64;
+    let remote_counters: [(&str, &str, PickRemote); 2] = [
+        (
+            "schedulezero_remote_calls",
+            "Calls made to a remote handler.",
+            |s| s.calls,
+        ),
+        (
+            "schedulezero_remote_errors",
+            "Calls to a remote handler that failed.",
+            |s| s.errors,
+        ),
+    ];
+    for (name, help, pick) in remote_counters {
+        family(enc, name, help, None, counter, |m| {
+            for (h, stats) in remote {
+                m.encode_family(&[("handler", h.id.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(&pick(stats), None)?;
+            }
+            Ok(())
+        })?;
+    }
+    family(
+        enc,
+        "schedulezero_remote_last_latency",
+        "Round trip of a remote handler's last reply.",
+        Some(Unit::Seconds),
+        gauge,
+        |m| {
+            for (h, stats) in remote {
+                if let Some(ms) = stats.last_latency_ms {
+                    m.encode_family(&[("handler", h.id.as_str())])?
+                        .encode_gauge(&(ms / 1e3))?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+
+    Ok(())
+}
+
+/// The host process and the machine.
+fn encode_host(enc: &mut DescriptorEncoder<'_>, h: &HostFigures) -> std::fmt::Result {
+    let counter = MetricType::Counter;
+    let gauge = MetricType::Gauge;
+    let (p, s) = (&h.process, &h.system);
+    family(
+        enc,
+        "process_cpu_seconds",
+        "CPU time of the host process.",
+        None,
+        counter,
+        |m| m.encode_counter::<NoLabelSet, _, u64>(&p.cpu_seconds, None),
+    )?;
+    // (name, help, unit, value): the host's gauges, those it could read.
+    let mut host_gauges: Vec<(&str, &str, Option<Unit>, f64)> = vec![
+        (
+            "process_resident_memory",
+            "Resident memory of the host process.",
+            Some(Unit::Bytes),
+            p.rss_bytes as f64,
+        ),
+        (
+            "process_virtual_memory",
+            "Virtual memory of the host process.",
+            Some(Unit::Bytes),
+            p.virtual_bytes as f64,
+        ),
+        (
+            "process_start_time",
+            "When the host process started, since the Unix epoch.",
+            Some(Unit::Seconds),
+            p.start_time_seconds as f64,
+        ),
+        (
+            "schedulezero_system_memory_total",
+            "Memory of the machine.",
+            Some(Unit::Bytes),
+            s.memory_total_bytes as f64,
+        ),
+        (
+            "schedulezero_system_memory_available",
+            "Memory of the machine available to new work.",
+            Some(Unit::Bytes),
+            s.memory_available_bytes as f64,
+        ),
+        (
+            "schedulezero_system_cpu_usage",
+            "CPU use of the machine since the previous sample.",
+            Some(Unit::Ratios),
+            f64::from(s.cpu_percent) / 100.0,
+        ),
+        (
+            "schedulezero_system_load1",
+            "Load average of the machine over one minute.",
+            None,
+            s.load_average[0],
+        ),
+    ];
+    if let Some(fds) = p.open_fds {
+        host_gauges.push((
+            "process_open_fds",
+            "Open file descriptors of the host process.",
+            None,
+            fds as f64,
+        ));
+    }
+    if let Some(d) = &h.disk {
+        host_gauges.push((
+            "schedulezero_data_disk_total",
+            "Size of the disk holding the data directory.",
+            Some(Unit::Bytes),
+            d.total_bytes as f64,
+        ));
+        host_gauges.push((
+            "schedulezero_data_disk_available",
+            "Free space on the disk holding the data directory.",
+            Some(Unit::Bytes),
+            d.available_bytes as f64,
+        ));
+    }
+    for (name, help, unit, value) in host_gauges {
+        family(enc, name, help, unit, gauge, |m| m.encode_gauge(&value))?;
+    }
+    Ok(())
 }
