@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,170 +82,17 @@ pub async fn serve(
     let database = config.database_url();
     let store = Store::open_url(&database).await?;
     tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
-    let storage = Storage::new(&config.data_dir, config.server.min_free_space);
-    let runtime = Arc::new(Runtime::new((*config).clone())?);
-    // On a full volume the host still starts and serves reads: what it cannot write now waits
-    // for space (`follow_storage`).
-    let mut pending = Pending::default();
-    match sync_plugins(&runtime, &store).await {
-        Err(ServeError::Store(e)) if e.is_full() => {
-            tracing::warn!(error = %e, "cannot record the plugins: the disk is full; again once space returns");
-            pending.plugins = true;
-        }
-        other => other?,
-    }
-    let mut loops = Loops::new();
-    loops.start("governor", |stop| runtime.governor(stop));
-    // From here on the folder is watched, against the files as they were loaded: a file that
-    // changed since is loaded again.
-    let plugin_events = runtime.subscribe();
-    if config.pool.watch {
-        let watch = runtime.watch();
-        loops.start("watcher", |mut stop| async move {
-            // The watch runs while its guard lives.
-            let _watch = watch;
-            stop.wait().await;
-        });
-    }
-    loops.start("follow plugins", |stop| {
-        follow_plugins(runtime.clone(), store.clone(), plugin_events, stop)
-    });
-
-    let signer = config
-        .server
-        .remote_secret
-        .as_deref()
-        .map(|secret| Arc::new(bridge::Signer::new(secret)));
-    let registry = Arc::new(Registry::load(store.clone(), signer.clone()).await?);
-    let connections = Arc::new(bridge::Connections::new(signer));
-    let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
-        .with_remote(registry.clone(), connections.clone());
-    let scheduler = Arc::new(Scheduler::new(
-        store.clone(),
-        dispatcher,
-        config.scheduler.batch,
-    ));
-    match scheduler.recover(Utc::now()).await {
-        Err(e) if e.is_full() => {
-            tracing::warn!(error = %e, "cannot pick up unfinished runs: the disk is full; the scheduler waits for space");
-            pending.recover = true;
-        }
-        other => {
-            other?;
-        }
-    }
-    scheduler.hold(storage.is_low() || pending.recover);
-
-    let (zmq_endpoint, registration) = bridge::server::start(
-        registry.clone(),
-        &config.server.zmq_listen,
-        (
-            config.server.remote_max_message,
-            config.server.remote_handshake_timeout,
-        ),
-        loops.stop_signal(),
-    )
-    .await?;
-    loops.start("registration", |_| registration);
-    loops.start("storage", |stop| storage.clone().run(stop));
-    loops.start("follow storage", |stop| {
-        follow_storage(
-            storage.clone(),
-            scheduler.clone(),
-            runtime.clone(),
-            store.clone(),
-            pending,
-            stop,
-        )
-    });
-    loops.start("remote health", |stop| {
-        bridge::health::run(
-            registry.clone(),
-            connections.clone(),
-            config.server.remote_ping_interval,
-            stop,
-        )
-    });
-
-    let listen = &config.server.listen;
-    let listener = tokio::net::TcpListener::bind(listen.as_str())
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen.clone(),
-        source,
-    })?;
-    let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&config.data_dir));
-    let history = Arc::new(History::new(config.server.history_interval));
-    loops.start("history", |stop| {
-        crate::history::run(history.clone(), runtime.clone(), host_metrics.clone(), stop)
-    });
-    let state = Arc::new(AppState {
-        config: config.clone(),
-        store: store.clone(),
-        runtime: runtime.clone(),
-        scheduler: scheduler.clone(),
-        started_at: Utc::now(),
-        listen: addr,
-        host_metrics: host_metrics.clone(),
-        history: history.clone(),
-        registry,
-        connections,
-        zmq_endpoint: zmq_endpoint.clone(),
-        schedules: crate::service::ScheduleService::new(
-            store.clone(),
-            scheduler.clone(),
-            storage.clone(),
-        ),
-        storage,
-        openapi: std::sync::OnceLock::new(),
-    });
-    let router = api::router(state);
+    let mut host = Host::start(config, store).await?;
+    let zmq_endpoint = host.start_bridge().await?;
+    let (listener, addr) = bind(&host.config.server.listen).await?;
+    let router = api::router(host.app_state(addr, zmq_endpoint.clone()));
     // Building the routes built their OpenAPI operations too, then dropped them: hand that
     // memory back rather than keep it for the life of the host.
     crate::runtime::lifecycle::release_freed_memory();
+    host.start_scheduling();
+    announce(addr, &zmq_endpoint);
 
-    loops.start("scheduler", |mut stop| {
-        let (scheduler, config) = (scheduler.clone(), config.clone());
-        async move {
-            let until_stopped = async move { stop.wait().await };
-            scheduler
-                .run(
-                    Arc::new(SystemClock),
-                    config.scheduler.max_tick,
-                    config.scheduler.shutdown_grace,
-                    until_stopped,
-                )
-                .await;
-        }
-    });
-    let retention = Retention {
-        max_records: config.scheduler.retention_records,
-        max_age: config.scheduler.retention_age,
-    };
-    loops.start("pruning", |stop| prune(store.clone(), retention, stop));
-
-    tracing::info!(%addr, api = %format!("http://{addr}/api/v1"), "listening");
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "schedulezero listening on http://{addr}");
-        let _ = writeln!(out, "  Dashboard: http://{addr}/");
-        let _ = writeln!(
-            out,
-            "  REST API: http://{addr}/api/v1 (ScheduleZero routes under http://{addr}/api)"
-        );
-        let _ = writeln!(out, "  OpenAPI:  http://{addr}/api/v1/openapi.json");
-        let _ = writeln!(
-            out,
-            "  ZeroMQ:   {zmq_endpoint} (remote handlers register here)"
-        );
-        let _ = out.flush();
-    }
-
-    let stopper = loops.stopper();
+    let stopper = host.loops.stopper();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -253,6 +101,12 @@ pub async fn serve(
         })
         .await;
     // The scheduler drains running calls for up to the grace; the other loops end at once.
+    let Host {
+        config,
+        store,
+        loops,
+        ..
+    } = host;
     loops
         .stop(config.scheduler.shutdown_grace + STOP_MARGIN)
         .await;
@@ -262,6 +116,213 @@ pub async fn serve(
         addr: addr.to_string(),
         source,
     })
+}
+
+/// A host's parts as it starts.
+struct Host {
+    config: Arc<Config>,
+    store: Store,
+    storage: Arc<Storage>,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    connections: Arc<bridge::Connections>,
+    scheduler: Arc<Scheduler>,
+    loops: Loops,
+}
+
+impl Host {
+    /// Loads the plugins (and watches their folder), and makes the scheduler, picking up what a
+    /// previous host left unfinished. On a full volume the host still starts and serves reads:
+    /// what it cannot write now waits for space (`follow_storage`).
+    async fn start(config: Arc<Config>, store: Store) -> Result<Self, ServeError> {
+        let storage = Storage::new(&config.data_dir, config.server.min_free_space);
+        let runtime = Arc::new(Runtime::new((*config).clone())?);
+        let mut pending = Pending::default();
+        match sync_plugins(&runtime, &store).await {
+            Err(ServeError::Store(e)) if e.is_full() => {
+                tracing::warn!(error = %e, "cannot record the plugins: the disk is full; again once space returns");
+                pending.plugins = true;
+            }
+            other => other?,
+        }
+        let mut loops = Loops::new();
+        start_plugin_loops(&mut loops, &config, &runtime, &store);
+
+        let signer = config
+            .server
+            .remote_secret
+            .as_deref()
+            .map(|secret| Arc::new(bridge::Signer::new(secret)));
+        let registry = Arc::new(Registry::load(store.clone(), signer.clone()).await?);
+        let connections = Arc::new(bridge::Connections::new(signer));
+        let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
+            .with_remote(registry.clone(), connections.clone());
+        let scheduler = Arc::new(Scheduler::new(
+            store.clone(),
+            dispatcher,
+            config.scheduler.batch,
+        ));
+        match scheduler.recover(Utc::now()).await {
+            Err(e) if e.is_full() => {
+                tracing::warn!(error = %e, "cannot pick up unfinished runs: the disk is full; the scheduler waits for space");
+                pending.recover = true;
+            }
+            other => {
+                other?;
+            }
+        }
+        scheduler.hold(storage.is_low() || pending.recover);
+        let host = Self {
+            config,
+            store,
+            storage,
+            runtime,
+            registry,
+            connections,
+            scheduler,
+            loops,
+        };
+        Ok(host.following_storage(pending))
+    }
+
+    /// Starts sampling free space, and holding the scheduler (and making the writes left
+    /// `pending`) as it changes.
+    fn following_storage(mut self, pending: Pending) -> Self {
+        let storage = self.storage.clone();
+        self.loops
+            .start("storage", |stop| storage.clone().run(stop));
+        let (scheduler, runtime, store) = (
+            self.scheduler.clone(),
+            self.runtime.clone(),
+            self.store.clone(),
+        );
+        self.loops.start("follow storage", |stop| {
+            follow_storage(storage, scheduler, runtime, store, pending, stop)
+        });
+        self
+    }
+
+    /// Binds the ZeroMQ registration endpoint and pings the remote handlers; returns where
+    /// they register.
+    async fn start_bridge(&mut self) -> Result<String, ServeError> {
+        let server = &self.config.server;
+        let (zmq_endpoint, registration) = bridge::server::start(
+            self.registry.clone(),
+            &server.zmq_listen,
+            (server.remote_max_message, server.remote_handshake_timeout),
+            self.loops.stop_signal(),
+        )
+        .await?;
+        self.loops.start("registration", |_| registration);
+        let (registry, connections) = (self.registry.clone(), self.connections.clone());
+        let every = server.remote_ping_interval;
+        self.loops.start("remote health", |stop| {
+            bridge::health::run(registry, connections, every, stop)
+        });
+        Ok(zmq_endpoint)
+    }
+
+    /// What the API's routes reach, with the host's metrics sampled into a history.
+    fn app_state(&mut self, listen: SocketAddr, zmq_endpoint: String) -> Arc<AppState> {
+        let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&self.config.data_dir));
+        let history = Arc::new(History::new(self.config.server.history_interval));
+        let (h, r, m) = (history.clone(), self.runtime.clone(), host_metrics.clone());
+        self.loops
+            .start("history", |stop| crate::history::run(h, r, m, stop));
+        Arc::new(AppState {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            scheduler: self.scheduler.clone(),
+            started_at: Utc::now(),
+            listen,
+            host_metrics,
+            history,
+            registry: self.registry.clone(),
+            connections: self.connections.clone(),
+            zmq_endpoint,
+            schedules: crate::service::ScheduleService::new(
+                self.store.clone(),
+                self.scheduler.clone(),
+                self.storage.clone(),
+            ),
+            storage: self.storage.clone(),
+            openapi: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Starts the scheduler loop and the execution log's pruning.
+    fn start_scheduling(&mut self) {
+        let (scheduler, config) = (self.scheduler.clone(), self.config.clone());
+        self.loops.start("scheduler", |mut stop| async move {
+            let until_stopped = async move { stop.wait().await };
+            scheduler
+                .run(
+                    Arc::new(SystemClock),
+                    config.scheduler.max_tick,
+                    config.scheduler.shutdown_grace,
+                    until_stopped,
+                )
+                .await;
+        });
+        let retention = Retention {
+            max_records: self.config.scheduler.retention_records,
+            max_age: self.config.scheduler.retention_age,
+        };
+        let store = self.store.clone();
+        self.loops
+            .start("pruning", |stop| prune(store, retention, stop));
+    }
+}
+
+/// The governor, the folder watch (from here on, against the files as they were loaded: a
+/// file that changed since is loaded again) and the handlers table following the plugins.
+fn start_plugin_loops(loops: &mut Loops, config: &Config, runtime: &Arc<Runtime>, store: &Store) {
+    loops.start("governor", |stop| runtime.governor(stop));
+    let plugin_events = runtime.subscribe();
+    if config.pool.watch {
+        let watch = runtime.watch();
+        loops.start("watcher", |mut stop| async move {
+            // The watch runs while its guard lives.
+            let _watch = watch;
+            stop.wait().await;
+        });
+    }
+    let (runtime, store) = (runtime.clone(), store.clone());
+    loops.start("follow plugins", |stop| {
+        follow_plugins(runtime, store, plugin_events, stop)
+    });
+}
+
+/// Binds the API's address.
+async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let failed = |source| ServeError::Listen {
+        addr: listen.to_owned(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// Says where the host listens: in the log, and on stdout for whoever started it.
+fn announce(addr: SocketAddr, zmq_endpoint: &str) {
+    tracing::info!(%addr, api = %format!("http://{addr}/api/v1"), "listening");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "schedulezero listening on http://{addr}");
+    let _ = writeln!(out, "  Dashboard: http://{addr}/");
+    let _ = writeln!(
+        out,
+        "  REST API: http://{addr}/api/v1 (ScheduleZero routes under http://{addr}/api)"
+    );
+    let _ = writeln!(out, "  OpenAPI:  http://{addr}/api/v1/openapi.json");
+    let _ = writeln!(
+        out,
+        "  ZeroMQ:   {zmq_endpoint} (remote handlers register here)"
+    );
+    let _ = out.flush();
 }
 
 /// Writes the start could not make for lack of space.

@@ -285,51 +285,78 @@ impl Runtime {
         started: Instant,
     ) -> Result<LoadReport, LoadError> {
         let name = files::plugin_name(path)?;
+        let (file, component, compile_time, stamp) = self.read_and_compile(path).await?;
+        let loaded = Arc::new(Loaded::new(self.link(&component)?));
+        let mut plugin = self.new_version(name.into(), file, stamp, loaded.clone());
+        let instance = self.describe(&mut plugin, &loaded).await?;
+        if plugin.settings.reuse_instances {
+            self.check_in(&plugin, &loaded, instance);
+        }
+        let cache_hit = compile_time.is_none();
+        tracing::info!(
+            plugin = %plugin.name, version = %plugin.info.version, methods = plugin.info.methods.len(),
+            cache_hit, load_ms = started.elapsed().as_secs_f64() * 1e3, "plugin loaded"
+        );
+        Ok(LoadReport {
+            plugin: Arc::new(plugin),
+            cache_hit,
+            compile_time,
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// Reads the file (vetted, bounded) and gets its compiled component: from the artifact
+    /// cache, or compiled now (the compile time is returned then). Off the async workers.
+    async fn read_and_compile(
+        &self,
+        path: &Path,
+    ) -> Result<(PluginFile, Component, Option<Duration>, FileStamp), LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let (dir, file_path) = (self.config.plugins_dir.clone(), path.to_owned());
         let max_size = self.config.pool.max_component_size;
-        let (file, component, compile_time, stamp) = tokio::task::spawn_blocking(move || {
-            // The stamp is of the descriptor that was read: a file that changes afterwards
-            // differs from it, and the folder watch loads it again.
-            let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
-            let sha256 = sha256_hex(&wasm);
-            let (component, compile_time) = match cache.load(&engine, &sha256)? {
-                Some(c) => (c, None),
-                None => {
-                    let (c, took) = cache.compile(&engine, &wasm, &sha256)?;
-                    (c, Some(took))
-                }
-            };
-            Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time, stamp))
-        })
-        .await
-        .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))?
-        .map(|(sha256, size, component, compile_time, stamp)| {
-            (
-                PluginFile {
-                    path: path.to_owned(),
-                    sha256,
-                    size,
-                },
-                component,
-                compile_time,
-                stamp,
-            )
-        })?;
+        let (sha256, size, component, compile_time, stamp) =
+            tokio::task::spawn_blocking(move || {
+                // The stamp is of the descriptor that was read: a file that changes afterwards
+                // differs from it, and the folder watch loads it again.
+                let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
+                let sha256 = sha256_hex(&wasm);
+                let (component, compile_time) = match cache.load(&engine, &sha256)? {
+                    Some(c) => (c, None),
+                    None => {
+                        let (c, took) = cache.compile(&engine, &wasm, &sha256)?;
+                        (c, Some(took))
+                    }
+                };
+                Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time, stamp))
+            })
+            .await
+            .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))??;
+        let file = PluginFile {
+            path: path.to_owned(),
+            sha256,
+            size,
+        };
+        Ok((file, component, compile_time, stamp))
+    }
 
-        let pre = self.link(&component)?;
+    /// A new version of plugin `name`, hot with `loaded`, not yet described. It carries on the
+    /// counters and the instance list of the version it replaces.
+    fn new_version(
+        &self,
+        name: Arc<str>,
+        file: PluginFile,
+        stamp: FileStamp,
+        loaded: Arc<Loaded>,
+    ) -> Plugin {
         let settings = self.settings_for(&name);
-        // A new version carries on the counters and the instance list of the one it replaces.
         let (counters, live) = match self.plugin(&name) {
             Some(p) => (p.counters.clone(), p.live.clone()),
             None => Default::default(),
         };
-        let name: Arc<str> = name.into();
-        let loaded = Arc::new(Loaded::new(pre));
-        let mut plugin = Plugin {
+        Plugin {
             slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
             returned: tokio::sync::Notify::new(),
-            name: name.clone(),
+            name,
             file,
             info: HandlerInfo {
                 name: String::new(),
@@ -342,7 +369,7 @@ impl Runtime {
             stamp: Some(stamp),
             life: Mutex::new(Life {
                 state: PluginState::Hot,
-                loaded: Some(loaded.clone()),
+                loaded: Some(loaded),
             }),
             load_lock: tokio::sync::Mutex::new(()),
             counters,
@@ -352,17 +379,26 @@ impl Runtime {
             last_used_ms: AtomicU64::new(now_ms()),
             retired: AtomicBool::new(false),
             events: Arc::downgrade(&self.events),
-        };
+        }
+    }
 
+    /// Asks the plugin's first instance what it is (`describe`, under a short timeout), checks
+    /// it names itself as its file does, and fills the plugin's info; returns the instance,
+    /// listed under the version it reported.
+    async fn describe(
+        &self,
+        plugin: &mut Plugin,
+        loaded: &Arc<Loaded>,
+    ) -> Result<super::instance::Instance, LoadError> {
         let mut describe_limits = plugin.settings.limits.clone();
         describe_limits.timeout = describe_limits.timeout.min(DESCRIBE_TIMEOUT);
         let deadline = Instant::now() + describe_limits.timeout;
         let describe = async {
-            let mut instance = self.checkout(&plugin, &loaded, false, deadline, 0).await?.0;
+            let mut instance = self.checkout(plugin, loaded, false, deadline, 0).await?.0;
             let info = instance.describe(&describe_limits, deadline).await?;
             Ok::<_, InvokeError>((instance, info))
         };
-        let (instance, info) = match tokio::time::timeout_at(deadline.into(), describe).await {
+        let (mut instance, info) = match tokio::time::timeout_at(deadline.into(), describe).await {
             Ok(Ok(described)) => described,
             Ok(Err(e)) => return Err(LoadError::Describe(flat(&e))),
             Err(_) => {
@@ -371,15 +407,14 @@ impl Runtime {
                 ));
             }
         };
-        if info.name != *name {
+        if info.name != *plugin.name {
             return Err(LoadError::NameMismatch {
-                file: name.to_string(),
+                file: plugin.name.to_string(),
                 described: info.name,
             });
         }
         plugin.info = HandlerInfo::from_wit(info);
         plugin.counters.versions.fetch_add(1, Ordering::Relaxed);
-        let mut instance = instance;
         // It was created before the version was known: list it under the version now.
         if let Some(old) = instance.tracked.take() {
             let stats = InstanceStats::new(
@@ -390,20 +425,7 @@ impl Runtime {
             drop(old);
             instance.tracked = Some(Tracked::new(stats, plugin.live.clone()));
         }
-        if plugin.settings.reuse_instances {
-            self.check_in(&plugin, &loaded, instance);
-        }
-        let cache_hit = compile_time.is_none();
-        tracing::info!(
-            plugin = %name, version = %plugin.info.version, methods = plugin.info.methods.len(),
-            cache_hit, load_ms = started.elapsed().as_secs_f64() * 1e3, "plugin loaded"
-        );
-        Ok(LoadReport {
-            plugin: Arc::new(plugin),
-            cache_hit,
-            compile_time,
-            load_time: started.elapsed(),
-        })
+        Ok(instance)
     }
 
     fn link(&self, component: &Component) -> Result<bindings::PluginPre<HostState>, LoadError> {
