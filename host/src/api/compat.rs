@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, CompatErrorBody, ErrorCode};
 use super::json::{Body, Query};
 use super::views::{CompatExecution, CompatSchedule};
-use super::{AppState, handlers};
+use super::{AppState, handler_view};
 use crate::schedule::{ConflictPolicy, ExecutionStatus, TriggerSpec};
 use crate::service::{Draft, ScheduleError, TriggerText};
 use crate::store::{ExecutionQuery, ExecutionStats, HandlerKind, ScheduleQuery};
@@ -165,7 +165,7 @@ async fn health() -> Json<CompatHealth> {
 #[utoipa::path(get, path = "/api/handlers", tag = "scheduleZero", operation_id = "compatHandlers",
     responses((status = 200, description = "The handlers", body = CompatHandlers)))]
 async fn list_handlers(State(state): Shared) -> Result<Json<CompatHandlers>, ApiError> {
-    let all = handlers::all(&state).await.map_err(store_error)?;
+    let all = handler_view::all(&state).await.map_err(store_error)?;
     let handlers = all
         .into_iter()
         .map(|h| CompatHandler {

@@ -2,13 +2,13 @@
 //! own reply and error shapes, and the clean `/api/v1` ([`v1`]) with stable error codes. Both sit
 //! behind the same guard: a bearer token when one is configured (compared in constant time), a
 //! body size limit, and JSON read by the API itself so that malformed input gets a clear 4xx and
-//! changes nothing. Handlers never block on a handler component: run-now waits for its own run only.
+//! changes nothing. Routes never block on a job's handler: run-now waits for its own run only.
 
 mod auth;
 pub mod code;
 pub mod compat;
 pub mod error;
-pub mod handlers;
+pub mod handler_view;
 mod json;
 pub mod openapi;
 pub mod plugins;
@@ -25,13 +25,13 @@ use chrono::{DateTime, Utc};
 
 pub use self::code::ErrorCode;
 pub use self::error::ApiError;
-pub use self::handlers::{HandlerView, MethodView};
+pub use self::handler_view::{HandlerView, MethodView};
 use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::scheduler::service::Scheduler;
 use crate::store::Store;
 
-/// What every request handler can reach.
+/// What every route can reach.
 pub struct AppState {
     /// The configuration the host started with.
     pub config: Arc<Config>,

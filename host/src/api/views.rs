@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ErrorDetail;
-use super::handlers::HandlerView;
+use super::handler_view::HandlerView;
 use crate::schedule::{
     Execution, ExecutionStatus, Failure, Run, Schedule, SchedulePolicy, ScheduleState, TriggerSpec,
 };

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::{Shared, page};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
-use crate::api::handlers::{self, HandlerView};
+use crate::api::handler_view::{self, HandlerView};
 use crate::api::json::{Body, Query, typed};
 use crate::api::requests::{HandlerQuery, TriggerRequest};
 use crate::api::views::{
@@ -122,7 +122,7 @@ pub async fn list_handlers(
 ) -> Result<Json<HandlerList>, ApiError> {
     let limit = page(q.limit) as usize;
     // In id order already.
-    let all = handlers::all(&state).await?;
+    let all = handler_view::all(&state).await?;
     let from = q
         .after
         .as_deref()
@@ -145,10 +145,10 @@ pub async fn get_handler(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> Result<Json<HandlerView>, ApiError> {
-    if let Some(h) = handlers::find(&state, &id).await {
+    if let Some(h) = handler_view::find(&state, &id).await {
         return Ok(Json(h));
     }
-    handlers::all(&state)
+    handler_view::all(&state)
         .await?
         .into_iter()
         .find(|h| h.id == id)
