@@ -28,6 +28,7 @@ pub mod config;
 pub mod dispatch;
 pub mod handler;
 pub mod history;
+pub mod json;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler;

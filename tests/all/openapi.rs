@@ -165,6 +165,34 @@ async fn every_operation_answers_as_its_document_says() {
         "/api/v1/handlers/ding-dong",
         none
     );
+    let (status, called) = hit!(
+        "POST",
+        "/api/v1/handlers/{id}/call",
+        "/api/v1/handlers/ding-dong/call",
+        &json!({"method": "echo", "params": {"x": 1}})
+    );
+    assert_eq!(
+        (status, called["error"].clone()),
+        (200, Value::Null),
+        "{called}"
+    );
+    let (status, failed) = hit!(
+        "POST",
+        "/api/v1/handlers/{id}/call",
+        "/api/v1/handlers/misbehave/call",
+        &json!({"method": "panic"})
+    );
+    assert_eq!(
+        (status, failed["error"]["code"].clone()),
+        (200, json!("trap")),
+        "{failed}"
+    );
+    hit!(
+        "POST",
+        "/api/v1/handlers/{id}/call",
+        "/api/v1/handlers/nope/call",
+        &json!({"method": "echo"})
+    );
     let new = json!({
         "id": "doc-check", "handler": "ding-dong", "method": "echo", "params": {"x": 1},
         "trigger": {"type": "cron", "expression": "0 * * * *", "timezone": "Europe/London"},

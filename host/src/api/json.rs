@@ -47,7 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 /// Reads a JSON value into a typed request (unknown fields are refused where the type says so).
 pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
+    crate::json::read(value).map_err(ApiError::bad_request)
 }
 
 /// A query string read into a typed request; bad values are 400 `invalid_query`.

@@ -74,6 +74,17 @@ pub struct ScheduleChange {
     pub allow_past_date: bool,
 }
 
+/// A call of a handler's method, made at once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// The method.
+    pub method: String,
+    /// Its params (checked against its JSON Schema).
+    #[serde(default = "empty_object")]
+    pub params: Value,
+}
+
 /// How to resume a schedule.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

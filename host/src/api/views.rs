@@ -71,6 +71,91 @@ pub fn trigger_text(trigger: &TriggerSpec) -> String {
     }
 }
 
+/// A trigger for people: `every 30 s`, `at :00 every hour, Europe/London`,
+/// `at 09:30 every day, UTC`, `once, at 2026-05-01 07:30:00 UTC`; an expression it has no
+/// words for is shown as itself (`cron 0 9-17 * * 1-5, UTC`).
+pub fn trigger_words(trigger: &TriggerSpec) -> String {
+    match trigger {
+        TriggerSpec::Interval { every_seconds, .. } => {
+            format!("every {}", span_words(*every_seconds))
+        }
+        TriggerSpec::Date { run_date } => {
+            format!("once, at {}", run_date.format("%Y-%m-%d %H:%M:%S UTC"))
+        }
+        TriggerSpec::Cron {
+            expression,
+            timezone,
+            compat_fields,
+            ..
+        } => {
+            let zone = timezone.as_deref().unwrap_or("UTC");
+            let words = (!compat_fields)
+                .then(|| cron_words(expression))
+                .flatten()
+                .unwrap_or_else(|| format!("cron {expression}"));
+            format!("{words}, {zone}")
+        }
+    }
+}
+
+/// A span of seconds in words: `30 s`, `15 min`, `1 h 30 min`, `2 d`, `1.5 s`.
+fn span_words(seconds: f64) -> String {
+    if seconds.fract() != 0.0 && seconds < 60.0 {
+        return format!("{} s", (seconds * 1000.0).round() / 1000.0);
+    }
+    let total = seconds.round() as u64;
+    let parts = [
+        (total / 86_400, "d"),
+        (total % 86_400 / 3600, "h"),
+        (total % 3600 / 60, "min"),
+        (total % 60, "s"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if words.is_empty() {
+        "0 s".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// Words for the common shapes of a 5-field expression; `None` for the others.
+fn cron_words(expression: &str) -> Option<String> {
+    let f: Vec<&str> = expression.split_whitespace().collect();
+    let [minute, hour, dom, month, dow] = f.as_slice() else {
+        return None;
+    };
+    let number = |s: &str| s.parse::<u32>().ok();
+    let every = |s: &str| s.strip_prefix("*/").and_then(|n| n.parse::<u32>().ok());
+    let rest_any = *month == "*" && *dom == "*" && *dow == "*";
+    Some(match (number(minute), number(hour)) {
+        _ if [*minute, *hour, *dom, *month, *dow]
+            .iter()
+            .all(|x| *x == "*") =>
+        {
+            "every minute".into()
+        }
+        _ if every(minute).is_some() && *hour == "*" && rest_any => {
+            format!("every {} min", every(minute)?)
+        }
+        (Some(m), None) if *hour == "*" && rest_any => format!("at :{m:02} every hour"),
+        (Some(m), None) if every(hour).is_some() && rest_any => {
+            format!("at :{m:02} every {} h", every(hour)?)
+        }
+        (Some(m), Some(h)) if rest_any => format!("at {h:02}:{m:02} every day"),
+        (Some(m), Some(h)) if *month == "*" && *dom == "*" => {
+            format!("at {h:02}:{m:02} on days of week {dow}")
+        }
+        (Some(m), Some(h)) if *month == "*" && *dow == "*" => {
+            format!("at {h:02}:{m:02} on day {dom} of the month")
+        }
+        _ => return None,
+    })
+}
+
 /// A schedule in the `/api/v1` form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleView {
@@ -86,6 +171,8 @@ pub struct ScheduleView {
     pub trigger: TriggerSpec,
     /// The trigger in one line, as APScheduler writes it (`cron[0 * * * *, timezone='UTC']`).
     pub trigger_text: String,
+    /// The trigger for people (`at :00 every hour, Europe/London`).
+    pub trigger_description: String,
     /// The time zone its trigger reads times in.
     pub timezone: String,
     /// How it runs.
@@ -121,6 +208,7 @@ impl ScheduleView {
             params: s.params.clone(),
             trigger: s.trigger.clone(),
             trigger_text: trigger_text(&s.trigger),
+            trigger_description: trigger_words(&s.trigger),
             timezone: zone(&s.trigger).name().to_owned(),
             policy: s.policy.clone(),
             paused: s.paused,
@@ -285,6 +373,23 @@ pub struct HandlerList {
     pub next: Option<String>,
 }
 
+/// A call made at once: its result or its failure, as recorded in the execution log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CallResult {
+    /// The handler.
+    pub handler: String,
+    /// The method.
+    pub method: String,
+    /// The job id it is recorded under (`immediate_<handler>_<method>_<unix seconds>`).
+    pub schedule_id: String,
+    /// The result, when the call succeeded (`null` when it was not JSON).
+    pub result: Option<Value>,
+    /// Which instance or remote handler ran it, when it succeeded.
+    pub instance: Option<String>,
+    /// Why it failed, when it did (`timeout`, `handler_failed`, ...).
+    pub error: Option<Failure>,
+}
+
 /// A remote handler forgotten.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Forgotten {
@@ -417,6 +522,8 @@ pub struct TriggerPreview {
     pub trigger: TriggerSpec,
     /// The trigger in one line.
     pub trigger_text: String,
+    /// The trigger for people.
+    pub trigger_description: String,
     /// The time zone it reads times in.
     pub timezone: String,
     /// The next fire times, UTC.
@@ -432,6 +539,7 @@ impl TriggerCheck {
             valid: true,
             trigger: Some(p.trigger),
             trigger_text: Some(p.trigger_text),
+            trigger_description: Some(p.trigger_description),
             timezone: Some(p.timezone),
             fire_times: Some(p.fire_times),
             fire_times_local: Some(p.fire_times_local),
@@ -445,6 +553,7 @@ impl TriggerCheck {
             valid: false,
             trigger: None,
             trigger_text: None,
+            trigger_description: None,
             timezone: None,
             fire_times: None,
             fire_times_local: None,
@@ -465,6 +574,9 @@ pub struct TriggerCheck {
     /// The trigger in one line, when valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_text: Option<String>,
+    /// The trigger for people, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_description: Option<String>,
     /// The time zone it reads times in, when valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
@@ -600,5 +712,33 @@ mod tests {
                 .with_timezone(&Utc),
         };
         assert_eq!(trigger_text(&date), "date[2026-05-01 07:30:00 UTC]");
+        assert_eq!(trigger_words(&date), "once, at 2026-05-01 07:30:00 UTC");
+        assert_eq!(trigger_words(&interval(30.0)), "every 30 s");
+        assert_eq!(trigger_words(&interval(5400.0)), "every 1 h 30 min");
+        assert_eq!(trigger_words(&interval(1.5)), "every 1.5 s");
+        let cron = |e: &str, tz: Option<&str>| TriggerSpec::Cron {
+            expression: e.into(),
+            timezone: tz.map(Into::into),
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+            iso_week: None,
+        };
+        assert_eq!(
+            trigger_words(&cron("0 * * * *", Some("Europe/London"))),
+            "at :00 every hour, Europe/London"
+        );
+        assert_eq!(
+            trigger_words(&cron("30 9 * * *", None)),
+            "at 09:30 every day, UTC"
+        );
+        assert_eq!(
+            trigger_words(&cron("*/15 * * * *", None)),
+            "every 15 min, UTC"
+        );
+        assert_eq!(
+            trigger_words(&cron("0 9-17 * * 1-5", None)),
+            "cron 0 9-17 * * 1-5, UTC"
+        );
     }
 }

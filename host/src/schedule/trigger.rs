@@ -261,7 +261,7 @@ impl TriggerSpec {
                 };
                 let cron = parser.parse(expression).map_err(|e| TriggerError::Cron {
                     expression: expression.clone(),
-                    message: e.to_string(),
+                    message: cron_fault(expression, *compat_fields, &e.to_string()),
                 })?;
                 let weeks = iso_week
                     .as_deref()
@@ -495,6 +495,47 @@ fn check_keys(obj: &serde_json::Map<String, Value>, kind: &str) -> Result<(), Tr
         )));
     }
     Ok(())
+}
+
+/// What is wrong with a cron expression croner refused, in the user's terms: the field at
+/// fault and its range, or how many fields there should be; croner's own words otherwise.
+fn cron_fault(expression: &str, compat_fields: bool, croner: &str) -> String {
+    const SECOND: (&str, u32, u32) = ("second", 0, 59);
+    const MINUTE: (&str, u32, u32) = ("minute", 0, 59);
+    const HOUR: (&str, u32, u32) = ("hour", 0, 23);
+    const DOM: (&str, u32, u32) = ("day-of-month", 1, 31);
+    const MONTH: (&str, u32, u32) = ("month", 1, 12);
+    const DOW: (&str, u32, u32) = ("day-of-week", 0, 7);
+    const YEAR: (&str, u32, u32) = ("year", 1970, 2099);
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[(&str, u32, u32)] = match (compat_fields, fields.len()) {
+        (true, 7) => &[SECOND, MINUTE, HOUR, DOM, MONTH, DOW, YEAR],
+        (false, 5) => &[MINUTE, HOUR, DOM, MONTH, DOW],
+        (false, 6) => &[SECOND, MINUTE, HOUR, DOM, MONTH, DOW],
+        (false, n) => {
+            return format!(
+                "a cron expression has 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first; this one has {n}"
+            );
+        }
+        (true, _) => return croner.trim_start_matches("Component error: ").to_owned(),
+    };
+    for (field, (name, low, high)) in fields.iter().zip(names) {
+        let numbers = field
+            .split([',', '-', '/'])
+            .filter(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        for n in numbers {
+            if n.parse::<u32>().map_or(true, |v| v < *low || v > *high) {
+                return format!("the {name} field has {n}, outside {low}-{high}");
+            }
+        }
+    }
+    let reason = croner
+        .trim_start_matches("Component error: ")
+        .trim_end_matches('.');
+    format!(
+        "{reason} (fields: {})",
+        names.iter().map(|n| n.0).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// Reads a time: a Unix timestamp (integer or float, UTC) or an ISO 8601 string; a string
@@ -1120,5 +1161,30 @@ mod tests {
             r#"{"type":"cron","expression":"0 9 * * *","timezone":"Asia/Tokyo"}"#
         );
         assert_eq!(serde_json::from_str::<TriggerSpec>(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn a_bad_cron_expression_names_its_field() {
+        let fault = |expr: &str| match (TriggerSpec::Cron {
+            expression: expr.into(),
+            timezone: None,
+            start_time: None,
+            end_time: None,
+            compat_fields: false,
+            iso_week: None,
+        })
+        .compile()
+        {
+            Err(TriggerError::Cron { message, .. }) => message,
+            other => panic!("{expr}: {other:?}"),
+        };
+        assert_eq!(fault("61 * * * *"), "the minute field has 61, outside 0-59");
+        assert_eq!(fault("0 25 * * *"), "the hour field has 25, outside 0-23");
+        assert_eq!(fault("0 0 * 13 *"), "the month field has 13, outside 1-12");
+        assert_eq!(
+            fault("0 0 0 * * * *"),
+            "a cron expression has 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first; this one has 7"
+        );
+        assert!(!fault("0 0 * * funday").contains("Component error"));
     }
 }

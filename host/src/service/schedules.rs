@@ -469,7 +469,7 @@ pub fn refuse_past_date(
 
 /// Reads a policy and checks its values.
 fn policy_from(value: Value) -> Result<SchedulePolicy, ScheduleError> {
-    let policy: SchedulePolicy = serde_json::from_value(value)
+    let policy: SchedulePolicy = crate::json::read(value)
         .map_err(|e| ScheduleError::InvalidPolicy(format!("invalid policy: {e}")))?;
     policy.check().map_err(ScheduleError::InvalidPolicy)?;
     Ok(policy)

@@ -11,9 +11,9 @@ use crate::api::AppState;
 use crate::api::error::{ApiError, ErrorBody, ErrorCode};
 use crate::api::handler_view::{self, HandlerView};
 use crate::api::json::{Body, Query, typed};
-use crate::api::requests::{HandlerQuery, TriggerRequest};
+use crate::api::requests::{CallRequest, HandlerQuery, TriggerRequest};
 use crate::api::views::{
-    self, AuthMode, Forgotten, HandlerList, Health, HealthStatus, HostView, Rejected,
+    self, AuthMode, CallResult, Forgotten, HandlerList, Health, HealthStatus, HostView, Rejected,
     ScheduleCounts, StoreHealth, TriggerCheck, TriggerPreview,
 };
 use crate::schedule::TriggerSpec;
@@ -183,6 +183,46 @@ pub async fn forget_handler(
     Err(unknown_handler(&id))
 }
 
+/// Calls a handler's method at once (a plugin or a remote handler) and answers with its
+/// result, or its failure with the call's code; the call is recorded in the execution log.
+#[utoipa::path(post, path = "/api/v1/handlers/{id}/call", tag = "handlers", operation_id = "callHandler",
+    params(("id" = String, Path, description = "The handler's id")),
+    request_body = CallRequest,
+    responses(
+        (status = 200, description = "The call ended: its result or its failure", body = CallResult),
+        (status = 404, description = "`unknown_handler`", body = ErrorBody),
+        (status = 507, description = "`storage_full`: nothing was run", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn call_handler(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<Json<CallResult>, ApiError> {
+    state.schedules.room_for_new_work()?;
+    let req: CallRequest = typed(body)?;
+    state
+        .schedules
+        .check_target(&id, &req.method, Some(&req.params))
+        .await?;
+    let call = state
+        .schedules
+        .call_now(&id, &req.method, &req.params)
+        .await?;
+    let (result, instance, error) = match call.result {
+        Ok((result, instance)) => (result, Some(instance), None),
+        Err(e) => (None, None, Some(crate::schedule::Failure::of(&e))),
+    };
+    Ok(Json(CallResult {
+        handler: id,
+        method: req.method,
+        schedule_id: call.schedule_id,
+        result,
+        instance,
+        error,
+    }))
+}
+
 fn unknown_handler(id: &str) -> ApiError {
     ScheduleError::UnknownHandler(id.to_owned()).into()
 }
@@ -200,6 +240,7 @@ fn fire_times(req: &TriggerRequest) -> Result<TriggerPreview, ApiError> {
     }
     Ok(TriggerPreview {
         trigger_text: views::trigger_text(&spec),
+        trigger_description: views::trigger_words(&spec),
         timezone: views::zone(&spec).name().to_owned(),
         fire_times: fires.iter().map(|t| crate::time::format(*t)).collect(),
         fire_times_local: fires.iter().map(|t| views::local(*t, &spec)).collect(),

@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(host::openapi))
         .routes(routes!(host::list_handlers))
         .routes(routes!(host::get_handler, host::forget_handler))
+        .routes(routes!(host::call_handler))
         .routes(routes!(schedules::list, schedules::create))
         .routes(routes!(
             schedules::get,
