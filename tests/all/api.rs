@@ -951,7 +951,7 @@ async fn the_cli_manages_schedules_on_a_running_host() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("schedule cli-job created: interval[1:00:00] ding-dong.echo"),
+        out.contains("schedule cli-job created: ding-dong.echo every 1 h, next fire"),
         "{out}"
     );
     let (code, _, err) = cli(&[
@@ -1021,7 +1021,154 @@ async fn the_cli_manages_schedules_on_a_running_host() {
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the host"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach a host"));
+}
+
+#[tokio::test]
+async fn the_cli_shows_changes_pages_and_calls_through_a_running_host() {
+    let host = TestHost::start();
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", host.url.as_str()]);
+        let out = crate::support::run_cli(data.path(), &all, &[("COLUMNS", "80")]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for i in 0..3 {
+        let id = format!("page-{i}-with-a-rather-long-identifier-for-the-table");
+        let (code, _, err) = cli(&[
+            "schedules",
+            "add",
+            "ding-dong",
+            "echo",
+            "--id",
+            &id,
+            "--cron",
+            "0 * * * *",
+            "--timezone",
+            "Europe/London",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    // get: the trigger in words and as ScheduleZero writes it.
+    let id0 = "page-0-with-a-rather-long-identifier-for-the-table";
+    let (code, out, err) = cli(&["schedules", "get", id0]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("at :00 every hour, Europe/London"), "{out}");
+    assert!(
+        out.contains("cron[0 * * * *, timezone='Europe/London']"),
+        "{out}"
+    );
+    // update: any field; only what is given changes.
+    let (code, out, err) = cli(&[
+        "schedules",
+        "update",
+        id0,
+        "--every",
+        "30s",
+        "--max-attempts",
+        "3",
+        "--params",
+        r#"{"y": 2}"#,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("every 30 s"), "{out}");
+    let (_, out, _) = cli(&["schedules", "get", id0, "--json"]);
+    let got: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            got["policy"]["max_attempts"].clone(),
+            got["params"].clone(),
+            got["handler"].clone()
+        ),
+        (json!(3), json!({"y": 2}), json!("ding-dong"))
+    );
+    // A field the API refuses, in the user's words.
+    let (code, _, err) = cli(&["schedules", "update", id0, "--cron", "61 * * * *"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("the minute field has 61, outside 0-59"),
+        "{err}"
+    );
+    // Paging: a page, a cursor for the next, or every page.
+    let (_, out, err) = cli(&["schedules", "list", "--limit", "2"]);
+    assert!(out.contains("2 schedule(s)"), "{out}");
+    let cursor = err
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cursor offered: {err}"))
+        .to_owned();
+    let (_, out, _) = cli(&["schedules", "list", "--limit", "2", "--cursor", &cursor]);
+    assert!(
+        out.contains("1 schedule(s)") && out.contains("page-2"),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["schedules", "list", "--limit", "1", "--all"]);
+    assert!(out.contains("3 schedule(s)"), "{out}");
+    // The table fits 80 columns, eliding long ids; --wide keeps them whole.
+    assert!(
+        out.lines().all(|l| l.chars().count() <= 80) && out.contains('…'),
+        "{out}"
+    );
+    assert!(out.contains("LAST RUN"), "{out}");
+    let (_, wide, _) = cli(&["schedules", "list", "--all", "--wide"]);
+    assert!(wide.contains(id0), "{wide}");
+    // Resuming an active schedule says so.
+    let (code, out, _) = cli(&["schedules", "resume", id0]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("was not paused"), "{out}");
+    // A run, then its record shown in full.
+    let (code, _, err) = cli(&["schedules", "run", id0, "--wait"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = cli(&["executions", "--schedule", id0, "--json"]);
+    let page: Value = serde_json::from_str(&out).unwrap();
+    let record = page["executions"][0]["id"].as_i64().unwrap().to_string();
+    let (code, out, err) = cli(&["executions", "show", &record]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(r#"result    {"y":2}"#) && out.contains("attempt   1 of 3"),
+        "{out}"
+    );
+    // invoke through the host: recorded there, and it says so.
+    let (code, out, err) = cli(&["invoke", "ding-dong", "echo", r#"{"z": 3}"#, "--on-host"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"z": 3})
+    );
+    assert!(
+        err.contains("on the host at") && err.contains("recorded as immediate_ding-dong_echo_"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["invoke", "misbehave", "panic", "--on-host"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["error"]["code"],
+        "trap"
+    );
+    assert!(err.contains("error[trap]"), "{err}");
+    // A host with a token: the CLI says which flag or variable to set.
+    let guarded = TestHost::start_with(&["--api-token", "cli-token-0123456789abcdef"]);
+    let out = crate::support::run_cli(
+        data.path(),
+        &["schedules", "list", "--url", guarded.url.as_str()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pass --api-token or set SCHEDULEZERO_API_TOKEN"),
+        "{err}"
+    );
+    // Completions for a shell.
+    let out = crate::support::run_cli(data.path(), &["completions", "bash"], &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schedulezero"));
 }
 
 /// Adds a schedule that only runs when asked (its date is far off).

@@ -1,19 +1,23 @@
 //! The `schedulezero` command line: flags and environment variables (clap), merged over the
-//! configuration file, and one function per command. `main.rs` only calls [`main`]. The commands
-//! that talk to a running host over its REST API are in [`remote`].
+//! configuration file, and one function per command. `main.rs` only calls [`main`]. Each
+//! command takes only the flags it uses: the runtime's limits where components run in this
+//! process ([`local`], `serve`), the host's URL and token where a running host is asked
+//! ([`schedules`], [`executions`], [`handlers`]).
 
-mod remote;
+mod client;
+mod executions;
+mod handlers;
+mod local;
+mod schedules;
+mod show;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use serde_json::json;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{Allocator, Config};
-use crate::runtime::{InvokeError, JobContext, LoadReport, Runtime};
 
 /// ScheduleZero: a job scheduler whose handlers are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -33,66 +37,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings every command takes. Each overrides the configuration file; the environment
-/// variable named in its help sits between the two.
+/// What every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Configuration file (TOML). Default: ./schedulezero.toml when it exists.
     #[arg(long, global = true, env = "SCHEDULEZERO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory of handler components (`<name>.wasm`). Default: the example plugins of this build.
-    #[arg(
-        long,
-        global = true,
-        env = "SCHEDULEZERO_PLUGINS_DIR",
-        value_name = "DIR"
-    )]
-    pub plugins_dir: Option<PathBuf>,
-    /// Directory for the host's state. Default: the user's data directory, `schedulezero/` in it.
-    #[arg(long, global = true, env = "SCHEDULEZERO_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Directory for compiled components. Default: `<data-dir>/artifacts`.
-    #[arg(
-        long,
-        global = true,
-        env = "SCHEDULEZERO_CACHE_DIR",
-        value_name = "DIR"
-    )]
-    pub cache_dir: Option<PathBuf>,
-    /// Wall-clock limit of one call, such as `30s` or `500ms`.
-    #[arg(long, global = true, env = "SCHEDULEZERO_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub timeout: Option<Duration>,
-    /// Linear memory cap of one instance, in MiB.
-    #[arg(
-        long,
-        global = true,
-        env = "SCHEDULEZERO_MEMORY_MIB",
-        value_name = "MIB"
-    )]
-    pub memory_mib: Option<u64>,
-    /// Fuel budget of one call (roughly, wasm instructions). Default: unmetered.
-    #[arg(long, global = true, env = "SCHEDULEZERO_FUEL", value_name = "UNITS")]
-    pub fuel: Option<u64>,
-    /// Largest result a call may return, in bytes.
-    #[arg(
-        long,
-        global = true,
-        env = "SCHEDULEZERO_MAX_RESULT_BYTES",
-        value_name = "BYTES"
-    )]
-    pub max_result_bytes: Option<usize>,
-    /// How instances are allocated.
-    #[arg(long, global = true, env = "SCHEDULEZERO_ALLOCATOR", value_enum)]
-    pub allocator: Option<Allocator>,
-    /// API token: `serve` requires it on every request; the client commands send it.
-    #[arg(
-        long,
-        global = true,
-        env = "SCHEDULEZERO_API_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub api_token: Option<String>,
     /// Log filter, in `tracing` syntax (`info`, `warn,schedulezero=debug`, ...).
     #[arg(
         long,
@@ -107,6 +57,66 @@ pub struct GlobalArgs {
     pub log_format: LogFormat,
 }
 
+/// Where components run and under which limits: for the commands that run them in this
+/// process. Each overrides the configuration file; the environment variable named in its help
+/// sits between the two.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RuntimeArgs {
+    /// Directory of handler components (`<name>.wasm`). Default: the example plugins of this build.
+    #[arg(long, env = "SCHEDULEZERO_PLUGINS_DIR", value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Directory for the host's state. Default: the user's data directory, `schedulezero/` in it.
+    #[arg(long, env = "SCHEDULEZERO_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory for compiled components. Default: `<data-dir>/artifacts`.
+    #[arg(long, env = "SCHEDULEZERO_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock limit of one call, such as `30s` or `500ms`.
+    #[arg(long, env = "SCHEDULEZERO_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Linear memory cap of one instance, in MiB.
+    #[arg(long, env = "SCHEDULEZERO_MEMORY_MIB", value_name = "MIB")]
+    pub memory_mib: Option<u64>,
+    /// Fuel budget of one call (roughly, wasm instructions). Default: unmetered.
+    #[arg(long, env = "SCHEDULEZERO_FUEL", value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Largest result a call may return, in bytes.
+    #[arg(long, env = "SCHEDULEZERO_MAX_RESULT_BYTES", value_name = "BYTES")]
+    pub max_result_bytes: Option<usize>,
+    /// How instances are allocated.
+    #[arg(long, env = "SCHEDULEZERO_ALLOCATOR", value_enum)]
+    pub allocator: Option<Allocator>,
+}
+
+impl RuntimeArgs {
+    fn apply(&self, c: &mut Config) {
+        if let Some(v) = &self.plugins_dir {
+            c.plugins_dir = v.clone();
+        }
+        if let Some(v) = &self.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &self.cache_dir {
+            c.cache_dir = Some(v.clone());
+        }
+        if let Some(v) = self.timeout {
+            c.limits.timeout = v;
+        }
+        if let Some(v) = self.memory_mib {
+            c.limits.memory_mib = v;
+        }
+        if let Some(v) = self.fuel {
+            c.limits.fuel = Some(v);
+        }
+        if let Some(v) = self.max_result_bytes {
+            c.limits.max_result_bytes = v;
+        }
+        if let Some(v) = self.allocator {
+            c.pool.allocator = v;
+        }
+    }
+}
+
 /// How log records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -119,29 +129,46 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one method of a handler, without a server, and print its JSON result on stdout.
+    /// Run one method of a handler and print its JSON result on stdout: in this process on the
+    /// plugins directory, or with --on-host through a running host (any handler, remote ones
+    /// too). It says which on stderr.
     ///
     /// Timings go to stderr. On a handler error, trap, timeout or limit, the typed error is
     /// printed (JSON on stdout, a line on stderr) and the exit code is 1.
-    Invoke(InvokeArgs),
+    Invoke(Box<local::InvokeArgs>),
     /// List and inspect the handler components in the plugins directory.
     #[command(subcommand)]
-    Plugins(PluginsCommand),
+    Plugins(local::PluginsCommand),
     /// Print the effective configuration (file, environment and flags merged) as TOML.
-    Config,
+    Config(ConfigArgs),
     /// Run the host: REST API, scheduler and the runtime over the plugins folder, until SIGTERM
     /// or SIGINT.
-    Serve(ServeArgs),
-    /// Create, list, remove, pause, resume and run schedules on a running host.
-    Schedules(Box<remote::SchedulesArgs>),
-    /// Show a running host's execution log, newest first.
-    Executions(remote::ExecutionsArgs),
+    Serve(Box<ServeArgs>),
+    /// Create, show, change, list, remove, pause, resume and run schedules on a running host.
+    Schedules(Box<schedules::SchedulesArgs>),
+    /// Show a running host's execution log, newest first, or one record in full.
+    Executions(Box<executions::ExecutionsArgs>),
     /// List a running host's handlers: its plugins and the remote handlers registered over
     /// ZeroMQ, with status, calls, errors and (remote) last round trip and last seen.
-    Handlers(remote::HandlersArgs),
+    Handlers(handlers::HandlersArgs),
     /// Measure this build on this machine and print a table (or JSON). Without a name, runs
     /// every benchmark.
     Bench(BenchArgs),
+    /// Print a shell completion script (`schedulezero completions bash > ...`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of `config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    serve: ServeFlags,
 }
 
 /// Arguments of `bench`.
@@ -177,6 +204,15 @@ pub enum BenchName {
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    serve: ServeFlags,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// The host's addresses and secrets.
+#[derive(Debug, Args)]
+pub struct ServeFlags {
     /// Address of the REST API. A non-loopback address needs an API token.
     #[arg(long, env = "SCHEDULEZERO_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
@@ -194,101 +230,69 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub remote_secret: Option<String>,
+    /// The API token every request must carry (but health).
+    #[arg(
+        long,
+        env = "SCHEDULEZERO_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
 }
 
-/// Arguments of `invoke`.
-#[derive(Debug, Args)]
-pub struct InvokeArgs {
-    /// The plugin, by name (`ding-dong` for `ding-dong.wasm`).
-    pub plugin: String,
-    /// The method, as `describe()` lists it.
-    pub method: String,
-    /// The params, as JSON. Default: null.
-    pub params: Option<String>,
-    /// The job id the handler sees.
-    #[arg(long, default_value = "adhoc")]
-    pub job_id: String,
-    /// Call the method this many times in one process (timings of each go to stderr; the last
-    /// result is printed). Shows instance reuse.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub repeat: u32,
-}
-
-/// `plugins` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum PluginsCommand {
-    /// List the plugins. When a host is running (at --url, or the configured listen address),
-    /// its plugins with their lifecycle state, live instances, memory and calls; otherwise load
-    /// every component in the plugins directory and list what each says of itself, with the
-    /// files that were rejected and why.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The running host's base URL. Default: http:// and the configured listen address.
-        #[arg(long, env = "SCHEDULEZERO_URL", value_name = "URL")]
-        url: Option<String>,
-        /// Read the plugins directory, even when a host is running.
-        #[arg(long)]
-        local: bool,
-    },
-    /// Show one plugin in full: description, methods with their params schemas, file, hash,
-    /// artifact and limits.
-    Inspect {
-        /// The plugin, by name.
-        plugin: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-impl GlobalArgs {
-    /// The configuration: the file (or defaults), then these flags and variables over it.
-    pub fn resolve(&self) -> Result<Config, String> {
-        let mut c = Config::load(self.config.as_deref()).map_err(|e| e.to_string())?;
-        if let Some(v) = &self.plugins_dir {
-            c.plugins_dir = v.clone();
+impl ServeFlags {
+    fn apply(&self, c: &mut Config) {
+        if let Some(v) = &self.listen {
+            c.server.listen.clone_from(v);
         }
-        if let Some(v) = &self.data_dir {
-            c.data_dir = v.clone();
+        if let Some(v) = &self.database_url {
+            c.server.database_url = Some(v.clone());
         }
-        if let Some(v) = &self.cache_dir {
-            c.cache_dir = Some(v.clone());
+        if let Some(v) = &self.zmq_listen {
+            c.server.zmq_listen.clone_from(v);
         }
-        if let Some(v) = self.timeout {
-            c.limits.timeout = v;
-        }
-        if let Some(v) = self.memory_mib {
-            c.limits.memory_mib = v;
-        }
-        if let Some(v) = self.fuel {
-            c.limits.fuel = Some(v);
-        }
-        if let Some(v) = self.max_result_bytes {
-            c.limits.max_result_bytes = v;
-        }
-        if let Some(v) = self.allocator {
-            c.pool.allocator = v;
+        if let Some(v) = &self.remote_secret {
+            c.server.remote_secret = Some(v.clone());
         }
         if let Some(v) = &self.api_token {
             c.server.api_token = Some(v.clone());
         }
-        Ok(c)
     }
+}
+
+/// The configuration a command runs with: the file (or defaults), then the command's own flags
+/// and variables over it, checked.
+pub fn resolve(cli: &Cli) -> Result<Config, String> {
+    let mut c = Config::load(cli.global.config.as_deref()).map_err(|e| e.to_string())?;
+    match &cli.command {
+        Command::Serve(a) => {
+            a.runtime.apply(&mut c);
+            a.serve.apply(&mut c);
+        }
+        Command::Config(a) => {
+            a.runtime.apply(&mut c);
+            a.serve.apply(&mut c);
+        }
+        Command::Invoke(a) => a.runtime.apply(&mut c),
+        Command::Plugins(
+            local::PluginsCommand::List { runtime, .. }
+            | local::PluginsCommand::Inspect { runtime, .. },
+        ) => runtime.apply(&mut c),
+        Command::Schedules(_)
+        | Command::Executions(_)
+        | Command::Handlers(_)
+        | Command::Bench(_)
+        | Command::Completions { .. } => {}
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
 }
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let config = match cli.global.resolve().and_then(|mut c| {
-        if let Command::Serve(args) = &cli.command {
-            args.apply(&mut c);
-        }
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
-    }) {
+    let config = match resolve(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -305,7 +309,8 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(cli.command, config))
+    let file = cli.global.config.clone();
+    rt.block_on(run(cli.command, config, file))
 }
 
 fn init_logging(global: &GlobalArgs) {
@@ -324,23 +329,6 @@ fn init_logging(global: &GlobalArgs) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-impl ServeArgs {
-    fn apply(&self, c: &mut Config) {
-        if let Some(v) = &self.listen {
-            c.server.listen.clone_from(v);
-        }
-        if let Some(v) = &self.database_url {
-            c.server.database_url = Some(v.clone());
-        }
-        if let Some(v) = &self.zmq_listen {
-            c.server.zmq_listen.clone_from(v);
-        }
-        if let Some(v) = &self.remote_secret {
-            c.server.remote_secret = Some(v.clone());
-        }
-    }
 }
 
 /// What a stop may take beyond `scheduler.shutdown_grace` (closing the store and the sockets).
@@ -390,7 +378,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(command: Command, config: Config) -> ExitCode {
+async fn run(command: Command, config: Config, file: Option<PathBuf>) -> ExitCode {
     match command {
         Command::Serve(_) => {
             let grace = config.scheduler.shutdown_grace;
@@ -398,60 +386,33 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 shutdown_signal().await;
                 stop_within(grace + STOP_SLACK);
             };
-            return match crate::serve::serve(config, shutdown).await {
+            match crate::serve::serve(config, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e.to_string()),
-            };
-        }
-        Command::Schedules(cmd) => return remote::schedules(&config, *cmd).await,
-        Command::Executions(args) => return remote::executions(&config, args).await,
-        Command::Handlers(args) => return remote::handlers(&config, args).await,
-        Command::Bench(args) => return bench(args).await,
-        _ => {}
-    }
-    if let Command::Plugins(PluginsCommand::List {
-        json,
-        url,
-        local: false,
-    }) = &command
-    {
-        match remote::live_plugins(&config, url.clone()).await {
-            Ok(listed) => {
-                remote::print_live_plugins(&listed, *json);
-                return ExitCode::SUCCESS;
-            }
-            Err(why) => {
-                if !*json {
-                    eprintln!("{why}; listing the plugins directory instead");
-                }
             }
         }
-    }
-    if let Command::Config = command {
-        return match toml::to_string_pretty(&config.redacted()) {
+        Command::Schedules(args) => schedules::run(&config, *args).await,
+        Command::Executions(args) => executions::run(&config, *args).await,
+        Command::Handlers(args) => handlers::run(&config, args).await,
+        Command::Bench(args) => bench(args).await,
+        Command::Invoke(args) => local::invoke(config, *args, file.as_ref()).await,
+        Command::Plugins(command) => local::plugins(config, command, file.as_ref()).await,
+        Command::Config(_) => match toml::to_string_pretty(&config.redacted()) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot print the configuration: {e}")),
-        };
-    }
-    let runtime = match Runtime::new(config) {
-        Ok(r) => r,
-        Err(e) => return fail(&e.to_string()),
-    };
-    match command {
-        Command::Invoke(args) => invoke(&runtime, args).await,
-        Command::Plugins(PluginsCommand::List { json, .. }) => list(&runtime, json).await,
-        Command::Plugins(PluginsCommand::Inspect { plugin, json }) => {
-            inspect(&runtime, &plugin, json).await
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "schedulezero",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
         }
-        Command::Config
-        | Command::Serve(_)
-        | Command::Schedules(_)
-        | Command::Executions(_)
-        | Command::Handlers(_)
-        | Command::Bench(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -535,227 +496,6 @@ pub(crate) fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn print_invoke_error(e: &InvokeError) -> ExitCode {
-    println!(
-        "{}",
-        json!({ "error": { "code": e.code(), "message": e.to_string() } })
-    );
-    eprintln!("error[{}]: {e}", e.code());
-    ExitCode::FAILURE
-}
-
-async fn invoke(runtime: &Runtime, args: InvokeArgs) -> ExitCode {
-    let load = match runtime.load(&args.plugin).await {
-        Ok(report) => report,
-        Err(e) => return print_invoke_error(&e),
-    };
-    eprintln!("{}", describe_load(&load));
-    let params = args.params.as_deref().unwrap_or("null");
-    let mut last = None;
-    for _ in 0..args.repeat {
-        let mut ctx = JobContext::adhoc();
-        ctx.job_id.clone_from(&args.job_id);
-        match runtime
-            .invoke(&args.plugin, &args.method, params, &ctx)
-            .await
-        {
-            Ok(outcome) => {
-                let s = &outcome.stats;
-                let fuel = s
-                    .measure
-                    .fuel_used
-                    .map_or_else(|| "unmetered".to_owned(), |f| f.to_string());
-                eprintln!(
-                    "{}.{} ok in {} ({}call {}, memory {}, fuel {}, instance call #{})",
-                    args.plugin,
-                    args.method,
-                    fmt_ns(s.total_ns),
-                    if s.fresh_instance {
-                        format!("new instance {}, ", fmt_ns(s.instantiate_ns))
-                    } else {
-                        "hot instance, ".into()
-                    },
-                    fmt_ns(s.measure.call_ns),
-                    fmt_bytes(s.measure.memory_bytes as u64),
-                    fuel,
-                    s.measure.instance_calls,
-                );
-                last = Some(outcome.result);
-            }
-            Err(e) => return print_invoke_error(&e),
-        }
-    }
-    if let Some(result) = last {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{result}");
-    }
-    ExitCode::SUCCESS
-}
-
-fn describe_load(r: &LoadReport) -> String {
-    let how = match r.compile_time {
-        Some(t) => format!("compiled in {}", fmt_ns(t.as_nanos() as u64)),
-        None => "artifact from cache".to_owned(),
-    };
-    format!(
-        "loaded {} {} ({how}, {} in all)",
-        r.plugin.name(),
-        r.plugin.info().version,
-        fmt_ns(r.load_time.as_nanos() as u64)
-    )
-}
-
-async fn list(runtime: &Runtime, json_out: bool) -> ExitCode {
-    let discovery = match runtime.discover().await {
-        Ok(d) => d,
-        Err(e) => return fail(&e.to_string()),
-    };
-    if json_out {
-        let plugins: Vec<_> = discovery
-            .loaded
-            .iter()
-            .map(|r| plugin_json(runtime, r))
-            .collect();
-        let rejected: Vec<_> = discovery
-            .rejected
-            .iter()
-            .map(|r| json!({ "file": r.path, "error": r.error.to_string() }))
-            .collect();
-        println!("{}", json!({ "plugins": plugins, "rejected": rejected }));
-        return ExitCode::SUCCESS;
-    }
-    println!("plugins in {}", runtime.config().plugins_dir.display());
-    println!(
-        "{:<20} {:<10} {:>7} {:>10}  {:<12}  {:<8}  DESCRIPTION",
-        "NAME", "VERSION", "METHODS", "SIZE", "SHA256", "CACHED"
-    );
-    for r in &discovery.loaded {
-        let p = &r.plugin;
-        println!(
-            "{:<20} {:<10} {:>7} {:>10}  {:<12}  {:<8}  {}",
-            p.name(),
-            p.info().version,
-            p.info().methods.len(),
-            fmt_bytes(p.file().size),
-            &p.file().sha256[..12],
-            if r.cache_hit { "yes" } else { "compiled" },
-            p.info().description
-        );
-    }
-    if !discovery.rejected.is_empty() {
-        println!("\nrejected:");
-        for r in &discovery.rejected {
-            println!("  {}: {}", r.path.display(), r.error);
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-fn plugin_json(runtime: &Runtime, r: &LoadReport) -> serde_json::Value {
-    let p = &r.plugin;
-    let limits = &p.settings().limits;
-    json!({
-        "name": p.name(),
-        "version": p.info().version,
-        "description": p.info().description,
-        "methods": p.info().methods,
-        "file": p.file(),
-        "artifact": {
-            "path": runtime.cache().artifact_path(&p.file().sha256),
-            "cached": r.cache_hit,
-            "compile_ms": r.compile_time.map(|t| t.as_secs_f64() * 1e3),
-        },
-        "limits": {
-            "timeout_ms": limits.timeout.as_millis() as u64,
-            "memory_mib": limits.memory_mib,
-            "fuel": limits.fuel,
-            "max_result_bytes": limits.max_result_bytes,
-            "max_output_bytes": limits.max_output_bytes,
-        },
-        "max_instances": p.settings().max_instances,
-        "reuse_instances": p.settings().reuse_instances,
-        "granted_config_keys": p.settings().config.keys().collect::<Vec<_>>(),
-    })
-}
-
-async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
-    let report = match runtime.load(name).await {
-        Ok(r) => r,
-        Err(e) => return print_invoke_error(&e),
-    };
-    let artifact = runtime.cache().artifact_path(&report.plugin.file().sha256);
-    if json_out {
-        println!("{}", plugin_json(runtime, &report));
-        return ExitCode::SUCCESS;
-    }
-    let p = &report.plugin;
-    let info = p.info();
-    println!("{} {}", info.name, info.version);
-    println!("  {}", info.description);
-    println!();
-    println!(
-        "file:      {} ({})",
-        p.file().path.display(),
-        fmt_bytes(p.file().size)
-    );
-    println!("sha256:    {}", p.file().sha256);
-    println!(
-        "artifact:  {} ({})",
-        artifact.display(),
-        match report.compile_time {
-            Some(t) => format!(
-                "not cached: compiled now in {}",
-                fmt_ns(t.as_nanos() as u64)
-            ),
-            None => "cached".to_owned(),
-        }
-    );
-    let l = &p.settings().limits;
-    println!(
-        "limits:    timeout {}, memory {} MiB, fuel {}, result {} , output {} per call",
-        humantime::format_duration(l.timeout),
-        l.memory_mib,
-        l.fuel
-            .map_or_else(|| "unmetered".to_owned(), |f| f.to_string()),
-        fmt_bytes(l.max_result_bytes as u64),
-        fmt_bytes(l.max_output_bytes as u64),
-    );
-    println!(
-        "instances: up to {}, {}",
-        p.settings().max_instances,
-        if p.settings().reuse_instances {
-            "reused while hot"
-        } else {
-            "fresh for every call"
-        }
-    );
-    println!("\nmethods:");
-    for m in &info.methods {
-        println!("  {:<22} {}", m.name, m.description);
-        if let Some(schema) = &m.params_schema {
-            println!("  {:<22} params: {}", "", schema);
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-fn fmt_ns(ns: u64) -> String {
-    let ms = ns as f64 / 1e6;
-    if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.3} ms")
-    }
-}
-
-fn fmt_bytes(b: u64) -> String {
-    match b {
-        0..1024 => format!("{b} B"),
-        1024..1_048_576 => format!("{:.1} KiB", b as f64 / 1024.0),
-        _ => format!("{:.1} MiB", b as f64 / 1_048_576.0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,8 +518,7 @@ mod tests {
             "8",
         ])
         .unwrap();
-        let c = cli.global.resolve().unwrap();
-        c.validate().unwrap();
+        let c = resolve(&cli).unwrap();
         assert_eq!(c.plugins_dir, PathBuf::from("/from/file"));
         assert_eq!(c.limits.memory_mib, 8);
         assert_eq!(c.limits.timeout, Duration::from_secs(5));
@@ -788,15 +527,37 @@ mod tests {
     #[test]
     fn invalid_values_are_refused() {
         let cli = Cli::try_parse_from(["schedulezero", "config", "--memory-mib", "1"]).unwrap();
-        assert!(
-            cli.global
-                .resolve()
-                .unwrap()
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("limits.memory_mib")
-        );
+        assert!(resolve(&cli).unwrap_err().contains("limits.memory_mib"));
         assert!(Cli::try_parse_from(["schedulezero", "config", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn client_commands_take_only_their_own_flags() {
+        for args in [
+            &[
+                "schedulezero",
+                "schedules",
+                "add",
+                "h",
+                "m",
+                "--every",
+                "1m",
+                "--timeout",
+                "5s",
+            ][..],
+            &["schedulezero", "schedules", "list", "--fuel", "10"],
+            &["schedulezero", "executions", "--allocator", "pooling"],
+            &["schedulezero", "handlers", "--memory-mib", "8"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} was taken");
+        }
+        let help = Cli::command()
+            .find_subcommand_mut("schedules")
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(!help.contains("--fuel") && help.contains("--url"), "{help}");
+        assert!(
+            Cli::try_parse_from(["schedulezero", "invoke", "p", "m", "--timeout", "5s"]).is_ok()
+        );
     }
 }
