@@ -533,6 +533,151 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
     b.close().await;
 }
 
+/// What the dashboard shows beyond the lists: what runs next and what failed last, a paused
+/// schedule without a next fire time, a loaded plugin without instances not called hot, the
+/// params skeleton and its checks from the method's schema, an execution's link to its schedule
+/// and its retry; and, on a phone, folded filters, compact lists and a form whose errors and
+/// button stay in view.
+#[tokio::test]
+async fn the_dashboard_shows_what_runs_next_and_what_failed_and_fits_a_phone() {
+    let host = TestHost::start();
+    for (id, handler, method, paused) in [
+        ("next-up", "ding-dong", "ping", false),
+        ("on-hold", "ding-dong", "ping", true),
+        ("breaks", "misbehave", "trap", false),
+    ] {
+        let (status, body) = host
+            .post(
+                "/api/v1/schedules",
+                &json!({"id": id, "handler": handler, "method": method, "paused": paused,
+                        "trigger": {"type": "cron", "expression": "0 0 1 1 *"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, ran) = host
+        .post("/api/v1/schedules/breaks/run?wait=true", &Value::Null)
+        .await;
+    assert_eq!(
+        (status, ran["error"]["code"].clone()),
+        (200, json!("trap")),
+        "{ran}"
+    );
+
+    let mut b = Browser::start("glance").await;
+    b.goto(&format!("{}/", host.url)).await;
+    b.live("the overview loads").await;
+    b.el("#upcoming li[data-id='next-up']").await;
+    b.xpath("//section[@id='failures']//li[contains(., 'breaks')][contains(., 'trap')]")
+        .await;
+    assert!(
+        b.js("return !document.querySelector(\"#upcoming li[data-id='on-hold']\")")
+            .await
+            == json!(true),
+        "a paused schedule has no upcoming run"
+    );
+    b.shot("overview-lists").await;
+
+    // A paused schedule shows no next fire time.
+    b.goto(&format!("{}/#/schedules?id=on-hold", host.url))
+        .await;
+    b.xpath("//tr[@data-id='on-hold'][contains(@class, 'focus')]/td[contains(@class, 'next-fire')][normalize-space(.)='paused']")
+        .await;
+
+    // The trap discarded misbehave's instance: loaded, not hot.
+    b.goto(&format!("{}/#/handlers", host.url)).await;
+    b.el("article[data-plugin='misbehave'][data-state='loaded']")
+        .await;
+
+    // The params box starts from the method's schema, and checks against it.
+    b.goto(&format!("{}/#/schedules", host.url)).await;
+    b.click("#new-schedule").await;
+    b.el("#schedule-dialog[open]").await;
+    b.select("#f-handler", "ding-dong").await;
+    b.select("#f-method", "play_quarter_chime").await;
+    b.until(
+        "the skeleton has the schema's field",
+        "return document.getElementById('f-params').value.includes('\"quarter\"')",
+    )
+    .await;
+    b.type_into("#f-params", r#"{"quarter": "four"}"#).await;
+    b.xpath("//p[@id='f-params-error'][contains(., 'schema says')][contains(., '/quarter')]")
+        .await;
+    b.click("#f-submit").await;
+    b.xpath("//p[@id='f-error'][contains(., 'schema says')]")
+        .await;
+    b.click("#schedule-dialog [data-close]").await;
+
+    // An execution's detail links to its schedule, says why it was not retried, and runs the
+    // schedule again.
+    b.goto(&format!("{}/#/executions?status=error", host.url))
+        .await;
+    b.click("#executions-table tbody tr[data-status='error'] button.link")
+        .await;
+    b.el("#detail-dialog[open] #detail-schedule-link[href='#/schedules?id=breaks']")
+        .await;
+    b.xpath("//p[@id='not-retried'][contains(., 'retry_on')]")
+        .await;
+    b.click("#detail-schedule").await;
+    b.xpath("//div[@id='toast'][contains(., 'A run of breaks started')]")
+        .await;
+    b.shot("execution-retried").await;
+
+    // --- a phone ------------------------------------------------------------------------------
+    b.c().set_window_size(390, 844).await.unwrap();
+    b.goto(&format!("{}/#/executions", host.url)).await;
+    b.live("executions on a phone").await;
+    assert_eq!(
+        b.js("return document.querySelector('details.filters-fold').open")
+            .await,
+        json!(false),
+        "the filters fold away"
+    );
+    assert_eq!(
+        b.js(
+            "const c = document.querySelector('#executions-table td.optional'); \
+              return !c || getComputedStyle(c).display === 'none'"
+        )
+        .await,
+        json!(true),
+        "the list is compact"
+    );
+    // The handlers page with live instances fits.
+    host.run_schedule("next-up").await;
+    b.goto(&format!("{}/#/handlers", host.url)).await;
+    b.el("article[data-plugin='ding-dong'][data-state='hot'] tr[data-instance]")
+        .await;
+    let wide = b
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        wide.as_i64().unwrap_or(i64::MAX) <= 0,
+        "wider than the phone by {wide}px"
+    );
+    // The form's error and its button stay in view however long the form.
+    b.goto(&format!("{}/#/schedules", host.url)).await;
+    b.click("#new-schedule").await;
+    b.el("#schedule-dialog[open]").await;
+    b.js("document.querySelector('#schedule-form details.advanced').open = true; return true")
+        .await;
+    b.type_into("#f-params", "{oops").await;
+    b.click("#f-submit").await;
+    b.el("#f-error:not([hidden])").await;
+    assert_eq!(
+        b.js(
+            "const r = (id) => document.getElementById(id).getBoundingClientRect(); \
+              return r('f-submit').bottom <= window.innerHeight && r('f-error').top >= 0 \
+                && r('f-error').bottom <= window.innerHeight"
+        )
+        .await,
+        json!(true),
+        "the error and the submit button are in view"
+    );
+    b.shot("phone-form-error").await;
+    b.assert_no_console_errors().await;
+    b.close().await;
+}
+
 #[tokio::test]
 async fn the_dashboard_asks_for_the_token_and_uses_it() {
     let token = "dashboard-token-0123456789";

@@ -99,7 +99,9 @@ export default {
     view.append(
       h("div", { class: "page-head" }, h("h1", {}, "Executions"), els.tabs),
       els.chart,
-      h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
+      h("details", { class: "filters-fold", open: window.matchMedia("(min-width: 701px)").matches || Object.values(filters).some(Boolean) },
+        h("summary", {}, "Filters"),
+        h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
         els.scheduleSlot,
         els.handlerSlot,
         h("span", { class: "filter" }, statusLabel, status),
@@ -109,7 +111,7 @@ export default {
           filters = { schedule: "", handler: "", status: "", since: "", until: "" };
           for (const el of view.querySelectorAll(".filters select, .filters input")) el.value = "";
           changed();
-        } }, "Clear filters")),
+        } }, "Clear filters"))),
       h("div", { class: "table-wrap" },
         h("table", { class: "data stack", id: "executions-table" },
           h("caption", { class: "sr-only" }, "Executions, newest first"),
@@ -178,9 +180,9 @@ function row(e) {
   h("td", {}, e.schedule_id),
   h("td", { class: "mono" }, `${e.handler}.${e.method}`),
   h("td", {}, badge(e.status)),
-  h("td", {}, `${e.attempt} of ${e.max_attempts}`),
+  h("td", { class: "optional" }, `${e.attempt} of ${e.max_attempts}`),
   h("td", {}, millis(e.duration_ms)),
-  h("td", { class: "mono" }, e.instance || "—"),
+  h("td", { class: "mono optional" }, e.instance || "—"),
   h("td", { class: "error-cell" }, e.error_code ? h("span", { class: "mono" }, e.error_code) : "", e.error ? ` ${e.error}` : ""));
 }
 
@@ -190,6 +192,19 @@ async function showDetail(e) {
   const body = document.getElementById("detail-body");
   document.getElementById("detail-title").textContent = `Execution ${e.id}`;
   fill(body, detail(e, null));
+  const again = document.getElementById("detail-schedule");
+  const schedule = schedules.find((s) => s.id === e.schedule_id);
+  again.hidden = !schedule;
+  again.onclick = async () => {
+    try {
+      const started = await api(`/api/v1/schedules/${encodeURIComponent(e.schedule_id)}/run`, { method: "POST" });
+      ctx.toast(`A run of ${e.schedule_id} started (${started.run.id}).`);
+      dialog.close();
+      ctx.refresh();
+    } catch (err) {
+      ctx.toast(`${e.schedule_id}: ${err.message}`, "error");
+    }
+  };
   if (!dialog.open) dialog.showModal();
   try {
     const run = await api(`/api/v1/runs/${encodeURIComponent(e.run_id)}`);
@@ -206,7 +221,10 @@ function detail(e, run) {
   return [
     h("dl", { class: "facts wide-facts" },
       item("Status", badge(e.status)),
-      item("Schedule", e.schedule_id),
+      item("Schedule", schedule
+        ? h("a", { href: `#/schedules?id=${encodeURIComponent(e.schedule_id)}`, id: "detail-schedule-link",
+          onclick: () => document.getElementById("detail-dialog").close() }, e.schedule_id)
+        : h("span", {}, e.schedule_id, h("span", { class: "muted" }, e.schedule_id.startsWith("immediate_") ? " (a call made at once)" : " (deleted)"))),
       item("Handler", h("span", { class: "mono" }, `${e.handler}.${e.method}`)),
       item("Attempt", `${e.attempt} of ${e.max_attempts}`),
       item("Started", `${time(e.started_at)} (${time(e.started_at, "UTC")} UTC)`),
@@ -218,7 +236,9 @@ function detail(e, run) {
     schedule ? [h("h3", {}, "The schedule's params"), h("pre", { class: "json" }, pretty(schedule.params))] : null,
     e.error || e.error_code
       ? [h("h3", {}, "Error"), h("pre", { class: "json error-block" }, `${e.error_code || ""}${e.error ? `\n${e.error}` : ""}`),
-        e.not_retried ? h("p", { class: "muted", id: "not-retried" }, `Not retried: ${e.not_retried}`) : null]
+        e.not_retried
+          ? h("p", { id: "not-retried" }, h("strong", {}, "Not retried: "), e.not_retried)
+          : e.status === "retry" ? h("p", { class: "muted" }, "Retried: another attempt followed.") : null]
       : null,
     e.result !== null && e.result !== undefined ? [h("h3", {}, "Result"), h("pre", { class: "json" }, pretty(e.result))] : null,
     run && run.executions.length > 1

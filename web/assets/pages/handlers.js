@@ -61,12 +61,21 @@ export default {
   },
 };
 
+/**
+ * The state to show: `hot` means instances are kept warm, so a loaded plugin without any (none
+ * made yet, or the last one discarded) shows as `loaded`.
+ */
+export function shownState(state, liveInstances) {
+  return state === "hot" && !liveInstances ? "loaded" : state;
+}
+
 function pluginCard(p, instances) {
   const sha = p.file?.sha256 || "";
-  return h("article", { class: "card plugin", dataset: { plugin: p.name, state: p.state }, "aria-label": `Plugin ${p.name}` },
+  const state = shownState(p.state, p.live_instances);
+  return h("article", { class: "card plugin", dataset: { plugin: p.name, state }, "aria-label": `Plugin ${p.name}` },
     h("header", { class: "plugin-head" },
       h("h3", {}, p.name),
-      badge(p.state),
+      badge(state),
       h("span", { class: "muted" }, `v${p.version}`)),
     p.description ? h("p", { class: "muted" }, p.description) : null,
     h("dl", { class: "facts" },
@@ -80,19 +89,19 @@ function pluginCard(p, instances) {
       h("dt", {}, "last used"), p.last_used ? agoEl(p.last_used, "dd") : h("dd", {}, "never")),
     p.last_error ? h("p", { class: "error small-text" }, `Last error: ${p.last_error.message ?? JSON.stringify(p.last_error)}`) : null,
     h("div", { class: "table-wrap" },
-      h("table", { class: "data compact instances" },
+      h("table", { class: "data compact instances stack" },
         h("caption", {}, `Live instances (${instances.length})`),
         h("thead", {}, h("tr", {},
           ["Instance", "State", "Memory", "Peak", "Calls", "Cold start", "Last used"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, instances.length
           ? instances.map((i) => h("tr", { dataset: { instance: i.id } },
-            h("td", { class: "mono" }, i.id),
-            h("td", {}, badge(i.state)),
-            h("td", {}, bytes(i.memory_bytes)),
-            h("td", {}, bytes(i.memory_peak_bytes)),
-            h("td", {}, count(i.calls)),
-            h("td", {}, micros(i.cold_start_us)),
-            agoEl(i.last_used, "td", { title: time(i.last_used) })))
+            h("td", { class: "mono", dataset: { label: "Instance" } }, i.id),
+            h("td", { dataset: { label: "State" } }, badge(i.state)),
+            h("td", { dataset: { label: "Memory" } }, bytes(i.memory_bytes)),
+            h("td", { dataset: { label: "Peak" }, class: "optional" }, bytes(i.memory_peak_bytes)),
+            h("td", { dataset: { label: "Calls" } }, count(i.calls)),
+            h("td", { dataset: { label: "Cold start" }, class: "optional" }, micros(i.cold_start_us)),
+            agoEl(i.last_used, "td", { title: time(i.last_used), dataset: { label: "Last used" } })))
           : emptyRow(7, p.state === "cold" ? "Cold: nothing in memory." : "No live instances.")))));
 }
 

@@ -1,9 +1,10 @@
 // Overview: schedules, handlers and the last hour's executions at a glance, the host's memory
-// and CPU, and the charts of the last hour.
+// and CPU, what runs next and what failed last, and the charts of the last hour.
 
 import { api, query } from "../api.js";
 import { OUTCOMES, bars, lines } from "../charts.js";
-import { bytes, count, h, micros, span, stat, update } from "../dom.js";
+import { agoEl, badge, bytes, count, h, micros, span, stat, time, update } from "../dom.js";
+import { shownState } from "./handlers.js";
 
 let els = null;
 /** The history samples seen so far; each poll asks only for newer ones. */
@@ -20,6 +21,8 @@ export default {
     history = { interval_s: 0, span_s: 3600, samples: [] };
     els = {
       cards: h("div", { class: "cards" }),
+      upcoming: h("section", { class: "card", id: "upcoming", "aria-label": "Upcoming runs" }),
+      failures: h("section", { class: "card", id: "failures", "aria-label": "Recent failures" }),
       executions: h("div", { class: "chart-slot" }),
       latency: h("div", { class: "chart-slot" }),
       memory: h("div", { class: "chart-slot" }),
@@ -27,17 +30,20 @@ export default {
     view.append(
       h("h1", {}, "Overview"),
       els.cards,
+      h("div", { class: "lists" }, els.upcoming, els.failures),
       h("div", { class: "charts" }, els.executions, els.latency, els.memory),
     );
   },
 
   async refresh() {
     const last = history.samples[history.samples.length - 1];
-    const [host, metrics, timeline, newer] = await Promise.all([
+    const [host, metrics, timeline, newer, active, failed] = await Promise.all([
       api("/api/v1/host"),
       api("/api/v1/metrics"),
       api("/api/v1/executions/timeline"),
       api(`/api/v1/metrics/history${query({ after: last?.at })}`),
+      api("/api/v1/schedules?state=active&limit=1000"),
+      api("/api/v1/executions?status=error&limit=5"),
     ]);
     if (!els) return;
     const samples = [...history.samples, ...newer.samples];
@@ -48,6 +54,7 @@ export default {
       samples: samples.filter((s) => new Date(s.at).getTime() > end - newer.span_s * 1000),
     };
     renderCards(host, metrics, timeline);
+    renderLists(active.schedules, failed.executions);
     renderCharts(timeline, history);
   },
 
@@ -65,7 +72,12 @@ function renderCards(host, metrics, timeline) {
   for (const r of Object.values(metrics.remote_handlers || {})) {
     remote[r.status] = (remote[r.status] || 0) + 1;
   }
-  const byState = metrics.runtime.plugins_by_state || {};
+  // As the handlers page shows them: hot only with instances kept warm.
+  const byState = {};
+  for (const p of Object.values(metrics.plugins || {})) {
+    const s = shownState(p.state, p.live_instances);
+    byState[s] = (byState[s] || 0) + 1;
+  }
   const proc = metrics.host.process || {};
   const sys = metrics.host.system || {};
   const data = { s: host.schedules, byState, remote, lastHour, proc, sys };
@@ -74,7 +86,9 @@ function renderCards(host, metrics, timeline) {
       stat("active", count(host.schedules.active)),
       stat("paused", count(host.schedules.paused)))),
     card("WebAssembly plugins", h("div", { class: "stats" },
-      ["hot", "warming", "cooling", "cold"].map((s) => stat(s, count(byState[s] || 0))),
+      ["hot", "loaded", "warming", "cooling", "cold"]
+        .filter((s) => s !== "loaded" || byState.loaded)
+        .map((s) => stat(s, count(byState[s] || 0))),
       host.rejected_plugins.length ? stat("rejected", count(host.rejected_plugins.length)) : null)),
     card("Remote handlers", h("div", { class: "stats" },
       Object.entries(remote).map(([s, n]) => stat(s, count(n))))),
@@ -85,6 +99,33 @@ function renderCards(host, metrics, timeline) {
     card(`Host, up ${span(proc.uptime_seconds)}`, h("div", { class: "stats" },
       stat("memory", bytes(proc.rss_bytes), `of ${bytes(sys.memory_total_bytes)}`),
       stat("CPU", `${(proc.cpu_percent || 0).toFixed(1)} %`, `${sys.cpus || "?"} cores`))),
+  ]);
+}
+
+/** The next five fire times, and the last five failures. */
+function renderLists(schedules, failures) {
+  const next = schedules
+    .filter((s) => s.next_fire_time)
+    .sort((a, b) => new Date(a.next_fire_time) - new Date(b.next_fire_time))
+    .slice(0, 5);
+  update(els.upcoming, next.map((s) => [s.id, s.next_fire_time]), () => [
+    h("h2", {}, "Upcoming runs"),
+    next.length
+      ? h("ul", { class: "plain-list" }, next.map((s) => h("li", { dataset: { id: s.id } },
+        h("a", { href: `#/schedules?id=${encodeURIComponent(s.id)}`, class: "strong" }, s.id),
+        h("span", { class: "muted" }, ` ${s.handler}.${s.method} · ${s.trigger_description}`),
+        h("div", {}, time(s.next_fire_time), " ", agoEl(s.next_fire_time, "span", { class: "muted" })))))
+      : h("p", { class: "muted" }, "Nothing scheduled: no active schedule has a fire time ahead."),
+  ]);
+  update(els.failures, failures.map((e) => e.id), () => [
+    h("h2", {}, "Recent failures"),
+    failures.length
+      ? h("ul", { class: "plain-list" }, failures.map((e) => h("li", { dataset: { id: e.id } },
+        h("a", { href: `#/executions?status=error&schedule=${encodeURIComponent(e.schedule_id)}`, class: "strong" }, e.schedule_id),
+        " ", badge(e.status),
+        h("span", { class: "mono" }, ` ${e.error_code || ""}`),
+        h("div", { class: "muted" }, agoEl(e.started_at, "span"), e.error ? ` · ${e.error}` : ""))))
+      : h("p", { class: "muted" }, "No failures: every attempt in the log succeeded or is still to be retried."),
   ]);
 }
 

@@ -4,10 +4,13 @@
 
 import { api, query } from "../api.js";
 import { agoEl, badge, confirmThen, emptyRow, fill, h, instant, rows, time, viewerZone } from "../dom.js";
+import { problems, skeleton } from "../schema.js";
 
 let ctx = null;
 let els = null;
 let stateFilter = "";
+/** The schedule the address points at (`#/schedules?id=...`), shown highlighted. */
+let focusId = "";
 
 export default {
   title: "Schedules",
@@ -15,6 +18,7 @@ export default {
   mount(view, context) {
     ctx = context;
     stateFilter = ["active", "paused", "completed"].includes(ctx.params.get("state")) ? ctx.params.get("state") : "";
+    focusId = ctx.params.get("id") || "";
     const filter = h("select", { id: "schedule-state", onchange: (e) => {
       stateFilter = e.target.value;
       ctx.setParams(new URLSearchParams(stateFilter ? { state: stateFilter } : {}));
@@ -54,6 +58,11 @@ export default {
     rows(els.body, list.schedules, row,
       emptyRow(7, stateFilter ? `No ${stateFilter} schedules.` : "No schedules yet: create one with “New schedule”."));
     els.count.textContent = `${list.schedules.length}${list.next ? "+" : ""} shown`;
+    const focused = focusId && els.body.querySelector(`tr[data-id="${CSS.escape(focusId)}"]`);
+    if (focused && !focused.classList.contains("focus")) {
+      focused.classList.add("focus");
+      focused.scrollIntoView({ block: "center" });
+    }
   },
 
   unmount() {
@@ -67,13 +76,11 @@ function row(s) {
     h("td", {},
       h("div", { class: "strong" }, s.id),
       h("div", { class: "muted mono" }, `${s.handler}.${s.method}`)),
-    h("td", { class: "mono" }, s.trigger_text),
-    h("td", {}, s.next_fire_time
-      ? [h("div", {}, time(s.next_fire_time, s.timezone)), h("div", { class: "muted" }, s.timezone)]
-      : h("span", { class: "muted" }, "none (finished)")),
-    h("td", {}, s.next_fire_time
-      ? [h("div", {}, time(s.next_fire_time)), agoEl(s.next_fire_time, "div", { class: "muted" })]
-      : "—"),
+    h("td", {},
+      h("div", {}, s.trigger_description),
+      h("div", { class: "muted mono small-text" }, s.trigger_text)),
+    h("td", { class: "next-fire" }, nextFire(s, true)),
+    h("td", { class: "next-fire optional" }, nextFire(s, false)),
     h("td", {}, last
       ? [badge(last.status), agoEl(last.fire_time, "div", { class: "muted" })]
       : h("span", { class: "muted" }, "never run")),
@@ -85,6 +92,15 @@ function row(s) {
         : h("button", { type: "button", class: "small", onclick: () => act(s, "pause"), "aria-label": `Pause ${s.id}` }, "Pause"),
       h("button", { type: "button", class: "small", onclick: () => act(s, "run"), "aria-label": `Run ${s.id} now` }, "Run now"),
       h("button", { type: "button", class: "small danger", onclick: () => remove(s), "aria-label": `Delete ${s.id}` }, "Delete")));
+}
+
+/** When it fires next: nothing while paused (it does not fire), nor once finished. */
+function nextFire(s, inItsZone) {
+  if (s.paused) return h("span", { class: "muted" }, "paused");
+  if (!s.next_fire_time) return h("span", { class: "muted" }, inItsZone ? "none (finished)" : "—");
+  return inItsZone
+    ? [h("div", {}, time(s.next_fire_time, s.timezone)), h("div", { class: "muted" }, s.timezone)]
+    : [h("div", {}, time(s.next_fire_time)), agoEl(s.next_fire_time, "div", { class: "muted" })];
 }
 
 async function act(s, action) {
@@ -158,6 +174,26 @@ function trigger() {
   return { value: { type: "date", run_date: runDate } };
 }
 
+/** The chosen method's params schema, when its handler publishes one. */
+function methodSchema() {
+  const handler = handlerList.find((x) => x.id === $("f-handler").value);
+  return handler?.methods.find((m) => m.name === $("f-method").value)?.params_schema || null;
+}
+
+/** The last skeleton put in the params box: replaced when the method changes, unless edited. */
+let lastSkeleton = "{}";
+
+function offerSkeleton(force) {
+  const box = $("f-params");
+  const untouched = ["", "{}", lastSkeleton].includes(box.value.trim());
+  const schema = methodSchema();
+  $("f-params-skeleton").hidden = !schema;
+  if (!schema || (!force && !untouched)) return;
+  lastSkeleton = JSON.stringify(skeleton(schema), null, 2);
+  box.value = lastSkeleton;
+  checkParams();
+}
+
 function params() {
   const text = $("f-params").value.trim();
   if (!text) return { value: {} };
@@ -171,10 +207,12 @@ function params() {
 function checkParams() {
   const p = params();
   const el = $("f-params-error");
-  el.hidden = !p.error;
-  el.textContent = p.error || "";
-  $("f-params").setAttribute("aria-invalid", p.error ? "true" : "false");
-  return !p.error;
+  const schema = methodSchema();
+  const why = p.error || (schema ? problems(schema, p.value).slice(0, 3).join("; ") : "");
+  el.hidden = !why;
+  el.textContent = why ? (p.error ? why : `The method's schema says: ${why}`) : "";
+  $("f-params").setAttribute("aria-invalid", why ? "true" : "false");
+  return !why;
 }
 
 function schedulePreview() {
@@ -239,6 +277,8 @@ function fillMethods(selected) {
   fill($("f-method"), methods.map((m) => h("option", { value: m.name }, m.name)));
   if (selected && methods.some((m) => m.name === selected)) $("f-method").value = selected;
   showMethodHint();
+  if (!editing) offerSkeleton(false);
+  checkParams();
 }
 
 function showMethodHint() {
@@ -280,7 +320,12 @@ function prepareForm() {
   }
   $("f-params").addEventListener("input", checkParams);
   $("f-handler").addEventListener("change", () => fillMethods(null));
-  $("f-method").addEventListener("change", showMethodHint);
+  $("f-method").addEventListener("change", () => {
+    showMethodHint();
+    if (!editing) offerSkeleton(false);
+    checkParams();
+  });
+  $("f-params-skeleton").addEventListener("click", () => offerSkeleton(true));
   form.addEventListener("submit", submit);
   // What the last submit said no longer holds once the form changes.
   form.addEventListener("input", () => {
@@ -296,6 +341,7 @@ async function openForm(s) {
   $("f-error").hidden = true;
   $("f-params-error").hidden = true;
   lastCheck = { key: "", valid: false };
+  lastSkeleton = "{}";
   $("schedule-title").textContent = s ? `Edit ${s.id}` : "New schedule";
   $("f-submit").textContent = s ? "Save changes" : "Create schedule";
   $("f-id").disabled = Boolean(s);
@@ -380,13 +426,13 @@ async function submit(event) {
   error.hidden = true;
   const paramsOk = checkParams();
   const check = await checkTrigger();
-  const problems = [];
-  if (!$("f-handler").value) problems.push("Pick a handler.");
-  if (!$("f-method").value) problems.push("Pick a method.");
-  if (!check.valid) problems.push(check.message || "The trigger is not valid.");
-  if (!paramsOk) problems.push("The params are not valid JSON.");
-  if (problems.length) {
-    error.textContent = problems.join(" ");
+  const wrong = [];
+  if (!$("f-handler").value) wrong.push("Pick a handler.");
+  if (!$("f-method").value) wrong.push("Pick a method.");
+  if (!check.valid) wrong.push(check.message || "The trigger is not valid.");
+  if (!paramsOk) wrong.push($("f-params-error").textContent || "The params are not valid.");
+  if (wrong.length) {
+    error.textContent = wrong.join(" ");
     error.hidden = false;
     return;
   }
