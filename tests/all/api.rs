@@ -227,25 +227,37 @@ async fn v1_schedules_can_be_created_listed_changed_paused_and_deleted() {
         json!({"id": id, "handler": "ding-dong", "method": "echo", "params": {"id": id},
                "trigger": {"type": "cron", "expression": "0 9 * * mon-fri", "timezone": "Europe/Paris"}})
     };
+    // The replies read as the API's own types, as the CLI reads them.
+    use schedulezero::api::ErrorCode;
+    use schedulezero::api::error::ErrorBody;
+    use schedulezero::api::views::{ScheduleList, ScheduleView};
+    use schedulezero::schedule::ScheduleState;
+    use crate::support::read;
     for id in ["a", "b", "c"] {
         let (status, s) = host.post("/api/v1/schedules", &create(id)).await;
         assert_eq!(status, 201, "{s}");
-        assert_eq!(s["timezone"], "Europe/Paris");
-        let local = s["next_fire_time_local"].as_str().unwrap();
+        let s: ScheduleView = read(s);
+        assert_eq!(s.timezone, "Europe/Paris");
+        assert_eq!(s.trigger_description, "at 09:00 on mon-fri, Europe/Paris");
+        let local = s.next_fire_time_local.unwrap();
         assert!(local.contains("T09:00:00+0"), "09:00 Paris time: {local}");
+        assert_eq!(
+            (s.state, s.running, s.last_run),
+            (ScheduleState::Active, 0, None)
+        );
     }
     let (status, dup) = host.post("/api/v1/schedules", &create("a")).await;
-    assert_eq!(
-        (status, dup["error"]["code"].clone()),
-        (409, json!("schedule_exists"))
-    );
+    let dup: ErrorBody = read(dup);
+    assert_eq!((status, dup.error.code), (409, ErrorCode::ScheduleExists));
 
     let (_, first) = host.get("/api/v1/schedules?limit=2").await;
-    assert_eq!(first["schedules"].as_array().unwrap().len(), 2);
-    assert_eq!(first["next"], "b");
+    let first: ScheduleList = read(first);
+    assert_eq!(first.schedules.len(), 2);
+    assert_eq!(first.next.as_deref(), Some("b"));
     let (_, second) = host.get("/api/v1/schedules?limit=2&after=b").await;
-    assert_eq!(second["schedules"][0]["id"], "c");
-    assert!(second["next"].is_null());
+    let second: ScheduleList = read(second);
+    assert_eq!(second.schedules[0].id, "c");
+    assert!(second.next.is_none());
 
     let (status, changed) = host
         .patch(
@@ -254,29 +266,33 @@ async fn v1_schedules_can_be_created_listed_changed_paused_and_deleted() {
         )
         .await;
     assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["params"], json!({"changed": true}));
-    assert_eq!(changed["policy"]["max_attempts"], 3);
-    assert_eq!(changed["policy"]["timeout"], "2s");
-    assert_eq!(
-        changed["policy"]["max_running"], 1,
-        "other policy fields kept"
-    );
+    let changed: ScheduleView = read(changed);
+    assert_eq!(changed.params, json!({"changed": true}));
+    assert_eq!(changed.policy.max_attempts, 3);
+    assert_eq!(changed.policy.timeout, Some(Duration::from_secs(2)));
+    assert_eq!(changed.policy.max_running, 1, "other policy fields kept");
     let (_, got) = host.get("/api/v1/schedules/b").await;
-    assert_eq!(got["params"], json!({"changed": true}));
-    assert_eq!(got["running"], 0);
+    let got: ScheduleView = read(got);
+    assert_eq!(got.params, json!({"changed": true}));
+    assert_eq!(got.running, 0);
 
     let (_, paused) = host.post("/api/v1/schedules/b/pause", &json!(null)).await;
-    assert_eq!(paused["paused"], true);
+    let paused: ScheduleView = read(paused);
+    assert_eq!((paused.paused, paused.state), (true, ScheduleState::Paused));
+    assert!(
+        paused.next_fire_time.is_some(),
+        "kept, for resume --catch-up"
+    );
     let (_, only_paused) = host.get("/api/v1/schedules?paused=true").await;
-    assert_eq!(only_paused["schedules"].as_array().unwrap().len(), 1);
+    assert_eq!(read::<ScheduleList>(only_paused).schedules.len(), 1);
     let (_, resumed) = host.post("/api/v1/schedules/b/resume", &json!({})).await;
-    assert_eq!(resumed["paused"], false);
+    assert!(!read::<ScheduleView>(resumed).paused);
 
     assert_eq!(host.delete("/api/v1/schedules/c").await.0, 204);
     let (status, gone) = host.get("/api/v1/schedules/c").await;
     assert_eq!(
-        (status, gone["error"]["code"].clone()),
-        (404, json!("schedule_not_found"))
+        (status, read::<ErrorBody>(gone).error.code),
+        (404, ErrorCode::ScheduleNotFound)
     );
 
     // Bad input: a 4xx with a stable code, and nothing changes.

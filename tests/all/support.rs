@@ -98,6 +98,12 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// A reply read as one of the API's types (the CLI reads them the same way).
+pub fn read<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    let text = value.to_string();
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("not the API's type ({e}): {text}"))
+}
+
 /// Runs `schedulezero` with `args` from the repository root, with its data in `data_dir` and no
 /// `SCHEDULEZERO_*` variables but the ones given.
 pub fn run_cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

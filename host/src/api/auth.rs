@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::error::{ApiError, Shape, shape_for};
+use super::error::ApiError;
 
 /// Routes open without a token: liveness probes carry no data.
 const OPEN: [&str; 2] = ["/api/health", "/api/v1/health"];
@@ -48,10 +48,7 @@ pub async fn require_token(
             "the API token is not valid"
         },
     );
-    match shape_for(path) {
-        Shape::V1 => e.into_response(),
-        Shape::Compat => e.compat().into_response(),
-    }
+    e.for_path(path).into_response()
 }
 
 /// Whether `given` is the token, compared in constant time.

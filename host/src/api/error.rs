@@ -213,28 +213,24 @@ pub fn shape_for(path: &str) -> Shape {
     }
 }
 
-fn in_shape(e: ApiError, path: &str) -> ApiError {
-    match shape_for(path) {
-        Shape::V1 => e,
-        Shape::Compat => e.compat(),
+impl ApiError {
+    /// The same error in the shape of the route at `path`: the one place that decides it.
+    pub fn for_path(mut self, path: &str) -> Self {
+        self.shape = shape_for(path);
+        self
     }
 }
 
 /// No route at this path.
 pub async fn route_not_found(uri: Uri) -> ApiError {
-    in_shape(
-        ApiError::new(ErrorCode::RouteNotFound, format!("no route {}", uri.path())),
-        uri.path(),
-    )
+    ApiError::new(ErrorCode::RouteNotFound, format!("no route {}", uri.path())).for_path(uri.path())
 }
 
 /// The route exists, not with this method.
 pub async fn method_not_allowed(uri: Uri) -> ApiError {
-    in_shape(
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{} does not take this method", uri.path()),
-        ),
-        uri.path(),
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not take this method", uri.path()),
     )
+    .for_path(uri.path())
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ErrorCode, shape_for};
+use super::error::{ApiError, ErrorCode};
 
 /// The raw body as JSON; a body over the limit is 413.
 #[derive(Debug)]
@@ -18,11 +18,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let path = req.uri().path().to_owned();
-        let shape = shape_for(&path);
-        let fix = |e: ApiError| match shape {
-            super::error::Shape::V1 => e,
-            super::error::Shape::Compat => e.compat(),
-        };
+        let fix = |e: ApiError| e.for_path(&path);
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 fix(ApiError::new(
@@ -61,10 +57,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded_like(query).map(Self).map_err(|message| {
             let e = ApiError::new(ErrorCode::InvalidQuery, message);
-            match shape_for(parts.uri.path()) {
-                super::error::Shape::V1 => e,
-                super::error::Shape::Compat => e.compat(),
-            }
+            e.for_path(parts.uri.path())
         })
     }
 }

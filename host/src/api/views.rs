@@ -147,7 +147,7 @@ fn cron_words(expression: &str) -> Option<String> {
         }
         (Some(m), Some(h)) if rest_any => format!("at {h:02}:{m:02} every day"),
         (Some(m), Some(h)) if *month == "*" && *dom == "*" => {
-            format!("at {h:02}:{m:02} on days of week {dow}")
+            format!("at {h:02}:{m:02} on {dow}")
         }
         (Some(m), Some(h)) if *month == "*" && *dow == "*" => {
             format!("at {h:02}:{m:02} on day {dom} of the month")
