@@ -228,11 +228,11 @@ async fn v1_schedules_can_be_created_listed_changed_paused_and_deleted() {
                "trigger": {"type": "cron", "expression": "0 9 * * mon-fri", "timezone": "Europe/Paris"}})
     };
     // The replies read as the API's own types, as the CLI reads them.
+    use crate::support::read;
     use schedulezero::api::ErrorCode;
     use schedulezero::api::error::ErrorBody;
     use schedulezero::api::views::{ScheduleList, ScheduleView};
     use schedulezero::schedule::ScheduleState;
-    use crate::support::read;
     for id in ["a", "b", "c"] {
         let (status, s) = host.post("/api/v1/schedules", &create(id)).await;
         assert_eq!(status, 201, "{s}");

@@ -91,10 +91,17 @@ pub struct UnknownStatus {
 }
 
 impl UnknownStatus {
-    fn of<const N: usize>(name: &str, allowed: [&str; N]) -> Self {
-        Self {
-            name: name.to_owned(),
-            allowed: allowed.join(", "),
-        }
+    /// The status of `all` whose name is `name`, or this error listing their names.
+    fn find<T: Copy, const N: usize>(
+        name: &str,
+        all: [T; N],
+        name_of: fn(T) -> &'static str,
+    ) -> Result<T, Self> {
+        all.into_iter()
+            .find(|v| name_of(*v) == name)
+            .ok_or_else(|| Self {
+                name: name.to_owned(),
+                allowed: all.map(name_of).join(", "),
+            })
     }
 }

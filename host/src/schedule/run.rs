@@ -50,10 +50,7 @@ impl RunStatus {
 
     /// Reads a status name.
     pub fn parse(s: &str) -> Result<Self, UnknownStatus> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownStatus::of(s, Self::ALL.map(Self::as_str)))
+        UnknownStatus::find(s, Self::ALL, Self::as_str)
     }
 }
 
