@@ -86,9 +86,6 @@ pub async fn serve(
     let zmq_endpoint = host.start_bridge().await?;
     let (listener, addr) = bind(&host.config.server.listen).await?;
     let router = api::router(host.app_state(addr, zmq_endpoint.clone()));
-    // Building the routes built their OpenAPI operations too, then dropped them: hand that
-    // memory back rather than keep it for the life of the host.
-    crate::runtime::lifecycle::release_freed_memory();
     host.start_scheduling();
     announce(addr, &zmq_endpoint);
 

@@ -12,8 +12,6 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::error::{ApiError, CompatErrorBody, ErrorCode};
 use super::json::{Body, Query};
@@ -25,20 +23,18 @@ use crate::store::{ExecutionQuery, ExecutionStats, HandlerKind, ScheduleQuery};
 
 type Shared = State<Arc<AppState>>;
 
-/// The compatible routes, with their operations.
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(list_handlers))
-        .routes(routes!(add_schedule))
-        .routes(routes!(run_now))
-        .routes(routes!(list_schedules))
-        .routes(routes!(remove_schedule))
-        .routes(routes!(config))
-        .routes(routes!(executions))
-        .routes(routes!(stats))
-        .routes(routes!(errors))
-        .routes(routes!(clear))
+super::routes::api_routes! {
+    (get, "/api/health", health),
+    (get, "/api/handlers", list_handlers),
+    (post, "/api/schedule", add_schedule),
+    (post, "/api/run_now", run_now),
+    (get, "/api/schedules", list_schedules),
+    (delete, "/api/schedules/{id}", remove_schedule),
+    (get, "/api/config", config),
+    (get, "/api/executions", executions),
+    (get, "/api/executions/stats", stats),
+    (get, "/api/executions/errors", errors),
+    (post, "/api/executions/clear", clear),
 }
 
 /// `{"status": "ok", "service": "ScheduleZero"}`.

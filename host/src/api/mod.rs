@@ -13,6 +13,7 @@ mod json;
 pub mod openapi;
 pub mod plugins;
 pub mod requests;
+mod routes;
 mod v1;
 pub mod views;
 mod web;
@@ -64,20 +65,20 @@ pub struct AppState {
     pub openapi: std::sync::OnceLock<String>,
 }
 
-/// The documented routes, with the document generated from them.
-fn documented() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+/// The OpenAPI document generated from the routes.
+fn documented() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
-    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(compat::routes())
-        .merge(v1::routes())
-        .merge(plugins::routes())
-        .split_for_parts()
+    utoipa_axum::router::OpenApiRouter::<Arc<AppState>>::with_openapi(openapi::ApiDoc::openapi())
+        .merge(compat::documented())
+        .merge(v1::documented())
+        .merge(plugins::documented())
+        .into_openapi()
 }
 
 /// The OpenAPI document of the API, pretty-printed; `token`: the host has an API token, so
 /// every route but health declares bearer auth.
 pub fn openapi_document(token: bool) -> String {
-    let doc = openapi::finish(documented().1, token);
+    let doc = openapi::finish(documented(), token);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
@@ -85,14 +86,16 @@ pub fn openapi_document(token: bool) -> String {
 
 /// The document as the host serves it: compact.
 fn openapi_served(token: bool) -> String {
-    openapi::finish(documented().1, token).to_string()
+    openapi::finish(documented(), token).to_string()
 }
 
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.server.max_body_bytes;
-    documented()
-        .0
+    Router::new()
+        .merge(compat::router())
+        .merge(v1::router())
+        .merge(plugins::router())
         .merge(web::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -14,8 +14,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
@@ -30,16 +28,14 @@ use crate::telemetry::{self, HostFigures};
 
 type Shared = State<Arc<AppState>>;
 
-/// The routes of this module, with their operations.
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(one))
-        .routes(routes!(instances))
-        .routes(routes!(events))
-        .routes(routes!(metrics))
-        .routes(routes!(history))
-        .routes(routes!(prometheus))
+super::routes::api_routes! {
+    (get, "/api/v1/plugins", list),
+    (get, "/api/v1/plugins/{name}", one),
+    (get, "/api/v1/plugins/{name}/instances", instances),
+    (get, "/api/v1/events", events),
+    (get, "/api/v1/metrics", metrics),
+    (get, "/api/v1/metrics/history", history),
+    (get, "/metrics", prometheus),
 }
 
 /// A call's limits.

@@ -20,6 +20,18 @@ use crate::schedule::TriggerSpec;
 use crate::service::ScheduleError;
 use crate::service::schedules::refuse_past_date;
 
+crate::api::routes::api_routes! {
+    (get, "/api/v1/health", health),
+    (get, "/api/v1/host", host),
+    (get, "/api/v1/openapi.json", openapi),
+    (get, "/api/v1/handlers", list_handlers),
+    (get, "/api/v1/handlers/{id}", get_handler),
+    (delete, "/api/v1/handlers/{id}", forget_handler),
+    (post, "/api/v1/handlers/{id}/call", call_handler),
+    (post, "/api/v1/triggers/preview", preview),
+    (post, "/api/v1/triggers/check", check),
+}
+
 /// Whether the host is well: `ok`, or `degraded` with the reason. The store does not answer:
 /// 503; free space below the floor: 200 (reads are served, new work waits for space).
 #[utoipa::path(get, path = "/api/v1/health", tag = "host", operation_id = "health",

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::AppState;
 
@@ -26,30 +25,22 @@ fn page(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-/// The `/api/v1` routes, with their operations.
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(host::health))
-        .routes(routes!(host::host))
-        .routes(routes!(host::openapi))
-        .routes(routes!(host::list_handlers))
-        .routes(routes!(host::get_handler, host::forget_handler))
-        .routes(routes!(host::call_handler))
-        .routes(routes!(schedules::list, schedules::create))
-        .routes(routes!(
-            schedules::get,
-            schedules::update,
-            schedules::delete
-        ))
-        .routes(routes!(schedules::pause))
-        .routes(routes!(schedules::resume))
-        .routes(routes!(schedules::run_now))
-        .routes(routes!(runs::list_runs))
-        .routes(routes!(runs::get_run))
-        .routes(routes!(runs::list_executions))
-        .routes(routes!(runs::stats))
-        .routes(routes!(runs::timeline))
-        .routes(routes!(runs::get_execution))
-        .routes(routes!(host::preview))
-        .routes(routes!(host::check))
+/// The `/api/v1` routes with their operations, for the document.
+pub fn documented() -> OpenApiRouter<Arc<AppState>> {
+    host::documented()
+        .merge(schedules::documented())
+        .merge(runs::documented())
+}
+
+/// Each `/api/v1` route as served beside its documentation's.
+#[cfg(test)]
+pub fn declared() -> Vec<crate::api::routes::Declared> {
+    [host::declared(), schedules::declared(), runs::declared()].concat()
+}
+
+/// The `/api/v1` routes, for serving.
+pub fn router() -> axum::Router<Arc<AppState>> {
+    host::router()
+        .merge(schedules::router())
+        .merge(runs::router())
 }

@@ -13,6 +13,15 @@ use crate::api::views::{self, ExecutionList, ExecutionView, RunDetail, RunList, 
 use crate::schedule::RunStatus;
 use crate::store::{ExecutionStats, TimelineQuery as Span};
 
+crate::api::routes::api_routes! {
+    (get, "/api/v1/runs", list_runs),
+    (get, "/api/v1/runs/{id}", get_run),
+    (get, "/api/v1/executions", list_executions),
+    (get, "/api/v1/executions/stats", stats),
+    (get, "/api/v1/executions/timeline", timeline),
+    (get, "/api/v1/executions/{id}", get_execution),
+}
+
 /// The most buckets one timeline has.
 const MAX_BUCKETS: i64 = 1440;
 

@@ -17,6 +17,17 @@ use crate::service::schedules::Created;
 use crate::service::{Change, Draft, TriggerText};
 use crate::store::ExecutionQuery;
 
+crate::api::routes::api_routes! {
+    (get, "/api/v1/schedules", list),
+    (post, "/api/v1/schedules", create),
+    (get, "/api/v1/schedules/{id}", get),
+    (patch, "/api/v1/schedules/{id}", update),
+    (delete, "/api/v1/schedules/{id}", delete),
+    (post, "/api/v1/schedules/{id}/pause", pause),
+    (post, "/api/v1/schedules/{id}/resume", resume),
+    (post, "/api/v1/schedules/{id}/run", run_now),
+}
+
 /// The view of `s` with its runs in progress and its latest run.
 async fn view(state: &AppState, s: &Schedule) -> Result<ScheduleView, ApiError> {
     let mut last = state.store.last_runs(&[s.id.as_str()]).await?;
