@@ -12,9 +12,11 @@
 //! - [`storage`]: free space on the data directory's volume, and the floor below which new
 //!   work waits.
 //! - [`telemetry`] and [`history`]: the host's metrics, now and over the last hour.
-//! - [`time`]: instants on the wire.
+//! - [`time`]: instants on the wire; [`json`]: request bodies read with errors in a user's terms.
 //! - [`background`]: the host's background loops, started and stopped one way.
-//! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`).
+//! - [`service`]: the one path for every write (validate, write, wake the scheduler).
+//! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`), typed bodies, error codes and
+//!   the OpenAPI document generated from them.
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`bench`]: `schedulezero bench`, measuring a real host.
 //! - [`cli`]: the command line.
