@@ -21,11 +21,6 @@ impl Stop {
         let _ = self.0.wait_for(|stopped| *stopped).await;
     }
 
-    /// Whether the stop was given.
-    pub fn given(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// A stop that is never given: for a loop that lives as long as what it serves.
     pub fn never() -> Self {
         static NEVER: OnceLock<watch::Sender<bool>> = OnceLock::new();
@@ -136,7 +131,6 @@ mod tests {
     #[tokio::test]
     async fn a_never_stop_is_never_given() {
         let mut never = Stop::never();
-        assert!(!never.given());
         let waited = tokio::time::timeout(Duration::from_millis(20), never.wait()).await;
         assert!(waited.is_err());
     }

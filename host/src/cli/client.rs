@@ -181,6 +181,31 @@ fn in_cli_words(code: &str, message: &str, had_token: bool) -> String {
     }
 }
 
+/// Reads a list a page at a time: `path(cursor)` addresses a page (`None`: the first), `split`
+/// takes a page apart into its items and the next cursor. One page, or every page with `all`;
+/// returns the items and the cursor of the page after the last one read.
+pub async fn pages<P, I, C>(
+    client: &Client,
+    first: Option<C>,
+    all: bool,
+    path: impl Fn(Option<&C>) -> String,
+    split: impl Fn(P) -> (Vec<I>, Option<C>),
+) -> Result<(Vec<I>, Option<C>), Failure>
+where
+    P: DeserializeOwned,
+{
+    let mut items = Vec::new();
+    let mut cursor = first;
+    loop {
+        let (page, next) = split(client.get(&path(cursor.as_ref())).await?);
+        items.extend(page);
+        match next {
+            Some(next) if all => cursor = Some(next),
+            next => return Ok((items, next)),
+        }
+    }
+}
+
 /// A path segment, percent-encoded.
 pub fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());

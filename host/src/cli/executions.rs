@@ -4,7 +4,7 @@
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::client::{Client, ClientArgs, Failure, encode, print_json, report};
+use super::client::{Client, ClientArgs, Failure, encode, pages, print_json, report};
 use super::show::{Column, Table, relative};
 use crate::api::views::{ExecutionList, ExecutionView};
 use crate::config::Config;
@@ -89,20 +89,17 @@ async fn list(client: &Client, l: ListArgs, json_out: bool) -> Result<(), Failur
             query.push_str(&format!("&{key}={}", encode(v)));
         }
     }
-    let mut all = Vec::new();
-    let mut before = l.cursor;
-    let next = loop {
-        let page_path = match before {
+    let (all, next) = pages(
+        client,
+        l.cursor,
+        l.all,
+        |before| match before {
             Some(b) => format!("/api/v1/executions?{query}&before={b}"),
             None => format!("/api/v1/executions?{query}"),
-        };
-        let page: ExecutionList = client.get(&page_path).await?;
-        all.extend(page.executions);
-        match page.next {
-            Some(next) if l.all => before = Some(next),
-            next => break next,
-        }
-    };
+        },
+        |page: ExecutionList| (page.executions, page.next),
+    )
+    .await?;
     if json_out {
         print_json(&ExecutionList {
             executions: all,
@@ -127,7 +124,7 @@ async fn list(client: &Client, l: ListArgs, json_out: bool) -> Result<(), Failur
             e.schedule_id.clone(),
             format!("{}.{}", e.handler, e.method),
             format!("{}/{}", e.attempt, e.max_attempts),
-            serde_plain(&e.status),
+            e.status.as_str().to_owned(),
             relative(e.started_at, now),
             e.duration_ms
                 .map_or_else(|| "-".into(), |d| format!("{d:.2}")),
@@ -146,14 +143,6 @@ async fn list(client: &Client, l: ListArgs, json_out: bool) -> Result<(), Failur
     Ok(())
 }
 
-fn serde_plain<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
-}
-
 async fn show(client: &Client, id: i64, json_out: bool) -> Result<(), Failure> {
     let e: ExecutionView = client.get(&format!("/api/v1/executions/{id}")).await?;
     if json_out {
@@ -162,7 +151,7 @@ async fn show(client: &Client, id: i64, json_out: bool) -> Result<(), Failure> {
     }
     let now = Utc::now();
     println!("execution {}", e.id);
-    println!("status    {}", serde_plain(&e.status));
+    println!("status    {}", e.status.as_str().to_owned());
     println!("schedule  {}", e.schedule_id);
     println!("run       {}", e.run_id);
     println!("call      {}.{}", e.handler, e.method);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::client::{Client, ClientArgs, Failure, encode, print_json, report};
-use super::show::{Column, Table, bytes, relative_opt};
+use super::client::{Client, ClientArgs, Failure, encode, pages, print_json, report};
+use super::show::{Column, Table, bytes, relative_opt, wire_name};
 use crate::api::plugins::PluginList;
 use crate::api::views::{Forgotten, HandlerList};
 use crate::config::Config;
@@ -67,20 +67,17 @@ async fn forget(client: &Client, id: &str, json_out: bool) -> Result<(), Failure
 
 async fn list(client: &Client, wide: bool, json_out: bool) -> Result<(), Failure> {
     // Every page: a host may know many remote handlers.
-    let mut all = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
+    let (all, _) = pages(
+        client,
+        None,
+        true,
+        |after: Option<&String>| match after {
             Some(a) => format!("/api/v1/handlers?limit=1000&after={}", encode(a)),
             None => "/api/v1/handlers?limit=1000".to_owned(),
-        };
-        let page: HandlerList = client.get(&path).await?;
-        all.extend(page.handlers);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+        },
+        |page: HandlerList| (page.handlers, page.next),
+    )
+    .await?;
     if json_out {
         print_json(&HandlerList {
             handlers: all,
@@ -107,10 +104,7 @@ async fn list(client: &Client, wide: bool, json_out: bool) -> Result<(), Failure
             .map_or_else(|| h.status.clone(), |s| s.as_str().to_owned());
         table.row(vec![
             h.id.clone(),
-            serde_json::to_value(h.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            wire_name(&h.kind),
             status,
             h.methods.len().to_string(),
             count(h.calls),

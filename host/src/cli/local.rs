@@ -153,32 +153,33 @@ async fn invoke_on_host(config: &Config, args: InvokeArgs) -> ExitCode {
                 .as_deref()
                 .map_or_else(String::new, |i| format!(", ran on {i}"))
         );
-        match call.error {
-            None => {
-                println!("{}", call.result.unwrap_or(serde_json::Value::Null));
-                Ok(())
-            }
-            Some(e) => {
-                println!(
-                    "{}",
-                    json!({ "error": { "code": e.code, "message": e.message } })
-                );
-                Err(Failure(format!("error[{}]: {}", e.code, e.message), None))
-            }
-        }
+        Ok(call)
     }
     .await;
-    // The body is printed above; only the line on stderr is left to say.
-    report(result, false)
+    match result {
+        Ok(call) => match call.error {
+            None => {
+                println!("{}", call.result.unwrap_or(serde_json::Value::Null));
+                ExitCode::SUCCESS
+            }
+            Some(e) => print_call_error(&e.code, &e.message),
+        },
+        Err(failure) => report(Err(failure), false),
+    }
+}
+
+/// A call's failure: its JSON on stdout and a line on stderr.
+fn print_call_error(code: &str, message: &str) -> ExitCode {
+    println!(
+        "{}",
+        json!({ "error": { "code": code, "message": message } })
+    );
+    eprintln!("error[{code}]: {message}");
+    ExitCode::FAILURE
 }
 
 fn print_invoke_error(e: &InvokeError) -> ExitCode {
-    println!(
-        "{}",
-        json!({ "error": { "code": e.code(), "message": e.to_string() } })
-    );
-    eprintln!("error[{}]: {e}", e.code());
-    ExitCode::FAILURE
+    print_call_error(e.code(), &e.to_string())
 }
 
 /// Runs `invoke` in this process, on the plugins directory.

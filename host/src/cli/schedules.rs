@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::{Client, ClientArgs, Failure, encode, print_json, report};
-use super::show::{Column, Table, relative, relative_opt};
+use super::client::{Client, ClientArgs, Failure, encode, pages, print_json, report};
+use super::show::{Column, Table, relative, relative_opt, wire_name};
 use crate::api::requests::{NewSchedule, Resume, ScheduleChange};
 use crate::api::views::{RunEnded, RunStarted, ScheduleList, ScheduleView};
 use crate::config::Config;
@@ -329,7 +329,7 @@ fn print_schedule(s: &ScheduleView) {
         d.map_or_else(|| "-".into(), |d| humantime::format_duration(d).to_string())
     };
     println!("schedule  {}", s.id);
-    println!("state     {}", serde_plain(&s.state));
+    println!("state     {}", wire_name(&s.state));
     println!(
         "runs      {}.{} with params {}",
         s.handler, s.method, s.params
@@ -348,7 +348,7 @@ fn print_schedule(s: &ScheduleView) {
         "          max_running {}, misfire_grace_time {}, coalesce {}, max_jitter {}",
         p.max_running,
         dur(p.misfire_grace_time),
-        serde_plain(&p.coalesce),
+        wire_name(&p.coalesce),
         dur(Some(p.max_jitter))
     );
     println!("running   {}", s.running);
@@ -358,15 +358,6 @@ fn print_schedule(s: &ScheduleView) {
         relative(s.created_at, Utc::now()),
         relative(s.updated_at, Utc::now())
     );
-}
-
-/// A unit enum's wire name (`active`, `latest`).
-fn serde_plain<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
 }
 
 fn last_run(run: Option<&Run>) -> String {
@@ -426,20 +417,17 @@ async fn list(client: &Client, l: ListArgs, json_out: bool) -> Result<(), Failur
     if let Some(state) = &l.state {
         query.push_str(&format!("&state={state}"));
     }
-    let mut all = Vec::new();
-    let mut after = l.cursor.clone();
-    let next = loop {
-        let page_path = match &after {
+    let (all, next) = pages(
+        client,
+        l.cursor.clone(),
+        l.all,
+        |after| match after {
             Some(a) => format!("/api/v1/schedules?{query}&after={}", encode(a)),
             None => format!("/api/v1/schedules?{query}"),
-        };
-        let page: ScheduleList = client.get(&page_path).await?;
-        all.extend(page.schedules);
-        match page.next {
-            Some(next) if l.all => after = Some(next),
-            next => break next,
-        }
-    };
+        },
+        |page: ScheduleList| (page.schedules, page.next),
+    )
+    .await?;
     if json_out {
         print_json(&ScheduleList {
             schedules: all,
@@ -460,7 +448,7 @@ async fn list(client: &Client, l: ListArgs, json_out: bool) -> Result<(), Failur
             s.id.clone(),
             format!("{}.{}", s.handler, s.method),
             s.trigger_description.clone(),
-            serde_plain(&s.state),
+            wire_name(&s.state),
             relative_opt(s.next_fire_time),
             last_run(s.last_run.as_ref()),
         ]);
@@ -505,7 +493,7 @@ async fn resume(client: &Client, id: &str, catch_up: bool, json_out: bool) -> Re
         } else {
             println!(
                 "schedule {id} was not paused ({}); nothing to resume",
-                serde_plain(&before.state)
+                wire_name(&before.state)
             );
         }
         return Ok(());

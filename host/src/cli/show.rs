@@ -191,6 +191,15 @@ pub fn relative_opt(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "-".into(), |t| relative(t, Utc::now()))
 }
 
+/// A unit enum's name as the API writes it (`active`, `latest`, `wasm`).
+pub fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 /// A byte count for people.
 pub fn bytes(b: u64) -> String {
     match b {
