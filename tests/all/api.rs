@@ -939,16 +939,7 @@ async fn host_info_and_handlers_in_v1() {
 async fn the_cli_manages_schedules_on_a_running_host() {
     let host = TestHost::start();
     let data = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--url", host.url.as_str()]);
-        let out = crate::support::run_cli(data.path(), &all, &[]);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let cli = |args: &[&str]| crate::support::cli_against(&host.url, data.path(), args, &[]);
     let (code, out, err) = cli(&[
         "schedules",
         "add",
@@ -1045,14 +1036,7 @@ async fn the_cli_shows_changes_pages_and_calls_through_a_running_host() {
     let host = TestHost::start();
     let data = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--url", host.url.as_str()]);
-        let out = crate::support::run_cli(data.path(), &all, &[("COLUMNS", "80")]);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::support::cli_against(&host.url, data.path(), args, &[("COLUMNS", "80")])
     };
     for i in 0..3 {
         let id = format!("page-{i}-with-a-rather-long-identifier-for-the-table");

@@ -122,6 +122,24 @@ pub fn run_cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run schedulezero")
 }
 
+/// Runs `schedulezero` against the host at `url` (`--url` added to `args`): its exit code,
+/// stdout and stderr.
+pub fn cli_against(
+    url: &str,
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let mut all = args.to_vec();
+    all.extend(["--url", url]);
+    let out = run_cli(data_dir, &all, env);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A runtime with the example plugins loaded (so no run waits for a first compilation), a store
 /// in a fresh database file, and a dispatcher over both.
 pub struct Stack {
