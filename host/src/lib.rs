@@ -3,6 +3,8 @@
 //! The crate is the whole host; the `schedulezero` binary only calls [`cli::main`].
 //! - [`config`]: the one configuration, from defaults, file, environment and flags.
 //! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
+//! - [`capability`]: what a component requests (its manifest), what the operator grants, and the
+//!   rules outbound requests are held to.
 //! - [`schedule`]: what a schedule, its trigger, policy, runs and execution records are.
 //! - [`scheduler`]: claims due fire times and starts runs within their limits.
 //! - [`store`]: the durable store (sqlx; SQLite embedded).
@@ -25,6 +27,7 @@ pub mod api;
 pub mod background;
 pub mod bench;
 pub mod bridge;
+pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
