@@ -65,6 +65,17 @@ pub struct Config {
     pub server: ServerConfig,
     /// The scheduler loop and the execution log.
     pub scheduler: SchedulerConfig,
+    /// Handlers' outbound HTTP.
+    pub outbound: OutboundConfig,
+}
+
+/// Settings of handlers' outbound HTTP shared by every plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// PEM files of certificate authorities trusted besides the system's roots (for endpoints
+    /// with a private CA).
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// What `schedulezero serve` listens on and stores into.
@@ -184,6 +195,20 @@ pub struct Limits {
     /// How much a call may write to stdout, stderr and the log import together before the rest
     /// is dropped (and counted), in bytes.
     pub max_output_bytes: usize,
+    /// How long an outbound HTTP request may take to connect (TCP and TLS). A handler may ask
+    /// for less, never more.
+    #[serde(with = "humantime_serde")]
+    pub http_connect_timeout: Duration,
+    /// How long an outbound HTTP request may wait for the response to start.
+    #[serde(with = "humantime_serde")]
+    pub http_first_byte_timeout: Duration,
+    /// How long a response body may pause between chunks.
+    #[serde(with = "humantime_serde")]
+    pub http_between_bytes_timeout: Duration,
+    /// The largest outbound HTTP response body a call may receive, in bytes.
+    pub http_max_response_bytes: u64,
+    /// The most outbound HTTP requests one call may make (redirects followed count).
+    pub http_max_requests: u32,
 }
 
 impl Default for Limits {
@@ -194,6 +219,11 @@ impl Default for Limits {
             fuel: None,
             max_result_bytes: 1024 * 1024,
             max_output_bytes: 64 * 1024,
+            http_connect_timeout: Duration::from_secs(10),
+            http_first_byte_timeout: Duration::from_secs(30),
+            http_between_bytes_timeout: Duration::from_secs(30),
+            http_max_response_bytes: 16 * 1024 * 1024,
+            http_max_requests: 100,
         }
     }
 }
@@ -270,6 +300,79 @@ pub struct PluginConfig {
     pub max_queued: Option<u32>,
     /// Configuration values granted to the plugin, readable through its `config` import.
     pub config: BTreeMap<String, String>,
+    /// Outbound HTTP destinations granted (`https://api.example.com`, the grammar of
+    /// docs/capabilities.md).
+    pub http: Vec<String>,
+    /// Directories granted: the name the component asked for → a host directory, or
+    /// `{ path = "...", access = "read-only" }`.
+    pub directories: BTreeMap<String, DirectoryGrant>,
+    /// Secrets granted by reference: key → `env:NAME` or `file:PATH`.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// A directory granted in the configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DirectoryGrant {
+    /// A host directory, with the access the component asked for.
+    Path(PathBuf),
+    /// A host directory with its access.
+    With {
+        /// The host directory.
+        path: PathBuf,
+        /// `read-only` or `read-write`.
+        access: crate::capability::Access,
+    },
+}
+
+impl PluginConfig {
+    /// The grants this section gives, read and checked for form (what the component requests is
+    /// checked when it is known). The error names the field at fault.
+    pub fn grant_specs(&self) -> Result<Vec<crate::capability::GrantSpec>, (String, String)> {
+        use crate::capability::GrantSpec;
+        let mut specs = Vec::new();
+        for entry in &self.http {
+            let destination = entry
+                .parse()
+                .map_err(|e: crate::capability::DestinationError| {
+                    ("http".to_owned(), e.to_string())
+                })?;
+            specs.push(GrantSpec::Http { destination });
+        }
+        for (name, d) in &self.directories {
+            let (path, access) = match d {
+                DirectoryGrant::Path(p) => (p.clone(), None),
+                DirectoryGrant::With { path, access } => (path.clone(), Some(*access)),
+            };
+            if !path.is_absolute() {
+                return Err((
+                    format!("directories.{name}"),
+                    format!("`{}` is not an absolute path", path.display()),
+                ));
+            }
+            specs.push(GrantSpec::Directory {
+                name: name.clone(),
+                path,
+                access,
+            });
+        }
+        for (key, value) in &self.config {
+            specs.push(GrantSpec::Config {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        for (key, reference) in &self.secrets {
+            let reference = reference
+                .parse()
+                .map_err(|e: String| (format!("secrets.{key}"), e))?;
+            specs.push(GrantSpec::Secret {
+                key: key.clone(),
+                reference,
+            });
+        }
+        Ok(specs)
+    }
 }
 
 /// Per-plugin overrides of [`Limits`]; unset fields keep the global value.
@@ -287,6 +390,19 @@ pub struct LimitOverrides {
     pub max_result_bytes: Option<usize>,
     /// See [`Limits::max_output_bytes`].
     pub max_output_bytes: Option<usize>,
+    /// See [`Limits::http_connect_timeout`].
+    #[serde(with = "humantime_serde")]
+    pub http_connect_timeout: Option<Duration>,
+    /// See [`Limits::http_first_byte_timeout`].
+    #[serde(with = "humantime_serde")]
+    pub http_first_byte_timeout: Option<Duration>,
+    /// See [`Limits::http_between_bytes_timeout`].
+    #[serde(with = "humantime_serde")]
+    pub http_between_bytes_timeout: Option<Duration>,
+    /// See [`Limits::http_max_response_bytes`].
+    pub http_max_response_bytes: Option<u64>,
+    /// See [`Limits::http_max_requests`].
+    pub http_max_requests: Option<u32>,
 }
 
 /// The longest call timeout accepted.
@@ -309,6 +425,7 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             server: ServerConfig::default(),
             scheduler: SchedulerConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -360,6 +477,18 @@ impl Config {
             limits.fuel = o.fuel.or(limits.fuel);
             limits.max_result_bytes = o.max_result_bytes.unwrap_or(limits.max_result_bytes);
             limits.max_output_bytes = o.max_output_bytes.unwrap_or(limits.max_output_bytes);
+            let l = &mut limits;
+            l.http_connect_timeout = o.http_connect_timeout.unwrap_or(l.http_connect_timeout);
+            l.http_first_byte_timeout = o
+                .http_first_byte_timeout
+                .unwrap_or(l.http_first_byte_timeout);
+            l.http_between_bytes_timeout = o
+                .http_between_bytes_timeout
+                .unwrap_or(l.http_between_bytes_timeout);
+            l.http_max_response_bytes = o
+                .http_max_response_bytes
+                .unwrap_or(l.http_max_response_bytes);
+            l.http_max_requests = o.http_max_requests.unwrap_or(l.http_max_requests);
         }
         limits
     }
@@ -424,6 +553,9 @@ impl Config {
             if let Some(t) = plugin.idle_timeout {
                 check_idle_timeout(&format!("plugins.{name}.idle_timeout"), t)?;
             }
+            plugin.grant_specs().map_err(|(field, message)| {
+                invalid(&format!("plugins.{name}.{field}"), &message)
+            })?;
             if plugin.max_instances == Some(0) {
                 return Err(invalid(
                     &format!("plugins.{name}.max_instances"),
@@ -558,6 +690,24 @@ fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
     if l.max_result_bytes == 0 {
         return Err(invalid(
             &format!("{prefix}.max_result_bytes"),
+            "must be more than zero",
+        ));
+    }
+    for (name, t) in [
+        ("http_connect_timeout", l.http_connect_timeout),
+        ("http_first_byte_timeout", l.http_first_byte_timeout),
+        ("http_between_bytes_timeout", l.http_between_bytes_timeout),
+    ] {
+        if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
+            return Err(invalid(
+                &format!("{prefix}.{name}"),
+                "must be between 1ms and 24h",
+            ));
+        }
+    }
+    if l.http_max_response_bytes == 0 || l.http_max_requests == 0 {
+        return Err(invalid(
+            &format!("{prefix}.http_max_response_bytes / http_max_requests"),
             "must be more than zero",
         ));
     }

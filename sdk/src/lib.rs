@@ -79,7 +79,10 @@ mod context;
 mod error;
 mod methods;
 
+pub mod capabilities;
 pub mod config;
+pub mod dirs;
+pub mod http;
 pub mod log;
 
 pub use context::JobContext;
@@ -204,6 +207,17 @@ macro_rules! export_handler {
             }
 
             struct __SzComponent;
+
+            /// The handler's capabilities manifest, in the custom section the host reads.
+            const __SZ_MANIFEST_LEN: usize =
+                $crate::capabilities::render::<0>(&<$handler as $crate::Handler>::CAPABILITIES).1;
+            #[cfg_attr(target_family = "wasm", unsafe(link_section = "schedulezero-manifest"))]
+            #[used]
+            static __SZ_MANIFEST: [u8; __SZ_MANIFEST_LEN] =
+                $crate::capabilities::render::<__SZ_MANIFEST_LEN>(
+                    &<$handler as $crate::Handler>::CAPABILITIES,
+                )
+                .0;
 
             impl __sz_export::Guest for __SzComponent {
                 fn describe() -> __sz_types::HandlerInfo {

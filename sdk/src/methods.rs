@@ -45,6 +45,10 @@ pub trait Handler: Default + 'static {
     const VERSION: &'static str;
     /// One or two sentences saying what the handler is for.
     const DESCRIPTION: &'static str;
+    /// What the handler asks the operator for (outbound HTTP, directories, configuration values,
+    /// secrets); nothing by default. [`export_handler!`](crate::export_handler) writes it into
+    /// the component, where the host reads it without running it.
+    const CAPABILITIES: crate::capabilities::Capabilities = crate::capabilities::Capabilities::NONE;
 
     /// Registers the handler's methods with [`Methods::method`].
     fn methods(methods: &mut Methods<Self>);

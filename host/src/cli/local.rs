@@ -322,7 +322,8 @@ fn plugin_json(runtime: &Runtime, r: &LoadReport) -> serde_json::Value {
         },
         "max_instances": p.settings().max_instances,
         "reuse_instances": p.settings().reuse_instances,
-        "granted_config_keys": p.settings().config.keys().collect::<Vec<_>>(),
+        "manifest": p.manifest(),
+        "capabilities": runtime.review(p.name()),
     })
 }
 
@@ -374,6 +375,9 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
             "fresh for every call"
         }
     );
+    if let Some(review) = runtime.review(p.name()) {
+        super::show::print_review(&review);
+    }
     println!("\nmethods:");
     for m in &info.methods {
         println!("  {:<22} {}", m.name, m.description);

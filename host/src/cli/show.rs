@@ -249,3 +249,48 @@ mod tests {
         assert_eq!(elide("abcdefghij", 5), "abcd…");
     }
 }
+
+/// What a plugin requests, each with what meets it or `MISSING`, and grants it does not request.
+pub fn print_review(review: &crate::capability::Review) {
+    println!("\ncapabilities:");
+    if review.requested.is_empty() {
+        println!("  requests nothing");
+    }
+    for r in &review.requested {
+        let what = match r.access {
+            Some(a) => format!("{} {} ({})", r.kind, r.name, wire_name(&a)),
+            None => format!("{} {}", r.kind, r.name),
+        };
+        let granted = if r.granted.is_empty() {
+            "MISSING".to_owned()
+        } else {
+            r.granted
+                .iter()
+                .map(|g| grant_text(&g.spec))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("  {what:<40} {granted}");
+        println!("  {:<40} {}", "", r.purpose);
+    }
+    for g in &review.unrequested {
+        println!(
+            "  granted but not requested: {} (gives nothing)",
+            grant_text(&g.spec)
+        );
+    }
+}
+
+/// A grant as the operator reads it; a secret by its reference, never its value.
+pub fn grant_text(spec: &crate::capability::GrantSpec) -> String {
+    use crate::capability::GrantSpec;
+    match spec {
+        GrantSpec::Http { destination } => format!("granted {destination}"),
+        GrantSpec::Directory { path, access, .. } => match access {
+            Some(a) => format!("granted {} ({})", path.display(), wire_name(a)),
+            None => format!("granted {}", path.display()),
+        },
+        GrantSpec::Config { value, .. } => format!("granted = {value:?}"),
+        GrantSpec::Secret { reference, .. } => format!("granted from {reference}"),
+    }
+}

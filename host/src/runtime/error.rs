@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// The host imports could not be linked.
     #[error("cannot link the host imports: {0}")]
     Linker(String),
+    /// The outbound HTTP settings cannot be used (a CA file that does not read).
+    #[error("outbound.ca_files: {0}")]
+    Outbound(String),
 }
 
 /// One plugin file could not be loaded. The other plugins are not affected.
@@ -70,6 +73,9 @@ pub enum LoadError {
     /// not provide).
     #[error("does not implement the schedulezero:handler@0.1.0 contract: {0}")]
     Contract(String),
+    /// The component's capabilities manifest cannot be read.
+    #[error("capabilities manifest: {0}")]
+    Manifest(String),
     /// `describe()` failed or returned something unusable.
     #[error("describe() failed: {0}")]
     Describe(String),

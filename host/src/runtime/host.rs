@@ -1,17 +1,20 @@
 //! The state a guest's store carries, and what the guest can reach through it: a deny-by-default
-//! WASI context (no files, no environment, no network; stdout and stderr into the host's log), the
-//! `log` and `config` imports of the contract, and the memory limiter.
+//! WASI context (no environment, no sockets; stdout and stderr into the host's log; only the
+//! directories granted), `wasi:http` held to the grants ([`super::outbound`]), the `log` and
+//! `config` imports of the contract, and the memory limiter.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{self, LogLevel};
+use super::outbound::{CallNet, Hooks, Usage};
 use super::output::{Capture, GuestOutput, Stream};
+use crate::capability::Effective;
 
 /// Most table elements an instance may have (function references for indirect calls).
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
@@ -20,7 +23,12 @@ const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    config: Arc<BTreeMap<String, String>>,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    /// What the current call may use (config values, secrets, destinations).
+    effective: Arc<Effective>,
+    /// What the current call used and was refused.
+    usage: Arc<Usage>,
     /// The instance's memory cap and usage.
     pub limiter: MemoryLimiter,
     /// Where the instance's output goes.
@@ -30,26 +38,63 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// A fresh state: nothing granted but the given configuration values.
+    /// A fresh state: nothing but what `effective` grants. The directories are opened here (a
+    /// granted directory that cannot be opened is named in the error).
     pub fn new(
         capture: Arc<Capture>,
-        config: Arc<BTreeMap<String, String>>,
+        effective: Arc<Effective>,
         memory_cap: usize,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut b = WasiCtxBuilder::new();
         b.stdout(GuestOutput::new(capture.clone(), Stream::Stdout))
             .stderr(GuestOutput::new(capture.clone(), Stream::Stderr))
             // The defaults already refuse these; say so, since it is the sandbox's promise.
+            // Outbound HTTP goes through `wasi:http` and its checks, never through sockets.
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        Self {
+        for m in &effective.directories {
+            let perms = if m.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            b.preopened_dir(&m.path, format!("/{}", m.name), perms)
+                .map_err(|e| format!("directory `{}` ({}): {e}", m.name, m.path.display()))?;
+        }
+        Ok(Self {
             wasi: b.build(),
             table: ResourceTable::new(),
-            config,
+            http: WasiHttpCtx::new(),
+            hooks: Hooks::default(),
+            effective,
+            usage: Arc::default(),
             limiter: MemoryLimiter::new(memory_cap),
             capture,
             deadline: Instant::now(),
+        })
+    }
+
+    /// Arms the state for a call: its capabilities and a fresh record of what it uses.
+    pub fn begin_call(&mut self, net: Arc<CallNet>) {
+        self.effective = net.effective.clone();
+        self.usage = net.usage.clone();
+        self.hooks.call = Some(net);
+    }
+
+    /// Ends a call: requests are refused until the next one. Returns what the call used.
+    pub fn end_call(&mut self) -> Arc<Usage> {
+        self.hooks.call = None;
+        std::mem::take(&mut self.usage)
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -73,18 +118,41 @@ impl bindings::schedulezero::handler::log::Host for HostState {
 
 impl bindings::schedulezero::handler::config::Host for HostState {
     fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+        let e = &self.effective;
+        if let Some(v) = e.config.get(&key) {
+            return Some(v.clone());
+        }
+        if let Some(reference) = e.secrets.get(&key) {
+            return match reference.resolve() {
+                Ok(v) => Some(v),
+                Err(why) => {
+                    tracing::warn!(key = %key, reason = %why, "a granted secret could not be resolved");
+                    self.usage
+                        .deny(format!("secret `{key}` cannot be read: {why}"));
+                    None
+                }
+            };
+        }
+        let why = match e.manifest.config_key(&key) {
+            Some(c) if c.secret => format!("secret `{key}` is requested but not granted"),
+            Some(_) => format!("configuration value `{key}` is requested but not granted"),
+            None => format!("`{key}` is not in the component's manifest, so it cannot be granted"),
+        };
+        self.usage.deny(why);
+        None
     }
 
     fn keys(&mut self) -> Vec<String> {
-        self.config.keys().cloned().collect()
+        self.effective.keys()
     }
 }
 
-/// The linker every plugin is instantiated with: WASI 0.2 and the contract's imports.
+/// The linker every plugin is instantiated with: WASI 0.2, `wasi:http` (every request checked
+/// against the plugin's grants) and the contract's imports.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

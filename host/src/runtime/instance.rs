@@ -14,7 +14,9 @@ use super::InvokeError;
 use super::bindings::{self, WitHandlerError, WitHandlerInfo, WitJobContext};
 use super::host::HostState;
 use super::metrics::{InstanceStats, LiveInstances};
+use super::outbound::{CallNet, CallUsage};
 use super::output::{Capture, panic_message};
+use crate::capability::Effective;
 use crate::config::Limits;
 
 /// Fuel given to a call when the engine meters fuel but this plugin has no budget.
@@ -29,6 +31,10 @@ pub struct Instance {
     pub(super) serial: u64,
     /// Whether the engine meters fuel (then every call must be given some).
     metered: bool,
+    /// The generation of its plugin's grants it was created under.
+    pub(super) grants: u64,
+    /// The directories it was given.
+    directories: Vec<String>,
     /// Its entry in its plugin's list of live instances, removed when it is dropped.
     pub(super) tracked: Option<Tracked>,
     _plugin_slot: OwnedSemaphorePermit,
@@ -74,6 +80,9 @@ pub struct CallMeasure {
     pub instance_calls: u64,
     /// Which instance of the plugin ran the call: 1 for the first one created.
     pub instance: u64,
+    /// What the call used outside its instance: HTTP requests, hosts, directories.
+    #[serde(skip_serializing_if = "CallUsage::is_empty")]
+    pub usage: CallUsage,
 }
 
 impl Instance {
@@ -84,14 +93,22 @@ impl Instance {
         engine: &Engine,
         pre: &bindings::PluginPre<HostState>,
         capture: Arc<Capture>,
-        config: Arc<std::collections::BTreeMap<String, String>>,
+        grants: (u64, Arc<Effective>),
         limits: &Limits,
         deadline: Instant,
         slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
         metered: bool,
     ) -> Result<Self, InvokeError> {
         let memory_cap = usize::try_from(limits.memory_mib * 1024 * 1024).unwrap_or(usize::MAX);
-        let mut store = Store::new(engine, HostState::new(capture, config, memory_cap));
+        let (generation, effective) = grants;
+        let directories = effective
+            .directories
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        let state = HostState::new(capture, effective, memory_cap)
+            .map_err(InvokeError::CapabilityDenied)?;
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -113,6 +130,8 @@ impl Instance {
             calls: 0,
             serial: 0,
             metered,
+            grants: generation,
+            directories,
             tracked: None,
             _plugin_slot: slots.0,
             _pool_slot: slots.1,
@@ -139,8 +158,25 @@ impl Instance {
         r.map_err(|e| classify(e, &mut self.store, limits))
     }
 
-    /// Calls `invoke(ctx, method, params)` and checks the result against the limits.
+    /// Calls `invoke(ctx, method, params)` with the capabilities in `net`, and checks the
+    /// result against the limits. A refusal is named in the error: what was not granted.
     pub async fn call(
+        &mut self,
+        ctx: &WitJobContext,
+        method: &str,
+        params: &str,
+        limits: &Limits,
+        deadline: Instant,
+        net: Arc<CallNet>,
+    ) -> (Result<String, InvokeError>, CallMeasure) {
+        self.store.data_mut().begin_call(net);
+        let (result, mut measure) = self.call_armed(ctx, method, params, limits, deadline).await;
+        let usage = self.store.data_mut().end_call();
+        measure.usage = usage.used(self.directories.clone());
+        (explain(result, &usage), measure)
+    }
+
+    async fn call_armed(
         &mut self,
         ctx: &WitJobContext,
         method: &str,
@@ -178,6 +214,7 @@ impl Instance {
             output_dropped_bytes: report.dropped,
             instance_calls: self.calls,
             instance: self.serial,
+            usage: CallUsage::default(),
         };
         if let Some(t) = &self.tracked {
             t.record(&measure, matches!(raw, Ok(Err(_))));
@@ -219,6 +256,29 @@ impl Tracked {
             Ordering::Relaxed,
         );
         s.busy.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Names in a failed call's error what the host refused it (for `capability_denied`) or the
+/// limits it ran into (for other failures), after what the handler said.
+fn explain(
+    result: Result<String, InvokeError>,
+    usage: &super::outbound::Usage,
+) -> Result<String, InvokeError> {
+    let join = |said: String, host: Vec<String>| {
+        if host.is_empty() {
+            said
+        } else {
+            format!("{said} (host: {})", host.join("; "))
+        }
+    };
+    match result {
+        Err(InvokeError::CapabilityDenied(said)) => {
+            Err(InvokeError::CapabilityDenied(join(said, usage.denials())))
+        }
+        Err(InvokeError::Failed(said)) => Err(InvokeError::Failed(join(said, usage.notes()))),
+        Err(InvokeError::Retryable(said)) => Err(InvokeError::Retryable(join(said, usage.notes()))),
+        other => other,
     }
 }
 

@@ -26,6 +26,7 @@ use super::{
     HandlerInfo, InvokeError, LoadError, Plugin, PluginFile, PluginSettings, Runtime, RuntimeError,
     sha256_hex,
 };
+use crate::capability::Manifest;
 use crate::config::{DEFAULT_PLUGIN_MAX_INSTANCES, is_valid_plugin_name};
 
 /// The longest `describe()` may take when a plugin is loaded.
@@ -228,7 +229,6 @@ impl Runtime {
                 .unwrap_or(self.config.pool.max_queued),
             reuse_instances: plugin.and_then(|p| p.reuse_instances).unwrap_or(true),
             idle_timeout: self.config.idle_timeout_for(name),
-            config: Arc::new(plugin.map(|p| p.config.clone()).unwrap_or_default()),
         }
     }
 
@@ -285,9 +285,9 @@ impl Runtime {
         started: Instant,
     ) -> Result<LoadReport, LoadError> {
         let name = files::plugin_name(path)?;
-        let (file, component, compile_time, stamp) = self.read_and_compile(path).await?;
+        let (file, component, compile_time, stamp, manifest) = self.read_and_compile(path).await?;
         let loaded = Arc::new(Loaded::new(self.link(&component)?));
-        let mut plugin = self.new_version(name.into(), file, stamp, loaded.clone());
+        let mut plugin = self.new_version(name.into(), file, stamp, loaded.clone(), manifest);
         let instance = self.describe(&mut plugin, &loaded).await?;
         if plugin.settings.reuse_instances {
             self.check_in(&plugin, &loaded, instance);
@@ -310,15 +310,18 @@ impl Runtime {
     async fn read_and_compile(
         &self,
         path: &Path,
-    ) -> Result<(PluginFile, Component, Option<Duration>, FileStamp), LoadError> {
+    ) -> Result<(PluginFile, Component, Option<Duration>, FileStamp, Manifest), LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let (dir, file_path) = (self.config.plugins_dir.clone(), path.to_owned());
         let max_size = self.config.pool.max_component_size;
-        let (sha256, size, component, compile_time, stamp) =
+        let (sha256, size, component, compile_time, stamp, manifest) =
             tokio::task::spawn_blocking(move || {
                 // The stamp is of the descriptor that was read: a file that changes afterwards
                 // differs from it, and the folder watch loads it again.
                 let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
+                let manifest = Manifest::read(&wasm)
+                    .map_err(|e| LoadError::Manifest(e.to_string()))?
+                    .unwrap_or_default();
                 let sha256 = sha256_hex(&wasm);
                 let (component, compile_time) = match cache.load(&engine, &sha256)? {
                     Some(c) => (c, None),
@@ -327,7 +330,14 @@ impl Runtime {
                         (c, Some(took))
                     }
                 };
-                Ok::<_, LoadError>((sha256, wasm.len() as u64, component, compile_time, stamp))
+                Ok::<_, LoadError>((
+                    sha256,
+                    wasm.len() as u64,
+                    component,
+                    compile_time,
+                    stamp,
+                    manifest,
+                ))
             })
             .await
             .map_err(|e| LoadError::Read(format!("loader task failed: {e}")))??;
@@ -336,7 +346,7 @@ impl Runtime {
             sha256,
             size,
         };
-        Ok((file, component, compile_time, stamp))
+        Ok((file, component, compile_time, stamp, manifest))
     }
 
     /// A new version of plugin `name`, hot with `loaded`, not yet described. It carries on the
@@ -347,6 +357,7 @@ impl Runtime {
         file: PluginFile,
         stamp: FileStamp,
         loaded: Arc<Loaded>,
+        manifest: Manifest,
     ) -> Plugin {
         let settings = self.settings_for(&name);
         let (counters, live) = match self.plugin(&name) {
@@ -364,6 +375,8 @@ impl Runtime {
                 description: String::new(),
                 methods: Vec::new(),
             },
+            manifest: Arc::new(manifest),
+            effective: Default::default(),
             settings,
             loaded_at: Utc::now(),
             stamp: Some(stamp),
@@ -393,8 +406,12 @@ impl Runtime {
         let mut describe_limits = plugin.settings.limits.clone();
         describe_limits.timeout = describe_limits.timeout.min(DESCRIBE_TIMEOUT);
         let deadline = Instant::now() + describe_limits.timeout;
+        let grants = self.effective_for(plugin);
         let describe = async {
-            let mut instance = self.checkout(plugin, loaded, false, deadline, 0).await?.0;
+            let mut instance = self
+                .checkout(plugin, loaded, false, deadline, 0, &grants)
+                .await?
+                .0;
             let info = instance.describe(&describe_limits, deadline).await?;
             Ok::<_, InvokeError>((instance, info))
         };

@@ -191,6 +191,8 @@ pub struct PluginCounters {
     /// From the call's start to its result (or error).
     pub(super) call_latency: LatencyHistogram,
     pub(super) last_error: Mutex<Option<LastError>>,
+    /// Outbound HTTP, by destination host.
+    pub(super) http: std::sync::Arc<super::outbound::HttpMeter>,
 }
 
 impl PluginCounters {

@@ -15,11 +15,13 @@ mod engine;
 mod error;
 mod events;
 mod files;
+mod grants;
 mod host;
 mod instance;
 pub mod lifecycle;
 mod loader;
 pub mod metrics;
+pub mod outbound;
 mod output;
 mod plugin;
 pub mod watch;
@@ -39,19 +41,24 @@ pub use self::call::{CallOutcome, CallStats, JobContext};
 pub use self::engine::{AllocatorKind, EPOCH_TICK};
 pub use self::error::{InvokeError, LoadError, RuntimeError, one_line};
 pub use self::events::{EventKind, PluginEvent, PluginState};
+pub use self::grants::CONFIG_FILE;
 pub use self::instance::CallMeasure;
 pub use self::loader::{Discovery, LoadReport, Rejected};
 pub use self::metrics::{
     ErrorCounts, HistogramSnapshot, InstanceMetrics, LastError, PluginMetrics,
 };
+pub use self::outbound::{CallUsage, Traffic};
 pub use self::plugin::{HandlerInfo, MethodInfo, Plugin, PluginFile, PluginSettings};
 
 use self::events::Events;
+use self::grants::GrantBook;
 use self::host::HostState;
 use self::instance::{Instance, Tracked, nanos};
 use self::metrics::InstanceStats;
+use self::outbound::{CallNet, HttpLimits, Tls};
 use self::output::Capture;
 use self::plugin::Loaded;
+use crate::capability::{Effective, Grant, Review};
 use crate::config::Config;
 
 /// The runtime: engine, artifact cache, instance pool and plugins.
@@ -74,6 +81,10 @@ pub struct Runtime {
     /// Plugins whose file was removed, with when (RFC 3339).
     removed: Mutex<BTreeMap<String, String>>,
     events: Arc<Events>,
+    /// What the operator granted each plugin.
+    grants: GrantBook,
+    /// TLS settings of handlers' outbound requests.
+    tls: Arc<Tls>,
 }
 
 impl Runtime {
@@ -85,7 +96,9 @@ impl Runtime {
         let linker = host::linker(&engine).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
         let cache = ArtifactCache::open(&config.cache_dir(), &engine)?;
         let pool = Arc::new(Semaphore::new(config.pool.max_instances as usize));
+        let tls = Tls::new(config.outbound.ca_files.clone()).map_err(RuntimeError::Outbound)?;
         tracing::debug!(?allocator, cache = %cache.dir().display(), "runtime ready");
+        let config_for_grants = config.clone();
         Ok(Self {
             metered: config.uses_fuel(),
             config: Arc::new(config),
@@ -100,6 +113,8 @@ impl Runtime {
             first_use: Mutex::default(),
             removed: Mutex::default(),
             events: Arc::default(),
+            grants: GrantBook::from_config(&config_for_grants),
+            tls: Arc::new(tls),
         })
     }
 
@@ -131,6 +146,38 @@ impl Runtime {
     /// All loaded plugins, by name.
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
         self.plugins_read().values().cloned().collect()
+    }
+
+    /// The grants of plugin `name`.
+    pub fn grants(&self, name: &str) -> Vec<Grant> {
+        self.grants.get(name).1.to_vec()
+    }
+
+    /// Replaces the grants of plugin `name`. The next call uses them: idle instances (created
+    /// under the old ones) are dropped, busy ones are dropped when their call ends.
+    pub fn set_grants(&self, name: &str, grants: Vec<Grant>) {
+        self.grants.set(name, grants);
+        if let Some(loaded) = self.plugin(name).and_then(|p| p.loaded()) {
+            loaded.drop_idle();
+        }
+    }
+
+    /// What plugin `name` requests beside what it is granted, when it is known.
+    pub fn review(&self, name: &str) -> Option<Review> {
+        let plugin = self.plugin(name)?;
+        Some(crate::capability::grant::review(
+            &plugin.manifest,
+            &self.grants.get(name).1,
+        ))
+    }
+
+    /// What a call of `plugin` may use now, and the grants generation it comes from.
+    fn effective_for(&self, plugin: &Plugin) -> (u64, Arc<Effective>) {
+        let (generation, grants) = self.grants.get(&plugin.name);
+        let effective = plugin
+            .effective
+            .get(generation, || Effective::new(&plugin.manifest, &grants));
+        (generation, effective)
     }
 
     /// Files that could not be loaded, with the reason.
@@ -195,13 +242,30 @@ impl Runtime {
         let _ended = CallEnds(&plugin);
 
         let wit_ctx = ctx.to_wit();
+        let grants = self.effective_for(&plugin);
+        let net = Arc::new(CallNet {
+            plugin: plugin.name.clone(),
+            run_id: ctx.run_id.clone(),
+            effective: grants.1.clone(),
+            limits: HttpLimits::of(limits),
+            usage: Arc::default(),
+            meter: counters.http.clone(),
+            tls: self.tls.clone(),
+        });
         // Set once an instance is running the call: a timeout before that discarded nothing.
         let in_guest = AtomicBool::new(false);
         let call = async {
             let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
             let reuse = plugin.settings.reuse_instances;
             let (mut instance, instantiate_ns) = self
-                .checkout(&plugin, &loaded, reuse, deadline, load_ns.unwrap_or(0))
+                .checkout(
+                    &plugin,
+                    &loaded,
+                    reuse,
+                    deadline,
+                    load_ns.unwrap_or(0),
+                    &grants,
+                )
                 .await?;
             match (load_ns, instantiate_ns) {
                 (Some(load), Some(inst)) => counters.cold_start_latency.record(load + inst),
@@ -212,7 +276,7 @@ impl Runtime {
             }
             in_guest.store(true, Ordering::Relaxed);
             let (result, measure) = instance
-                .call(&wit_ctx, method, params, limits, deadline)
+                .call(&wit_ctx, method, params, limits, deadline, net)
                 .await;
             let discard = result
                 .as_ref()
@@ -264,6 +328,7 @@ impl Runtime {
         reuse: bool,
         deadline: Instant,
         load_ns: u64,
+        grants: &(u64, Arc<Effective>),
     ) -> Result<(Instance, Option<u64>), InvokeError> {
         let closed = |_| InvokeError::Internal("instance pool closed".into());
         let mut waiting: Option<Queued<'_>> = None;
@@ -273,7 +338,12 @@ impl Runtime {
             tokio::pin!(returned);
             returned.as_mut().enable();
             if reuse && let Some(instance) = loaded.take_idle() {
-                return Ok((instance, None));
+                if instance.grants == grants.0 {
+                    return Ok((instance, None));
+                }
+                // Created under grants since changed: its slots free up for a new one.
+                drop(instance);
+                continue;
             }
             let slots = match self.try_slots(plugin) {
                 Ok(slots) => slots,
@@ -316,7 +386,7 @@ impl Runtime {
                 &self.engine,
                 &loaded.pre,
                 Arc::new(Capture::new(plugin.name.clone())),
-                plugin.settings.config.clone(),
+                grants.clone(),
                 &plugin.settings.limits,
                 deadline,
                 slots,
@@ -349,11 +419,13 @@ impl Runtime {
     fn check_in(&self, plugin: &Plugin, loaded: &Arc<Loaded>, instance: Instance) {
         // Kept only for the version and the load it came from, while that is hot; otherwise
         // dropped here, which frees its slots.
-        let keep = !plugin.retired.load(Ordering::Relaxed) && {
-            let life = plugin.life();
-            life.state == PluginState::Hot
-                && life.loaded.as_ref().is_some_and(|l| Arc::ptr_eq(l, loaded))
-        };
+        let keep = !plugin.retired.load(Ordering::Relaxed)
+            && instance.grants == self.grants.generation(&plugin.name)
+            && {
+                let life = plugin.life();
+                life.state == PluginState::Hot
+                    && life.loaded.as_ref().is_some_and(|l| Arc::ptr_eq(l, loaded))
+            };
         if keep {
             loaded.put_idle(instance);
         } else {

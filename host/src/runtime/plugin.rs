@@ -3,7 +3,6 @@
 //! the file's identity and the description, so the next call is a true cold start from the cached
 //! artifact.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -15,9 +14,12 @@ use tokio::sync::Semaphore;
 
 use super::bindings::{self, WitHandlerInfo};
 use super::events::{Events, PluginState};
+use super::grants::EffectiveCache;
 use super::host::HostState;
 use super::instance::Instance;
 use super::metrics::{ErrorCounts, InstanceMetrics, LiveInstances, PluginCounters, PluginMetrics};
+use super::outbound::Traffic;
+use crate::capability::Manifest;
 use crate::config::Limits;
 
 /// The file a plugin was loaded from.
@@ -96,8 +98,6 @@ pub struct PluginSettings {
     pub reuse_instances: bool,
     /// How long without a call before the plugin cools down and its memory is released.
     pub idle_timeout: Duration,
-    /// Configuration values granted to the plugin.
-    pub config: Arc<BTreeMap<String, String>>,
 }
 
 /// A plugin's state and, while hot or cooling, what it has in memory.
@@ -157,6 +157,10 @@ pub struct Plugin {
     pub(super) name: Arc<str>,
     pub(super) file: PluginFile,
     pub(super) info: HandlerInfo,
+    /// What the component requests, from its file.
+    pub(super) manifest: Arc<Manifest>,
+    /// What its calls may use, for the current grants.
+    pub(super) effective: EffectiveCache,
     pub(super) settings: PluginSettings,
     /// When this version was loaded.
     pub(super) loaded_at: DateTime<Utc>,
@@ -198,6 +202,16 @@ impl Plugin {
     /// What `describe()` said.
     pub fn info(&self) -> &HandlerInfo {
         &self.info
+    }
+
+    /// What the component requests (empty when it has no manifest).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Its outbound HTTP so far (every version), by destination host.
+    pub fn http_traffic(&self) -> std::collections::BTreeMap<String, Traffic> {
+        self.counters.http.snapshot()
     }
 
     /// How it is run.

@@ -6,6 +6,7 @@
 //! growing) and when it starts a fresh one (the log is empty again).
 
 use chrono::{DateTime, Timelike, Utc};
+use schedulezero_sdk::capabilities::{Capabilities, Setting};
 use schedulezero_sdk::schemars::{self, JsonSchema};
 use schedulezero_sdk::serde_json::Value;
 use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, config, export_handler, log};
@@ -219,6 +220,13 @@ impl Handler for DingDong {
     const NAME: &'static str = "ding-dong";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "A clock that chimes the Westminster quarters and strikes the hours, keeping a log of what it played.";
+    const CAPABILITIES: Capabilities = Capabilities {
+        config: &[Setting::value(
+            "location",
+            "Where the clock stands, named in its announcements.",
+        )],
+        ..Capabilities::NONE
+    };
 
     fn methods(m: &mut Methods<Self>) {
         m.method(

@@ -2,15 +2,17 @@
 //!
 //! Each method does one thing a handler must not be able to get away with: spin forever, eat
 //! memory, panic, trap, overflow its stack, return a huge result, flood its output, or reach for
-//! files, environment variables or the network it was not granted. The host's tests call every
+//! files, environment variables or the network it was not granted, send HTTP requests out of its
+//! grants or with a forged `Host` header, write where it may only read. The host's tests call every
 //! one of them and check that the call ends in a clear, typed error and that the host keeps
 //! serving. `ok` is there to show that the same instance (or a fresh one) still works afterwards.
 
 use std::hint::black_box;
 use std::io::Write;
 
+use schedulezero_sdk::capabilities::{Capabilities, Directory, Http, Setting};
 use schedulezero_sdk::schemars::{self, JsonSchema};
-use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, export_handler};
+use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, export_handler, http};
 use serde::{Deserialize, Serialize};
 
 #[derive(Default)]
@@ -97,7 +99,107 @@ struct EnvSeen {
     visible_vars: usize,
 }
 
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FetchParams {
+    /// The URL.
+    url: String,
+    /// The method (default GET).
+    method: Option<String>,
+    /// Redirects to follow (default 5).
+    max_redirects: Option<u32>,
+    /// How many times to send it (default 1).
+    times: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Fetched {
+    status: u16,
+    url: String,
+    bytes: usize,
+    body: String,
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawParams {
+    /// The request's authority; none sends a relative request.
+    authority: Option<String>,
+    /// The path (default `/`).
+    path: Option<String>,
+    /// A `Host` header to forge.
+    host_header: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+struct WriteParams {
+    /// The file to write.
+    path: String,
+    /// What to write.
+    text: String,
+}
+
 impl Misbehave {
+    fn fetch(&mut self, _ctx: &JobContext, p: FetchParams) -> Result<Fetched, HandlerError> {
+        self.calls += 1;
+        let method = p.method.as_deref().unwrap_or("GET");
+        let mut last = None;
+        for _ in 0..p.times.unwrap_or(1).max(1) {
+            let r = http::Request::method(method, p.url.as_str())?
+                .max_redirects(p.max_redirects.unwrap_or(5))
+                .send()?;
+            last = Some(r);
+        }
+        let r = last.ok_or_else(|| HandlerError::failed("nothing sent"))?;
+        let mut body = r.text();
+        body.truncate(1000);
+        Ok(Fetched {
+            status: r.status(),
+            url: r.url().to_owned(),
+            bytes: r.bytes().len(),
+            body,
+        })
+    }
+
+    /// A request built by hand on `wasi:http`, to try what the SDK's client would not do.
+    fn http_raw(&mut self, _ctx: &JobContext, p: RawParams) -> Result<String, HandlerError> {
+        use wasip2::http::{outgoing_handler, types};
+        self.calls += 1;
+        let headers = types::Fields::new();
+        let mut forged = "no Host header given".to_owned();
+        if let Some(h) = &p.host_header {
+            forged = match headers.set("host", &[h.clone().into_bytes()]) {
+                Ok(()) => "Host header accepted".into(),
+                Err(e) => format!("Host header refused: {e:?}"),
+            };
+        }
+        let request = types::OutgoingRequest::new(headers);
+        let _ = request.set_scheme(Some(&types::Scheme::Http));
+        let _ = request.set_authority(p.authority.as_deref());
+        let _ = request.set_path_with_query(Some(p.path.as_deref().unwrap_or("/")));
+        let fail = |e: types::ErrorCode| match e {
+            types::ErrorCode::HttpRequestDenied => {
+                HandlerError::denied(format!("{forged}; request denied"))
+            }
+            other => HandlerError::failed(format!("{forged}; {other:?}")),
+        };
+        let pending = outgoing_handler::handle(request, None).map_err(fail)?;
+        pending.subscribe().block();
+        match pending.get() {
+            Some(Ok(Ok(response))) => Ok(format!("{forged}; status {}", response.status())),
+            Some(Ok(Err(e))) => Err(fail(e)),
+            _ => Err(HandlerError::failed("no response")),
+        }
+    }
+
+    fn write_file(&mut self, _ctx: &JobContext, p: WriteParams) -> Result<usize, HandlerError> {
+        self.calls += 1;
+        std::fs::write(&p.path, p.text.as_bytes())
+            .map_err(|e| HandlerError::denied(format!("cannot write {}: {e}", p.path)))?;
+        Ok(p.text.len())
+    }
+
     fn ok(&mut self, _ctx: &JobContext, _: ()) -> Result<Ok, HandlerError> {
         self.calls += 1;
         Ok(Ok {
@@ -232,6 +334,20 @@ impl Handler for Misbehave {
     const NAME: &'static str = "misbehave";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Misbehaves on purpose (loops, eats memory, panics, reaches outside the sandbox) to prove the host's limits.";
+    const CAPABILITIES: Capabilities = Capabilities {
+        http: &[Http::new(
+            "*://*:*",
+            "Whatever a test points it at, to prove what the host refuses.",
+        )],
+        directories: &[
+            Directory::read_only("data", "Files it tries to escape from."),
+            Directory::read_write("scratch", "Where it may write."),
+        ],
+        config: &[
+            Setting::value("anything", "A plain value."),
+            Setting::secret("token", "A secret."),
+        ],
+    };
 
     fn methods(m: &mut Methods<Self>) {
         m.method(
@@ -272,6 +388,21 @@ impl Handler for Misbehave {
             "open_socket",
             "Tries to open a TCP connection.",
             Self::open_socket,
+        )
+        .method(
+            "fetch",
+            "Sends an HTTP request with the SDK's client.",
+            Self::fetch,
+        )
+        .method(
+            "http_raw",
+            "Sends a hand-built HTTP request (relative, with a forged Host header).",
+            Self::http_raw,
+        )
+        .method(
+            "write_file",
+            "Tries to write a file.",
+            Self::write_file,
         )
         .method(
             "sleep",
