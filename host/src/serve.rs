@@ -124,6 +124,7 @@ struct Host {
     registry: Arc<Registry>,
     connections: Arc<bridge::Connections>,
     scheduler: Arc<Scheduler>,
+    grants: crate::service::GrantService,
     loops: Loops,
 }
 
@@ -141,6 +142,15 @@ impl Host {
                 pending.plugins = true;
             }
             other => other?,
+        }
+        let grants = crate::service::GrantService::new(store.clone(), runtime.clone());
+        if let Err(e) = grants.seed_and_load(&config).await {
+            if !e.is_full() {
+                return Err(e.into());
+            }
+            // The configuration file's grants are in effect already; they reach the store at
+            // the next start.
+            tracing::warn!(error = %e, "cannot record the configuration file's grants: the disk is full");
         }
         let mut loops = Loops::new();
         start_plugin_loops(&mut loops, &config, &runtime, &store);
@@ -173,6 +183,7 @@ impl Host {
             config,
             store,
             storage,
+            grants,
             runtime,
             registry,
             connections,
@@ -244,6 +255,7 @@ impl Host {
                 self.storage.clone(),
             ),
             storage: self.storage.clone(),
+            grants: self.grants.clone(),
             openapi: std::sync::OnceLock::new(),
         })
     }

@@ -277,7 +277,61 @@ type PluginFigures = (Arc<crate::runtime::Plugin>, crate::runtime::PluginMetrics
 fn encode_plugins(enc: &mut DescriptorEncoder<'_>, plugins: &[PluginFigures]) -> std::fmt::Result {
     encode_plugin_identity(enc, plugins)?;
     encode_plugin_counters(enc, plugins)?;
-    encode_plugin_load(enc, plugins)
+    encode_plugin_load(enc, plugins)?;
+    encode_plugin_http(enc, plugins)
+}
+
+/// Each plugin's outbound HTTP, by destination host.
+fn encode_plugin_http(
+    enc: &mut DescriptorEncoder<'_>,
+    plugins: &[PluginFigures],
+) -> std::fmt::Result {
+    type PickTraffic = fn(&crate::runtime::Traffic) -> u64;
+    let traffic: Vec<_> = plugins.iter().map(|(p, _)| (p, p.http_traffic())).collect();
+    let families: [(&str, &str, Option<Unit>, PickTraffic); 5] = [
+        (
+            "schedulezero_plugin_http_requests",
+            "Outbound HTTP requests sent, by destination host.",
+            None,
+            |t| t.requests,
+        ),
+        (
+            "schedulezero_plugin_http_denied",
+            "Outbound HTTP requests refused before anything was sent (not granted, an address not named, over the per-call count).",
+            None,
+            |t| t.denied,
+        ),
+        (
+            "schedulezero_plugin_http_errors",
+            "Outbound HTTP requests that failed (connection, TLS, timeout, too large).",
+            None,
+            |t| t.errors,
+        ),
+        (
+            "schedulezero_plugin_http_sent",
+            "Bytes of outbound request bodies.",
+            Some(Unit::Bytes),
+            |t| t.bytes_out,
+        ),
+        (
+            "schedulezero_plugin_http_received",
+            "Bytes of response bodies received.",
+            Some(Unit::Bytes),
+            |t| t.bytes_in,
+        ),
+    ];
+    for (name, help, unit, pick) in families {
+        family(enc, name, help, unit, MetricType::Counter, |m| {
+            for (p, by_host) in &traffic {
+                for (host, t) in by_host {
+                    m.encode_family(&[("plugin", p.name()), ("host", host.as_str())])?
+                        .encode_counter::<NoLabelSet, _, u64>(&pick(t), None)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// Each plugin's version and lifecycle state.

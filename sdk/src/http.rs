@@ -158,6 +158,15 @@ impl Request {
             for (name, value) in &self.headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
+            // The length is known: say it, rather than sending the body in chunks (which some
+            // servers do not read).
+            let has_length = self
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+            if !has_length && (!body.is_empty() || !matches!(method, Method::GET | Method::HEAD)) {
+                builder = builder.header("content-length", body.len().to_string());
+            }
             let request = builder
                 .body(Body::from(body.clone()))
                 .map_err(|e| HttpError::new(HttpErrorKind::Invalid, e.to_string()))?;

@@ -6,6 +6,7 @@
 
 mod api;
 mod bridge;
+mod capabilities;
 mod cli;
 mod dashboard;
 mod ding_dong;

@@ -49,6 +49,10 @@ pub enum ErrorCode {
     RunExists,
     /// The handler is a plugin: remove its file instead.
     HandlerIsPlugin,
+    /// The grant is not for something the plugin requests, or is not usable as given.
+    GrantRefused,
+    /// The plugin has no such grant.
+    GrantNotFound,
     /// The body is larger than `server.max_body_bytes`.
     PayloadTooLarge,
     /// A call made at once failed (ScheduleZero's run-now; the message has the call's code).
@@ -63,7 +67,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of README's table.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 27] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::InvalidQuery,
@@ -84,6 +88,8 @@ impl ErrorCode {
         Self::OverlapLimit,
         Self::RunExists,
         Self::HandlerIsPlugin,
+        Self::GrantRefused,
+        Self::GrantNotFound,
         Self::PayloadTooLarge,
         Self::CallFailed,
         Self::Internal,
@@ -107,12 +113,14 @@ impl ErrorCode {
             | Self::RunNotFound
             | Self::ExecutionNotFound
             | Self::PluginNotFound
+            | Self::GrantNotFound
             | Self::AssetNotFound
             | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ScheduleExists | Self::OverlapLimit | Self::RunExists | Self::HandlerIsPlugin => {
                 StatusCode::CONFLICT
             }
+            Self::GrantRefused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CallFailed | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -143,6 +151,8 @@ impl ErrorCode {
             Self::OverlapLimit => "overlap_limit",
             Self::RunExists => "run_exists",
             Self::HandlerIsPlugin => "handler_is_plugin",
+            Self::GrantRefused => "grant_refused",
+            Self::GrantNotFound => "grant_not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::CallFailed => "call_failed",
             Self::Internal => "internal",
@@ -184,6 +194,10 @@ impl ErrorCode {
             }
             Self::RunExists => "the schedule has a run at this very instant; try again",
             Self::HandlerIsPlugin => "the handler is a plugin: remove its file instead",
+            Self::GrantRefused => {
+                "the grant is not for something the plugin requests, or not usable as given (the message says which)"
+            }
+            Self::GrantNotFound => "the plugin has no such grant",
             Self::PayloadTooLarge => "the body is larger than `server.max_body_bytes`",
             Self::CallFailed => {
                 "a call made at once failed (ScheduleZero's run-now; the message has the call's code)"

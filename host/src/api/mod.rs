@@ -16,6 +16,8 @@ pub mod requests;
 mod routes;
 mod v1;
 pub mod views;
+
+pub use self::v1::grants::{ACTOR_HEADER, GrantsView};
 mod web;
 
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub storage: Arc<crate::storage::Storage>,
     /// The one path for writes to schedules.
     pub schedules: crate::service::ScheduleService,
+    /// The one path for writes to grants.
+    pub grants: crate::service::GrantService,
     /// The OpenAPI document as served (with bearer auth when the host has a token), made on
     /// its first request.
     pub openapi: std::sync::OnceLock<String>,

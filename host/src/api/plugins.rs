@@ -144,6 +144,12 @@ pub struct PluginView {
     /// Its live instances (one plugin's view).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Vec<InstanceMetrics>>,
+    /// What its component requests, each with the grants that meet it (none: missing), and
+    /// grants it does not request (one plugin's view; `/grants` has the history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<crate::capability::Review>,
+    /// Its outbound HTTP since the host started, by destination host (`host:port`).
+    pub http: BTreeMap<String, crate::runtime::Traffic>,
 }
 
 impl PluginView {
@@ -195,6 +201,8 @@ impl PluginView {
                 call: m.call_latency.clone(),
             }),
             instances: detail.then(|| p.instances()),
+            capabilities: None,
+            http: p.http_traffic(),
         }
     }
 }
@@ -241,7 +249,9 @@ fn find(state: &AppState, name: &str) -> Result<Arc<Plugin>, ApiError> {
     ))]
 async fn one(State(state): Shared, Path(name): Path<String>) -> Result<Json<PluginView>, ApiError> {
     let p = find(&state, &name)?;
-    Ok(Json(PluginView::of(&p, &p.metrics(), true)))
+    let mut view = PluginView::of(&p, &p.metrics(), true);
+    view.capabilities = state.runtime.review(&name);
+    Ok(Json(view))
 }
 
 /// A plugin's live instances.

@@ -71,6 +71,28 @@ pub struct Grant {
     pub granted_at: DateTime<Utc>,
 }
 
+impl<'de> Deserialize<'de> for Grant {
+    /// The grant's own fields beside `granted_by` and `granted_at` (unknown ones refused).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::deserialize(d)?;
+        let take = |map: &mut serde_json::Map<String, serde_json::Value>, key: &'static str| {
+            map.remove(key).ok_or_else(|| D::Error::missing_field(key))
+        };
+        let granted_by =
+            serde_json::from_value(take(&mut map, "granted_by")?).map_err(D::Error::custom)?;
+        let granted_at =
+            serde_json::from_value(take(&mut map, "granted_at")?).map_err(D::Error::custom)?;
+        let spec =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(Self {
+            spec,
+            granted_by,
+            granted_at,
+        })
+    }
+}
+
 /// The kinds of grant, as written in ids and events.
 pub const KINDS: [&str; 4] = ["http", "directory", "config", "secret"];
 
@@ -355,7 +377,7 @@ impl GrantSpec {
 }
 
 /// One line per requested capability: granted or missing, and grants that request nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Review {
     /// What the component requests, each with whether it is granted.
     pub requested: Vec<Requested>,
@@ -364,7 +386,7 @@ pub struct Review {
 }
 
 /// One requested capability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Requested {
     /// `http`, `directory`, `config` or `secret`.
     pub kind: String,
@@ -373,7 +395,7 @@ pub struct Requested {
     /// Why the component asks for it.
     pub purpose: String,
     /// For directories: `read-only` or `read-write`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Access>,
     /// The grants that meet it (none: missing).
     pub granted: Vec<Grant>,

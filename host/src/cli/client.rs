@@ -116,6 +116,8 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
+        // Who is asking, for the record of changes that keep one (grants).
+        request = request.header(crate::api::ACTOR_HEADER, actor());
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -156,6 +158,14 @@ impl Client {
             Some(value),
         ))
     }
+}
+
+/// This user, as the host records who made a change: `cli (NAME)`.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown user".into());
+    format!("cli ({user})")
 }
 
 /// The innermost cause of an error (`Connection refused (os error 111)`), which says more than

@@ -85,6 +85,36 @@ pub enum PluginsCommand {
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
+    /// Grant a plugin something its component requests, on the running host: an outbound HTTP
+    /// destination, a directory, a configuration value or a secret by reference. Checked against
+    /// the component's manifest, recorded with who granted it, in effect from the next call.
+    Grant {
+        /// The plugin.
+        plugin: String,
+        #[command(subcommand)]
+        what: super::grants::GrantWhat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a grant on the running host.
+    Revoke {
+        /// The plugin.
+        plugin: String,
+        /// `http`, `directory`, `config` or `secret`.
+        kind: String,
+        /// The destination, directory name or key.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// What a plugin's component requests, what it is granted (secrets by reference) and what
+    /// is missing, with the latest changes and who made them.
+    Grants {
+        /// The plugin.
+        plugin: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Says, on stderr, which configuration and directories a command in this process uses.
@@ -390,6 +420,14 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
 
 /// Runs `plugins list` in this process (no host answered, or `--local`).
 pub async fn plugins(config: Config, command: PluginsCommand, file: Option<&PathBuf>) -> ExitCode {
+    match &command {
+        PluginsCommand::Grant { .. }
+        | PluginsCommand::Revoke { .. }
+        | PluginsCommand::Grants { .. } => {
+            return on_host(&config, command).await;
+        }
+        _ => {}
+    }
     if let PluginsCommand::List {
         client,
         local: false,
@@ -416,5 +454,26 @@ pub async fn plugins(config: Config, command: PluginsCommand, file: Option<&Path
     match command {
         PluginsCommand::List { client, .. } => list(&runtime, client.json).await,
         PluginsCommand::Inspect { plugin, json, .. } => inspect(&runtime, &plugin, json).await,
+        other => on_host(runtime.config(), other).await,
+    }
+}
+
+/// The `plugins` commands that change or read grants on the running host.
+async fn on_host(config: &Config, command: PluginsCommand) -> ExitCode {
+    use super::grants;
+    match command {
+        PluginsCommand::Grant {
+            plugin,
+            what,
+            client,
+        } => grants::grant(config, &client, &plugin, what).await,
+        PluginsCommand::Revoke {
+            plugin,
+            kind,
+            name,
+            client,
+        } => grants::revoke(config, &client, &plugin, &kind, &name).await,
+        PluginsCommand::Grants { plugin, client } => grants::list(config, &client, &plugin).await,
+        PluginsCommand::List { .. } | PluginsCommand::Inspect { .. } => ExitCode::FAILURE,
     }
 }

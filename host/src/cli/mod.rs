@@ -6,6 +6,7 @@
 
 mod client;
 mod executions;
+mod grants;
 mod handlers;
 mod local;
 mod schedules;
@@ -278,7 +279,12 @@ pub fn resolve(cli: &Cli) -> Result<Config, String> {
             local::PluginsCommand::List { runtime, .. }
             | local::PluginsCommand::Inspect { runtime, .. },
         ) => runtime.apply(&mut c),
-        Command::Schedules(_)
+        Command::Plugins(
+            local::PluginsCommand::Grant { .. }
+            | local::PluginsCommand::Revoke { .. }
+            | local::PluginsCommand::Grants { .. },
+        )
+        | Command::Schedules(_)
         | Command::Executions(_)
         | Command::Handlers(_)
         | Command::Bench(_)

@@ -130,7 +130,9 @@ fn read_ca_file(
 }
 
 /// Traffic to one destination host, as counted for a plugin.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Traffic {
     /// Requests sent.
     pub requests: u64,

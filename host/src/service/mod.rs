@@ -3,6 +3,8 @@
 //! service validates a request, writes it, and wakes whatever must know (the scheduler), so no
 //! route can forget a step.
 
+pub mod grants;
 pub mod schedules;
 
+pub use self::grants::{GrantError, GrantService};
 pub use self::schedules::{Change, Draft, ScheduleError, ScheduleService, TriggerText};

@@ -6,6 +6,7 @@
 //! same queries.
 
 mod executions;
+mod grants;
 mod handlers;
 mod journal;
 mod runs;
@@ -22,6 +23,7 @@ pub use self::executions::{
     Completion, ExecutionQuery, ExecutionStats, HandlerTotals, NewExecution, Retention,
     TimelineBucket, TimelineQuery, params_summary,
 };
+pub use self::grants::GrantEvent;
 pub use self::handlers::{HandlerKind, HandlerRecord};
 pub use self::journal::Write;
 pub use self::runs::{Claim, RunQuery};

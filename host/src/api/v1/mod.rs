@@ -3,6 +3,7 @@
 //! `{"error": {"code": "<stable code>", "message": "..."}}`; lists page with a `next` cursor.
 //! Each route declares its OpenAPI operation next to it.
 
+pub mod grants;
 mod host;
 mod runs;
 mod schedules;
@@ -30,12 +31,19 @@ pub fn documented() -> OpenApiRouter<Arc<AppState>> {
     host::documented()
         .merge(schedules::documented())
         .merge(runs::documented())
+        .merge(grants::documented())
 }
 
 /// Each `/api/v1` route as served beside its documentation's.
 #[cfg(test)]
 pub fn declared() -> Vec<crate::api::routes::Declared> {
-    [host::declared(), schedules::declared(), runs::declared()].concat()
+    [
+        host::declared(),
+        schedules::declared(),
+        runs::declared(),
+        grants::declared(),
+    ]
+    .concat()
 }
 
 /// The `/api/v1` routes, for serving.
@@ -43,4 +51,5 @@ pub fn router() -> axum::Router<Arc<AppState>> {
     host::router()
         .merge(schedules::router())
         .merge(runs::router())
+        .merge(grants::router())
 }

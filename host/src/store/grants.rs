@@ -1,0 +1,294 @@
+//! Grants in the store: what the operator gave each plugin, and every change to it with who made
+//! it and when. A grant and its event are written in one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError, read_time};
+use crate::capability::{Grant, GrantId, GrantSpec};
+
+/// One change to a plugin's grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct GrantEvent {
+    /// Its sequence number.
+    pub id: i64,
+    /// The plugin.
+    pub plugin: String,
+    /// `granted`, `changed` or `revoked`.
+    pub action: String,
+    /// `http`, `directory`, `config` or `secret`.
+    pub kind: String,
+    /// The destination, directory name or key.
+    pub name: String,
+    /// What was granted (a secret's reference, never its value); none for a revocation.
+    pub detail: Option<String>,
+    /// Who made the change.
+    pub actor: String,
+    /// When.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: DateTime<Utc>,
+}
+
+fn corrupt(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table: "grants",
+        message: message.to_string(),
+    }
+}
+
+/// What the event of a grant says was granted.
+fn detail(spec: &GrantSpec) -> Option<String> {
+    Some(match spec {
+        // The destination is the grant's name already.
+        GrantSpec::Http { .. } => return None,
+        GrantSpec::Directory { path, access, .. } => match access {
+            Some(a) => format!(
+                "{} ({})",
+                path.display(),
+                serde_json::to_value(a)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None => path.display().to_string(),
+        },
+        GrantSpec::Config { value, .. } => value.clone(),
+        GrantSpec::Secret { reference, .. } => reference.to_string(),
+    })
+}
+
+impl Store {
+    /// The grants of `plugin` (every plugin's when none), by plugin, kind and name.
+    pub async fn grants(&self, plugin: Option<&str>) -> Result<Vec<(String, Grant)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT plugin, spec, granted_by, granted_us FROM grants \
+             WHERE (? IS NULL OR plugin = ?) ORDER BY plugin, kind, name",
+        )
+        .bind(plugin)
+        .bind(plugin)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let spec: GrantSpec =
+                    serde_json::from_str(&row.try_get::<String, _>("spec")?).map_err(corrupt)?;
+                Ok((
+                    row.try_get("plugin")?,
+                    Grant {
+                        spec,
+                        granted_by: row.try_get("granted_by")?,
+                        granted_at: read_time("grants", row.try_get("granted_us")?)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes a grant of `plugin` (replacing one with the same id) and its event. Returns whether
+    /// it changed anything (granting the same thing again records nothing). Committed on return.
+    pub async fn put_grant(&self, plugin: &str, grant: &Grant) -> Result<bool, StoreError> {
+        let id = grant.spec.id();
+        let spec = serde_json::to_string(&grant.spec).map_err(corrupt)?;
+        let _gate = self.gate.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT spec FROM grants WHERE plugin = ? AND kind = ? AND name = ?",
+        )
+        .bind(plugin)
+        .bind(&id.kind)
+        .bind(&id.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if before.as_deref() == Some(spec.as_str()) {
+            return Ok(false);
+        }
+        let at = grant.granted_at.timestamp_micros();
+        sqlx::query(
+            "INSERT INTO grants (plugin, kind, name, spec, granted_by, granted_us) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (plugin, kind, name) DO UPDATE SET spec = excluded.spec, \
+             granted_by = excluded.granted_by, granted_us = excluded.granted_us",
+        )
+        .bind(plugin)
+        .bind(&id.kind)
+        .bind(&id.name)
+        .bind(&spec)
+        .bind(&grant.granted_by)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let action = if before.is_some() {
+            "changed"
+        } else {
+            "granted"
+        };
+        event(
+            &mut tx,
+            plugin,
+            action,
+            &id,
+            detail(&grant.spec),
+            &grant.granted_by,
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a grant of `plugin` and records who did. Returns whether there was one. Committed
+    /// on return.
+    pub async fn revoke_grant(
+        &self,
+        plugin: &str,
+        id: &GrantId,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let _gate = self.gate.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM grants WHERE plugin = ? AND kind = ? AND name = ?")
+            .bind(plugin)
+            .bind(&id.kind)
+            .bind(&id.name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        event(
+            &mut tx,
+            plugin,
+            "revoked",
+            id,
+            None,
+            actor,
+            at.timestamp_micros(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The latest changes to the grants of `plugin` (every plugin's when none), newest first.
+    pub async fn grant_events(
+        &self,
+        plugin: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<GrantEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, plugin, action, kind, name, detail, actor, at_us FROM grant_events \
+             WHERE (? IS NULL OR plugin = ?) ORDER BY id DESC LIMIT ?",
+        )
+        .bind(plugin)
+        .bind(plugin)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(GrantEvent {
+                    id: row.try_get("id")?,
+                    plugin: row.try_get("plugin")?,
+                    action: row.try_get("action")?,
+                    kind: row.try_get("kind")?,
+                    name: row.try_get("name")?,
+                    detail: row.try_get("detail")?,
+                    actor: row.try_get("actor")?,
+                    at: read_time("grant_events", row.try_get("at_us")?)?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    plugin: &str,
+    action: &str,
+    id: &GrantId,
+    detail: Option<String>,
+    actor: &str,
+    at_us: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO grant_events (plugin, action, kind, name, detail, actor, at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(plugin)
+    .bind(action)
+    .bind(&id.kind)
+    .bind(&id.name)
+    .bind(detail)
+    .bind(actor)
+    .bind(at_us)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(json: &str, by: &str) -> Grant {
+        Grant {
+            spec: serde_json::from_str(json).unwrap(),
+            granted_by: by.into(),
+            granted_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn grants_are_kept_with_their_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        let http = grant(
+            r#"{"kind":"http","destination":"https://api.example.com"}"#,
+            "alice",
+        );
+        let secret = grant(
+            r#"{"kind":"secret","key":"api_key","reference":"env:KEY"}"#,
+            "bob",
+        );
+        assert!(db.put_grant("cp", &http).await.unwrap());
+        assert!(
+            !db.put_grant("cp", &http).await.unwrap(),
+            "the same grant again changes nothing"
+        );
+        assert!(db.put_grant("cp", &secret).await.unwrap());
+        let moved = grant(
+            r#"{"kind":"secret","key":"api_key","reference":"file:/run/key"}"#,
+            "carol",
+        );
+        assert!(db.put_grant("cp", &moved).await.unwrap());
+        db.put_grant("other", &http).await.unwrap();
+        let cp = db.grants(Some("cp")).await.unwrap();
+        assert_eq!(cp.len(), 2);
+        assert_eq!(cp[1].1.spec, moved.spec);
+        assert_eq!(db.grants(None).await.unwrap().len(), 3);
+        assert!(
+            db.revoke_grant("cp", &http.spec.id(), "dave", Utc::now())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.revoke_grant("cp", &http.spec.id(), "dave", Utc::now())
+                .await
+                .unwrap()
+        );
+        let events = db.grant_events(Some("cp"), 10).await.unwrap();
+        let seen: Vec<(&str, &str, Option<&str>)> = events
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("revoked", "dave", None),
+                ("changed", "carol", Some("file:/run/key")),
+                ("granted", "bob", Some("env:KEY")),
+                ("granted", "alice", None),
+            ]
+        );
+    }
+}
