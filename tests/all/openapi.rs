@@ -349,6 +349,36 @@ async fn every_operation_answers_as_its_document_says() {
         "/api/v1/plugins/ding-dong/instances",
         none
     );
+    hit!(
+        "GET",
+        "/api/v1/plugins/{name}/grants",
+        "/api/v1/plugins/ding-dong/grants",
+        none
+    );
+    hit!(
+        "POST",
+        "/api/v1/plugins/{name}/grants",
+        "/api/v1/plugins/ding-dong/grants",
+        &json!({"kind": "config", "key": "location", "value": "the docs"})
+    );
+    hit!(
+        "POST",
+        "/api/v1/plugins/{name}/grants",
+        "/api/v1/plugins/ding-dong/grants",
+        &json!({"kind": "config", "key": "nope", "value": "x"})
+    );
+    hit!(
+        "DELETE",
+        "/api/v1/plugins/{name}/grants",
+        "/api/v1/plugins/ding-dong/grants?kind=config&name=location",
+        none
+    );
+    hit!(
+        "DELETE",
+        "/api/v1/plugins/{name}/grants",
+        "/api/v1/plugins/ding-dong/grants?kind=config&name=location",
+        none
+    );
     hit!("GET", "/api/v1/events", none);
     hit!("GET", "/api/v1/metrics", none);
     hit!("GET", "/api/v1/metrics/history", none);
