@@ -232,31 +232,52 @@ impl Handlers {
         ctx: &JobContext,
         timeout: Option<Duration>,
     ) -> Result<(String, String), InvokeError> {
+        self.call_reporting(id, method, params, ctx, timeout)
+            .await
+            .0
+    }
+
+    /// [`Handlers::call`], with what a plugin's call used outside its instance (HTTP requests,
+    /// hosts, directories; none for remote handlers and calls that used nothing).
+    pub async fn call_reporting(
+        &self,
+        id: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+        timeout: Option<Duration>,
+    ) -> (
+        Result<(String, String), InvokeError>,
+        Option<crate::capability::CallUsage>,
+    ) {
         if let (Some(Handler::Remote(remote)), Some((_, connections))) =
             (self.known(id), &self.remote)
         {
             if remote.status == crate::bridge::registry::OFFLINE {
                 // It said it stopped: waiting out a timeout for it would tell nothing more.
-                return Err(InvokeError::Offline {
+                let offline = InvokeError::Offline {
                     id: remote.id.clone(),
                     since: remote.updated_at.to_rfc3339(),
-                });
+                };
+                return (Err(offline), None);
             }
             let instance = format!("zmq:{}@{}", remote.id, remote.address);
             let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-            return connections
+            let result = connections
                 .call(&remote, method, params, &ctx.run_id, timeout)
                 .await
                 .map(|result| (result, instance));
+            return (result, None);
         }
-        let result = self
+        let (result, usage) = self
             .runtime
-            .invoke_within(id, method, params, ctx, timeout)
+            .invoke_reporting(id, method, params, ctx, timeout)
             .await;
-        result.map(|o| {
+        let result = result.map(|o| {
             let instance = format!("wasm:{id}#{}", o.stats.measure.instance);
             (o.result, instance)
-        })
+        });
+        (result, usage)
     }
 
     /// Where a run on `id` goes, for its execution record before it runs.

@@ -904,7 +904,7 @@ async fn host_info_and_handlers_in_v1() {
     let (status, info) = host.get("/api/v1/host").await;
     assert_eq!(status, 200);
     assert_eq!(info["pid"].as_u64(), Some(u64::from(host.pid())));
-    assert_eq!(info["plugins"], 2);
+    assert_eq!(info["plugins"], 3);
     let (status, mut health) = host.get("/api/v1/health").await;
     assert_eq!(status, 200);
     let storage = health["storage"].take();
@@ -916,7 +916,7 @@ async fn host_info_and_handlers_in_v1() {
         json!({"status": "ok", "store": "ok", "storage": null, "auth": "none"})
     );
     let (_, handlers) = host.get("/api/v1/handlers").await;
-    assert_eq!(handlers["handlers"].as_array().unwrap().len(), 2);
+    assert_eq!(handlers["handlers"].as_array().unwrap().len(), 3);
     let (status, dd) = host.get("/api/v1/handlers/ding-dong").await;
     assert_eq!(status, 200);
     assert_eq!(dd["kind"], "wasm");

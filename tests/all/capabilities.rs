@@ -703,3 +703,57 @@ async fn grants_through_the_api_take_effect_at_the_next_call() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// A custom section at the end of a component (valid anywhere in its binary).
+fn with_section(wasm: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = vec![u8::try_from(name.len()).unwrap()];
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    let mut len = body.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+#[tokio::test]
+async fn the_manifest_is_read_without_running_and_a_bad_one_is_rejected() {
+    let dir = crate::support::plugins_dir_with(&[]);
+    let original = std::fs::read(crate::support::builtin_plugins().join("ding-dong.wasm")).unwrap();
+    let manifest = |m: &str| with_section(&original, "schedulezero-manifest", m.as_bytes());
+    // The same manifest twice is one manifest; a different second one is refused.
+    let same = r#"{"manifest_version":1,"http":[],"directories":[],"config":[{"key":"location","description":"Where the clock stands, named in its announcements.","secret":false}]}"#;
+    std::fs::write(dir.path().join("ding-dong.wasm"), manifest(same)).unwrap();
+    let mut c = TestConfig::new();
+    c.config.plugins_dir = dir.path().to_owned();
+    let t = c.start();
+    let loaded = t.runtime.load("ding-dong").await.unwrap();
+    assert_eq!(loaded.plugin.manifest().config[0].key, "location");
+    std::fs::write(
+        dir.path().join("ding-dong.wasm"),
+        manifest(r#"{"manifest_version":1,"http":[{"destination":"*","purpose":""}]}"#),
+    )
+    .unwrap();
+    let Err(e) = t.runtime.load("ding-dong").await else {
+        panic!("a component with two different manifests loaded");
+    };
+    assert!(
+        e.to_string()
+            .contains("capabilities manifest: the component holds 2 different"),
+        "{e}"
+    );
+    // The host reads it from the file alone, as `plugins inspect` does for an operator.
+    let m = schedulezero::capability::Manifest::read(&original)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.manifest_version, 1);
+}

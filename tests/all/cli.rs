@@ -102,7 +102,7 @@ fn plugins_list_and_inspect() {
     let out = run_cli(data.path(), &["plugins", "list", "--json", "--local"], &[]);
     let list = stdout_json(&out);
     let plugins = list["plugins"].as_array().unwrap();
-    assert_eq!(plugins.len(), 2);
+    assert_eq!(plugins.len(), 3);
     assert!(
         plugins.iter().all(|p| p["artifact"]["cached"] == true),
         "second run loads from the cache: {list}"
@@ -119,7 +119,15 @@ fn plugins_list_and_inspect() {
     assert_eq!(info["file"]["sha256"].as_str().unwrap().len(), 64);
     assert!(info["file"]["size"].as_u64().unwrap() > 10_000);
     assert_eq!(info["artifact"]["cached"], true);
-    assert_eq!(info["methods"].as_array().unwrap().len(), 12);
+    assert_eq!(info["methods"].as_array().unwrap().len(), 15);
+    assert_eq!(info["manifest"]["directories"][0]["name"], "data");
+    let requested = info["capabilities"]["requested"].as_array().unwrap();
+    assert!(
+        requested
+            .iter()
+            .all(|r| r["granted"] == serde_json::json!([])),
+        "{info}"
+    );
 
     let out = run_cli(data.path(), &["plugins", "inspect", "ding-dong"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -707,6 +707,80 @@ async fn the_dashboard_asks_for_the_token_and_uses_it() {
     b.close().await;
 }
 
+/// The Handlers page shows what each plugin asks for beside what it is granted, and grants and
+/// revokes through the API with the change recorded as the dashboard's; an execution's detail
+/// says which directories a run was given.
+#[tokio::test]
+async fn the_dashboard_grants_and_revokes_capabilities() {
+    let host = TestHost::start();
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("a.txt"), "1 2 3\n").unwrap();
+    let mut b = Browser::start("capabilities").await;
+    b.goto(&format!("{}/#/handlers", host.url)).await;
+    let row = "section[data-plugin='cloud-processor'] tr[data-kind='directory'][data-name='input']";
+    b.xpath("//section[@data-plugin='cloud-processor']//tr[@data-kind='secret']//span[contains(@class,'badge')][.='missing']")
+        .await;
+    b.shot("capabilities-missing").await;
+    b.type_into(
+        &format!("{row} input[name='value']"),
+        &input.path().display().to_string(),
+    )
+    .await;
+    b.click(&format!("{row} button[type='submit']")).await;
+    b.xpath(&format!(
+        "//section[@data-plugin='cloud-processor']//tr[@data-kind='directory']//td[contains(., '{}')]",
+        input.path().display()
+    ))
+    .await;
+    let (_, grants) = host.get("/api/v1/plugins/cloud-processor/grants").await;
+    assert_eq!(grants["events"][0]["actor"], "dashboard", "{grants}");
+    // A grant the component cannot take is refused with the host's reason.
+    let secret_row = "section[data-plugin='cloud-processor'] tr[data-kind='secret']";
+    b.type_into(&format!("{secret_row} input[name='value']"), "hunter2")
+        .await;
+    b.click(&format!("{secret_row} button[type='submit']"))
+        .await;
+    b.xpath("//*[contains(@class,'toast')][contains(., 'by reference')]")
+        .await;
+    b.shot("capabilities-granted").await;
+    // The browser logs the refused request (400) as an error of its own: that one is expected.
+    b.errors.retain(|e| {
+        !e["message"].as_str().is_some_and(|m| {
+            m.contains("/api/v1/plugins/cloud-processor/grants") && m.contains("status of 400")
+        })
+    });
+
+    // A call now gets the directory (and fails for the missing secret): the detail says so.
+    let (_, called) = host
+        .post(
+            "/api/v1/handlers/cloud-processor/call",
+            &json!({"method": "process_and_upload", "params": {}}),
+        )
+        .await;
+    assert_eq!(called["error"]["code"], "capability_denied", "{called}");
+    b.goto(&format!("{}/#/executions", host.url)).await;
+    b.click("#executions-table tbody tr[data-id] button").await;
+    b.xpath("//*[@id='detail-usage'][contains(., '/input')]")
+        .await;
+    b.shot("execution-usage").await;
+    b.click("#detail-dialog button[data-close]").await;
+    b.until(
+        "the detail closes",
+        "return !document.getElementById('detail-dialog').open",
+    )
+    .await;
+    b.click("a[data-page='handlers']").await;
+    b.click(&format!("{row} button.danger")).await;
+    b.el("#confirm-dialog[open]").await;
+    b.click("#confirm-ok").await;
+    b.xpath("//section[@data-plugin='cloud-processor']//tr[@data-kind='directory']//span[contains(@class,'badge')][.='missing']")
+        .await;
+    let (_, grants) = host.get("/api/v1/plugins/cloud-processor/grants").await;
+    assert_eq!(grants["events"][0]["action"], "revoked", "{grants}");
+    b.assert_no_console_errors().await;
+    b.close().await;
+}
+
 /// The console check can fail: an error logged by a page is seen.
 #[tokio::test]
 async fn console_errors_are_caught() {

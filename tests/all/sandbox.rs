@@ -288,6 +288,10 @@ async fn every_misbehave_method_is_exercised() {
             "read_file",
             "read_env",
             "open_socket",
+            // Exercised in capabilities.rs: the refusals of outbound HTTP and directories.
+            "fetch",
+            "http_raw",
+            "write_file",
             "sleep"
         ]
     );

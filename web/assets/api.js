@@ -46,8 +46,8 @@ let memoryToken = "";
  * `GET` (or `method`) `path`, JSON in and out. Throws ApiError: status 0 when the host does not
  * answer, the host's status and stable error code otherwise.
  */
-export async function api(path, { method = "GET", body, signal } = {}) {
-  const headers = { Accept: "application/json" };
+export async function api(path, { method = "GET", body, signal, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   const t = token() || memoryToken;
   if (t) headers.Authorization = `Bearer ${t}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

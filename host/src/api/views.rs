@@ -309,6 +309,9 @@ pub struct ExecutionView {
     pub instance: Option<String>,
     /// Why a failed attempt was not retried.
     pub not_retried: Option<String>,
+    /// What it used outside its instance: HTTP requests, the hosts contacted, bytes, the
+    /// directories it was given (`null`: nothing).
+    pub usage: Option<crate::capability::CallUsage>,
 }
 
 impl From<&Execution> for ExecutionView {
@@ -331,6 +334,7 @@ impl From<&Execution> for ExecutionView {
             params_summary: e.params_summary.clone(),
             instance: e.instance.clone(),
             not_retried: e.not_retried.clone(),
+            usage: e.usage.clone(),
         }
     }
 }

@@ -11,3 +11,27 @@ pub mod manifest;
 pub use destination::{Destination, DestinationError, Host};
 pub use grant::{Effective, Grant, GrantId, GrantSpec, Mount, Review, SecretRef};
 pub use manifest::{Access, Manifest, ManifestError};
+
+/// What a call used, as recorded with its execution.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct CallUsage {
+    /// HTTP requests sent (refused ones not counted).
+    pub http_requests: u32,
+    /// Destination hosts contacted (`host:port`).
+    pub hosts: Vec<String>,
+    /// Bytes of request bodies sent.
+    pub bytes_out: u64,
+    /// Bytes of response bodies received.
+    pub bytes_in: u64,
+    /// The directories the call was given (by the name the component uses).
+    pub directories: Vec<String>,
+}
+
+impl CallUsage {
+    /// Whether the call used nothing outside its instance.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}

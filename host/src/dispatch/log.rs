@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::capability::CallUsage;
 use crate::schedule::{ExecutionStatus, Failure, Run, RunStatus, Schedule};
 use crate::store::{Completion, NewExecution, Store, StoreError, Write, params_summary};
 
@@ -32,6 +33,8 @@ pub struct AttemptEnd {
     pub not_retried: Option<String>,
     /// The run's final status, when this attempt is its last.
     pub run_status: Option<RunStatus>,
+    /// What it used outside its instance.
+    pub usage: Option<CallUsage>,
 }
 
 /// A call made at once, outside any schedule, as the log records it.
@@ -165,6 +168,7 @@ impl ExecutionLog {
             error,
             instance: end.instance,
             not_retried: end.not_retried,
+            usage: end.usage,
         })];
         if let Some(status) = end.run_status {
             writes.push(Write::RunStatus {
@@ -181,6 +185,7 @@ impl ExecutionLog {
         &self,
         call: ImmediateCall<'_>,
         result: &Result<(Option<serde_json::Value>, String), Failure>,
+        usage: Option<CallUsage>,
     ) -> Result<(), StoreError> {
         let start = NewExecution {
             run_id: call.run_id.to_owned(),
@@ -204,6 +209,7 @@ impl ExecutionLog {
                 error: None,
                 instance: Some(instance.clone()),
                 not_retried: None,
+                usage: usage.clone(),
             },
             Err(f) => Completion {
                 id: 0,
@@ -214,6 +220,7 @@ impl ExecutionLog {
                 error: Some(f.message.clone()),
                 instance: None,
                 not_retried: None,
+                usage: usage.clone(),
             },
         };
         self.store

@@ -129,9 +129,9 @@ impl Dispatcher {
             attempt,
             scheduled_time: due.run.fire_time.into(),
         };
-        let result = self
+        let (result, usage) = self
             .handlers
-            .call(
+            .call_reporting(
                 &schedule.handler_id,
                 &schedule.method,
                 params,
@@ -139,7 +139,8 @@ impl Dispatcher {
                 schedule.policy.timeout,
             )
             .await;
-        let (end, ended) = judge(schedule, attempt, result);
+        let (mut end, ended) = judge(schedule, attempt, result);
+        end.usage = usage;
         self.log.attempt_ended(record, &due.run.id, end).await?;
         Ok(ended)
     }
@@ -175,11 +176,11 @@ impl Dispatcher {
             scheduled_time: started_at.into(),
         };
         let location = self.handlers.location(handler);
-        let result = self
+        let (result, usage) = self
             .handlers
-            .call(handler, method, &params.to_string(), &ctx, None)
-            .await
-            .map(|(text, instance)| (serde_json::from_str(&text).ok(), instance));
+            .call_reporting(handler, method, &params.to_string(), &ctx, None)
+            .await;
+        let result = result.map(|(text, instance)| (serde_json::from_str(&text).ok(), instance));
         let recorded = result.clone().map_err(|e| Failure::of(&e));
         let call = ImmediateCall {
             schedule_id: &job_id,
@@ -190,7 +191,7 @@ impl Dispatcher {
             location,
             started_at,
         };
-        self.log.immediate(call, &recorded).await?;
+        self.log.immediate(call, &recorded, usage).await?;
         Ok(Immediate {
             schedule_id: job_id,
             result,
@@ -224,6 +225,7 @@ fn judge(
                 instance: Some(instance),
                 not_retried: None,
                 run_status: Some(RunStatus::Success),
+                usage: None,
             },
             Ended::Run(Outcome {
                 status: RunStatus::Success,
@@ -247,6 +249,7 @@ fn judge(
                 instance: None,
                 not_retried,
                 run_status: (!retried).then_some(RunStatus::Error),
+                usage: None,
             };
             let ended = if retried {
                 Ended::Retry(failure)

@@ -14,8 +14,9 @@ use super::InvokeError;
 use super::bindings::{self, WitHandlerError, WitHandlerInfo, WitJobContext};
 use super::host::HostState;
 use super::metrics::{InstanceStats, LiveInstances};
-use super::outbound::{CallNet, CallUsage};
+use super::outbound::CallNet;
 use super::output::{Capture, panic_message};
+use crate::capability::CallUsage;
 use crate::capability::Effective;
 use crate::config::Limits;
 

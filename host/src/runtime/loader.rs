@@ -319,9 +319,6 @@ impl Runtime {
                 // The stamp is of the descriptor that was read: a file that changes afterwards
                 // differs from it, and the folder watch loads it again.
                 let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
-                let manifest = Manifest::read(&wasm)
-                    .map_err(|e| LoadError::Manifest(e.to_string()))?
-                    .unwrap_or_default();
                 let sha256 = sha256_hex(&wasm);
                 let (component, compile_time) = match cache.load(&engine, &sha256)? {
                     Some(c) => (c, None),
@@ -330,6 +327,11 @@ impl Runtime {
                         (c, Some(took))
                     }
                 };
+                // Read once the bytes are known to be a component (a file that is not one is
+                // rejected by the compiler, with its reason).
+                let manifest = Manifest::read(&wasm)
+                    .map_err(|e| LoadError::Manifest(e.to_string()))?
+                    .unwrap_or_default();
                 Ok::<_, LoadError>((
                     sha256,
                     wasm.len() as u64,

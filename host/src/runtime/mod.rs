@@ -47,8 +47,9 @@ pub use self::loader::{Discovery, LoadReport, Rejected};
 pub use self::metrics::{
     ErrorCounts, HistogramSnapshot, InstanceMetrics, LastError, PluginMetrics,
 };
-pub use self::outbound::{CallUsage, Traffic};
+pub use self::outbound::Traffic;
 pub use self::plugin::{HandlerInfo, MethodInfo, Plugin, PluginFile, PluginSettings};
+pub use crate::capability::CallUsage;
 
 use self::events::Events;
 use self::grants::GrantBook;
@@ -214,6 +215,37 @@ impl Runtime {
         ctx: &JobContext,
         timeout: Option<std::time::Duration>,
     ) -> Result<CallOutcome, InvokeError> {
+        self.invoke_reporting(name, method, params, ctx, timeout)
+            .await
+            .0
+    }
+
+    /// [`Runtime::invoke_within`], with what the call used outside its instance (HTTP requests,
+    /// hosts, directories), whether it succeeded or not; none when it used nothing.
+    pub async fn invoke_reporting(
+        &self,
+        name: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+        timeout: Option<std::time::Duration>,
+    ) -> (Result<CallOutcome, InvokeError>, Option<CallUsage>) {
+        let mut usage = None;
+        let result = self
+            .invoke_measured(name, method, params, ctx, timeout, &mut usage)
+            .await;
+        (result, usage.filter(|u: &CallUsage| !u.is_empty()))
+    }
+
+    async fn invoke_measured(
+        &self,
+        name: &str,
+        method: &str,
+        params: &str,
+        ctx: &JobContext,
+        timeout: Option<std::time::Duration>,
+        usage: &mut Option<CallUsage>,
+    ) -> Result<CallOutcome, InvokeError> {
         let started = Instant::now();
         let plugin = match self.plugin(name) {
             Some(p) => p,
@@ -243,12 +275,13 @@ impl Runtime {
 
         let wit_ctx = ctx.to_wit();
         let grants = self.effective_for(&plugin);
+        let call_usage = Arc::new(outbound::Usage::default());
         let net = Arc::new(CallNet {
             plugin: plugin.name.clone(),
             run_id: ctx.run_id.clone(),
             effective: grants.1.clone(),
             limits: HttpLimits::of(limits),
-            usage: Arc::default(),
+            usage: call_usage.clone(),
             meter: counters.http.clone(),
             tls: self.tls.clone(),
         });
@@ -311,6 +344,13 @@ impl Runtime {
         if let Err(e) = &result {
             counters.count_error(e);
         }
+        let directories = grants
+            .1
+            .directories
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        *usage = Some(call_usage.used(directories));
         result
     }
 

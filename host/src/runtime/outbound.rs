@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::capability::{Destination, Effective, Host, address};
+use crate::capability::{CallUsage, Destination, Effective, Host, address};
 use crate::config::Limits;
 
 /// What a handler's requests are held to, from its limits.
@@ -186,28 +186,6 @@ pub struct Usage {
     hosts: Mutex<std::collections::BTreeSet<String>>,
     denied: Mutex<Vec<String>>,
     notes: Mutex<Vec<String>>,
-}
-
-/// What a call used, as recorded with its execution.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct CallUsage {
-    /// HTTP requests sent (refused ones not counted).
-    pub http_requests: u32,
-    /// Destination hosts contacted (`host:port`).
-    pub hosts: Vec<String>,
-    /// Bytes of request bodies sent.
-    pub bytes_out: u64,
-    /// Bytes of response bodies received.
-    pub bytes_in: u64,
-    /// The directories the call was given (by the name the component uses).
-    pub directories: Vec<String>,
-}
-
-impl CallUsage {
-    /// Whether the call used nothing outside its instance.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 impl Usage {

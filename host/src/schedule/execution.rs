@@ -102,4 +102,6 @@ pub struct Execution {
     pub instance: Option<String>,
     /// Why it was not retried, when it failed and was not.
     pub not_retried: Option<String>,
+    /// What it used outside its instance (HTTP requests, hosts, directories).
+    pub usage: Option<crate::capability::CallUsage>,
 }

@@ -58,6 +58,8 @@ pub struct Completion {
     pub instance: Option<String>,
     /// Why a failed attempt was not retried.
     pub not_retried: Option<String>,
+    /// What it used outside its instance.
+    pub usage: Option<crate::capability::CallUsage>,
 }
 
 /// Which records to read, newest first, a page at a time (ids below `before_id`).
@@ -201,6 +203,10 @@ fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
         params_summary: row.try_get("params_summary")?,
         instance: row.try_get("instance")?,
         not_retried: row.try_get("not_retried")?,
+        usage: row
+            .try_get::<Option<String>, _>("usage")?
+            .map(|u| serde_json::from_str(&u).map_err(corrupt))
+            .transpose()?,
     })
 }
 
@@ -269,7 +275,7 @@ impl Store {
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, completed_us, \
-             duration_us, result, error_code, error, params_summary, instance, not_retried FROM executions \
+             duration_us, result, error_code, error, params_summary, instance, not_retried, usage FROM executions \
              WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR job_id = ?2) \
              AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR status = ?4) \
              AND (?5 IS NULL OR started_us >= ?5) AND (?6 IS NULL OR started_us < ?6) \
@@ -518,6 +524,7 @@ mod tests {
                 error: None,
                 instance: None,
                 not_retried: None,
+                usage: None,
             },
             Completion {
                 id: ids[1],
@@ -528,6 +535,7 @@ mod tests {
                 error: Some("timed out after 2s".into()),
                 instance: None,
                 not_retried: None,
+                usage: None,
             },
         ])
         .await
@@ -603,6 +611,7 @@ mod tests {
                 error: (i % 3 == 0).then(|| "boom".to_owned()),
                 instance: None,
                 not_retried: None,
+                usage: None,
             })
             .collect();
         db.complete_executions(&done).await.unwrap();

@@ -213,7 +213,7 @@ async fn insert_rows(
 ) -> Result<i64, sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
-         completed_us, duration_us, result, error_code, error, params_summary, instance) ",
+         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) ",
     );
     q.push_values(rows, |mut b, (_, Row { e, end })| {
         let started = e.started_at.timestamp_micros();
@@ -235,6 +235,10 @@ async fn insert_rows(
             .push_bind(
                 end.and_then(|c| c.instance.clone())
                     .or_else(|| e.instance.clone()),
+            )
+            .push_bind(
+                end.and_then(|c| c.usage.as_ref())
+                    .and_then(|u| serde_json::to_string(u).ok()),
             );
     });
     Ok(q.build().execute(&mut *conn).await?.last_insert_rowid())
@@ -249,7 +253,7 @@ async fn complete_rows(
         "UPDATE executions SET status = v.column2, completed_us = v.column3, \
          duration_us = MAX(0, v.column3 - executions.started_us), result = v.column4, \
          error_code = v.column5, error = v.column6, instance = COALESCE(v.column7, executions.instance), \
-         not_retried = v.column8 FROM (",
+         not_retried = v.column8, usage = v.column9 FROM (",
     );
     q.push_values(rows, |mut b, (_, c)| {
         b.push_bind(c.id)
@@ -259,7 +263,8 @@ async fn complete_rows(
             .push_bind(c.error_code.as_deref())
             .push_bind(c.error.as_deref())
             .push_bind(c.instance.as_deref())
-            .push_bind(c.not_retried.as_deref());
+            .push_bind(c.not_retried.as_deref())
+            .push_bind(c.usage.as_ref().and_then(|u| serde_json::to_string(u).ok()));
     });
     q.push(") AS v WHERE executions.id = v.column1 RETURNING executions.id");
     let ids: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
@@ -325,6 +330,7 @@ mod tests {
                         error: None,
                         instance: Some(format!("i{i}")),
                         not_retried: None,
+                        usage: None,
                     })])
                     .await
                     .unwrap();
@@ -365,6 +371,7 @@ mod tests {
             error: None,
             instance: None,
             not_retried: None,
+            usage: None,
         };
         let out = db
             .record(vec![

@@ -3,7 +3,7 @@
 
 import { api, query } from "../api.js";
 import { OUTCOMES, bars } from "../charts.js";
-import { badge, emptyRow, fill, h, instant, millis, pretty, rows, time, update } from "../dom.js";
+import { badge, bytes, emptyRow, fill, h, instant, millis, pretty, rows, time, update } from "../dom.js";
 
 const STATUSES = ["success", "error", "retry", "running", "skipped", "missed"];
 /** Rows a page shows at first, and how many more "Load older" adds. */
@@ -206,6 +206,8 @@ async function showDetail(e) {
     }
   };
   if (!dialog.open) dialog.showModal();
+  // A call made at once has no run to show the other attempts of.
+  if (e.schedule_id.startsWith("immediate_")) return;
   try {
     const run = await api(`/api/v1/runs/${encodeURIComponent(e.run_id)}`);
     // Another execution may have been opened meanwhile.
@@ -213,6 +215,16 @@ async function showDetail(e) {
   } catch {
     // The attempt alone is shown.
   }
+}
+
+/** What an attempt used outside its instance: hosts contacted, requests, bytes, directories. */
+function usageText(u) {
+  const parts = [];
+  if (u.hosts && u.hosts.length) {
+    parts.push(`${u.http_requests} HTTP request${u.http_requests === 1 ? "" : "s"} to ${u.hosts.join(", ")} (${bytes(u.bytes_out)} out, ${bytes(u.bytes_in)} in)`);
+  }
+  if (u.directories && u.directories.length) parts.push(`directories ${u.directories.map((d) => `/${d}`).join(", ")}`);
+  return parts.join("; ") || "nothing";
 }
 
 function detail(e, run) {
@@ -232,7 +244,8 @@ function detail(e, run) {
       item("Duration", millis(e.duration_ms)),
       item("Instance", h("span", { class: "mono" }, e.instance || "—")),
       item("Run", h("span", { class: "mono" }, e.run_id)),
-      item("Params", e.params_summary ? h("span", { class: "mono" }, e.params_summary) : h("span", { class: "muted" }, "none"))),
+      item("Params", e.params_summary ? h("span", { class: "mono" }, e.params_summary) : h("span", { class: "muted" }, "none")),
+      e.usage ? item("Reached", h("span", { id: "detail-usage" }, usageText(e.usage))) : null),
     schedule ? [h("h3", {}, "The schedule's params"), h("pre", { class: "json" }, pretty(schedule.params))] : null,
     e.error || e.error_code
       ? [h("h3", {}, "Error"), h("pre", { class: "json error-block" }, `${e.error_code || ""}${e.error ? `\n${e.error}` : ""}`),

@@ -1,6 +1,8 @@
 // Handlers: every WebAssembly plugin with its lifecycle state, version, hash, figures and live
-// instances; every remote handler with its address, status, last seen and latency, and a way to
-// forget one that went away for good.
+// instances; what each plugin's component asks for (outbound HTTP, directories, configuration
+// values, secrets) beside what it is granted, with ways to grant and revoke; every remote
+// handler with its address, status, last seen and latency, and a way to forget one that went
+// away for good.
 
 import { api } from "../api.js";
 import { agoEl, badge, bytes, confirmThen, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
@@ -16,6 +18,7 @@ export default {
     els = {
       plugins: h("div", { class: "plugin-grid", id: "plugins" }),
       rejected: h("div", {}),
+      capabilities: h("div", { id: "capabilities" }),
       remote: h("tbody", {}),
     };
     view.append(
@@ -23,6 +26,10 @@ export default {
       h("h2", {}, "WebAssembly plugins"),
       els.plugins,
       els.rejected,
+      h("h2", {}, "Capabilities"),
+      h("p", { class: "muted" },
+        "What each plugin's component asks for, and what it is granted. A call gets only what is both; a secret is granted by reference (env:NAME or file:PATH) and never shown."),
+      els.capabilities,
       h("h2", {}, "Remote handlers"),
       h("div", { class: "table-wrap" },
         h("table", { class: "data stack", id: "remote-table" },
@@ -42,7 +49,13 @@ export default {
         .then((r) => [p.name, r.instances])
         .catch(() => [p.name, []])));
     const byPlugin = Object.fromEntries(instances);
+    const grants = (await Promise.all(plugins.plugins.map((p) =>
+      api(`/api/v1/plugins/${encodeURIComponent(p.name)}/grants`).catch(() => null))))
+      .filter((g) => g && (g.capabilities.requested.length || g.capabilities.unrequested.length));
     if (!els) return;
+    update(els.capabilities, grants, () => grants.length
+      ? grants.map(capabilitiesCard)
+      : h("p", { class: "muted" }, "No plugin asks for anything beyond its params."));
     update(els.plugins, { p: plugins.plugins, byPlugin }, () => plugins.plugins.length
       ? plugins.plugins.map((p) => pluginCard(p, byPlugin[p.name] || []))
       : h("p", { class: "muted" }, "No plugins: drop a component (.wasm) into the plugins folder."));
@@ -103,6 +116,122 @@ function pluginCard(p, instances) {
             h("td", { dataset: { label: "Cold start" }, class: "optional" }, micros(i.cold_start_us)),
             agoEl(i.last_used, "td", { title: time(i.last_used), dataset: { label: "Last used" } })))
           : emptyRow(7, p.state === "cold" ? "Cold: nothing in memory." : "No live instances.")))));
+}
+
+/** What to type to grant a request of each kind. */
+const GRANT_INPUT = {
+  http: { label: "Destination", placeholder: "https://api.example.com" },
+  directory: { label: "Host directory", placeholder: "/srv/data" },
+  config: { label: "Value", placeholder: "value" },
+  secret: { label: "Reference", placeholder: "env:NAME or file:/path" },
+};
+
+/** A grant's value as shown: a destination, a path, a value, a secret's reference. */
+function grantText(g) {
+  switch (g.kind) {
+    case "http": return g.destination;
+    case "directory": return g.access ? `${g.path} (${g.access})` : g.path;
+    case "config": return g.value;
+    case "secret": return g.reference;
+    default: return "";
+  }
+}
+
+/** The name a grant is revoked by. */
+function grantName(g) {
+  return g.kind === "http" ? g.destination : g.kind === "directory" ? g.name : g.key;
+}
+
+function capabilitiesCard(view) {
+  const { plugin, capabilities: c } = view;
+  const missing = c.requested.filter((r) => !r.granted.length).length;
+  return h("section", { class: "card caps", dataset: { plugin }, "aria-label": `Capabilities of ${plugin}` },
+    h("header", { class: "plugin-head" },
+      h("h3", {}, plugin),
+      badge(missing ? "missing" : "granted"),
+      h("span", { class: "muted" }, missing ? `${missing} of ${c.requested.length} not granted` : "all granted")),
+    h("div", { class: "table-wrap" },
+      h("table", { class: "data compact stack" },
+        h("caption", { class: "sr-only" }, `What ${plugin} asks for`),
+        h("thead", {}, h("tr", {},
+          ["Kind", "Asks for", "Why", "Granted", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, c.requested.map((r) => requestRow(plugin, r)),
+          c.unrequested.map((g) => h("tr", { class: "unrequested", dataset: { kind: g.kind } },
+            h("td", { dataset: { label: "Kind" } }, g.kind),
+            h("td", { class: "mono", dataset: { label: "Asks for" } }, grantName(g)),
+            h("td", { class: "muted", dataset: { label: "Why" } }, "not requested by this version: gives nothing"),
+            h("td", { class: "mono", dataset: { label: "Granted" } }, grantText(g)),
+            h("td", { class: "actions-cell" }, revokeButton(plugin, g))))))),
+    view.events.length
+      ? h("details", { class: "filters-fold" },
+        h("summary", {}, "Changes"),
+        h("ul", { class: "small-text" }, view.events.slice(0, 10).map((e) =>
+          h("li", {}, `${time(e.at)}: ${e.action} ${e.kind} ${e.name}${e.detail ? ` = ${e.detail}` : ""} by ${e.actor}`))))
+      : null);
+}
+
+function requestRow(plugin, r) {
+  const what = r.access ? `${r.name} (${r.access})` : r.name;
+  const granted = r.granted.length
+    ? h("td", { class: "mono", dataset: { label: "Granted" } },
+      r.granted.map((g) => h("div", {}, grantText(g), " ", revokeButton(plugin, g))))
+    : h("td", { dataset: { label: "Granted" } }, badge("missing"));
+  return h("tr", { dataset: { kind: r.kind, name: r.name } },
+    h("td", { dataset: { label: "Kind" } }, r.kind),
+    h("td", { class: "mono", dataset: { label: "Asks for" } }, what),
+    h("td", { dataset: { label: "Why" } }, r.purpose),
+    granted,
+    h("td", { class: "actions-cell" }, grantForm(plugin, r)));
+}
+
+function grantForm(plugin, r) {
+  const input = GRANT_INPUT[r.kind] || GRANT_INPUT.config;
+  const field = h("input", {
+    type: "text", name: "value", required: true, placeholder: input.placeholder,
+    "aria-label": `${input.label} to grant for ${r.kind} ${r.name}`,
+  });
+  const onsubmit = async (event) => {
+    event.preventDefault();
+    const value = field.value.trim();
+    const body = r.kind === "http" ? { kind: "http", destination: value }
+      : r.kind === "directory" ? { kind: "directory", name: r.name, path: value }
+        : r.kind === "secret" ? { kind: "secret", key: r.name, reference: value }
+          : { kind: "config", key: r.name, value };
+    try {
+      await api(`/api/v1/plugins/${encodeURIComponent(plugin)}/grants`, {
+        method: "POST", body, headers: { "X-ScheduleZero-Actor": "dashboard" },
+      });
+      ctx.toast(`${plugin}: ${r.kind} ${r.name} granted.`);
+      ctx.refresh();
+    } catch (e) {
+      ctx.toast(`${plugin}: ${e.message}`, "error");
+    }
+  };
+  return h("form", { class: "grant-form", onsubmit },
+    field, h("button", { type: "submit", class: "small" }, "Grant"));
+}
+
+function revokeButton(plugin, g) {
+  const name = grantName(g);
+  return h("button", {
+    type: "button", class: "small danger", "aria-label": `Revoke ${g.kind} ${name} of ${plugin}`,
+    onclick: () => confirmThen({
+      title: `Revoke ${g.kind} ${name}?`,
+      text: `${plugin}'s next call no longer gets it.`,
+      ok: "Revoke",
+    }, async () => {
+      try {
+        const q = new URLSearchParams({ kind: g.kind, name });
+        await api(`/api/v1/plugins/${encodeURIComponent(plugin)}/grants?${q}`, {
+          method: "DELETE", headers: { "X-ScheduleZero-Actor": "dashboard" },
+        });
+        ctx.toast(`${plugin}: ${g.kind} ${name} revoked.`);
+      } catch (e) {
+        ctx.toast(`${plugin}: ${e.message}`, "error");
+      }
+      ctx.refresh();
+    }),
+  }, "Revoke");
 }
 
 function remoteRow(r) {
