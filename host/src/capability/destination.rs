@@ -273,7 +273,7 @@ fn parse_ports(text: &str) -> Result<Ports, String> {
         let (start, end) = match b.strip_prefix('=') {
             Some(b) => (port(a)?, port(b)?),
             // `a..b` ends before b, as a Rust range (and Spin's) does.
-            None => (port(a)?, port(b)?.checked_sub(1).unwrap_or(0)),
+            None => (port(a)?, port(b)?.saturating_sub(1)),
         };
         if start > end {
             return Err(format!("the port range `{text}` is empty"));

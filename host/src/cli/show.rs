@@ -219,37 +219,6 @@ pub fn nanos(ns: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_read_relative_to_now() {
-        let now = Utc::now();
-        let at = |s: i64| now + chrono::Duration::seconds(s);
-        assert_eq!(relative(at(300), now), "in 5m");
-        assert_eq!(relative(at(-180), now), "3m ago");
-        assert_eq!(relative(at(0), now), "now");
-        assert_eq!(relative(at(-7800), now), "2h10m ago");
-        assert_eq!(relative(at(3 * 86_400 + 5), now), "in 3d");
-    }
-
-    #[test]
-    fn a_table_gives_way_in_its_long_columns_only() {
-        let mut t = Table::new([Column::text("ID"), Column::fixed("STATE")]);
-        t.row(vec![
-            "a-very-long-schedule-identifier-indeed".into(),
-            "active".into(),
-        ]);
-        let widths = t.widths(Some(30));
-        assert!(widths.iter().sum::<usize>() + 2 <= 30, "{widths:?}");
-        assert_eq!(widths[1], 6);
-        let text = t.render(true);
-        assert!(text.contains("a-very-long-schedule-identifier-indeed"));
-        assert_eq!(elide("abcdefghij", 5), "abcd…");
-    }
-}
-
 /// What a plugin requests, each with what meets it or `MISSING`, and grants it does not request.
 pub fn print_review(review: &crate::capability::Review) {
     println!("\ncapabilities:");
@@ -292,5 +261,36 @@ pub fn grant_text(spec: &crate::capability::GrantSpec) -> String {
         },
         GrantSpec::Config { value, .. } => format!("granted = {value:?}"),
         GrantSpec::Secret { reference, .. } => format!("granted from {reference}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_relative_to_now() {
+        let now = Utc::now();
+        let at = |s: i64| now + chrono::Duration::seconds(s);
+        assert_eq!(relative(at(300), now), "in 5m");
+        assert_eq!(relative(at(-180), now), "3m ago");
+        assert_eq!(relative(at(0), now), "now");
+        assert_eq!(relative(at(-7800), now), "2h10m ago");
+        assert_eq!(relative(at(3 * 86_400 + 5), now), "in 3d");
+    }
+
+    #[test]
+    fn a_table_gives_way_in_its_long_columns_only() {
+        let mut t = Table::new([Column::text("ID"), Column::fixed("STATE")]);
+        t.row(vec![
+            "a-very-long-schedule-identifier-indeed".into(),
+            "active".into(),
+        ]);
+        let widths = t.widths(Some(30));
+        assert!(widths.iter().sum::<usize>() + 2 <= 30, "{widths:?}");
+        assert_eq!(widths[1], 6);
+        let text = t.render(true);
+        assert!(text.contains("a-very-long-schedule-identifier-indeed"));
+        assert_eq!(elide("abcdefghij", 5), "abcd…");
     }
 }

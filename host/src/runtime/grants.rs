@@ -15,10 +15,13 @@ use crate::config::Config;
 /// Who a grant from the configuration file is recorded as given by.
 pub const CONFIG_FILE: &str = "config file";
 
+/// A plugin's grants with their generation.
+type Versioned = (u64, Arc<[Grant]>);
+
 /// Grants by plugin name, each set with its generation.
 #[derive(Default)]
 pub(super) struct GrantBook {
-    by_plugin: RwLock<HashMap<String, (u64, Arc<[Grant]>)>>,
+    by_plugin: RwLock<HashMap<String, Versioned>>,
     next: AtomicU64,
 }
 
@@ -46,7 +49,7 @@ impl GrantBook {
     }
 
     /// The grants of `plugin` and their generation (0: never set).
-    pub(super) fn get(&self, plugin: &str) -> (u64, Arc<[Grant]>) {
+    pub(super) fn get(&self, plugin: &str) -> Versioned {
         let map = self.by_plugin.read().unwrap_or_else(|p| p.into_inner());
         map.get(plugin)
             .cloned()

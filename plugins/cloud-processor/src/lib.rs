@@ -16,7 +16,9 @@
 use schedulezero_sdk::capabilities::{Capabilities, Directory, Http, Setting};
 use schedulezero_sdk::schemars::{self, JsonSchema};
 use schedulezero_sdk::serde_json::{Value, json};
-use schedulezero_sdk::{Handler, HandlerError, JobContext, Methods, config, dirs, export_handler, http, log};
+use schedulezero_sdk::{
+    Handler, HandlerError, JobContext, Methods, config, dirs, export_handler, http, log,
+};
 use serde::{Deserialize, Serialize};
 
 /// The largest file read, in bytes; larger ones are counted as skipped.
@@ -106,7 +108,7 @@ impl CloudProcessor {
             .json::<Value>()
             .ok()
             .and_then(|v| v.get("receipt").and_then(Value::as_str).map(str::to_owned));
-        log::info(&format!(
+        log::info(format!(
             "uploaded {} files ({bytes} bytes) to {endpoint}: {}",
             files.len(),
             response.status()
@@ -122,7 +124,11 @@ impl CloudProcessor {
         })
     }
 
-    fn health_report(&mut self, ctx: &JobContext, p: HealthParams) -> Result<Reported, HandlerError> {
+    fn health_report(
+        &mut self,
+        ctx: &JobContext,
+        p: HealthParams,
+    ) -> Result<Reported, HandlerError> {
         let endpoint = config::require("endpoint")?;
         let key = config::secret("api_key")?;
         let waiting = if dirs::is_granted("input") {
@@ -154,9 +160,8 @@ impl CloudProcessor {
 /// Summaries of the files in the `input` directory (sorted by name), and how many were skipped.
 fn read_input(suffix: Option<&str>) -> Result<(Vec<FileSummary>, usize), HandlerError> {
     let dir = dirs::path("input");
-    let entries = std::fs::read_dir(&dir).map_err(|e| {
-        HandlerError::denied(format!("directory `input` is not available: {e}"))
-    })?;
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| HandlerError::denied(format!("directory `input` is not available: {e}")))?;
     let mut files = Vec::new();
     let mut skipped = 0;
     for entry in entries {
@@ -199,7 +204,8 @@ fn read_input(suffix: Option<&str>) -> Result<(Vec<FileSummary>, usize), Handler
 impl Handler for CloudProcessor {
     const NAME: &'static str = "cloud-processor";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Aggregates the files of a local directory and uploads the result to a vendor's API.";
+    const DESCRIPTION: &'static str =
+        "Aggregates the files of a local directory and uploads the result to a vendor's API.";
     const CAPABILITIES: Capabilities = Capabilities {
         http: &[Http::new(
             "*://*:*",

@@ -399,11 +399,7 @@ impl Handler for Misbehave {
             "Sends a hand-built HTTP request (relative, with a forged Host header).",
             Self::http_raw,
         )
-        .method(
-            "write_file",
-            "Tries to write a file.",
-            Self::write_file,
-        )
+        .method("write_file", "Tries to write a file.", Self::write_file)
         .method(
             "sleep",
             "Sleeps (blocking in a host call, not spinning).",
