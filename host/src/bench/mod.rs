@@ -2,8 +2,10 @@
 //! and the runtime benchmark ([`runtime`]: the host's call path against bare wasmtime with the
 //! same component, instance memory, throughput, and a host's memory with 100 plugins before and
 //! after a burst) and the remote-handler benchmark ([`remote`]: a no-op call over ZeroMQ against
-//! the same call to a hot plugin). Each prints a table, or one JSON object with `--json`.
+//! the same call to a hot plugin) and the outbound HTTP benchmark ([`http`]: a hot component's GET
+//! against native Rust's, and cold starts). Each prints a table, or one JSON object with `--json`.
 
+pub mod http;
 pub mod remote;
 pub mod runtime;
 mod scheduler;

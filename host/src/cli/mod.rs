@@ -199,6 +199,9 @@ pub enum BenchName {
     /// A no-op call to remote handlers over ZeroMQ (a Rust SDK handler, a pyzmq one) against the
     /// same call to a hot plugin: median and p99 round trip, calls per second.
     Remote,
+    /// One outbound GET from a hot component to a local server against the same request from
+    /// native Rust (the host's overhead), and cloud-processor's cold start next to ding-dong's.
+    Http,
 }
 
 /// Arguments of `serve`.
@@ -452,6 +455,21 @@ async fn bench(args: BenchArgs) -> ExitCode {
             what,
             figures,
             crate::bench::remote::table,
+        )
+        .await
+        {
+            return code;
+        }
+    }
+    if matches!(args.which, None | Some(BenchName::Http)) {
+        let figures = crate::bench::http::http(args.quick);
+        let what = "http: a hot component's outbound GET against native Rust's";
+        if let Err(code) = bench_one(
+            &args,
+            &mut combined,
+            what,
+            figures,
+            crate::bench::http::table,
         )
         .await
         {
