@@ -672,6 +672,25 @@ async fn grants_through_the_api_take_effect_at_the_next_call() {
         1,
         "{plugin}"
     );
+    let (_, figures) = host.get("/api/v1/metrics").await;
+    let traffic = &figures["plugins"]["cloud-processor"]["http"][vendor.addr.to_string()];
+    assert_eq!(
+        (traffic["requests"].as_u64(), traffic["denied"].as_u64()),
+        (Some(1), Some(0)),
+        "{figures}"
+    );
+    // The execution records what the run reached.
+    let (_, log) = host.get("/api/v1/executions?handler=cloud-processor").await;
+    let reached = log["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["error"].is_null() && e["status"] == "success")
+        .map(|e| e["usage"].clone())
+        .unwrap();
+    assert_eq!(reached["hosts"], json!([vendor.addr.to_string()]), "{log}");
+    assert_eq!(reached["directories"], json!(["input"]));
+    assert_eq!(reached["http_requests"], 1);
     let (_, _, metrics) = host.get_text("/metrics").await;
     let line = format!(
         "schedulezero_plugin_http_requests_total{{plugin=\"cloud-processor\",host=\"{}\"}} 1",

@@ -4,6 +4,7 @@
 //! instance, and every page is checked on a laptop and a phone screen. Any console error fails
 //! the test. Screenshots of every page land in `<target>/tmp/dashboard/` (`CARGO_TARGET_TMPDIR`).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -58,7 +59,10 @@ fn free_port() -> u16 {
 impl Browser {
     async fn start(name: &str) -> Self {
         let port = free_port();
+        // A group of its own: Chromium's processes are the driver's children, and a test that
+        // fails must not leave them behind (killing the driver alone orphans them).
         let driver = std::process::Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -235,6 +239,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.driver.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -391,6 +391,8 @@ pub struct PluginSummary {
     pub call_us_p50: f64,
     /// 99th percentile call, in microseconds.
     pub call_us_p99: f64,
+    /// Its outbound HTTP since the host started, by destination host (`host:port`).
+    pub http: BTreeMap<String, crate::runtime::Traffic>,
 }
 
 /// One remote handler's summary in the metrics.
@@ -481,6 +483,7 @@ async fn metrics(State(state): Shared) -> Json<Metrics> {
                     cold_start_us_p50: m.cold_start_latency.p50_us,
                     call_us_p50: m.call_latency.p50_us,
                     call_us_p99: m.call_latency.p99_us,
+                    http: p.http_traffic(),
                 },
             )
         })

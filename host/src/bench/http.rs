@@ -57,7 +57,11 @@ async fn server() -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>),
         .await
         .map_err(err)?;
     let addr = listener.local_addr().map_err(err)?;
-    let app = axum::Router::new().fallback(|| async { "ok" });
+    // The body is read: a server that closes on an unread body resets the connection.
+    let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+        drop(body);
+        "ok"
+    });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

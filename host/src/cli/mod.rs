@@ -300,7 +300,10 @@ pub fn resolve(cli: &Cli) -> Result<Config, String> {
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    // A benchmark's thousands of outbound requests would each be logged: not by default.
+    let quiet =
+        matches!(cli.command, Command::Bench(_)).then_some("schedulezero::runtime::outbound=warn");
+    init_logging(&cli.global, quiet);
     let config = match resolve(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -322,8 +325,12 @@ pub fn main() -> ExitCode {
     rt.block_on(run(cli.command, config, file))
 }
 
-fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log).unwrap_or_else(|e| {
+fn init_logging(global: &GlobalArgs, quiet: Option<&str>) {
+    let directives = match quiet {
+        Some(q) if !global.log.contains("outbound") => format!("{},{q}", global.log),
+        _ => global.log.clone(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!("warning: invalid --log filter ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });

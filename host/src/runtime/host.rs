@@ -12,7 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{self, LogLevel};
-use super::outbound::{CallNet, Hooks, Usage};
+use super::outbound::{CallNet, Hooks};
 use super::output::{Capture, GuestOutput, Stream};
 use crate::capability::Effective;
 
@@ -27,8 +27,7 @@ pub struct HostState {
     hooks: Hooks,
     /// What the current call may use (config values, secrets, destinations).
     effective: Arc<Effective>,
-    /// What the current call used and was refused.
-    usage: Arc<Usage>,
+
     /// The instance's memory cap and usage.
     pub limiter: MemoryLimiter,
     /// Where the instance's output goes.
@@ -68,7 +67,6 @@ impl HostState {
             http: WasiHttpCtx::new(),
             hooks: Hooks::default(),
             effective,
-            usage: Arc::default(),
             limiter: MemoryLimiter::new(memory_cap),
             capture,
             deadline: Instant::now(),
@@ -78,14 +76,19 @@ impl HostState {
     /// Arms the state for a call: its capabilities and a fresh record of what it uses.
     pub fn begin_call(&mut self, net: Arc<CallNet>) {
         self.effective = net.effective.clone();
-        self.usage = net.usage.clone();
         self.hooks.call = Some(net);
     }
 
-    /// Ends a call: requests are refused until the next one. Returns what the call used.
-    pub fn end_call(&mut self) -> Arc<Usage> {
+    /// Ends a call: requests are refused until the next one.
+    pub fn end_call(&mut self) {
         self.hooks.call = None;
-        std::mem::take(&mut self.usage)
+    }
+
+    /// Records a refusal of the current call.
+    fn deny(&self, why: String) {
+        if let Some(net) = &self.hooks.call {
+            net.usage.deny(why);
+        }
     }
 }
 
@@ -127,8 +130,7 @@ impl bindings::schedulezero::handler::config::Host for HostState {
                 Ok(v) => Some(v),
                 Err(why) => {
                     tracing::warn!(key = %key, reason = %why, "a granted secret could not be resolved");
-                    self.usage
-                        .deny(format!("secret `{key}` cannot be read: {why}"));
+                    self.deny(format!("secret `{key}` cannot be read: {why}"));
                     None
                 }
             };
@@ -138,7 +140,7 @@ impl bindings::schedulezero::handler::config::Host for HostState {
             Some(_) => format!("configuration value `{key}` is requested but not granted"),
             None => format!("`{key}` is not in the component's manifest, so it cannot be granted"),
         };
-        self.usage.deny(why);
+        self.deny(why);
         None
     }
 

@@ -170,11 +170,11 @@ impl Instance {
         deadline: Instant,
         net: Arc<CallNet>,
     ) -> (Result<String, InvokeError>, CallMeasure) {
-        self.store.data_mut().begin_call(net);
+        self.store.data_mut().begin_call(net.clone());
         let (result, mut measure) = self.call_armed(ctx, method, params, limits, deadline).await;
-        let usage = self.store.data_mut().end_call();
-        measure.usage = usage.used(self.directories.clone());
-        (explain(result, &usage), measure)
+        self.store.data_mut().end_call();
+        measure.usage = net.usage.used(self.directories.clone());
+        (explain(result, &net.usage), measure)
     }
 
     async fn call_armed(

@@ -172,12 +172,13 @@ impl Runtime {
         ))
     }
 
-    /// What a call of `plugin` may use now, and the grants generation it comes from.
+    /// What a call of `plugin` may use now, and the grants generation it comes from (the grants
+    /// themselves are read only when they changed since the last call).
     fn effective_for(&self, plugin: &Plugin) -> (u64, Arc<Effective>) {
-        let (generation, grants) = self.grants.get(&plugin.name);
-        let effective = plugin
-            .effective
-            .get(generation, || Effective::new(&plugin.manifest, &grants));
+        let generation = self.grants.generation(&plugin.name);
+        let effective = plugin.effective.get(generation, || {
+            Effective::new(&plugin.manifest, &self.grants.get(&plugin.name).1)
+        });
         (generation, effective)
     }
 
@@ -275,13 +276,12 @@ impl Runtime {
 
         let wit_ctx = ctx.to_wit();
         let grants = self.effective_for(&plugin);
-        let call_usage = Arc::new(outbound::Usage::default());
         let net = Arc::new(CallNet {
             plugin: plugin.name.clone(),
             run_id: ctx.run_id.clone(),
             effective: grants.1.clone(),
             limits: HttpLimits::of(limits),
-            usage: call_usage.clone(),
+            usage: outbound::Usage::default(),
             meter: counters.http.clone(),
             tls: self.tls.clone(),
         });
@@ -309,7 +309,7 @@ impl Runtime {
             }
             in_guest.store(true, Ordering::Relaxed);
             let (result, measure) = instance
-                .call(&wit_ctx, method, params, limits, deadline, net)
+                .call(&wit_ctx, method, params, limits, deadline, net.clone())
                 .await;
             let discard = result
                 .as_ref()
@@ -350,7 +350,7 @@ impl Runtime {
             .iter()
             .map(|m| m.name.clone())
             .collect();
-        *usage = Some(call_usage.used(directories));
+        *usage = Some(net.usage.used(directories));
         result
     }
 

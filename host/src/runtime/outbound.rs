@@ -246,8 +246,8 @@ pub struct CallNet {
     pub effective: Arc<Effective>,
     /// Its limits.
     pub limits: HttpLimits,
-    /// What it used.
-    pub usage: Arc<Usage>,
+    /// What it used and was refused.
+    pub usage: Usage,
     /// The plugin's traffic counters.
     pub meter: Arc<HttpMeter>,
     /// TLS settings.
