@@ -776,3 +776,23 @@ async fn the_manifest_is_read_without_running_and_a_bad_one_is_rejected() {
         .unwrap();
     assert_eq!(m.manifest_version, 1);
 }
+
+#[tokio::test]
+async fn a_secret_printed_or_failed_with_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "tok-4242-secret\n").unwrap();
+    let t = granted("misbehave", |p, _| {
+        p.secrets
+            .insert("token".into(), format!("file:{}", file.display()));
+    });
+    let e = t.call("misbehave", "leak_secret", "{}").await.unwrap_err();
+    assert_eq!(e.to_string(), "handler failed: the token is [secret]");
+    let e = t
+        .call("misbehave", "leak_secret", r#"{"panic": true}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "trap");
+    assert!(e.to_string().contains("the token is [secret]"), "{e}");
+    assert!(!e.to_string().contains("tok-4242"), "{e}");
+}

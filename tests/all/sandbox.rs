@@ -292,6 +292,7 @@ async fn every_misbehave_method_is_exercised() {
             "fetch",
             "http_raw",
             "write_file",
+            "leak_secret",
             "sleep"
         ]
     );

@@ -127,7 +127,10 @@ impl bindings::schedulezero::handler::config::Host for HostState {
         }
         if let Some(reference) = e.secrets.get(&key) {
             return match reference.resolve() {
-                Ok(v) => Some(v),
+                Ok(v) => {
+                    self.capture.redact(&v);
+                    Some(v)
+                }
                 Err(why) => {
                     tracing::warn!(key = %key, reason = %why, "a granted secret could not be resolved");
                     self.deny(format!("secret `{key}` cannot be read: {why}"));

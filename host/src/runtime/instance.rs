@@ -222,7 +222,7 @@ impl Instance {
         }
         let result = match raw {
             Ok(Ok(result)) => check_result(result, limits),
-            Ok(Err(e)) => Err(handler_error(e)),
+            Ok(Err(e)) => Err(handler_error(e, &capture)),
             Err(e) => {
                 let err = classify(e, &mut self.store, limits);
                 match (&err, panic_message(&report.stderr_tail)) {
@@ -316,13 +316,15 @@ fn check_result(result: String, limits: &Limits) -> Result<String, InvokeError> 
     }
 }
 
-fn handler_error(e: WitHandlerError) -> InvokeError {
+/// A handler's own error, with any secret it was given masked in the message (which reaches the
+/// execution log and the API).
+fn handler_error(e: WitHandlerError, capture: &Capture) -> InvokeError {
     match e {
-        WitHandlerError::InvalidParams(m) => InvokeError::InvalidParams(m),
-        WitHandlerError::UnknownMethod(m) => InvokeError::UnknownMethod(m),
-        WitHandlerError::Failed(m) => InvokeError::Failed(m),
-        WitHandlerError::Retryable(m) => InvokeError::Retryable(m),
-        WitHandlerError::Denied(m) => InvokeError::CapabilityDenied(m),
+        WitHandlerError::InvalidParams(m) => InvokeError::InvalidParams(capture.mask(m)),
+        WitHandlerError::UnknownMethod(m) => InvokeError::UnknownMethod(capture.mask(m)),
+        WitHandlerError::Failed(m) => InvokeError::Failed(capture.mask(m)),
+        WitHandlerError::Retryable(m) => InvokeError::Retryable(capture.mask(m)),
+        WitHandlerError::Denied(m) => InvokeError::CapabilityDenied(capture.mask(m)),
     }
 }
 

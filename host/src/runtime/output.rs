@@ -1,7 +1,8 @@
 //! What a guest says during a call: its stdout and stderr, and its log records. Everything goes into the host's log, line by line, tagged with
 //! the plugin, job and run; a per-call byte budget bounds how much a noisy guest can write (the
 //! rest is dropped and counted). The tail of stderr is kept aside so that a panic message can be
-//! put into the error of a call that traps.
+//! put into the error of a call that traps. A secret the host handed the instance is masked in
+//! whatever it writes: a handler that prints its API key does not put it in the host's log.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -55,7 +56,16 @@ struct CaptureState {
     dropped: u64,
     partial: [Vec<u8>; 2],
     stderr_tail: Vec<u8>,
+    /// Secret values the instance was given, masked in its output.
+    secrets: Vec<String>,
 }
+
+/// What a secret is written as in the log.
+pub const MASK: &str = "[secret]";
+
+/// The shortest secret masked (masking a one- or two-character value would garble the log
+/// without hiding anything).
+const MIN_MASKED: usize = 4;
 
 /// What a call wrote, summed up when it ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,8 +127,26 @@ impl Capture {
         CaptureReport {
             bytes: s.used,
             dropped: s.dropped,
-            stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
+            stderr_tail: s
+                .masked(String::from_utf8_lossy(&s.stderr_tail))
+                .into_owned(),
         }
+    }
+
+    /// Masks `value` in everything the instance writes from now on.
+    pub fn redact(&self, value: &str) {
+        if value.len() < MIN_MASKED {
+            return;
+        }
+        let mut s = self.lock();
+        if !s.secrets.iter().any(|v| v == value) {
+            s.secrets.push(value.to_owned());
+        }
+    }
+
+    /// `text` with the secrets the instance was given masked.
+    pub fn mask(&self, text: String) -> String {
+        self.lock().masked(Cow::Owned(text)).into_owned()
     }
 
     /// Records bytes written to a guest stream.
@@ -155,7 +183,7 @@ impl Capture {
             return;
         }
         s.used += message.len();
-        let message = printable(truncate(message, MAX_LINE));
+        let message = s.masked(printable(truncate(message, MAX_LINE)));
         let (plugin, job_id, run_id) = (&*s.plugin, s.job_id.as_str(), s.run_id.as_str());
         macro_rules! emit {
             ($lvl:expr) => {
@@ -173,9 +201,21 @@ impl Capture {
 }
 
 impl CaptureState {
+    /// The text with every secret the instance was given replaced by [`MASK`].
+    fn masked<'a>(&self, text: Cow<'a, str>) -> Cow<'a, str> {
+        if !self.secrets.iter().any(|v| text.contains(v.as_str())) {
+            return text;
+        }
+        let mut out = text.into_owned();
+        for v in &self.secrets {
+            out = out.replace(v.as_str(), MASK);
+        }
+        Cow::Owned(out)
+    }
+
     fn emit_line(&self, stream: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let text = printable(truncate(text.trim_end_matches('\r'), MAX_LINE));
+        let text = self.masked(printable(truncate(text.trim_end_matches('\r'), MAX_LINE)));
         tracing::info!(
             target: "schedulezero::plugin",
             plugin = %self.plugin, job_id = %self.job_id, run_id = %self.run_id, stream = stream.name(),
@@ -314,6 +354,20 @@ mod tests {
         assert_eq!(r.dropped, 32 - 10);
         c.begin("job", "run2", 100);
         assert_eq!(c.finish(), CaptureReport::default());
+    }
+
+    #[test]
+    fn secrets_are_masked_in_what_the_instance_writes() {
+        let c = Capture::new("p".into());
+        c.begin("job", "run", 1000);
+        c.redact("s3cret-value");
+        c.redact("ab");
+        c.write(Stream::Stderr, b"key=s3cret-value\n");
+        let r = c.finish();
+        assert_eq!(r.stderr_tail, "key=[secret]\n");
+        assert_eq!(c.mask("said s3cret-value, ab".into()), "said [secret], ab");
+        let s = c.lock();
+        assert_eq!(s.masked(Cow::Borrowed("nothing")), "nothing");
     }
 
     #[test]

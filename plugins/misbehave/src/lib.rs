@@ -133,6 +133,13 @@ struct RawParams {
 
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(default, deny_unknown_fields)]
+struct LeakParams {
+    /// Panic with the secret instead of returning an error.
+    panic: bool,
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(default, deny_unknown_fields)]
 struct WriteParams {
     /// The file to write.
     path: String,
@@ -191,6 +198,19 @@ impl Misbehave {
             Some(Ok(Err(e))) => Err(fail(e)),
             _ => Err(HandlerError::failed("no response")),
         }
+    }
+
+    /// Prints its secret `token` to stdout, stderr and the log, then fails or panics with it.
+    fn leak_secret(&mut self, _ctx: &JobContext, p: LeakParams) -> Result<(), HandlerError> {
+        self.calls += 1;
+        let token = schedulezero_sdk::config::secret("token")?;
+        println!("the token is {token}");
+        eprintln!("the token is {token}");
+        schedulezero_sdk::log::info(format!("the token is {token}"));
+        if p.panic {
+            panic!("the token is {token}");
+        }
+        Err(HandlerError::failed(format!("the token is {token}")))
     }
 
     fn write_file(&mut self, _ctx: &JobContext, p: WriteParams) -> Result<usize, HandlerError> {
@@ -400,6 +420,11 @@ impl Handler for Misbehave {
             Self::http_raw,
         )
         .method("write_file", "Tries to write a file.", Self::write_file)
+        .method(
+            "leak_secret",
+            "Prints its secret everywhere and fails with it.",
+            Self::leak_secret,
+        )
         .method(
             "sleep",
             "Sleeps (blocking in a host call, not spinning).",
