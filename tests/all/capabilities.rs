@@ -180,6 +180,19 @@ fn granted(
     c.start()
 }
 
+/// misbehave's `fetch` of `url` (GET, redirects followed), with `extra` params.
+async fn fetch(
+    t: &TestRuntime,
+    url: &str,
+    extra: Value,
+) -> Result<Value, schedulezero::runtime::InvokeError> {
+    let mut params = json!({ "url": url });
+    if let (Some(p), Value::Object(more)) = (params.as_object_mut(), extra) {
+        p.extend(more);
+    }
+    t.call("misbehave", "fetch", &params.to_string()).await
+}
+
 /// An input directory with three files, and a secret file holding `s3cret`.
 fn input_and_secret() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -350,10 +363,7 @@ async fn a_redirect_out_of_the_list_is_not_followed() {
     let t = granted("misbehave", |p, _| p.http = vec![vendor.url("http")]);
     // Inside the list it is followed.
     let url = format!("{}/redirect?to=/landing", vendor.url("http"));
-    let r = t
-        .call("misbehave", "fetch", &json!({"url": url}).to_string())
-        .await
-        .unwrap();
+    let r = fetch(&t, &url, json!({})).await.unwrap();
     assert_eq!(
         (r["status"].as_u64(), r["body"].as_str()),
         (Some(200), Some("hello"))
@@ -363,10 +373,7 @@ async fn a_redirect_out_of_the_list_is_not_followed() {
         vendor.url("http"),
         other.url("http")
     );
-    let e = t
-        .call("misbehave", "fetch", &json!({"url": url}).to_string())
-        .await
-        .unwrap_err();
+    let e = fetch(&t, &url, json!({})).await.unwrap_err();
     assert_eq!(e.code(), "capability_denied");
     assert!(
         e.to_string()
@@ -382,12 +389,7 @@ async fn a_name_resolving_to_loopback_needs_a_grant_naming_the_address() {
     let port = vendor.addr.port();
     let by_name = format!("http://localhost:{port}");
     let t = granted("misbehave", |p, _| p.http = vec![by_name.clone()]);
-    let e = t
-        .call(
-            "misbehave",
-            "fetch",
-            &json!({"url": format!("{by_name}/x")}).to_string(),
-        )
+    let e = fetch(&t, &format!("{by_name}/x"), json!({}))
         .await
         .unwrap_err();
     assert_eq!(e.code(), "capability_denied");
@@ -395,12 +397,7 @@ async fn a_name_resolving_to_loopback_needs_a_grant_naming_the_address() {
     assert!(e.to_string().contains("loopback address"), "{e}");
     // `*://*:*` names no address either.
     let t = granted("misbehave", |p, _| p.http = vec!["*://*:*".into()]);
-    let e = t
-        .call(
-            "misbehave",
-            "fetch",
-            &json!({"url": format!("{}/x", vendor.url("http"))}).to_string(),
-        )
+    let e = fetch(&t, &format!("{}/x", vendor.url("http")), json!({}))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("is a loopback address"), "{e}");
@@ -413,14 +410,7 @@ async fn a_name_resolving_to_loopback_needs_a_grant_naming_the_address() {
             format!("http://[::1]:{port}"),
         ];
     });
-    let r = t
-        .call(
-            "misbehave",
-            "fetch",
-            &json!({"url": format!("{by_name}/x")}).to_string(),
-        )
-        .await
-        .unwrap();
+    let r = fetch(&t, &format!("{by_name}/x"), json!({})).await.unwrap();
     assert_eq!(r["body"], "hello");
 }
 
@@ -466,27 +456,25 @@ async fn responses_over_the_limit_and_requests_over_the_count_fail() {
         p.limits.http_max_response_bytes = Some(1000);
         p.limits.http_max_requests = Some(3);
     });
-    let big = json!({"url": format!("{}/big", vendor.url("http"))}).to_string();
-    let e = t.call("misbehave", "fetch", &big).await.unwrap_err();
+    let big = format!("{}/big", vendor.url("http"));
+    let e = fetch(&t, &big, json!({})).await.unwrap_err();
     assert_eq!(e.code(), "handler_failed");
     assert!(
         e.to_string()
             .contains("limits.http_max_response_bytes (1000)"),
         "{e}"
     );
-    let four = json!({"url": vendor.url("http"), "times": 4}).to_string();
-    let e = t.call("misbehave", "fetch", &four).await.unwrap_err();
+    let e = fetch(&t, &vendor.url("http"), json!({"times": 4}))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "capability_denied");
     assert!(
         e.to_string()
             .contains("request 4 refused: at most 3 HTTP requests per call"),
         "{e}"
     );
-    let three = json!({"url": vendor.url("http"), "times": 3}).to_string();
-    assert_eq!(
-        t.call("misbehave", "fetch", &three).await.unwrap()["status"],
-        200
-    );
+    let three = fetch(&t, &vendor.url("http"), json!({"times": 3})).await;
+    assert_eq!(three.unwrap()["status"], 200);
 }
 
 #[tokio::test]

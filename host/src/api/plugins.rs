@@ -231,7 +231,8 @@ async fn list(State(state): Shared) -> Json<PluginList> {
     })
 }
 
-fn find(state: &AppState, name: &str) -> Result<Arc<Plugin>, ApiError> {
+/// The plugin `name`, or `plugin_not_found`.
+pub(crate) fn find(state: &AppState, name: &str) -> Result<Arc<Plugin>, ApiError> {
     state.runtime.plugin(name).ok_or_else(|| {
         ApiError::new(
             ErrorCode::PluginNotFound,

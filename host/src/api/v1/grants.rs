@@ -76,12 +76,7 @@ fn actor(headers: &HeaderMap) -> String {
 }
 
 async fn view(state: &crate::api::AppState, name: &str) -> Result<GrantsView, ApiError> {
-    let plugin = state.runtime.plugin(name).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PluginNotFound,
-            format!("no plugin named `{name}` in the plugins folder"),
-        )
-    })?;
+    let plugin = crate::api::plugins::find(state, name)?;
     let capabilities = state.runtime.review(name).unwrap_or_else(|| {
         crate::capability::grant::review(plugin.manifest(), &state.runtime.grants(name))
     });
