@@ -407,6 +407,12 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
     );
     if let Some(review) = runtime.review(p.name()) {
         super::show::print_review(&review);
+        if !review.requested.is_empty() {
+            println!(
+                "  (grants of the configuration file; `schedulezero plugins grants {}` shows a running host's)",
+                p.name()
+            );
+        }
     }
     println!("\nmethods:");
     for m in &info.methods {
