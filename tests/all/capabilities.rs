@@ -784,3 +784,76 @@ async fn a_secret_printed_or_failed_with_is_masked() {
     assert!(e.to_string().contains("the token is [secret]"), "{e}");
     assert!(!e.to_string().contains("tok-4242"), "{e}");
 }
+
+/// `plugins grant|revoke|grants` against a running host: the change recorded as the CLI user's,
+/// a refusal with the host's reason and a non-zero exit.
+#[tokio::test]
+async fn the_cli_grants_and_revokes() {
+    let host = TestHost::start();
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        crate::support::cli_against(&host.url, data.path(), args, &[("USER", "carol")])
+    };
+    let (code, out, err) = cli(&[
+        "plugins",
+        "grant",
+        "cloud-processor",
+        "http",
+        "https://api.vendor.example",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("cloud-processor: http granted https://api.vendor.example"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&[
+        "plugins",
+        "grant",
+        "cloud-processor",
+        "config",
+        "region",
+        "eu",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("error[grant_refused]: cloud-processor did not request config key `region`"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&[
+        "plugins",
+        "grant",
+        "cloud-processor",
+        "secret",
+        "api_key",
+        "env:VENDOR_KEY",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, err) = cli(&["plugins", "grants", "cloud-processor"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("granted from env:VENDOR_KEY"), "{out}");
+    assert!(
+        out.contains("MISSING"),
+        "the directory and the endpoint are not granted: {out}"
+    );
+    assert!(out.contains("by cli (carol)"), "{out}");
+    let (code, out, _) = cli(&[
+        "plugins",
+        "revoke",
+        "cloud-processor",
+        "http",
+        "https://api.vendor.example",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, _, err) = cli(&[
+        "plugins",
+        "revoke",
+        "cloud-processor",
+        "http",
+        "https://api.vendor.example",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("error[grant_not_found]"), "{err}");
+    let (_, view) = host.get("/api/v1/plugins/cloud-processor/grants").await;
+    assert_eq!(view["events"][0]["actor"], "cli (carol)", "{view}");
+    assert_eq!(view["events"][0]["action"], "revoked");
+}

@@ -119,7 +119,7 @@ fn plugins_list_and_inspect() {
     assert_eq!(info["file"]["sha256"].as_str().unwrap().len(), 64);
     assert!(info["file"]["size"].as_u64().unwrap() > 10_000);
     assert_eq!(info["artifact"]["cached"], true);
-    assert_eq!(info["methods"].as_array().unwrap().len(), 15);
+    assert_eq!(info["methods"].as_array().unwrap().len(), 16);
     assert_eq!(info["manifest"]["directories"][0]["name"], "data");
     let requested = info["capabilities"]["requested"].as_array().unwrap();
     assert!(
