@@ -741,6 +741,11 @@ async fn the_dashboard_grants_and_revokes_capabilities() {
     .await;
     let (_, grants) = host.get("/api/v1/plugins/cloud-processor/grants").await;
     assert_eq!(grants["events"][0]["actor"], "dashboard", "{grants}");
+    // The history of changes is read when it is opened.
+    b.click("section[data-plugin='cloud-processor'] details summary")
+        .await;
+    b.xpath("//section[@data-plugin='cloud-processor']//ul[contains(@class,'changes')]/li[contains(., 'granted directory input') and contains(., 'by dashboard')]")
+        .await;
     // A grant the component cannot take is refused with the host's reason.
     let secret_row = "section[data-plugin='cloud-processor'] tr[data-kind='secret']";
     b.type_into(&format!("{secret_row} input[name='value']"), "hunter2")

@@ -145,7 +145,7 @@ pub struct PluginView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Vec<InstanceMetrics>>,
     /// What its component requests, each with the grants that meet it (none: missing), and
-    /// grants it does not request (one plugin's view; `/grants` has the history).
+    /// grants it does not request (`/grants` has the history of changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<crate::capability::Review>,
     /// Its outbound HTTP since the host started, by destination host (`host:port`).
@@ -225,7 +225,11 @@ async fn list(State(state): Shared) -> Json<PluginList> {
             .runtime
             .plugins()
             .iter()
-            .map(|p| PluginView::of(p, &p.metrics(), false))
+            .map(|p| {
+                let mut view = PluginView::of(p, &p.metrics(), false);
+                view.capabilities = state.runtime.review(p.name());
+                view
+            })
             .collect(),
         rejected: Rejected::all(&state.runtime),
     })

@@ -5,7 +5,7 @@
 // away for good.
 
 import { api } from "../api.js";
-import { agoEl, badge, bytes, confirmThen, count, emptyRow, h, micros, millis, rows, time, update } from "../dom.js";
+import { agoEl, badge, bytes, confirmThen, count, emptyRow, fill, h, micros, millis, rows, time, update } from "../dom.js";
 
 let els = null;
 let ctx = null;
@@ -49,9 +49,11 @@ export default {
         .then((r) => [p.name, r.instances])
         .catch(() => [p.name, []])));
     const byPlugin = Object.fromEntries(instances);
-    const grants = (await Promise.all(plugins.plugins.map((p) =>
-      api(`/api/v1/plugins/${encodeURIComponent(p.name)}/grants`).catch(() => null))))
-      .filter((g) => g && (g.capabilities.requested.length || g.capabilities.unrequested.length));
+    // Each plugin's requests and grants come with the list; a plugin's history of changes is
+    // asked for when its "Changes" are opened.
+    const grants = plugins.plugins
+      .filter((p) => p.capabilities && (p.capabilities.requested.length || p.capabilities.unrequested.length))
+      .map((p) => ({ plugin: p.name, capabilities: p.capabilities }));
     if (!els) return;
     update(els.capabilities, grants, () => grants.length
       ? grants.map(capabilitiesCard)
@@ -162,12 +164,25 @@ function capabilitiesCard(view) {
             h("td", { class: "muted", dataset: { label: "Why" } }, "not requested by this version: gives nothing"),
             h("td", { class: "mono", dataset: { label: "Granted" } }, grantText(g)),
             h("td", { class: "actions-cell" }, revokeButton(plugin, g))))))),
-    view.events.length
-      ? h("details", { class: "filters-fold" },
-        h("summary", {}, "Changes"),
-        h("ul", { class: "small-text" }, view.events.slice(0, 10).map((e) =>
-          h("li", {}, `${time(e.at)}: ${e.action} ${e.kind} ${e.name}${e.detail ? ` = ${e.detail}` : ""} by ${e.actor}`))))
-      : null);
+    changesFold(plugin));
+}
+
+/** The latest changes to a plugin's grants, read when the fold is opened. */
+function changesFold(plugin) {
+  const list = h("ul", { class: "small-text changes" }, h("li", { class: "muted" }, "Loading…"));
+  const fold = h("details", { class: "filters-fold", ontoggle: async () => {
+    if (!fold.open) return;
+    try {
+      const view = await api(`/api/v1/plugins/${encodeURIComponent(plugin)}/grants`);
+      fill(list, view.events.length
+        ? view.events.slice(0, 20).map((e) =>
+          h("li", {}, `${time(e.at)}: ${e.action} ${e.kind} ${e.name}${e.detail ? ` = ${e.detail}` : ""} by ${e.actor}`))
+        : h("li", { class: "muted" }, "No changes recorded."));
+    } catch (e) {
+      fill(list, h("li", { class: "error" }, e.message));
+    }
+  } }, h("summary", {}, "Changes"), list);
+  return fold;
 }
 
 function requestRow(plugin, r) {
