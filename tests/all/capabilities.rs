@@ -690,25 +690,17 @@ async fn grants_through_the_api_take_effect_at_the_next_call() {
     assert!(!shown.contains("s3cret") && shown.contains(&secret_path));
 
     // Revoked: the next call is refused, no restart.
-    let r = host
-        .http
-        .delete(format!("{}{grants}", host.url))
-        .query(&[("kind", "http"), ("name", vendor.url("http").as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    let revoke = || {
+        host.http
+            .delete(format!("{}{grants}", host.url))
+            .query(&[("kind", "http"), ("name", vendor.url("http").as_str())])
+            .send()
+    };
+    assert_eq!(revoke().await.unwrap().status().as_u16(), 204);
     let (_, v) = call().await;
     assert_eq!(v["error"]["code"], "capability_denied", "{v}");
     assert_eq!(vendor.seen().len(), 1);
-    let r = host
-        .http
-        .delete(format!("{}{grants}", host.url))
-        .query(&[("kind", "http"), ("name", vendor.url("http").as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(revoke().await.unwrap().status().as_u16(), 404);
 }
 
 /// A custom section at the end of a component (valid anywhere in its binary).

@@ -111,6 +111,21 @@ impl GrantSpec {
         }
     }
 
+    /// What is granted under the grant's name, as shown and recorded: a directory's path (and
+    /// access), a value, a secret's reference (never its value); none for a destination, which
+    /// is the name itself.
+    pub fn shown(&self) -> Option<String> {
+        Some(match self {
+            Self::Http { .. } => return None,
+            Self::Directory { path, access, .. } => match access {
+                Some(a) => format!("{} ({})", path.display(), a.as_str()),
+                None => path.display().to_string(),
+            },
+            Self::Config { value, .. } => value.clone(),
+            Self::Secret { reference, .. } => reference.to_string(),
+        })
+    }
+
     /// Checks the grant against what `plugin`'s manifest requests. The error says why it is
     /// refused, in the operator's terms.
     pub fn check(&self, plugin: &str, manifest: &Manifest) -> Result<(), String> {

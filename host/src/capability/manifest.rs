@@ -78,6 +78,16 @@ pub enum Access {
     ReadWrite,
 }
 
+impl Access {
+    /// `read-only` or `read-write`, as written in manifests and grants.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::ReadWrite => "read-write",
+        }
+    }
+}
+
 /// A configuration value or a secret, by key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

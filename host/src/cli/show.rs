@@ -227,7 +227,7 @@ pub fn print_review(review: &crate::capability::Review) {
     }
     for r in &review.requested {
         let what = match r.access {
-            Some(a) => format!("{} {} ({})", r.kind, r.name, wire_name(&a)),
+            Some(a) => format!("{} {} ({})", r.kind, r.name, a.as_str()),
             None => format!("{} {}", r.kind, r.name),
         };
         let granted = if r.granted.is_empty() {
@@ -255,10 +255,7 @@ pub fn grant_text(spec: &crate::capability::GrantSpec) -> String {
     use crate::capability::GrantSpec;
     match spec {
         GrantSpec::Http { destination } => format!("granted {destination}"),
-        GrantSpec::Directory { path, access, .. } => match access {
-            Some(a) => format!("granted {} ({})", path.display(), wire_name(a)),
-            None => format!("granted {}", path.display()),
-        },
+        GrantSpec::Directory { .. } => format!("granted {}", spec.shown().unwrap_or_default()),
         GrantSpec::Config { value, .. } => format!("granted = {value:?}"),
         GrantSpec::Secret { reference, .. } => format!("granted from {reference}"),
     }

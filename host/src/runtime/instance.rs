@@ -34,8 +34,6 @@ pub struct Instance {
     metered: bool,
     /// The generation of its plugin's grants it was created under.
     pub(super) grants: u64,
-    /// The directories it was given.
-    directories: Vec<String>,
     /// Its entry in its plugin's list of live instances, removed when it is dropped.
     pub(super) tracked: Option<Tracked>,
     _plugin_slot: OwnedSemaphorePermit,
@@ -81,7 +79,8 @@ pub struct CallMeasure {
     pub instance_calls: u64,
     /// Which instance of the plugin ran the call: 1 for the first one created.
     pub instance: u64,
-    /// What the call used outside its instance: HTTP requests, hosts, directories.
+    /// What the call used outside its instance: HTTP requests, hosts, directories (filled in by
+    /// the runtime when the call ends).
     #[serde(skip_serializing_if = "CallUsage::is_empty")]
     pub usage: CallUsage,
 }
@@ -102,11 +101,6 @@ impl Instance {
     ) -> Result<Self, InvokeError> {
         let memory_cap = usize::try_from(limits.memory_mib * 1024 * 1024).unwrap_or(usize::MAX);
         let (generation, effective) = grants;
-        let directories = effective
-            .directories
-            .iter()
-            .map(|m| m.name.clone())
-            .collect();
         let state = HostState::new(capture, effective, memory_cap)
             .map_err(InvokeError::CapabilityDenied)?;
         let mut store = Store::new(engine, state);
@@ -132,7 +126,6 @@ impl Instance {
             serial: 0,
             metered,
             grants: generation,
-            directories,
             tracked: None,
             _plugin_slot: slots.0,
             _pool_slot: slots.1,
@@ -171,9 +164,8 @@ impl Instance {
         net: Arc<CallNet>,
     ) -> (Result<String, InvokeError>, CallMeasure) {
         self.store.data_mut().begin_call(net.clone());
-        let (result, mut measure) = self.call_armed(ctx, method, params, limits, deadline).await;
+        let (result, measure) = self.call_armed(ctx, method, params, limits, deadline).await;
         self.store.data_mut().end_call();
-        measure.usage = net.usage.used(self.directories.clone());
         (explain(result, &net.usage), measure)
     }
 

@@ -350,7 +350,12 @@ impl Runtime {
             .iter()
             .map(|m| m.name.clone())
             .collect();
-        *usage = Some(net.usage.used(directories));
+        let used = net.usage.used(directories);
+        let result = result.map(|mut outcome| {
+            outcome.stats.measure.usage = used.clone();
+            outcome
+        });
+        *usage = Some(used);
         result
     }
 

@@ -191,18 +191,12 @@ pub struct Usage {
 impl Usage {
     /// Records a refusal (a capability not granted), to be named in the call's error.
     pub fn deny(&self, why: String) {
-        let mut d = self.denied.lock().unwrap_or_else(|p| p.into_inner());
-        if d.len() < 20 && !d.contains(&why) {
-            d.push(why);
-        }
+        remember(&self.denied, why);
     }
 
     /// Records a limit the call ran into, to be named if the call fails.
     fn note(&self, what: String) {
-        let mut n = self.notes.lock().unwrap_or_else(|p| p.into_inner());
-        if n.len() < 20 && !n.contains(&what) {
-            n.push(what);
-        }
+        remember(&self.notes, what);
     }
 
     /// The refusals recorded.
@@ -233,6 +227,14 @@ impl Usage {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             directories,
         }
+    }
+}
+
+/// Adds `text` to a call's list once, keeping at most 20.
+fn remember(list: &Mutex<Vec<String>>, text: String) {
+    let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+    if l.len() < 20 && !l.contains(&text) {
+        l.push(text);
     }
 }
 

@@ -37,27 +37,6 @@ fn corrupt(message: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// What the event of a grant says was granted.
-fn detail(spec: &GrantSpec) -> Option<String> {
-    Some(match spec {
-        // The destination is the grant's name already.
-        GrantSpec::Http { .. } => return None,
-        GrantSpec::Directory { path, access, .. } => match access {
-            Some(a) => format!(
-                "{} ({})",
-                path.display(),
-                serde_json::to_value(a)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-            None => path.display().to_string(),
-        },
-        GrantSpec::Config { value, .. } => value.clone(),
-        GrantSpec::Secret { reference, .. } => reference.to_string(),
-    })
-}
-
 impl Store {
     /// The grants of `plugin` (every plugin's when none), by plugin, kind and name.
     pub async fn grants(&self, plugin: Option<&str>) -> Result<Vec<(String, Grant)>, StoreError> {
@@ -127,7 +106,7 @@ impl Store {
             plugin,
             action,
             &id,
-            detail(&grant.spec),
+            grant.spec.shown(),
             &grant.granted_by,
             at,
         )

@@ -77,9 +77,8 @@ fn actor(headers: &HeaderMap) -> String {
 
 async fn view(state: &crate::api::AppState, name: &str) -> Result<GrantsView, ApiError> {
     let plugin = crate::api::plugins::find(state, name)?;
-    let capabilities = state.runtime.review(name).unwrap_or_else(|| {
-        crate::capability::grant::review(plugin.manifest(), &state.runtime.grants(name))
-    });
+    let capabilities =
+        crate::capability::grant::review(plugin.manifest(), &state.runtime.grants(name));
     let events = state
         .store
         .grant_events(Some(name), EVENTS)
