@@ -67,6 +67,78 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Handlers' outbound HTTP.
     pub outbound: OutboundConfig,
+    /// The keys trusted to sign components, and for which plugin names.
+    pub trust: TrustConfig,
+    /// Installing components from OCI registries (`plugins install`).
+    pub catalog: CatalogConfig,
+}
+
+/// The operator's trusted signing keys (docs/catalog.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Keys by the operator's name for their owner (`[trust.keys.acme]`): the signer shown for
+    /// what each signed.
+    pub keys: BTreeMap<String, TrustedKeyConfig>,
+}
+
+/// One trusted key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustedKeyConfig {
+    /// The public key as `plugins keygen` prints it (`ed25519:<base64>`), or a PEM key.
+    pub key: Option<String>,
+    /// Or a file holding it (the `.pub` file `plugins keygen` writes).
+    pub file: Option<PathBuf>,
+    /// The plugin names it may sign: names, or prefixes ending in `*` (`acme-*`). Default: every
+    /// name.
+    pub plugins: Vec<String>,
+}
+
+/// Settings of `plugins install|update` and their API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Registries (`HOST:PORT`) reached over plain HTTP instead of HTTPS: a development registry
+    /// on loopback, say. Everything else is HTTPS.
+    pub plain_http: Vec<String>,
+    /// Whether a component that is not signed by a trusted key may be installed (after the
+    /// operator's consent; the CLI's `--allow-unsigned`). Off: only verified components install.
+    pub allow_unsigned: bool,
+}
+
+impl Config {
+    /// The trusted keys, read (key files too).
+    pub fn trust_store(&self) -> Result<crate::trust::TrustStore, ConfigError> {
+        use crate::trust::KeySource;
+        let mut keys = Vec::new();
+        for (name, k) in &self.trust.keys {
+            let source = match (&k.key, &k.file) {
+                (Some(text), None) => KeySource::Inline(text.clone()),
+                (None, Some(path)) => KeySource::File(path.clone()),
+                _ => {
+                    return Err(invalid(
+                        &format!("trust.keys.{name}"),
+                        "give either `key` or `file`",
+                    ));
+                }
+            };
+            for p in &k.plugins {
+                let bare = p.strip_suffix('*').unwrap_or(p);
+                if !(bare.is_empty()
+                    || is_valid_plugin_name(bare)
+                    || is_valid_plugin_name(bare.trim_end_matches('-')))
+                {
+                    return Err(invalid(
+                        &format!("trust.keys.{name}.plugins"),
+                        &format!("`{p}` is neither a plugin name nor a prefix ending in `*`"),
+                    ));
+                }
+            }
+            keys.push((name.clone(), source, k.plugins.clone()));
+        }
+        crate::trust::TrustStore::new(keys).map_err(|e| invalid("trust.keys", &e.to_string()))
+    }
 }
 
 /// Settings of handlers' outbound HTTP shared by every plugin.
@@ -110,6 +182,10 @@ pub struct ServerConfig {
     pub history_interval: Duration,
     /// When set, every API request needs `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// The token that installs, updates, rolls back and removes components over the API
+    /// (`/api/v1/catalog`): installing code is more than scheduling it. With an API token but no
+    /// admin token, those routes are closed.
+    pub admin_token: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Below this many free bytes on the data directory's volume the host takes no new work
@@ -136,6 +212,7 @@ impl Default for ServerConfig {
             remote_secret: None,
             history_interval: Duration::from_secs(10),
             api_token: None,
+            admin_token: None,
             max_body_bytes: 1024 * 1024,
             min_free_space: 64 * 1024 * 1024,
             instance_name: "schedulezero".to_owned(),
@@ -266,6 +343,11 @@ pub struct PoolConfig {
     /// The largest component file taken from the plugins folder, in bytes; a larger one is
     /// refused by its size, without being read.
     pub max_component_size: u64,
+    /// Whether every component in the plugins folder must be signed by a trusted key (for its
+    /// name): the folder is the trust boundary, and anything written into it loads within
+    /// `watch_settle`. Off by default, for a development folder; one that fails is rejected with
+    /// the reason and the version before it keeps serving.
+    pub require_signatures: bool,
 }
 
 impl Default for PoolConfig {
@@ -278,6 +360,7 @@ impl Default for PoolConfig {
             watch: true,
             watch_settle: Duration::from_millis(500),
             max_component_size: 64 * 1024 * 1024,
+            require_signatures: false,
         }
     }
 }
@@ -426,6 +509,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             scheduler: SchedulerConfig::default(),
             outbound: OutboundConfig::default(),
+            trust: TrustConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
@@ -542,6 +627,15 @@ impl Config {
         if self.pool.watch_settle > Duration::from_secs(60) {
             return Err(invalid("pool.watch_settle", "must be at most 1m"));
         }
+        self.trust_store()?;
+        for registry in &self.catalog.plain_http {
+            if registry.is_empty() || registry.contains('/') {
+                return Err(invalid(
+                    "catalog.plain_http",
+                    &format!("`{registry}` is not a registry's HOST:PORT"),
+                ));
+            }
+        }
         for (name, plugin) in &self.plugins {
             if !is_valid_plugin_name(name) {
                 return Err(invalid(
@@ -587,6 +681,20 @@ impl Config {
                 "server.api_token",
                 "must be at least 16 characters (use a random string)",
             ));
+        }
+        if let Some(token) = &s.admin_token {
+            if token.len() < 16 {
+                return Err(invalid(
+                    "server.admin_token",
+                    "must be at least 16 characters (use a random string)",
+                ));
+            }
+            if s.api_token.as_deref() == Some(token) {
+                return Err(invalid(
+                    "server.admin_token",
+                    "must differ from server.api_token",
+                ));
+            }
         }
         let resolved = resolve_listen(&s.listen)?;
         if !resolved.iter().all(|a| a.ip().is_loopback()) && s.api_token.is_none() {
@@ -736,6 +844,7 @@ impl Config {
             }
         };
         hide(&mut c.server.api_token);
+        hide(&mut c.server.admin_token);
         hide(&mut c.server.remote_secret);
         for plugin in c.plugins.values_mut() {
             for value in plugin.config.values_mut() {

@@ -5,6 +5,7 @@
 //! - [`runtime`]: handler components: discovery, compile cache, instances under limits.
 //! - [`capability`]: what a component requests (its manifest), what the operator grants, and the
 //!   rules outbound requests are held to.
+//! - [`trust`]: signatures of components (wasmsign2's format) and the operator's trusted keys.
 //! - [`schedule`]: what a schedule, its trigger, policy, runs and execution records are.
 //! - [`scheduler`]: claims due fire times and starts runs within their limits.
 //! - [`store`]: the durable store (sqlx; SQLite embedded).
@@ -43,6 +44,7 @@ pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod trust;
 
 pub use config::Config;
 pub use runtime::Runtime;

@@ -119,15 +119,41 @@ impl Setting {
     }
 }
 
+/// What the component is, for the catalog (`plugins inspect` of a file or a registry
+/// reference): the handler's name, version and description, and the crate's authors, license
+/// and repository (`Cargo.toml`). [`export_handler!`](crate::export_handler) fills it in.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub description: &'static str,
+    pub vendor: &'static str,
+    pub license: &'static str,
+    pub source: &'static str,
+}
+
 /// The manifest's JSON, rendered at compile time into `N` bytes; the second value is the length
 /// the whole text needs (render with `N = 0` first to learn it).
 #[doc(hidden)]
-pub const fn render<const N: usize>(c: &Capabilities) -> ([u8; N], usize) {
+pub const fn render<const N: usize>(c: &Capabilities, p: &Package) -> ([u8; N], usize) {
     let mut w = Writer {
         out: [0; N],
         len: 0,
     };
-    w.raw("{\"manifest_version\":1,\"http\":[");
+    w.raw("{\"manifest_version\":1,\"package\":{\"name\":");
+    w.string(p.name);
+    w.raw(",\"version\":");
+    w.string(p.version);
+    w.raw(",\"description\":");
+    w.string(p.description);
+    w.raw(",\"vendor\":");
+    w.string(p.vendor);
+    w.raw(",\"license\":");
+    w.string(p.license);
+    w.raw(",\"source\":");
+    w.string(p.source);
+    w.raw("},\"http\":[");
     let mut i = 0;
     while i < c.http.len() {
         if i > 0 {
@@ -246,8 +272,16 @@ mod tests {
         ],
     };
 
-    const LEN: usize = render::<0>(&C).1;
-    const BYTES: [u8; LEN] = render::<LEN>(&C).0;
+    const P: Package = Package {
+        name: "vendor",
+        version: "1.2.3",
+        description: "Sends \"things\".",
+        vendor: "Acme <dev@acme.example>",
+        license: "MIT",
+        source: "",
+    };
+    const LEN: usize = render::<0>(&C, &P).1;
+    const BYTES: [u8; LEN] = render::<LEN>(&C, &P).0;
 
     #[test]
     fn renders_json_at_compile_time() {
@@ -258,11 +292,21 @@ mod tests {
         assert_eq!(v["directories"][1]["purpose"], "Writes\n.");
         assert_eq!(v["config"][1]["secret"], true);
         assert_eq!(v["config"][1]["description"], "Key \\ token.");
-        let none = render::<64>(&Capabilities::NONE);
+        assert_eq!(v["package"]["description"], "Sends \"things\".");
+        assert_eq!(v["package"]["vendor"], "Acme <dev@acme.example>");
+        let empty = Package {
+            name: "n",
+            version: "0.1.0",
+            description: "",
+            vendor: "",
+            license: "",
+            source: "",
+        };
+        let none = render::<256>(&Capabilities::NONE, &empty);
         let text = std::str::from_utf8(&none.0[..none.1]).unwrap();
         assert_eq!(
             text,
-            r#"{"manifest_version":1,"http":[],"directories":[],"config":[]}"#
+            r#"{"manifest_version":1,"package":{"name":"n","version":"0.1.0","description":"","vendor":"","license":"","source":""},"http":[],"directories":[],"config":[]}"#
         );
     }
 }

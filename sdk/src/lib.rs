@@ -208,14 +208,29 @@ macro_rules! export_handler {
 
             struct __SzComponent;
 
-            /// The handler's capabilities manifest, in the custom section the host reads.
-            const __SZ_MANIFEST_LEN: usize =
-                $crate::capabilities::render::<0>(&<$handler as $crate::Handler>::CAPABILITIES).1;
+            /// What the component is: the handler's name, version and description, and the
+            /// crate's authors, license and repository.
+            const __SZ_PACKAGE: $crate::capabilities::Package = $crate::capabilities::Package {
+                name: <$handler as $crate::Handler>::NAME,
+                version: <$handler as $crate::Handler>::VERSION,
+                description: <$handler as $crate::Handler>::DESCRIPTION,
+                vendor: ::core::env!("CARGO_PKG_AUTHORS"),
+                license: ::core::env!("CARGO_PKG_LICENSE"),
+                source: ::core::env!("CARGO_PKG_REPOSITORY"),
+            };
+            /// The handler's manifest (what it is and what it asks for), in the custom section
+            /// the host reads.
+            const __SZ_MANIFEST_LEN: usize = $crate::capabilities::render::<0>(
+                &<$handler as $crate::Handler>::CAPABILITIES,
+                &__SZ_PACKAGE,
+            )
+            .1;
             #[cfg_attr(target_family = "wasm", unsafe(link_section = "schedulezero-manifest"))]
             #[used]
             static __SZ_MANIFEST: [u8; __SZ_MANIFEST_LEN] =
                 $crate::capabilities::render::<__SZ_MANIFEST_LEN>(
                     &<$handler as $crate::Handler>::CAPABILITIES,
+                    &__SZ_PACKAGE,
                 )
                 .0;
 

@@ -33,6 +33,9 @@ const MAX_BYTES: usize = 64 * 1024;
 pub struct Manifest {
     /// The format's version; this host reads version 1.
     pub manifest_version: u32,
+    /// What the component is (the SDK writes it; other toolchains may not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<Package>,
     /// Outbound HTTP destinations.
     #[serde(default)]
     pub http: Vec<HttpRequest>,
@@ -42,6 +45,29 @@ pub struct Manifest {
     /// Configuration values and secrets, by key.
     #[serde(default)]
     pub config: Vec<ConfigRequest>,
+}
+
+/// What a component says it is, read without running it (`describe()` says the same once it
+/// runs; the host holds the component to the name of its file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// The handler's name.
+    pub name: String,
+    /// Its version (semver).
+    pub version: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Who makes it (the crate's authors).
+    #[serde(default)]
+    pub vendor: String,
+    /// Its license (SPDX).
+    #[serde(default)]
+    pub license: String,
+    /// Where its source is.
+    #[serde(default)]
+    pub source: String,
 }
 
 /// Outbound HTTP to destinations of one allow-list entry.

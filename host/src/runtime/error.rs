@@ -32,6 +32,9 @@ pub enum RuntimeError {
     /// The outbound HTTP settings cannot be used (a CA file that does not read).
     #[error("outbound.ca_files: {0}")]
     Outbound(String),
+    /// The trusted keys could not be read.
+    #[error("trust.keys: {0}")]
+    Trust(String),
 }
 
 /// One plugin file could not be loaded. The other plugins are not affected.
@@ -90,6 +93,10 @@ pub enum LoadError {
     /// The artifact cache could not store the compiled component.
     #[error("artifact cache: {0}")]
     Cache(String),
+    /// `pool.require_signatures` is on and the component is not signed by a key trusted for
+    /// its name.
+    #[error("pool.require_signatures: {0}")]
+    Signature(String),
 }
 
 /// A call did not produce a result.

@@ -285,9 +285,11 @@ impl Runtime {
         started: Instant,
     ) -> Result<LoadReport, LoadError> {
         let name = files::plugin_name(path)?;
-        let (file, component, compile_time, stamp, manifest) = self.read_and_compile(path).await?;
+        let (file, component, compile_time, stamp, manifest, signature) =
+            self.read_and_compile(path, &name).await?;
         let loaded = Arc::new(Loaded::new(self.link(&component)?));
         let mut plugin = self.new_version(name.into(), file, stamp, loaded.clone(), manifest);
+        plugin.signature = signature;
         let instance = self.describe(&mut plugin, &loaded).await?;
         if plugin.settings.reuse_instances {
             self.check_in(&plugin, &loaded, instance);
@@ -310,15 +312,34 @@ impl Runtime {
     async fn read_and_compile(
         &self,
         path: &Path,
-    ) -> Result<(PluginFile, Component, Option<Duration>, FileStamp, Manifest), LoadError> {
+        name: &str,
+    ) -> Result<
+        (
+            PluginFile,
+            Component,
+            Option<Duration>,
+            FileStamp,
+            Manifest,
+            crate::trust::Verdict,
+        ),
+        LoadError,
+    > {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let (dir, file_path) = (self.config.plugins_dir.clone(), path.to_owned());
         let max_size = self.config.pool.max_component_size;
-        let (sha256, size, component, compile_time, stamp, manifest) =
+        let (trust, required) = (self.trust.clone(), self.config.pool.require_signatures);
+        let name = name.to_owned();
+        let (sha256, size, component, compile_time, stamp, manifest, signature) =
             tokio::task::spawn_blocking(move || {
                 // The stamp is of the descriptor that was read: a file that changes afterwards
                 // differs from it, and the folder watch loads it again.
                 let (wasm, stamp) = files::read(&dir, &file_path, max_size)?;
+                // The signature is checked on the bytes that are compiled, before anything is
+                // done with them.
+                let signature = trust.verify(&wasm, &name);
+                if required && !signature.is_verified() {
+                    return Err(LoadError::Signature(signature.to_string()));
+                }
                 let sha256 = sha256_hex(&wasm);
                 let (component, compile_time) = match cache.load(&engine, &sha256)? {
                     Some(c) => (c, None),
@@ -339,6 +360,7 @@ impl Runtime {
                     compile_time,
                     stamp,
                     manifest,
+                    signature,
                 ))
             })
             .await
@@ -348,7 +370,7 @@ impl Runtime {
             sha256,
             size,
         };
-        Ok((file, component, compile_time, stamp, manifest))
+        Ok((file, component, compile_time, stamp, manifest, signature))
     }
 
     /// A new version of plugin `name`, hot with `loaded`, not yet described. It carries on the
@@ -378,6 +400,7 @@ impl Runtime {
                 methods: Vec::new(),
             },
             manifest: Arc::new(manifest),
+            signature: crate::trust::Verdict::Unsigned,
             effective: Default::default(),
             settings,
             loaded_at: Utc::now(),

@@ -86,6 +86,8 @@ pub struct Runtime {
     grants: GrantBook,
     /// TLS settings of handlers' outbound requests.
     tls: Arc<Tls>,
+    /// The keys trusted to sign components.
+    trust: Arc<crate::trust::TrustStore>,
 }
 
 impl Runtime {
@@ -100,6 +102,9 @@ impl Runtime {
         let tls = Tls::new(config.outbound.ca_files.clone()).map_err(RuntimeError::Outbound)?;
         tracing::debug!(?allocator, cache = %cache.dir().display(), "runtime ready");
         let config_for_grants = config.clone();
+        let trust = config
+            .trust_store()
+            .map_err(|e| RuntimeError::Trust(e.to_string()))?;
         Ok(Self {
             metered: config.uses_fuel(),
             config: Arc::new(config),
@@ -116,7 +121,13 @@ impl Runtime {
             events: Arc::default(),
             grants: GrantBook::from_config(&config_for_grants),
             tls: Arc::new(tls),
+            trust: Arc::new(trust),
         })
+    }
+
+    /// The keys trusted to sign components.
+    pub fn trust(&self) -> &Arc<crate::trust::TrustStore> {
+        &self.trust
     }
 
     /// The configuration the runtime was built with.

@@ -159,6 +159,8 @@ pub struct Plugin {
     pub(super) info: HandlerInfo,
     /// What the component requests, from its file.
     pub(super) manifest: Arc<Manifest>,
+    /// Its signature, against the trusted keys when it was loaded.
+    pub(super) signature: crate::trust::Verdict,
     /// What its calls may use, for the current grants.
     pub(super) effective: EffectiveCache,
     pub(super) settings: PluginSettings,
@@ -202,6 +204,11 @@ impl Plugin {
     /// What `describe()` said.
     pub fn info(&self) -> &HandlerInfo {
         &self.info
+    }
+
+    /// What its signature says, against the trusted keys when it was loaded.
+    pub fn signature(&self) -> &crate::trust::Verdict {
+        &self.signature
     }
 
     /// What the component requests (empty when it has no manifest).
