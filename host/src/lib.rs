@@ -20,6 +20,8 @@
 //! - [`service`]: the one path for every write (validate, write, wake the scheduler).
 //! - [`api`]: the REST API (ScheduleZero's routes and `/api/v1`), typed bodies, error codes and
 //!   the OpenAPI document generated from them.
+//! - [`catalog`]: components from OCI registries: inspect, install with consent, update, roll back,
+//!   remove, verify; the lockfile.
 //! - [`serve`]: one host: store, runtime, scheduler and API together.
 //! - [`bench`]: `schedulezero bench`, measuring a real host.
 //! - [`cli`]: the command line.
@@ -29,6 +31,7 @@ pub mod background;
 pub mod bench;
 pub mod bridge;
 pub mod capability;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
