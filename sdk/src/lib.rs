@@ -100,7 +100,9 @@ pub use serde_json;
 pub mod __bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../wit",
+        // A copy of the contract in wit/ (a test holds them equal): the package carries it, so
+        // the SDK builds outside this repository.
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "schedulezero_sdk::__bindings",

@@ -63,11 +63,39 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Free space is below `server.min_free_space`: nothing was written; try again later.
     StorageFull,
+    /// The route needs the admin token (`server.admin_token`), or is closed without one.
+    Forbidden,
+    /// Not a registry reference, or a tag that is not a semver version.
+    BadReference,
+    /// The registry has no such artifact or tag.
+    ArtifactNotFound,
+    /// The registry cannot be reached, answered garbage, or the download broke off; nothing changed.
+    RegistryUnavailable,
+    /// The bytes are not what their digest says (tampered, or cut short); nothing changed.
+    DigestMismatch,
+    /// The component is larger than `pool.max_component_size`; it was not downloaded.
+    ArtifactTooLarge,
+    /// The artifact or file is not a WebAssembly component.
+    NotAComponent,
+    /// A component this host cannot run: another world, a newer contract, no name or version.
+    UnsupportedComponent,
+    /// The component is unsigned, its signature does not hold, or its signer is not trusted for its name.
+    SignatureRefused,
+    /// Installing needs `consent: true` with the digest that was reviewed, and the bytes must still be those.
+    ConsentRequired,
+    /// The plugin was not installed from the catalog (it is not in the lockfile).
+    NotInstalled,
+    /// No newer version to update to, or no earlier one to roll back to.
+    NothingToDo,
+    /// The component did not compile, link or describe itself; nothing changed.
+    InstallFailed,
+    /// The plugins folder, the lockfile or the kept components could not be read or written.
+    CatalogStorage,
 }
 
 impl ErrorCode {
     /// Every code, in the order of README's table.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 41] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::InvalidQuery,
@@ -95,6 +123,20 @@ impl ErrorCode {
         Self::Internal,
         Self::ShuttingDown,
         Self::StorageFull,
+        Self::Forbidden,
+        Self::BadReference,
+        Self::ArtifactNotFound,
+        Self::RegistryUnavailable,
+        Self::DigestMismatch,
+        Self::ArtifactTooLarge,
+        Self::NotAComponent,
+        Self::UnsupportedComponent,
+        Self::SignatureRefused,
+        Self::ConsentRequired,
+        Self::NotInstalled,
+        Self::NothingToDo,
+        Self::InstallFailed,
+        Self::CatalogStorage,
     ];
 
     /// The HTTP status answered with it.
@@ -125,6 +167,20 @@ impl ErrorCode {
             Self::CallFailed | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadReference => StatusCode::BAD_REQUEST,
+            Self::ArtifactNotFound => StatusCode::NOT_FOUND,
+            Self::RegistryUnavailable => StatusCode::BAD_GATEWAY,
+            Self::DigestMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ArtifactTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotAComponent => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedComponent => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::SignatureRefused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ConsentRequired => StatusCode::CONFLICT,
+            Self::NotInstalled => StatusCode::NOT_FOUND,
+            Self::NothingToDo => StatusCode::CONFLICT,
+            Self::InstallFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CatalogStorage => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -158,6 +214,20 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::ShuttingDown => "shutting_down",
             Self::StorageFull => "storage_full",
+            Self::Forbidden => "forbidden",
+            Self::BadReference => "bad_reference",
+            Self::ArtifactNotFound => "artifact_not_found",
+            Self::RegistryUnavailable => "registry_unavailable",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::ArtifactTooLarge => "artifact_too_large",
+            Self::NotAComponent => "not_a_component",
+            Self::UnsupportedComponent => "unsupported_component",
+            Self::SignatureRefused => "signature_refused",
+            Self::ConsentRequired => "consent_required",
+            Self::NotInstalled => "not_installed",
+            Self::NothingToDo => "nothing_to_do",
+            Self::InstallFailed => "install_failed",
+            Self::CatalogStorage => "catalog_storage",
         }
     }
 
@@ -206,6 +276,40 @@ impl ErrorCode {
             Self::ShuttingDown => "the host is shutting down",
             Self::StorageFull => {
                 "free space is below `server.min_free_space`: nothing was written; retry after `Retry-After`"
+            }
+            Self::Forbidden => {
+                "the route needs the admin token (`server.admin_token`), or is closed without one"
+            }
+            Self::BadReference => "not a registry reference, or a tag that is not a semver version",
+            Self::ArtifactNotFound => "the registry has no such artifact or tag",
+            Self::RegistryUnavailable => {
+                "the registry cannot be reached, answered garbage, or the download broke off; nothing changed"
+            }
+            Self::DigestMismatch => {
+                "the bytes are not what their digest says (tampered, or cut short); nothing changed"
+            }
+            Self::ArtifactTooLarge => {
+                "the component is larger than `pool.max_component_size`; it was not downloaded"
+            }
+            Self::NotAComponent => "the artifact or file is not a WebAssembly component",
+            Self::UnsupportedComponent => {
+                "a component this host cannot run: another world, a newer contract, no name or version"
+            }
+            Self::SignatureRefused => {
+                "the component is unsigned, its signature does not hold, or its signer is not trusted for its name"
+            }
+            Self::ConsentRequired => {
+                "installing needs `consent: true` with the digest that was reviewed, and the bytes must still be those"
+            }
+            Self::NotInstalled => {
+                "the plugin was not installed from the catalog (it is not in the lockfile)"
+            }
+            Self::NothingToDo => "no newer version to update to, or no earlier one to roll back to",
+            Self::InstallFailed => {
+                "the component did not compile, link or describe itself; nothing changed"
+            }
+            Self::CatalogStorage => {
+                "the plugins folder, the lockfile or the kept components could not be read or written"
             }
         }
     }

@@ -30,6 +30,7 @@ use super::error::{CompatErrorBody, ErrorBody, ErrorDetail};
         (name = "handlers", description = "Plugins and remote handlers, as jobs see them"),
         (name = "triggers", description = "Trigger previews and checks"),
         (name = "plugins", description = "The runtime: plugins, instances, events, metrics"),
+        (name = "catalog", description = "The service catalog: components from OCI registries, inspected, installed with consent, updated, rolled back, removed"),
         (name = "scheduleZero", description = "ScheduleZero's routes, with its shapes"),
     )
 )]

@@ -297,6 +297,17 @@ fn registry_error(
         E::ImageManifestNotFoundError(_) => {
             CatalogError::NotFound(format!("{} is not in the registry", reference.whole()))
         }
+        E::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| {
+                use oci_client::errors::OciErrorCode as C;
+                matches!(e.code, C::ManifestUnknown | C::NameUnknown | C::BlobUnknown)
+            }) =>
+        {
+            CatalogError::NotFound(format!(
+                "{} is not in the registry ({envelope})",
+                reference.whole()
+            ))
+        }
         E::DigestError(_) => CatalogError::Digest(format!("{}: {e}", reference.whole())),
         E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
             CatalogError::Registry(format!(

@@ -75,11 +75,84 @@ pub enum PluginsCommand {
         runtime: RuntimeArgs,
     },
     /// Show one plugin in full: description, methods with their params schemas, file, hash,
-    /// artifact and limits.
+    /// artifact and limits. Given a component file or a registry reference instead, show what
+    /// it is without running or installing it: name, version, vendor, contract and whether this
+    /// host supports it, signature and signer, what it requests beside what is granted, size
+    /// and digest.
     Inspect {
-        /// The plugin, by name.
+        /// A plugin of the plugins folder by name, a component file, or a registry reference
+        /// (`registry/repository:1.2.0`).
         plugin: String,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// For a file or reference: the name it would be installed under.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        registry: super::catalog::RegistryArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Create a handler crate: the SDK as dependency, a release profile for small components,
+    /// one method with params and a test, a README on building, signing and publishing.
+    New(super::catalog::NewArgs),
+    /// Make an Ed25519 key pair for signing components.
+    Keygen(super::catalog::KeygenArgs),
+    /// Sign a component (wasmsign2's format, embedded): the signature covers every byte of it,
+    /// its manifest included.
+    Sign(super::catalog::SignArgs),
+    /// Publish a component to an OCI registry (the CNCF Wasm artifact layout, tagged with its
+    /// version; name, version, vendor, description, license and source as annotations).
+    Push {
+        #[command(flatten)]
+        args: super::catalog::PushArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Install a component from a registry (or a file) into the plugins folder: pulled by tag
+    /// and pinned by digest, its signature checked against the trusted keys, its contract
+    /// against this host, what it requests shown beside what is granted, then (with consent)
+    /// compiled, placed and recorded in the folder's lockfile.
+    Install {
+        #[command(flatten)]
+        args: super::catalog::InstallArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Update an installed plugin to the newest semver tag of its repository (or --to), with
+    /// the same checks and consent; calls in flight finish on the old version.
+    Update {
+        #[command(flatten)]
+        args: super::catalog::UpdateArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Put back the version installed before (kept by digest), checked again.
+    Rollback {
+        /// The installed plugin.
+        plugin: String,
+        /// Also when that version is not signed by a trusted key.
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Remove an installed plugin: its file, its lockfile entry and its kept versions.
+    Remove {
+        /// The installed plugin.
+        plugin: String,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Check every component of the plugins folder against the lockfile (digest) and the
+    /// trusted keys (signature, signer); list the ones the catalog did not install. Exit code 1
+    /// when anything does not hold.
+    Verify {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -426,7 +499,33 @@ async fn inspect(runtime: &Runtime, name: &str, json_out: bool) -> ExitCode {
 
 /// Runs `plugins list` in this process (no host answered, or `--local`).
 pub async fn plugins(config: Config, command: PluginsCommand, file: Option<&PathBuf>) -> ExitCode {
+    use super::catalog;
     match &command {
+        PluginsCommand::New(args) => return catalog::new_crate(args),
+        PluginsCommand::Keygen(args) => return catalog::keygen(args),
+        PluginsCommand::Sign(args) => return catalog::sign(args),
+        PluginsCommand::Push { args, .. } => return catalog::push(&config, args).await,
+        PluginsCommand::Install { args, .. } => return catalog::install(&config, args).await,
+        PluginsCommand::Update { args, .. } => return catalog::update(&config, args).await,
+        PluginsCommand::Rollback {
+            plugin,
+            allow_unsigned,
+            json,
+            ..
+        } => return catalog::rollback(&config, plugin, *allow_unsigned, *json).await,
+        PluginsCommand::Remove { plugin, .. } => return catalog::remove(&config, plugin),
+        PluginsCommand::Verify { json, .. } => return catalog::verify(&config, *json),
+        PluginsCommand::Inspect {
+            plugin,
+            json,
+            name,
+            registry,
+            ..
+        } if !(crate::config::is_valid_plugin_name(plugin)
+            && config.plugins_dir.join(format!("{plugin}.wasm")).is_file()) =>
+        {
+            return catalog::inspect(&config, plugin, name.as_deref(), *json, registry).await;
+        }
         PluginsCommand::Grant { .. }
         | PluginsCommand::Revoke { .. }
         | PluginsCommand::Grants { .. } => {
@@ -480,6 +579,6 @@ async fn on_host(config: &Config, command: PluginsCommand) -> ExitCode {
             client,
         } => grants::revoke(config, &client, &plugin, &kind, &name).await,
         PluginsCommand::Grants { plugin, client } => grants::list(config, &client, &plugin).await,
-        PluginsCommand::List { .. } | PluginsCommand::Inspect { .. } => ExitCode::FAILURE,
+        _ => ExitCode::FAILURE,
     }
 }

@@ -4,6 +4,7 @@
 //! process ([`local`], `serve`), the host's URL and token where a running host is asked
 //! ([`schedules`], [`executions`], [`handlers`]).
 
+mod catalog;
 mod client;
 mod executions;
 mod grants;
@@ -280,8 +281,19 @@ pub fn resolve(cli: &Cli) -> Result<Config, String> {
         Command::Invoke(a) => a.runtime.apply(&mut c),
         Command::Plugins(
             local::PluginsCommand::List { runtime, .. }
-            | local::PluginsCommand::Inspect { runtime, .. },
+            | local::PluginsCommand::Inspect { runtime, .. }
+            | local::PluginsCommand::Push { runtime, .. }
+            | local::PluginsCommand::Install { runtime, .. }
+            | local::PluginsCommand::Update { runtime, .. }
+            | local::PluginsCommand::Rollback { runtime, .. }
+            | local::PluginsCommand::Remove { runtime, .. }
+            | local::PluginsCommand::Verify { runtime, .. },
         ) => runtime.apply(&mut c),
+        Command::Plugins(
+            local::PluginsCommand::New(_)
+            | local::PluginsCommand::Keygen(_)
+            | local::PluginsCommand::Sign(_),
+        ) => {}
         Command::Plugins(
             local::PluginsCommand::Grant { .. }
             | local::PluginsCommand::Revoke { .. }

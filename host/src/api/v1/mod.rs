@@ -3,6 +3,7 @@
 //! `{"error": {"code": "<stable code>", "message": "..."}}`; lists page with a `next` cursor.
 //! Each route declares its OpenAPI operation next to it.
 
+mod catalog;
 pub mod grants;
 mod host;
 mod runs;
@@ -32,6 +33,7 @@ pub fn documented() -> OpenApiRouter<Arc<AppState>> {
         .merge(schedules::documented())
         .merge(runs::documented())
         .merge(grants::documented())
+        .merge(catalog::documented())
 }
 
 /// Each `/api/v1` route as served beside its documentation's.
@@ -42,6 +44,7 @@ pub fn declared() -> Vec<crate::api::routes::Declared> {
         schedules::declared(),
         runs::declared(),
         grants::declared(),
+        catalog::declared(),
     ]
     .concat()
 }
@@ -52,4 +55,5 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .merge(schedules::router())
         .merge(runs::router())
         .merge(grants::router())
+        .merge(catalog::router())
 }
