@@ -50,4 +50,12 @@ pub mod time;
 pub mod trust;
 
 pub use config::Config;
+
+/// Chooses rustls' crypto provider for the process (ring, as the handlers' outbound client uses):
+/// the HTTP clients of the CLI, the catalog and the benchmarks need one chosen before they are
+/// built. Idempotent; call it first thing.
+pub fn install_crypto_provider() {
+    // A second install is refused, harmlessly: the provider is the same.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use runtime::Runtime;

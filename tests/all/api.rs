@@ -795,7 +795,10 @@ async fn a_token_guards_every_route_but_health() {
     let token = "test-token-0123456789abcdef";
     let host = TestHost::start_with(&["--api-token", token]);
     let url = |p: &str| format!("{}{p}", host.url);
-    let bare = reqwest::Client::new();
+    let bare = {
+        schedulezero::install_crypto_provider();
+        reqwest::Client::new()
+    };
     let status = |r: reqwest::Response| r.status().as_u16();
     assert_eq!(
         status(bare.get(url("/api/health")).send().await.unwrap()),

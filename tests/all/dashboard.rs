@@ -818,7 +818,10 @@ async fn console_errors_are_caught() {
 async fn the_dashboard_files_are_embedded_and_open() {
     let token = "dashboard-token-0123456789";
     let host = TestHost::start_with(&["--api-token", token]);
-    let bare = reqwest::Client::new();
+    let bare = {
+        schedulezero::install_crypto_provider();
+        reqwest::Client::new()
+    };
     let page = bare.get(format!("{}/", host.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");

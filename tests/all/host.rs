@@ -56,6 +56,7 @@ impl TestHost {
     }
 
     fn spawn(data: &Path, args: Vec<String>, token: Option<String>) -> Self {
+        schedulezero::install_crypto_provider();
         let mut cmd = Command::new(schedulezero_bin());
         cmd.current_dir(repo_root());
         for (key, _) in std::env::vars() {

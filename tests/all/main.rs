@@ -7,6 +7,7 @@
 mod api;
 mod bridge;
 mod capabilities;
+mod catalog;
 mod cli;
 mod dashboard;
 mod ding_dong;

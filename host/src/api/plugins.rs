@@ -150,6 +150,9 @@ pub struct PluginView {
     pub capabilities: Option<crate::capability::Review>,
     /// Its outbound HTTP since the host started, by destination host (`host:port`).
     pub http: BTreeMap<String, crate::runtime::Traffic>,
+    /// Its component's signature, against the trusted keys when it was loaded.
+    #[serde(default)]
+    pub signature: crate::trust::Verdict,
 }
 
 impl PluginView {
@@ -158,6 +161,7 @@ impl PluginView {
         let s = p.settings();
         Self {
             name: p.name().to_owned(),
+            signature: p.signature().clone(),
             version: p.info().version.clone(),
             description: p.info().description.clone(),
             state: m.state,

@@ -311,6 +311,7 @@ pub fn resolve(cli: &Cli) -> Result<Config, String> {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
+    crate::install_crypto_provider();
     let cli = Cli::parse();
     // A benchmark's thousands of outbound requests would each be logged: not by default.
     let quiet =

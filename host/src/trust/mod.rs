@@ -14,7 +14,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmsign2::reexports::ct_codecs::{Base64, Decoder, Encoder};
 use wasmsign2::{KeyPair, Module, Section};
@@ -386,10 +386,11 @@ fn first_section_end(wasm: &[u8]) -> Option<usize> {
 }
 
 /// What a component's signature says, against the trusted keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verdict {
     /// No signature.
+    #[default]
     Unsigned,
     /// Signed by a trusted key that may sign this name.
     Verified {
