@@ -19,7 +19,7 @@ use crate::support::{repo_root, run_cli};
 
 /// A registry on a free loopback port, with its storage in a temporary folder; stopped when
 /// dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     addr: String,
     root: PathBuf,
@@ -27,7 +27,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = TcpListener::bind("127.0.0.1:0")
@@ -73,7 +73,7 @@ impl Registry {
         panic!("docker-registry did not start");
     }
 
-    fn reference(&self, repository: &str, tag: &str) -> String {
+    pub(crate) fn reference(&self, repository: &str, tag: &str) -> String {
         format!("{}/{repository}:{tag}", self.addr)
     }
 
@@ -97,9 +97,9 @@ impl Drop for Registry {
 
 /// The scaffolded handler, built twice (0.1.0 and 0.2.0) against the SDK as `cargo package`
 /// makes it.
-struct Built {
-    v1: Vec<u8>,
-    v2: Vec<u8>,
+pub(crate) struct Built {
+    pub(crate) v1: Vec<u8>,
+    pub(crate) v2: Vec<u8>,
 }
 
 /// Runs a command to completion; panics with its output if it fails.
@@ -132,7 +132,7 @@ fn cargo() -> Command {
 /// `cargo package` and unpacked, as a vendor outside this repository gets it; the crate in a
 /// folder under `target/` (so the pinned toolchain applies), with the example plugins' lockfile
 /// (the same dependency versions, already built for wasm in `target/plugins/build`).
-fn built() -> &'static Built {
+pub(crate) fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_root();
@@ -223,7 +223,7 @@ fn built() -> &'static Built {
 }
 
 /// A vendor's key pair, made by `plugins keygen` in `dir`.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let out = run_cli(
         dir,
         &[
@@ -242,7 +242,7 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// Writes `bytes` to `dir/file`, signs it with `key` there, and returns the signed bytes.
-fn signed(dir: &Path, file: &str, bytes: &[u8], key: &Path) -> Vec<u8> {
+pub(crate) fn signed(dir: &Path, file: &str, bytes: &[u8], key: &Path) -> Vec<u8> {
     let path = dir.join(file);
     std::fs::write(&path, bytes).expect("write the component");
     let out = run_cli(
@@ -261,7 +261,7 @@ fn signed(dir: &Path, file: &str, bytes: &[u8], key: &Path) -> Vec<u8> {
 }
 
 /// `plugins push` of `bytes` to `reference`.
-fn push(dir: &Path, bytes: &[u8], reference: &str) {
+pub(crate) fn push(dir: &Path, bytes: &[u8], reference: &str) {
     let path = dir.join("push.wasm");
     std::fs::write(&path, bytes).expect("write the component");
     let out = run_cli(
@@ -280,13 +280,13 @@ fn push(dir: &Path, bytes: &[u8], reference: &str) {
 
 /// An operator's setup: a plugins folder, a data folder, a configuration trusting `acme.pub`
 /// for `acme-*` names.
-struct Operator {
+pub(crate) struct Operator {
     dir: TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 impl Operator {
-    fn new(registry: &Registry, public_key: &Path, extra: &str) -> Self {
+    pub(crate) fn new(registry: &Registry, public_key: &Path, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("plugins")).expect("plugins folder");
         let config = dir.path().join("schedulezero.toml");

@@ -793,6 +793,71 @@ async fn the_dashboard_grants_and_revokes_capabilities() {
     b.close().await;
 }
 
+/// The Handlers page's catalog: a reference inspected shows what the component is, who signed it
+/// and what it asks for; installing sends the reviewed digest; then update and roll back, each
+/// seen in the installed table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_installs_updates_and_rolls_back_from_the_catalog() {
+    use crate::catalog::{Operator, Registry, built, keygen, push, signed};
+    let built = tokio::task::spawn_blocking(built).await.unwrap();
+    let registry = Registry::start();
+    let vendor = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(vendor.path(), "acme");
+    let reference = registry.reference("acme/greeter", "0.1.0");
+    push(
+        vendor.path(),
+        &signed(vendor.path(), "a.wasm", &built.v1, &key),
+        &reference,
+    );
+    push(
+        vendor.path(),
+        &signed(vendor.path(), "b.wasm", &built.v2, &key),
+        &registry.reference("acme/greeter", "0.2.0"),
+    );
+    let operator = Operator::new(&registry, &public, "");
+    let host = TestHost::start_with_config(&std::fs::read_to_string(&operator.config).unwrap());
+    let mut b = Browser::start("catalog").await;
+    b.goto(&format!("{}/#/handlers", host.url)).await;
+    b.xpath("//*[@id='catalog-table']//td[contains(., 'Nothing installed')]")
+        .await;
+    b.type_into("#catalog-reference", &reference).await;
+    b.click("#catalog-inspect button[type='submit']").await;
+    b.xpath("//*[@id='review-signature'][contains(., 'signed by acme')]")
+        .await;
+    b.xpath("//*[@id='review-requests']//li[contains(., 'config greeting')]")
+        .await;
+    b.shot("catalog-review").await;
+    b.click("#review-install").await;
+    b.el("#catalog-table tr[data-plugin='acme-greeter'][data-state='verified']")
+        .await;
+    let (_, p) = host.get("/api/v1/plugins/acme-greeter").await;
+    assert_eq!(p["version"], "0.1.0", "{p}");
+    assert_eq!(p["signature"]["key"], "acme", "{p}");
+
+    b.click("#catalog-table tr[data-plugin='acme-greeter'] button[aria-label^='Check']")
+        .await;
+    b.xpath("//button[@id='review-install'][contains(., 'Update to 0.2.0')]")
+        .await;
+    b.click("#review-install").await;
+    b.xpath(
+        "//*[@id='catalog-table']//tr[@data-plugin='acme-greeter']/td[starts-with(., '0.2.0')]",
+    )
+    .await;
+    b.shot("catalog-updated").await;
+    b.click("#catalog-table tr[data-plugin='acme-greeter'] button[aria-label^='Roll']")
+        .await;
+    b.el("#confirm-dialog[open]").await;
+    b.click("#confirm-ok").await;
+    b.xpath(
+        "//*[@id='catalog-table']//tr[@data-plugin='acme-greeter']/td[starts-with(., '0.1.0')]",
+    )
+    .await;
+    let (_, p) = host.get("/api/v1/plugins/acme-greeter").await;
+    assert_eq!(p["version"], "0.1.0", "{p}");
+    b.assert_no_console_errors().await;
+    b.close().await;
+}
+
 /// The console check can fail: an error logged by a page is seen.
 #[tokio::test]
 async fn console_errors_are_caught() {

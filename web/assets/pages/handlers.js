@@ -1,8 +1,10 @@
 // Handlers: every WebAssembly plugin with its lifecycle state, version, hash, figures and live
 // instances; what each plugin's component asks for (outbound HTTP, directories, configuration
-// values, secrets) beside what it is granted, with ways to grant and revoke; every remote
-// handler with its address, status, last seen and latency, and a way to forget one that went
-// away for good.
+// values, secrets) beside what it is granted, with ways to grant and revoke; the service
+// catalog (installed components with source, version, digest, signer and verification state;
+// install and update from a registry after reviewing what the component is and asks for); every
+// remote handler with its address, status, last seen and latency, and a way to forget one that
+// went away for good.
 
 import { api } from "../api.js";
 import { agoEl, badge, bytes, confirmThen, count, emptyRow, fill, h, micros, millis, rows, time, update } from "../dom.js";
@@ -19,6 +21,8 @@ export default {
       plugins: h("div", { class: "plugin-grid", id: "plugins" }),
       rejected: h("div", {}),
       capabilities: h("div", { id: "capabilities" }),
+      catalog: h("div", { id: "catalog" }),
+      review: h("div", { id: "catalog-review" }),
       remote: h("tbody", {}),
     };
     view.append(
@@ -30,6 +34,12 @@ export default {
       h("p", { class: "muted" },
         "What each plugin's component asks for, and what it is granted. A call gets only what is both; a secret is granted by reference (env:NAME or file:PATH) and never shown."),
       els.capabilities,
+      h("h2", {}, "Catalog"),
+      h("p", { class: "muted" },
+        "Components installed from OCI registries: where each came from, its digest, who signed it, and whether the file and its signature still hold. Installing shows what a component is and asks for before anything is placed."),
+      els.catalog,
+      installForm(),
+      els.review,
       h("h2", {}, "Remote handlers"),
       h("div", { class: "table-wrap" },
         h("table", { class: "data stack", id: "remote-table" },
@@ -42,7 +52,11 @@ export default {
   },
 
   async refresh() {
-    const [plugins, handlers] = await Promise.all([api("/api/v1/plugins"), api("/api/v1/handlers?limit=1000")]);
+    const [plugins, handlers, catalog] = await Promise.all([
+      api("/api/v1/plugins"),
+      api("/api/v1/handlers?limit=1000"),
+      api("/api/v1/catalog").catch((e) => ({ error: e.message })),
+    ]);
     const live = plugins.plugins.filter((p) => p.live_instances > 0);
     const instances = await Promise.all(live.map((p) =>
       api(`/api/v1/plugins/${encodeURIComponent(p.name)}/instances`)
@@ -66,6 +80,7 @@ export default {
         h("h3", {}, "Rejected files"),
         h("ul", {}, plugins.rejected.map((r) => h("li", {}, h("span", { class: "mono" }, r.file), `: ${r.error}`))))
       : null);
+    update(els.catalog, catalog, () => catalogView(catalog));
     const remote = handlers.handlers.filter((x) => x.kind === "remote");
     rows(els.remote, remote, remoteRow,
       emptyRow(9, "No remote handlers have registered."));
@@ -275,6 +290,163 @@ function forget(r) {
       ctx.toast(`${r.id} forgotten.`);
     } catch (e) {
       ctx.toast(`${r.id}: ${e.message}`, "error");
+    }
+    ctx.refresh();
+  });
+}
+
+/** Whether this dashboard's token may install (the admin token, or a host without tokens). */
+let canInstall = false;
+
+function catalogView(c) {
+  if (c.error) return h("p", { class: "error" }, `The catalog cannot be read: ${c.error}`);
+  canInstall = c.can_install;
+  const keys = c.trusted_keys.length
+    ? c.trusted_keys.map((k) => `${k.name} (key ${k.key_id.slice(0, 12)}, for ${k.plugins.join(", ")})`).join("; ")
+    : "none";
+  return h("div", {},
+    h("p", { class: "small-text" },
+      `Trusted keys: ${keys}. `,
+      c.require_signatures
+        ? "The plugins folder takes signed components only."
+        : "The plugins folder loads unsigned components too (pool.require_signatures is off).",
+      c.can_install ? "" : " Installing needs the admin token."),
+    h("div", { class: "table-wrap" },
+      h("table", { class: "data compact stack", id: "catalog-table" },
+        h("caption", { class: "sr-only" }, "Installed components"),
+        h("thead", {}, h("tr", {},
+          ["Plugin", "Version", "Source", "Digest", "Signer", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, c.installed.length
+          ? c.installed.map(installedRow)
+          : emptyRow(7, "Nothing installed from a registry yet.")))));
+}
+
+function installedRow(row) {
+  const e = row.entry;
+  const v = row.verification;
+  const state = v ? (v.ok ? "verified" : "failing") : "unknown";
+  return h("tr", { dataset: { plugin: row.name, state } },
+    h("td", { class: "strong", dataset: { label: "Plugin" } }, row.name),
+    h("td", { dataset: { label: "Version" } }, e.version,
+      row.running && row.running !== e.version ? h("span", { class: "muted" }, ` (running ${row.running})`) : ""),
+    h("td", { class: "mono small-text", dataset: { label: "Source" }, title: e.pinned || e.source }, e.source),
+    h("td", { class: "mono", dataset: { label: "Digest" }, title: e.digest }, e.digest.replace("sha256:", "").slice(0, 12)),
+    h("td", { dataset: { label: "Signer" } }, e.signer || h("span", { class: "muted" }, "unsigned")),
+    h("td", { dataset: { label: "State" } }, badge(state),
+      v && v.problems.length ? h("div", { class: "small-text error" }, v.problems.join("; ")) : ""),
+    h("td", { class: "actions-cell" }, canInstall ? [
+      h("button", { type: "button", class: "small", onclick: () => checkUpdate(row.name), "aria-label": `Check ${row.name} for an update` }, "Update"),
+      (e.previous || []).length
+        ? h("button", { type: "button", class: "small", onclick: () => rollback(row.name, e.previous[e.previous.length - 1]), "aria-label": `Roll ${row.name} back` }, "Roll back")
+        : "",
+      h("button", { type: "button", class: "small danger", onclick: () => removeInstalled(row.name), "aria-label": `Remove ${row.name}` }, "Remove"),
+    ] : ""));
+}
+
+function installForm() {
+  const field = h("input", {
+    type: "text", name: "reference", required: true, id: "catalog-reference",
+    placeholder: "registry.example.com/vendor/handler:1.0.0",
+    "aria-label": "Registry reference to inspect",
+  });
+  const onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      const review = await api("/api/v1/catalog/inspect", { method: "POST", body: { reference: field.value.trim() } });
+      showReview(review, "Install");
+    } catch (e) {
+      fill(els.review, h("p", { class: "error" }, e.message));
+    }
+  };
+  return h("form", { class: "grant-form", id: "catalog-inspect", onsubmit },
+    field, h("button", { type: "submit", class: "small" }, "Inspect"));
+}
+
+async function checkUpdate(name) {
+  try {
+    const review = await api(`/api/v1/catalog/${encodeURIComponent(name)}/update`);
+    showReview(review, `Update to ${review.version}`);
+  } catch (e) {
+    ctx.toast(`${name}: ${e.message}`, e.code === "nothing_to_do" ? "info" : "error");
+  }
+}
+
+/** What a component is and asks for, and the button that installs exactly these bytes. */
+function showReview(r, action) {
+  if (!els) return;
+  const caps = r.capabilities || { requested: [], unrequested: [] };
+  const sig = r.signature || {};
+  const signature = sig.status === "verified" ? `signed by ${sig.key} (key ${sig.key_id})`
+    : sig.status === "unsigned" ? "not signed"
+      : sig.status === "unknown_signer" ? "signed by a key this host does not trust"
+        : sig.status === "not_allowed" ? `signed by ${sig.key}, not trusted for ${sig.plugin}`
+          : `bad signature: ${sig.reason || ""}`;
+  const install = async () => {
+    try {
+      const outcome = await api("/api/v1/catalog/install", {
+        method: "POST",
+        body: { reference: r.pinned || r.source, digest: r.digest, consent: true },
+      });
+      ctx.toast(`${outcome.name} ${outcome.installed.version} installed.`);
+      fill(els.review);
+      ctx.refresh();
+    } catch (e) {
+      ctx.toast(e.message, "error");
+    }
+  };
+  fill(els.review, h("section", { class: "card caps", id: "review", "aria-label": `Review of ${r.name}` },
+    h("header", { class: "plugin-head" },
+      h("h3", {}, `${r.name || "(no name)"} ${r.version || ""}`),
+      badge(r.problems.length ? "refused" : "ok"),
+      r.installed ? h("span", { class: "muted" }, `installed: ${r.installed.version}`) : ""),
+    r.description ? h("p", { class: "muted" }, r.description) : null,
+    h("dl", { class: "facts" },
+      h("dt", {}, "vendor"), h("dd", {}, r.vendor || "—"),
+      h("dt", {}, "license"), h("dd", {}, r.license || "—"),
+      h("dt", {}, "source"), h("dd", { class: "mono small-text" }, r.pinned || r.source),
+      h("dt", {}, "digest"), h("dd", { class: "mono", title: r.digest }, r.digest.replace("sha256:", "").slice(0, 16)),
+      h("dt", {}, "size"), h("dd", {}, bytes(r.size)),
+      h("dt", {}, "contract"), h("dd", {}, r.world.supported ? `${r.world.contract}: supported` : `not supported: ${r.world.reason}`),
+      h("dt", {}, "signature"), h("dd", { id: "review-signature" }, signature)),
+    h("h4", {}, "Asks for"),
+    caps.requested.length
+      ? h("ul", { class: "small-text", id: "review-requests" }, caps.requested.map((q) =>
+        h("li", {}, `${q.kind} ${q.name}${q.access ? ` (${q.access})` : ""}: ${q.purpose} — `,
+          q.granted.length ? "granted" : badge("missing"))))
+      : h("p", { class: "muted" }, "Nothing beyond its params."),
+    r.problems.length
+      ? h("ul", { class: "error small-text", id: "review-problems" }, r.problems.map((p) => h("li", {}, p)))
+      : h("p", {}, h("button", { type: "button", id: "review-install", onclick: install }, action),
+        h("span", { class: "muted small-text" }, " installs these bytes only, and grants nothing: grant what it asks for above, once it is installed."))));
+}
+
+function rollback(name, previous) {
+  confirmThen({
+    title: `Roll ${name} back to ${previous.version}?`,
+    text: "The version kept before is checked again and put back; calls in flight finish on the current one.",
+    ok: "Roll back",
+  }, async () => {
+    try {
+      await api(`/api/v1/catalog/${encodeURIComponent(name)}/rollback`, { method: "POST" });
+      ctx.toast(`${name} rolled back to ${previous.version}.`);
+    } catch (e) {
+      ctx.toast(`${name}: ${e.message}`, "error");
+    }
+    ctx.refresh();
+  });
+}
+
+function removeInstalled(name) {
+  confirmThen({
+    title: `Remove ${name}?`,
+    text: "Its file, its lockfile entry and its kept versions go; schedules that name it fail until it is installed again.",
+    ok: "Remove",
+  }, async () => {
+    try {
+      await api(`/api/v1/catalog/${encodeURIComponent(name)}`, { method: "DELETE" });
+      ctx.toast(`${name} removed.`);
+    } catch (e) {
+      ctx.toast(`${name}: ${e.message}`, "error");
     }
     ctx.refresh();
   });
