@@ -427,6 +427,32 @@ async fn every_operation_answers_as_its_document_says() {
         none
     );
     hit!("POST", "/api/executions/clear", none);
+    // The catalog (its successes against a real registry are in tests/all/catalog.rs).
+    let (status, _) = hit!("GET", "/api/v1/catalog", none);
+    assert_eq!(status, 200);
+    let (status, _) = hit!(
+        "POST",
+        "/api/v1/catalog/inspect",
+        &json!({"reference": "127.0.0.1:1/acme/x:latest"})
+    );
+    assert_eq!(status, 400);
+    let (status, _) = hit!(
+        "POST",
+        "/api/v1/catalog/install",
+        &json!({"reference": "127.0.0.1:1/acme/x:1.0.0", "digest": "sha256:00", "consent": true})
+    );
+    assert_eq!(status, 502);
+    for (method, template) in [
+        ("GET", "/api/v1/catalog/{name}/update"),
+        ("POST", "/api/v1/catalog/{name}/rollback"),
+        ("DELETE", "/api/v1/catalog/{name}"),
+    ] {
+        let concrete = template.replace("{name}", "nope");
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, reply) = host.call_json(m.as_str(), &concrete, none).await;
+        assert_eq!(status, 404, "{reply}");
+        call(template, &method.to_lowercase(), status, &reply);
+    }
     // The two that are not JSON.
     let (status, ty, _) = host.get_text("/metrics").await;
     assert_eq!(

@@ -93,3 +93,16 @@ fn the_documented_quick_start_builds_as_an_outside_crate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The SDK packages its own copy of the contract (so `cargo package` makes a crate that builds
+/// outside this repository); it is the contract, byte for byte.
+#[test]
+fn the_sdk_carries_the_contract_unchanged() {
+    let root = repo_root();
+    let canonical = std::fs::read(root.join("wit/handler.wit")).unwrap();
+    let copy = std::fs::read(root.join("sdk/wit/handler.wit")).unwrap();
+    assert!(
+        canonical == copy,
+        "sdk/wit/handler.wit differs from wit/handler.wit: copy it over (cp wit/handler.wit sdk/wit/)"
+    );
+}
