@@ -76,17 +76,23 @@ fn main() {
         );
     }
 
+    // The components of the workspace's crates (a folder of plugins/ with a Cargo.toml) only:
+    // the build folder is shared with other wasm builds (the catalog's test builds a scaffolded
+    // handler there), whose outputs are not example plugins.
     let release = build_dir.join("wasm32-wasip2").join("release");
     let mut copied = 0;
-    for entry in fs::read_dir(&release).expect("read the plugins build output") {
-        let path = entry.expect("list the plugins build output").path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .expect("utf-8 file name");
-            let dest = out_dir.join(format!("{}.wasm", stem.replace('_', "-")));
-            copy_if_changed(&path, &dest);
+    for entry in fs::read_dir(&plugins_src).expect("read plugins/") {
+        let member = entry.expect("list plugins/").path();
+        if !member.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = member
+            .file_name()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 folder name");
+        let built = release.join(format!("{}.wasm", name.replace('-', "_")));
+        if built.is_file() {
+            copy_if_changed(&built, &out_dir.join(format!("{name}.wasm")));
             copied += 1;
         }
     }

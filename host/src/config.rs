@@ -99,6 +99,9 @@ pub struct TrustedKeyConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogConfig {
+    /// The registries (`HOST:PORT`) components may be pulled from; empty: any. A reference to
+    /// another is refused before anything is sent to it.
+    pub registries: Vec<String>,
     /// Registries (`HOST:PORT`) reached over plain HTTP instead of HTTPS: a development registry
     /// on loopback, say. Everything else is HTTPS.
     pub plain_http: Vec<String>,
@@ -628,10 +631,21 @@ impl Config {
             return Err(invalid("pool.watch_settle", "must be at most 1m"));
         }
         self.trust_store()?;
-        for registry in &self.catalog.plain_http {
+        for (setting, registry) in self
+            .catalog
+            .plain_http
+            .iter()
+            .map(|r| ("catalog.plain_http", r))
+            .chain(
+                self.catalog
+                    .registries
+                    .iter()
+                    .map(|r| ("catalog.registries", r)),
+            )
+        {
             if registry.is_empty() || registry.contains('/') {
                 return Err(invalid(
-                    "catalog.plain_http",
+                    setting,
                     &format!("`{registry}` is not a registry's HOST:PORT"),
                 ));
             }

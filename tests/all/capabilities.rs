@@ -730,7 +730,13 @@ async fn the_manifest_is_read_without_running_and_a_bad_one_is_rejected() {
     let original = std::fs::read(crate::support::builtin_plugins().join("ding-dong.wasm")).unwrap();
     let manifest = |m: &str| with_section(&original, "schedulezero-manifest", m.as_bytes());
     // The same manifest twice is one manifest; a different second one is refused.
-    let same = r#"{"manifest_version":1,"http":[],"directories":[],"config":[{"key":"location","description":"Where the clock stands, named in its announcements.","secret":false}]}"#;
+    let start = original
+        .windows(20)
+        .position(|w| w == br#"{"manifest_version":"#)
+        .expect("ding-dong has a manifest");
+    let mut json = serde_json::Deserializer::from_slice(&original[start..]).into_iter::<Value>();
+    json.next().unwrap().unwrap();
+    let same = std::str::from_utf8(&original[start..start + json.byte_offset()]).unwrap();
     std::fs::write(dir.path().join("ding-dong.wasm"), manifest(same)).unwrap();
     let mut c = TestConfig::new();
     c.config.plugins_dir = dir.path().to_owned();

@@ -212,8 +212,10 @@ pub(crate) fn built() -> &'static Built {
                     .arg(root.join("target/plugins/build")),
                 "building the scaffolded handler",
             );
-            std::fs::read(root.join("target/plugins/build/wasm32-wasip2/release/acme_greeter.wasm"))
-                .expect("the built component")
+            let out = root.join("target/plugins/build/wasm32-wasip2/release/acme_greeter.wasm");
+            let wasm = std::fs::read(&out).expect("the built component");
+            let _ = std::fs::remove_file(&out);
+            wasm
         };
         let v1 = build("0.1.0");
         let v2 = build("0.2.0");
@@ -822,24 +824,36 @@ async fn the_catalog_over_the_api_needs_the_admin_token_and_the_reviewed_digest(
             (status, body)
         }
     };
+    // A call the host refuses, with its status and code.
+    let refused = |request: (reqwest::Method, &'static str, &'static str, Option<Value>),
+                   (want, code): (u16, &'static str)| {
+        let (method, path, token, body) = request;
+        let reply = call(method, path, token, body);
+        async move {
+            let (status, e) = reply.await;
+            assert_eq!(
+                (status, e["error"]["code"].as_str()),
+                (want, Some(code)),
+                "{path}: {e}"
+            );
+        }
+    };
 
     let (status, view) = call(reqwest::Method::GET, "/api/v1/catalog", api, None).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["can_install"], false);
     assert_eq!(view["trusted_keys"][0]["name"], "acme");
     let inspect = json!({"reference": reference});
-    let (status, e) = call(
-        reqwest::Method::POST,
-        "/api/v1/catalog/inspect",
-        api,
-        Some(inspect.clone()),
+    refused(
+        (
+            reqwest::Method::POST,
+            "/api/v1/catalog/inspect",
+            api,
+            Some(inspect.clone()),
+        ),
+        (403, "forbidden"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (403, Some("forbidden")),
-        "{e}"
-    );
     let (status, review) = call(
         reqwest::Method::POST,
         "/api/v1/catalog/inspect",
@@ -855,43 +869,37 @@ async fn the_catalog_over_the_api_needs_the_admin_token_and_the_reviewed_digest(
     let pinned = review["pinned"].as_str().expect("pinned").to_owned();
 
     // The consent step: no consent, or another digest, installs nothing.
-    let (status, e) = call(
-        reqwest::Method::POST,
-        "/api/v1/catalog/install",
-        admin,
-        Some(json!({"reference": pinned, "digest": digest, "consent": false})),
+    refused(
+        (
+            reqwest::Method::POST,
+            "/api/v1/catalog/install",
+            admin,
+            Some(json!({"reference": pinned, "digest": digest, "consent": false})),
+        ),
+        (409, "consent_required"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (409, Some("consent_required")),
-        "{e}"
-    );
-    let (status, e) = call(
-        reqwest::Method::POST,
-        "/api/v1/catalog/install",
-        admin,
-        Some(json!({"reference": pinned, "digest": "sha256:00", "consent": true})),
+    refused(
+        (
+            reqwest::Method::POST,
+            "/api/v1/catalog/install",
+            admin,
+            Some(json!({"reference": pinned, "digest": "sha256:00", "consent": true})),
+        ),
+        (409, "consent_required"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (409, Some("consent_required")),
-        "{e}"
-    );
     assert!(!operator.plugins().join("acme-greeter.wasm").exists());
-    let (status, e) = call(
-        reqwest::Method::POST,
-        "/api/v1/catalog/install",
-        admin,
-        Some(json!({"reference": "/etc/passwd.wasm", "digest": digest, "consent": true})),
+    refused(
+        (
+            reqwest::Method::POST,
+            "/api/v1/catalog/install",
+            admin,
+            Some(json!({"reference": "/etc/passwd.wasm", "digest": digest, "consent": true})),
+        ),
+        (400, "bad_reference"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (400, Some("bad_reference")),
-        "{e}"
-    );
 
     let (status, outcome) = call(
         reqwest::Method::POST,
@@ -921,42 +929,36 @@ async fn the_catalog_over_the_api_needs_the_admin_token_and_the_reviewed_digest(
     assert_eq!(row["verification"]["ok"], true, "{row}");
     assert_eq!(row["running"], "0.1.0");
 
-    let (status, e) = call(
-        reqwest::Method::GET,
-        "/api/v1/catalog/acme-greeter/update",
-        admin,
-        None,
+    refused(
+        (
+            reqwest::Method::GET,
+            "/api/v1/catalog/acme-greeter/update",
+            admin,
+            None,
+        ),
+        (409, "nothing_to_do"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (409, Some("nothing_to_do")),
-        "{e}"
-    );
-    let (status, e) = call(
-        reqwest::Method::POST,
-        "/api/v1/catalog/acme-greeter/rollback",
-        admin,
-        None,
+    refused(
+        (
+            reqwest::Method::POST,
+            "/api/v1/catalog/acme-greeter/rollback",
+            admin,
+            None,
+        ),
+        (409, "nothing_to_do"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (409, Some("nothing_to_do")),
-        "{e}"
-    );
-    let (status, e) = call(
-        reqwest::Method::DELETE,
-        "/api/v1/catalog/acme-greeter",
-        api,
-        None,
+    refused(
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/catalog/acme-greeter",
+            api,
+            None,
+        ),
+        (403, "forbidden"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (403, Some("forbidden")),
-        "{e}"
-    );
     let (status, removed) = call(
         reqwest::Method::DELETE,
         "/api/v1/catalog/acme-greeter",
@@ -966,16 +968,14 @@ async fn the_catalog_over_the_api_needs_the_admin_token_and_the_reviewed_digest(
     .await;
     assert_eq!(status, 200, "{removed}");
     assert!(!operator.plugins().join("acme-greeter.wasm").exists());
-    let (status, e) = call(
-        reqwest::Method::DELETE,
-        "/api/v1/catalog/acme-greeter",
-        admin,
-        None,
+    refused(
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/catalog/acme-greeter",
+            admin,
+            None,
+        ),
+        (404, "not_installed"),
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (404, Some("not_installed")),
-        "{e}"
-    );
 }

@@ -299,6 +299,7 @@ impl Catalog {
                 })
             }
             Source::Registry(reference) => {
+                self.allowed(reference)?;
                 let tag = reference.tag().map(str::to_owned);
                 if reference.digest().is_none() {
                     match tag.as_deref() {
@@ -334,6 +335,19 @@ impl Catalog {
                 })
             }
         }
+    }
+
+    /// Refuses a reference to a registry `catalog.registries` does not list.
+    fn allowed(&self, reference: &oci::Reference) -> Result<(), CatalogError> {
+        let allowed = &self.runtime.config().catalog.registries;
+        let registry = reference.resolve_registry();
+        if allowed.is_empty() || allowed.iter().any(|r| r == registry) {
+            return Ok(());
+        }
+        Err(CatalogError::BadReference(format!(
+            "the registry {registry} is not one of catalog.registries ({})",
+            allowed.join(", ")
+        )))
     }
 
     /// Checks a fetched component without running it: what it is, whom it is signed by, what
@@ -547,6 +561,7 @@ impl Catalog {
                 entry.current.source
             ))
         })?;
+        self.allowed(&reference)?;
         let current = semver::Version::parse(&entry.current.version).ok();
         let tags = self.registry.tags(&reference).await?;
         let wanted = match to {

@@ -563,6 +563,18 @@ fn print_outcome(config: &Config, outcome: &Outcome, json: bool) {
     );
 }
 
+/// Prints what an install or update did; nothing installed (no consent) or an error fails.
+fn finish(config: &Config, result: Result<Option<Outcome>, CatalogError>, json: bool) -> ExitCode {
+    match result {
+        Ok(Some(outcome)) => {
+            print_outcome(config, &outcome, json);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::FAILURE,
+        Err(e) => catalog_fail(&e),
+    }
+}
+
 /// `plugins install`.
 pub async fn install(config: &Config, args: &InstallArgs) -> ExitCode {
     let config = with_registry(config, &args.registry, Some(&args.source));
@@ -572,14 +584,7 @@ pub async fn install(config: &Config, args: &InstallArgs) -> ExitCode {
         install_source(&catalog, &source, args.name.as_deref(), &args.consent).await
     }
     .await;
-    match result {
-        Ok(Some(outcome)) => {
-            print_outcome(&config, &outcome, args.consent.json);
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::FAILURE,
-        Err(e) => catalog_fail(&e),
-    }
+    finish(&config, result, args.consent.json)
 }
 
 /// `plugins update`.
@@ -599,14 +604,7 @@ pub async fn update(config: &Config, args: &UpdateArgs) -> ExitCode {
         install_source(&catalog, &source, Some(&args.plugin), &args.consent).await
     }
     .await;
-    match result {
-        Ok(Some(outcome)) => {
-            print_outcome(&config, &outcome, args.consent.json);
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::FAILURE,
-        Err(e) => catalog_fail(&e),
-    }
+    finish(&config, result, args.consent.json)
 }
 
 /// `plugins rollback`.

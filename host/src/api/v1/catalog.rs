@@ -270,7 +270,10 @@ fn registry_source(reference: &str) -> Result<Source, ApiError> {
     request_body = InstallRequest,
     responses(
         (status = 201, description = "Installed and loaded", body = Outcome),
+        (status = 400, description = "`bad_reference`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`artifact_not_found`", body = ErrorBody),
+        (status = 413, description = "`artifact_too_large`", body = ErrorBody),
         (status = 409, description = "`consent_required`: no consent, or the bytes are not the reviewed ones", body = ErrorBody),
         (status = 422, description = "`signature_refused`, `unsupported_component`, `digest_mismatch`, `install_failed`", body = ErrorBody),
         (status = 502, description = "`registry_unavailable`", body = ErrorBody),
@@ -309,8 +312,11 @@ async fn take_in(state: &AppState, name: &str) {
     responses(
         (status = 200, description = "The version it would update to, inspected", body = Inspection),
         (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_installed`", body = ErrorBody),
+        (status = 400, description = "`bad_reference`: not a semver version", body = ErrorBody),
+        (status = 404, description = "`not_installed`, or `artifact_not_found`", body = ErrorBody),
         (status = 409, description = "`nothing_to_do`: it is the newest", body = ErrorBody),
+        (status = 422, description = "`digest_mismatch` or `not_a_component`", body = ErrorBody),
+        (status = 502, description = "`registry_unavailable`", body = ErrorBody),
     ))]
 async fn update_check(
     State(state): Shared,
