@@ -3,8 +3,11 @@
 //! same component, instance memory, throughput, and a host's memory with 100 plugins before and
 //! after a burst) and the remote-handler benchmark ([`remote`]: a no-op call over ZeroMQ against
 //! the same call to a hot plugin) and the outbound HTTP benchmark ([`http`]: a hot component's GET
-//! against native Rust's, and cold starts). Each prints a table, or one JSON object with `--json`.
+//! against native Rust's, and cold starts) and the catalog benchmark ([`catalog`]: installing a
+//! signed component from a registry on loopback, and a host's install to first result). Each
+//! prints a table, or one JSON object with `--json`.
 
+pub mod catalog;
 pub mod http;
 pub mod remote;
 pub mod runtime;

@@ -812,13 +812,9 @@ impl Catalog {
             .map_err(|e| CatalogError::Io(format!("cannot create a staging folder: {e}")))?;
         std::fs::write(staging.path().join(format!("{name}.wasm")), wasm)
             .map_err(|e| CatalogError::Io(format!("cannot write to the staging folder: {e}")))?;
-        let mut config = self.runtime.config().clone();
-        config.plugins_dir = staging.path().to_owned();
-        config.cache_dir = Some(self.runtime.config().cache_dir());
-        // The signature was checked by the catalog, for the name it installs under.
-        config.pool.require_signatures = false;
-        config.pool.max_instances = 1;
-        let trial = Runtime::new(config).map_err(|e| CatalogError::Load(e.to_string()))?;
+        // The signature was checked by the catalog, for the name it installs under; the sibling
+        // holds it to the same trusted keys, which verify it again.
+        let trial = self.runtime.sibling(staging.path().to_owned());
         let result = trial.load(name).await;
         drop(trial);
         match result {
@@ -850,6 +846,8 @@ impl Catalog {
             lock::write_atomically(&blob, wasm)?;
         }
         let path = dir.join(format!("{name}.wasm"));
+        // What was there, to put back if the lockfile cannot be written.
+        let before = std::fs::read(&path).ok();
         lock::write_atomically(&path, wasm)?;
         let old = lockfile.plugins.remove(name);
         let replaced = old.as_ref().map(|e| e.current.clone());
@@ -888,7 +886,19 @@ impl Catalog {
             },
         };
         lockfile.plugins.insert(name.to_owned(), entry);
-        lockfile.write(dir)?;
+        if let Err(e) = lockfile.write(dir) {
+            // Not recorded, so not installed: the folder goes back to what it held.
+            let undone = match &before {
+                Some(bytes) => lock::write_atomically(&path, bytes),
+                None => std::fs::remove_file(&path).map_err(|e| {
+                    CatalogError::Io(format!("cannot remove {}: {e}", path.display()))
+                }),
+            };
+            if let Err(undo) = undone {
+                tracing::error!(plugin = %name, error = %undo, "cannot undo a placement the lockfile does not record");
+            }
+            return Err(e);
+        }
         Ok((path, replaced))
     }
 }

@@ -203,6 +203,10 @@ pub enum BenchName {
     /// One outbound GET from a hot component to a local server against the same request from
     /// native Rust (the host's overhead), and cloud-processor's cold start next to ding-dong's.
     Http,
+    /// Installing a signed component from an OCI registry on loopback (Debian's
+    /// `docker-registry`, started for the run): pull, checks, compile, with and without the
+    /// artifact cached; and a real host's install to first result.
+    Catalog,
 }
 
 /// Arguments of `serve`.
@@ -314,8 +318,9 @@ pub fn main() -> ExitCode {
     crate::install_crypto_provider();
     let cli = Cli::parse();
     // A benchmark's thousands of outbound requests would each be logged: not by default.
-    let quiet =
-        matches!(cli.command, Command::Bench(_)).then_some("schedulezero::runtime::outbound=warn");
+    let quiet = matches!(cli.command, Command::Bench(_)).then_some(
+        "schedulezero::runtime::outbound=warn,schedulezero::runtime::loader=warn,schedulezero::catalog=warn",
+    );
     init_logging(&cli.global, quiet);
     let config = match resolve(&cli) {
         Ok(c) => c,
@@ -495,6 +500,25 @@ async fn bench(args: BenchArgs) -> ExitCode {
         {
             return code;
         }
+    }
+    if matches!(args.which, Some(BenchName::Catalog))
+        || (args.which.is_none() && crate::bench::catalog::available())
+    {
+        let figures = crate::bench::catalog::catalog(args.quick);
+        let what = "catalog: installing a signed component from a registry on loopback";
+        if let Err(code) = bench_one(
+            &args,
+            &mut combined,
+            what,
+            figures,
+            crate::bench::catalog::table,
+        )
+        .await
+        {
+            return code;
+        }
+    } else if args.which.is_none() && !args.json {
+        eprintln!("bench catalog: not run (it needs `docker-registry` for a registry on loopback)");
     }
     if args.json {
         // One benchmark: its object; all of them: one object keyed by benchmark.

@@ -125,6 +125,36 @@ impl Runtime {
         })
     }
 
+    /// A runtime over another plugins folder that shares this one's engine, linker, artifact
+    /// cache, TLS settings and trusted keys (nothing that costs to build), with no grants and a
+    /// pool of its own: to compile and describe a component before it is placed (the catalog's
+    /// staging), so that the artifact is this engine's.
+    pub fn sibling(&self, plugins_dir: std::path::PathBuf) -> Self {
+        let mut config = (*self.config).clone();
+        config.plugins_dir = plugins_dir;
+        config.cache_dir = Some(self.cache.dir().to_owned());
+        config.plugins.clear();
+        config.pool.max_instances = 1;
+        Self {
+            metered: self.metered,
+            engine: self.engine.clone(),
+            allocator: self.allocator,
+            linker: self.linker.clone(),
+            cache: self.cache.clone(),
+            pool: Arc::new(Semaphore::new(1)),
+            plugins: RwLock::new(BTreeMap::new()),
+            idle_returned: tokio::sync::Notify::new(),
+            rejected: Mutex::new(BTreeMap::new()),
+            first_use: Mutex::default(),
+            removed: Mutex::default(),
+            events: Arc::default(),
+            grants: GrantBook::from_config(&config),
+            config: Arc::new(config),
+            tls: self.tls.clone(),
+            trust: self.trust.clone(),
+        }
+    }
+
     /// The keys trusted to sign components.
     pub fn trust(&self) -> &Arc<crate::trust::TrustStore> {
         &self.trust
