@@ -149,10 +149,12 @@ pub async fn catalog(quick: bool) -> Result<CatalogFigures, BenchError> {
 
     // The operator: each install into a fresh folder; cold ones with a fresh artifact cache.
     let config_for = |root: &Path, cache: &Path| {
-        let mut c = Config::default();
-        c.plugins_dir = root.join("plugins");
-        c.data_dir = root.join("data");
-        c.cache_dir = Some(cache.to_owned());
+        let mut c = Config {
+            plugins_dir: root.join("plugins"),
+            data_dir: root.join("data"),
+            cache_dir: Some(cache.to_owned()),
+            ..Config::default()
+        };
         c.catalog.plain_http = vec![registry.addr.clone()];
         c.trust.keys.insert(
             "bench".into(),
