@@ -256,16 +256,10 @@ impl Host {
             ),
             storage: self.storage.clone(),
             grants: self.grants.clone(),
-            catalog: match crate::catalog::Catalog::new(
+            catalog: Arc::new(crate::catalog::Catalog::new(
                 self.runtime.clone(),
                 &crate::catalog::Credentials::from_env(),
-            ) {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    tracing::error!(error = %e, "the service catalog is not available");
-                    None
-                }
-            },
+            )),
             openapi: std::sync::OnceLock::new(),
         })
     }

@@ -64,9 +64,8 @@ pub struct AppState {
     pub schedules: crate::service::ScheduleService,
     /// The one path for writes to grants.
     pub grants: crate::service::GrantService,
-    /// The service catalog of the plugins folder (none when its registry client could not be
-    /// set up).
-    pub catalog: Option<Arc<crate::catalog::Catalog>>,
+    /// The service catalog of the plugins folder.
+    pub catalog: Arc<crate::catalog::Catalog>,
     /// The OpenAPI document as served (with bearer auth when the host has a token), made on
     /// its first request.
     pub openapi: std::sync::OnceLock<String>,

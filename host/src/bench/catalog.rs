@@ -172,7 +172,7 @@ pub async fn catalog(quick: bool) -> Result<CatalogFigures, BenchError> {
         async move {
             std::fs::create_dir_all(&config.plugins_dir).map_err(err)?;
             let runtime = Runtime::new(config).map_err(err)?;
-            let catalog = Catalog::new(Arc::new(runtime), &Credentials::default()).map_err(err)?;
+            let catalog = Catalog::new(Arc::new(runtime), &Credentials::default());
             let started = Instant::now();
             let fetched = catalog.fetch(&source).await.map_err(err)?;
             let consent = Consent {

@@ -241,14 +241,19 @@ pub struct Consent {
 /// The catalog of one plugins folder.
 pub struct Catalog {
     runtime: Arc<Runtime>,
-    registry: Registry,
+    credentials: Credentials,
+    /// Made on first use: a host that never installs anything holds no HTTP client for it.
+    registry: std::sync::OnceLock<Registry>,
 }
 
 impl Catalog {
     /// The catalog of the runtime's plugins folder, with its trusted keys and grants.
-    pub fn new(runtime: Arc<Runtime>, credentials: &Credentials) -> Result<Self, CatalogError> {
-        let registry = Registry::new(&runtime.config().catalog.plain_http, credentials)?;
-        Ok(Self { runtime, registry })
+    pub fn new(runtime: Arc<Runtime>, credentials: &Credentials) -> Self {
+        Self {
+            runtime,
+            credentials: credentials.clone(),
+            registry: std::sync::OnceLock::new(),
+        }
     }
 
     fn plugins_dir(&self) -> &Path {
@@ -264,8 +269,12 @@ impl Catalog {
     }
 
     /// The registry client.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    pub fn registry(&self) -> Result<&Registry, CatalogError> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let made = Registry::new(&self.runtime.config().catalog.plain_http, &self.credentials)?;
+        Ok(self.registry.get_or_init(|| made))
     }
 
     /// The lockfile's entries.
@@ -317,7 +326,7 @@ impl Catalog {
                         }
                     }
                 }
-                let pulled = self.registry.pull(reference, self.max_bytes()).await?;
+                let pulled = self.registry()?.pull(reference, self.max_bytes()).await?;
                 let pinned = format!(
                     "{}/{}@{}",
                     reference.resolve_registry(),
@@ -563,7 +572,7 @@ impl Catalog {
         })?;
         self.allowed(&reference)?;
         let current = semver::Version::parse(&entry.current.version).ok();
-        let tags = self.registry.tags(&reference).await?;
+        let tags = self.registry()?.tags(&reference).await?;
         let wanted = match to {
             Some(v) => {
                 let v = oci::tag_version(v).ok_or_else(|| {

@@ -282,7 +282,7 @@ fn with_registry(config: &Config, args: &RegistryArgs, source: Option<&str>) -> 
 
 fn catalog_for(config: Config) -> Result<Catalog, CatalogError> {
     let runtime = Runtime::new(config).map_err(|e| CatalogError::Load(e.to_string()))?;
-    Catalog::new(Arc::new(runtime), &Credentials::from_env())
+    Ok(Catalog::new(Arc::new(runtime), &Credentials::from_env()))
 }
 
 /// Publishes a component to a registry.
@@ -352,7 +352,7 @@ pub async fn push(config: &Config, args: &PushArgs) -> ExitCode {
             },
         });
         catalog
-            .registry()
+            .registry()?
             .push(&reference, fetched.wasm, config_json, annotations)
             .await
     }

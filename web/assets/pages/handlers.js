@@ -329,7 +329,7 @@ function installedRow(row) {
     h("td", { class: "strong", dataset: { label: "Plugin" } }, row.name),
     h("td", { dataset: { label: "Version" } }, e.version,
       row.running && row.running !== e.version ? h("span", { class: "muted" }, ` (running ${row.running})`) : ""),
-    h("td", { class: "mono small-text", dataset: { label: "Source" }, title: e.pinned || e.source }, e.source),
+    h("td", { class: "mono small-text wrap-anywhere", dataset: { label: "Source" }, title: e.pinned || e.source }, e.source),
     h("td", { class: "mono", dataset: { label: "Digest" }, title: e.digest }, e.digest.replace("sha256:", "").slice(0, 12)),
     h("td", { dataset: { label: "Signer" } }, e.signer || h("span", { class: "muted" }, "unsigned")),
     h("td", { dataset: { label: "State" } }, badge(state),
@@ -385,7 +385,9 @@ function showReview(r, action) {
     try {
       const outcome = await api("/api/v1/catalog/install", {
         method: "POST",
-        body: { reference: r.pinned || r.source, digest: r.digest, consent: true },
+        // The tag is recorded as the source (updates look for newer tags); the digest holds the
+        // install to the bytes reviewed.
+        body: { reference: r.source, digest: r.digest, consent: true },
       });
       ctx.toast(`${outcome.name} ${outcome.installed.version} installed.`);
       fill(els.review);

@@ -163,21 +163,12 @@ fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn catalog(state: &AppState) -> Result<&crate::catalog::Catalog, ApiError> {
-    state.catalog.as_deref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Internal,
-            "the catalog is not available on this host (its registry client could not be set up; see the log)",
-        )
-    })
-}
-
 /// The installed components with their source, version, digest, signer and verification
 /// state; the components the catalog did not install; the trusted keys.
 #[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog", operation_id = "listCatalog",
     responses((status = 200, description = "The catalog of the plugins folder", body = CatalogView)))]
 async fn list(State(state): Shared, headers: HeaderMap) -> Result<Json<CatalogView>, ApiError> {
-    let catalog = catalog(&state)?;
+    let catalog = &state.catalog;
     let lockfile = catalog.installed()?;
     let mut rows = catalog.verify()?;
     let installed = lockfile
@@ -243,7 +234,7 @@ async fn inspect(
 ) -> Result<Json<Inspection>, ApiError> {
     admin(&state, &headers)?;
     let request: InspectRequest = typed(body)?;
-    let catalog = catalog(&state)?;
+    let catalog = &state.catalog;
     let fetched = catalog.fetch(&registry_source(&request.reference)?).await?;
     Ok(Json(catalog.inspect(
         &fetched,
@@ -285,7 +276,7 @@ async fn install(
 ) -> Result<Response, ApiError> {
     admin(&state, &headers)?;
     let request: InstallRequest = typed(body)?;
-    let catalog = catalog(&state)?;
+    let catalog = &state.catalog;
     let fetched = catalog.fetch(&registry_source(&request.reference)?).await?;
     let consent = Consent {
         given: request.consent,
@@ -325,7 +316,7 @@ async fn update_check(
     Query(q): Query<UpdateQuery>,
 ) -> Result<Json<Inspection>, ApiError> {
     admin(&state, &headers)?;
-    let catalog = catalog(&state)?;
+    let catalog = &state.catalog;
     let source = catalog.update_source(&name, q.version.as_deref()).await?;
     let fetched = catalog.fetch(&source).await?;
     Ok(Json(catalog.inspect(&fetched, Some(&name), false)))
@@ -346,7 +337,7 @@ async fn rollback(
     Path(name): Path<String>,
 ) -> Result<Json<Outcome>, ApiError> {
     admin(&state, &headers)?;
-    let outcome = catalog(&state)?.rollback(&name, false).await?;
+    let outcome = state.catalog.rollback(&name, false).await?;
     take_in(&state, &name).await;
     Ok(Json(outcome))
 }
@@ -366,7 +357,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<Json<Removed>, ApiError> {
     admin(&state, &headers)?;
-    let removed = catalog(&state)?.remove(&name)?;
+    let removed = state.catalog.remove(&name)?;
     state.runtime.remove(&name);
     Ok(Json(Removed { name, removed }))
 }
