@@ -448,13 +448,12 @@ impl Catalog {
                 }
             ))),
         }
-        let capabilities = match (&name, &manifest) {
-            (Some(n), m) => Some(crate::capability::grant::review(
-                &m.clone().unwrap_or_default(),
+        let capabilities = name.as_deref().map(|n| {
+            crate::capability::grant::review(
+                manifest.as_ref().unwrap_or(&Manifest::default()),
                 &self.runtime.grants(n),
-            )),
-            _ => None,
-        };
+            )
+        });
         let installed = name.as_deref().and_then(|n| {
             Lockfile::read(self.plugins_dir())
                 .ok()?

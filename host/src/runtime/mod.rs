@@ -90,6 +90,16 @@ pub struct Runtime {
     trust: Arc<crate::trust::TrustStore>,
 }
 
+/// What runtimes over one engine share: everything that costs to build.
+struct Shared {
+    engine: Engine,
+    allocator: AllocatorKind,
+    linker: Linker<HostState>,
+    cache: ArtifactCache,
+    tls: Arc<Tls>,
+    trust: Arc<crate::trust::TrustStore>,
+}
+
 impl Runtime {
     /// Sets up the engine, the linker and the artifact cache. Plugins are found by
     /// [`Runtime::discover`], or loaded on first use by name.
@@ -98,31 +108,20 @@ impl Runtime {
         engine::start_epoch_ticker(&engine);
         let linker = host::linker(&engine).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
         let cache = ArtifactCache::open(&config.cache_dir(), &engine)?;
-        let pool = Arc::new(Semaphore::new(config.pool.max_instances as usize));
         let tls = Tls::new(config.outbound.ca_files.clone()).map_err(RuntimeError::Outbound)?;
         tracing::debug!(?allocator, cache = %cache.dir().display(), "runtime ready");
-        let config_for_grants = config.clone();
         let trust = config
             .trust_store()
             .map_err(|e| RuntimeError::Trust(e.to_string()))?;
-        Ok(Self {
-            metered: config.uses_fuel(),
-            config: Arc::new(config),
+        let shared = Shared {
             engine,
             allocator,
             linker,
             cache,
-            pool,
-            plugins: RwLock::new(BTreeMap::new()),
-            idle_returned: tokio::sync::Notify::new(),
-            rejected: Mutex::new(BTreeMap::new()),
-            first_use: Mutex::default(),
-            removed: Mutex::default(),
-            events: Arc::default(),
-            grants: GrantBook::from_config(&config_for_grants),
             tls: Arc::new(tls),
             trust: Arc::new(trust),
-        })
+        };
+        Ok(Self::assemble(config, shared))
     }
 
     /// A runtime over another plugins folder that shares this one's engine, linker, artifact
@@ -135,23 +134,36 @@ impl Runtime {
         config.cache_dir = Some(self.cache.dir().to_owned());
         config.plugins.clear();
         config.pool.max_instances = 1;
-        Self {
-            metered: self.metered,
+        let shared = Shared {
             engine: self.engine.clone(),
             allocator: self.allocator,
             linker: self.linker.clone(),
             cache: self.cache.clone(),
-            pool: Arc::new(Semaphore::new(1)),
+            tls: self.tls.clone(),
+            trust: self.trust.clone(),
+        };
+        Self::assemble(config, shared)
+    }
+
+    /// A runtime of `config` over built parts, with nothing loaded yet.
+    fn assemble(config: Config, shared: Shared) -> Self {
+        Self {
+            metered: config.uses_fuel(),
+            pool: Arc::new(Semaphore::new(config.pool.max_instances as usize)),
+            grants: GrantBook::from_config(&config),
+            config: Arc::new(config),
+            engine: shared.engine,
+            allocator: shared.allocator,
+            linker: shared.linker,
+            cache: shared.cache,
             plugins: RwLock::new(BTreeMap::new()),
             idle_returned: tokio::sync::Notify::new(),
             rejected: Mutex::new(BTreeMap::new()),
             first_use: Mutex::default(),
             removed: Mutex::default(),
             events: Arc::default(),
-            grants: GrantBook::from_config(&config),
-            config: Arc::new(config),
-            tls: self.tls.clone(),
-            trust: self.trust.clone(),
+            tls: shared.tls,
+            trust: shared.trust,
         }
     }
 
