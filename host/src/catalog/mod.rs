@@ -294,7 +294,7 @@ impl Catalog {
                 if size > max {
                     return Err(CatalogError::TooLarge { size, limit: max });
                 }
-                let wasm = std::fs::read(path).map_err(|e| {
+                let wasm = blocking(|| std::fs::read(path)).map_err(|e| {
                     CatalogError::Io(format!("cannot read {}: {e}", path.display()))
                 })?;
                 Ok(Fetched {
@@ -362,6 +362,15 @@ impl Catalog {
     /// Checks a fetched component without running it: what it is, whom it is signed by, what
     /// it asks for next to what is granted, and what would stop it from installing.
     pub fn inspect(
+        &self,
+        fetched: &Fetched,
+        name: Option<&str>,
+        allow_unsigned: bool,
+    ) -> Inspection {
+        blocking(|| self.inspect_now(fetched, name, allow_unsigned))
+    }
+
+    fn inspect_now(
         &self,
         fetched: &Fetched,
         name: Option<&str>,
@@ -625,7 +634,7 @@ impl Catalog {
         };
         let started = Instant::now();
         let blob = self.blob_path(&previous.digest);
-        let wasm = std::fs::read(&blob).map_err(|e| {
+        let wasm = blocking(|| std::fs::read(&blob)).map_err(|e| {
             CatalogError::Io(format!(
                 "the kept component of {name} {} ({}) cannot be read: {e}",
                 previous.version,
@@ -640,7 +649,7 @@ impl Catalog {
         }
         let fetch_ms = started.elapsed().as_secs_f64() * 1e3;
         let checking = Instant::now();
-        let verdict = self.runtime.trust().verify(&wasm, name);
+        let verdict = blocking(|| self.runtime.trust().verify(&wasm, name));
         let unsigned_ok = allow_unsigned
             || self.runtime.config().catalog.allow_unsigned
             || previous.signer.is_none();
@@ -669,6 +678,10 @@ impl Catalog {
 
     /// Removes an installed plugin: its file, its lockfile entry and its kept components.
     pub fn remove(&self, name: &str) -> Result<Installed, CatalogError> {
+        blocking(|| self.remove_now(name))
+    }
+
+    fn remove_now(&self, name: &str) -> Result<Installed, CatalogError> {
         let _held = lock::FolderLock::take(self.plugins_dir())?;
         let mut lockfile = Lockfile::read(self.plugins_dir())?;
         let Some(entry) = lockfile.plugins.remove(name) else {
@@ -696,6 +709,10 @@ impl Catalog {
     /// Checks every installed plugin against the lockfile and the trusted keys, and lists the
     /// components in the folder the catalog did not install.
     pub fn verify(&self) -> Result<Vec<Verification>, CatalogError> {
+        blocking(|| self.verify_now())
+    }
+
+    fn verify_now(&self) -> Result<Vec<Verification>, CatalogError> {
         let lockfile = Lockfile::read(self.plugins_dir())?;
         let mut rows = Vec::new();
         for (name, entry) in &lockfile.plugins {
@@ -818,7 +835,7 @@ impl Catalog {
             .prefix("install-")
             .tempdir_in(&staging_root)
             .map_err(|e| CatalogError::Io(format!("cannot create a staging folder: {e}")))?;
-        std::fs::write(staging.path().join(format!("{name}.wasm")), wasm)
+        blocking(|| std::fs::write(staging.path().join(format!("{name}.wasm")), wasm))
             .map_err(|e| CatalogError::Io(format!("cannot write to the staging folder: {e}")))?;
         // The signature was checked by the catalog, for the name it installs under; the sibling
         // holds it to the same trusted keys, which verify it again.
@@ -837,6 +854,16 @@ impl Catalog {
     /// Places a checked component in the plugins folder and records it, under the folder's
     /// lock: the component kept by digest, the file renamed into place, the lockfile replaced.
     fn place(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        installed: Installed,
+        how: Placement,
+    ) -> Result<(PathBuf, Option<Installed>), CatalogError> {
+        blocking(|| self.place_now(name, wasm, installed, how))
+    }
+
+    fn place_now(
         &self,
         name: &str,
         wasm: &[u8],
@@ -908,6 +935,17 @@ impl Catalog {
             return Err(e);
         }
         Ok((path, replaced))
+    }
+}
+
+/// Runs file-system work and hashing of whole components (folder locks that may wait, fsyncs,
+/// up to `pool.max_component_size` read and hashed) without holding up the async workers: on a
+/// multi-threaded runtime the worker hands its other tasks on while it runs; elsewhere (a
+/// current-thread runtime, no runtime) it runs as it is.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
