@@ -550,7 +550,7 @@ impl Catalog {
             installed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let (path, replaced) =
-            self.place(&name, &fetched.wasm, installed.clone(), Placement::New)?;
+            blocking(|| self.place(&name, &fetched.wasm, installed.clone(), Placement::New))?;
         tracing::info!(plugin = %name, version = %installed.version, digest = %installed.digest,
             source = %installed.source, signer = ?installed.signer, "plugin installed from the catalog");
         Ok(Outcome {
@@ -663,7 +663,8 @@ impl Catalog {
         let compiling = Instant::now();
         self.trial(&wasm, name).await?;
         let precompile_ms = compiling.elapsed().as_secs_f64() * 1e3;
-        let (path, replaced) = self.place(name, &wasm, previous.clone(), Placement::Rollback)?;
+        let (path, replaced) =
+            blocking(|| self.place(name, &wasm, previous.clone(), Placement::Rollback))?;
         tracing::info!(plugin = %name, version = %previous.version, "plugin rolled back");
         Ok(Outcome {
             name: name.to_owned(),
@@ -853,17 +854,8 @@ impl Catalog {
 
     /// Places a checked component in the plugins folder and records it, under the folder's
     /// lock: the component kept by digest, the file renamed into place, the lockfile replaced.
+    /// File-system work that may wait: call it through [`blocking`].
     fn place(
-        &self,
-        name: &str,
-        wasm: &[u8],
-        installed: Installed,
-        how: Placement,
-    ) -> Result<(PathBuf, Option<Installed>), CatalogError> {
-        blocking(|| self.place_now(name, wasm, installed, how))
-    }
-
-    fn place_now(
         &self,
         name: &str,
         wasm: &[u8],
