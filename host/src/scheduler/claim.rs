@@ -111,6 +111,7 @@ mod tests {
     use crate::schedule::TriggerSpec;
     use crate::schedule::{Coalesce, ConflictPolicy, Schedule, SchedulePolicy};
     use crate::store::ExecutionQuery;
+    use crate::store::testing::on_both;
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -155,10 +156,10 @@ mod tests {
         }
     }
 
+    on_both! {
     #[tokio::test]
-    async fn due_schedules_are_claimed_once_per_fire_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn due_schedules_are_claimed_once_per_fire_time(db) {
+        let store = db.store.clone();
         add(
             &store,
             "chime",
@@ -188,11 +189,12 @@ mod tests {
             Some(at("2026-01-01T00:02:00Z"))
         );
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn after_downtime_missed_fire_times_are_logged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn after_downtime_missed_fire_times_are_logged(db) {
+        let store = db.store.clone();
         add(
             &store,
             "latest",
@@ -241,11 +243,12 @@ mod tests {
         );
         assert_eq!(store.runs_of("latest", 10).await.unwrap().len(), 5);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn paused_finished_and_one_shot_schedules() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn paused_finished_and_one_shot_schedules(db) {
+        let store = db.store.clone();
         add(
             &store,
             "once",
@@ -291,5 +294,6 @@ mod tests {
                 .due
                 .is_empty()
         );
+    }
     }
 }

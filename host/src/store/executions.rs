@@ -6,13 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
+use super::db::{Db, Dialect, Get, on};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Execution, ExecutionStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// An attempt as it starts (or as it is recorded without running: skipped, missed).
 #[derive(Debug, Clone, PartialEq)]
@@ -172,39 +170,48 @@ fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
     read_time("executions", us)
 }
 
-fn read(row: &SqliteRow) -> Result<Execution, StoreError> {
+/// One group of [`Store::execution_timeline`]'s query.
+struct Bucketed {
+    bucket: i64,
+    status: String,
+    n: i64,
+    timed: i64,
+    total_us: Option<i64>,
+    max_us: Option<i64>,
+}
+
+fn read(row: &impl Get) -> Result<Execution, StoreError> {
     let count = |col: &str| -> Result<u32, StoreError> {
-        u32::try_from(row.try_get::<i64, _>(col)?)
-            .map_err(|_| corrupt(format!("{col} out of range")))
+        u32::try_from(row.col::<i64>(col)?).map_err(|_| corrupt(format!("{col} out of range")))
     };
     Ok(Execution {
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        schedule_id: row.try_get("job_id")?,
-        handler_id: row.try_get("handler_id")?,
-        method: row.try_get("method")?,
+        id: row.col("id")?,
+        run_id: row.col("run_id")?,
+        schedule_id: row.col("job_id")?,
+        handler_id: row.col("handler_id")?,
+        method: row.col("method")?,
         attempt: count("attempt")?,
         max_attempts: count("max_attempts")?,
-        status: ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)?,
-        started_at: time(row.try_get("started_us")?)?,
+        status: ExecutionStatus::parse(&row.col::<String>("status")?).map_err(corrupt)?,
+        started_at: time(row.col("started_us")?)?,
         completed_at: row
-            .try_get::<Option<i64>, _>("completed_us")?
+            .col::<Option<i64>>("completed_us")?
             .map(time)
             .transpose()?,
         duration_ms: row
-            .try_get::<Option<i64>, _>("duration_us")?
+            .col::<Option<i64>>("duration_us")?
             .map(|us| us as f64 / 1000.0),
         result: row
-            .try_get::<Option<String>, _>("result")?
+            .col::<Option<String>>("result")?
             .map(|r| serde_json::from_str(&r).map_err(corrupt))
             .transpose()?,
-        error_code: row.try_get("error_code")?,
-        error: row.try_get("error")?,
-        params_summary: row.try_get("params_summary")?,
-        instance: row.try_get("instance")?,
-        not_retried: row.try_get("not_retried")?,
+        error_code: row.col("error_code")?,
+        error: row.col("error")?,
+        params_summary: row.col("params_summary")?,
+        instance: row.col("instance")?,
+        not_retried: row.col("not_retried")?,
         usage: row
-            .try_get::<Option<String>, _>("usage")?
+            .col::<Option<String>>("usage")?
             .map(|u| serde_json::from_str(&u).map_err(corrupt))
             .transpose()?,
     })
@@ -234,21 +241,29 @@ impl Store {
         now: DateTime<Utc>,
         retried_runs: &[String],
     ) -> Result<u64, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let now_us = now.timestamp_micros();
         let retried = serde_json::to_string(retried_runs).unwrap_or_else(|_| "[]".to_owned());
-        let done = sqlx::query(
-            "UPDATE executions SET \
-             status = CASE WHEN run_id IN (SELECT value FROM json_each(?)) THEN 'retry' ELSE 'error' END, \
-             completed_us = ?, duration_us = MAX(0, ? - started_us), \
-             error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'",
-        )
-        .bind(retried)
-        .bind(now_us)
-        .bind(now_us)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let sql = match self.db {
+            Db::Sqlite(_) => {
+                "UPDATE executions SET \
+                 status = CASE WHEN run_id IN (SELECT value FROM json_each($1)) THEN 'retry' ELSE 'error' END, \
+                 completed_us = $2, duration_us = CASE WHEN $2 > started_us THEN $2 - started_us ELSE 0 END, \
+                 error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'"
+            }
+            Db::Postgres(_) => {
+                "UPDATE executions SET \
+                 status = CASE WHEN run_id IN (SELECT jsonb_array_elements_text($1::jsonb)) THEN 'retry' ELSE 'error' END, \
+                 completed_us = $2, duration_us = GREATEST(0, $2 - started_us), \
+                 error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'"
+            }
+        };
+        Ok(on!(&self.db, pool => sqlx::query(sql)
+            .bind(retried)
+            .bind(now_us)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 
     /// The last attempt recorded for a run, with its status (`None` when none).
@@ -256,12 +271,12 @@ impl Store {
         &self,
         run_id: &str,
     ) -> Result<Option<(u32, ExecutionStatus)>, StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT attempt, status FROM executions WHERE run_id = ? ORDER BY attempt DESC, id DESC LIMIT 1",
+        let row: Option<(i64, String)> = on!(&self.db, pool => sqlx::query_as(
+            "SELECT attempt, status FROM executions WHERE run_id = $1 ORDER BY attempt DESC, id DESC LIMIT 1",
         )
         .bind(run_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         row.map(|(attempt, status)| {
             Ok((
                 u32::try_from(attempt).map_err(|_| corrupt("attempt out of range"))?,
@@ -273,13 +288,13 @@ impl Store {
 
     /// Records, newest first.
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, completed_us, \
              duration_us, result, error_code, error, params_summary, instance, not_retried, usage FROM executions \
-             WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR job_id = ?2) \
-             AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR status = ?4) \
-             AND (?5 IS NULL OR started_us >= ?5) AND (?6 IS NULL OR started_us < ?6) \
-             AND (?7 IS NULL OR id < ?7) ORDER BY id DESC LIMIT ?8",
+             WHERE ($1 IS NULL OR handler_id = $1) AND ($2 IS NULL OR job_id = $2) \
+             AND ($3 IS NULL OR run_id = $3) AND ($4 IS NULL OR status = $4) \
+             AND ($5 IS NULL OR started_us >= $5) AND ($6 IS NULL OR started_us < $6) \
+             AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8",
         )
         .bind(q.handler_id.as_deref())
         .bind(q.schedule_id.as_deref())
@@ -289,24 +304,27 @@ impl Store {
         .bind(q.until.map(|t| t.timestamp_micros()))
         .bind(q.before_id)
         .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 
     /// Totals over the log.
     pub async fn execution_stats(&self) -> Result<ExecutionStats, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, i64)> = on!(&self.db, pool => sqlx::query(
             "SELECT handler_id, status, COUNT(*) AS n FROM executions GROUP BY handler_id, status",
         )
-        .fetch_all(&self.pool)
-        .await?;
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.col("handler_id")?, row.col("status")?, row.col("n")?)))
+            .collect::<Result<_, sqlx::Error>>()?);
         let mut stats = ExecutionStats::default();
-        for row in &rows {
-            let handler: String = row.try_get("handler_id")?;
-            let status =
-                ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)?;
-            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+        for (handler, status, n) in rows {
+            let status = ExecutionStatus::parse(&status).map_err(corrupt)?;
+            let n = u64::try_from(n).unwrap_or(0);
             let totals = stats.by_handler.entry(handler).or_default();
             totals.total += n;
             stats.total_executions += n;
@@ -326,15 +344,18 @@ impl Store {
         if finished > 0 {
             stats.success_rate = stats.success_count as f64 * 100.0 / finished as f64;
         }
-        let (avg,): (Option<f64>,) =
-            sqlx::query_as("SELECT AVG(duration_us) FROM executions WHERE duration_us IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
+        let (avg,): (Option<f64>,) = on!(&self.db, pool => sqlx::query_as(
+            "SELECT CAST(AVG(duration_us) AS DOUBLE PRECISION) FROM executions WHERE duration_us IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await?);
         stats.avg_duration_ms = avg.unwrap_or(0.0) / 1000.0;
-        let (lifetime,): (i64,) =
-            sqlx::query_as("SELECT value FROM counters WHERE name = 'lifetime_executions'")
-                .fetch_one(&self.pool)
-                .await?;
+        // A count may be kept in shards (PostgreSQL): it is their sum.
+        let (lifetime,): (i64,) = on!(&self.db, pool => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters WHERE name = 'lifetime_executions'",
+        )
+        .fetch_one(pool)
+        .await?);
         stats.lifetime_executions = u64::try_from(lifetime).unwrap_or(0);
         Ok(stats)
     }
@@ -358,13 +379,13 @@ impl Store {
                 ..TimelineBucket::default()
             })
             .collect();
-        let rows = sqlx::query(
-            "SELECT (started_us - ?1) / ?2 AS bucket, status, COUNT(*) AS n, \
-             COUNT(duration_us) AS timed, SUM(duration_us) AS total_us, \
+        let rows: Vec<Bucketed> = on!(&self.db, pool => sqlx::query(
+            "SELECT (started_us - $1) / $2 AS bucket, status, COUNT(*) AS n, \
+             COUNT(duration_us) AS timed, CAST(SUM(duration_us) AS BIGINT) AS total_us, \
              MAX(duration_us) AS max_us \
              FROM executions \
-             WHERE started_us >= ?1 AND started_us < ?3 \
-             AND (?4 IS NULL OR handler_id = ?4) AND (?5 IS NULL OR job_id = ?5) \
+             WHERE started_us >= $1 AND started_us < $3 \
+             AND ($4 IS NULL OR handler_id = $4) AND ($5 IS NULL OR job_id = $5) \
              GROUP BY bucket, status",
         )
         .bind(since)
@@ -372,17 +393,29 @@ impl Store {
         .bind(until)
         .bind(q.handler_id.as_deref())
         .bind(q.schedule_id.as_deref())
-        .fetch_all(&self.pool)
-        .await?;
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Bucketed {
+                    bucket: row.col("bucket")?,
+                    status: row.col("status")?,
+                    n: row.col("n")?,
+                    timed: row.col("timed")?,
+                    total_us: row.col("total_us")?,
+                    max_us: row.col("max_us")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?);
         // Per bucket: timed attempts and their total duration, for the mean.
         let mut timed = vec![(0i64, 0i64); buckets];
         for row in &rows {
-            let i = row.try_get::<i64, _>("bucket")?;
+            let i = row.bucket;
             let Some(b) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) else {
                 continue;
             };
-            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-            match ExecutionStatus::parse(&row.try_get::<String, _>("status")?).map_err(corrupt)? {
+            let n = u64::try_from(row.n).unwrap_or(0);
+            match ExecutionStatus::parse(&row.status).map_err(corrupt)? {
                 ExecutionStatus::Running => b.running += n,
                 ExecutionStatus::Success => b.success += n,
                 ExecutionStatus::Retry => b.retry += n,
@@ -390,13 +423,13 @@ impl Store {
                 ExecutionStatus::Skipped => b.skipped += n,
                 ExecutionStatus::Missed => b.missed += n,
             }
-            if let Some(max) = row.try_get::<Option<i64>, _>("max_us")? {
+            if let Some(max) = row.max_us {
                 let max = max as f64 / 1000.0;
                 b.duration_ms_max = Some(b.duration_ms_max.map_or(max, |m| m.max(max)));
             }
             let t = &mut timed[i as usize];
-            t.0 += row.try_get::<i64, _>("timed")?;
-            t.1 += row.try_get::<Option<i64>, _>("total_us")?.unwrap_or(0);
+            t.0 += row.timed;
+            t.1 += row.total_us.unwrap_or(0);
         }
         for (b, (count, total)) in out.iter_mut().zip(timed) {
             if count > 0 {
@@ -408,11 +441,11 @@ impl Store {
 
     /// Empties the log (the lifetime count stays).
     pub async fn clear_executions(&self) -> Result<u64, StoreError> {
-        let _gate = self.gate.lock().await;
-        Ok(sqlx::query("DELETE FROM executions")
-            .execute(&self.pool)
+        let _gate = self.write_turn().await;
+        Ok(on!(&self.db, pool => sqlx::query("DELETE FROM executions")
+            .execute(pool)
             .await?
-            .rows_affected())
+            .rows_affected()))
     }
 
     /// Deletes records beyond the retention: older than `max_age`, then the oldest beyond
@@ -422,26 +455,29 @@ impl Store {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let max_age =
             chrono::TimeDelta::from_std(retention.max_age).unwrap_or(chrono::TimeDelta::MAX);
         let cutoff = now
             .checked_sub_signed(max_age)
             .map_or(i64::MIN, |t| t.timestamp_micros());
-        let mut tx = self.pool.begin().await?;
-        let aged = sqlx::query("DELETE FROM executions WHERE started_us < ?")
-            .bind(cutoff)
+        let keep = i64::try_from(retention.max_records).unwrap_or(i64::MAX);
+        on!(&self.db, pool, DB => {
+            let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+            let aged = sqlx::query("DELETE FROM executions WHERE started_us < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            let over = sqlx::query(
+                "DELETE FROM executions WHERE id < (SELECT MIN(id) FROM \
+                 (SELECT id FROM executions ORDER BY id DESC LIMIT $1) AS kept)",
+            )
+            .bind(keep)
             .execute(&mut *tx)
             .await?;
-        let keep = i64::try_from(retention.max_records).unwrap_or(i64::MAX);
-        let over = sqlx::query(
-            "DELETE FROM executions WHERE id < (SELECT MIN(id) FROM (SELECT id FROM executions ORDER BY id DESC LIMIT ?))",
-        )
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(aged.rows_affected() + over.rows_affected())
+            tx.commit().await?;
+            Ok(aged.rows_affected() + over.rows_affected())
+        })
     }
 }
 
@@ -476,6 +512,7 @@ pub fn params_summary(params: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::on_both;
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -497,14 +534,9 @@ mod tests {
         }
     }
 
-    async fn store(dir: &tempfile::TempDir) -> Store {
-        Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap()
-    }
-
+    on_both! {
     #[tokio::test]
-    async fn attempts_start_and_complete_durably() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn attempts_start_and_complete_durably(db) {
         let ids = db
             .insert_executions(&[
                 attempt("a", "ding-dong", 1, "2026-01-01T00:00:00Z"),
@@ -540,9 +572,7 @@ mod tests {
         ])
         .await
         .unwrap();
-        drop(db);
-
-        let db = store(&dir).await;
+        let db = db.reopen().await;
         let all = db
             .executions(&ExecutionQuery {
                 limit: 10,
@@ -578,11 +608,11 @@ mod tests {
             )
         );
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn filters_paging_stats_and_retention() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn filters_paging_stats_and_retention(db) {
         let mut batch = Vec::new();
         for i in 0..30u32 {
             let handler = if i % 3 == 0 { "misbehave" } else { "ding-dong" };
@@ -714,6 +744,7 @@ mod tests {
         assert_eq!(db.clear_executions().await.unwrap(), 10);
         let stats = db.execution_stats().await.unwrap();
         assert_eq!((stats.total_executions, stats.lifetime_executions), (0, 30));
+    }
     }
 
     #[test]

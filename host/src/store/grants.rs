@@ -1,12 +1,11 @@
 //! Grants in the store: what the operator gave each plugin, and every change to it with who made
 //! it and when. A grant and its event are written in one transaction.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use sqlx::Row;
-
+use super::db::{Dialect, Get, on};
 use super::{Store, StoreError, read_time};
 use crate::capability::{Grant, GrantId, GrantSpec};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 /// One change to a plugin's grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -37,31 +36,49 @@ fn corrupt(message: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Records a change to a plugin's grants, in the transaction `$tx` of the change.
+macro_rules! event {
+    ($tx:expr, $plugin:expr, $action:expr, $id:expr, $detail:expr, $actor:expr, $at_us:expr) => {
+        sqlx::query(
+            "INSERT INTO grant_events (plugin, action, kind, name, detail, actor, at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($plugin)
+        .bind($action)
+        .bind(&$id.kind)
+        .bind(&$id.name)
+        .bind($detail)
+        .bind($actor)
+        .bind($at_us)
+        .execute($tx)
+        .await?
+    };
+}
+
 impl Store {
     /// The grants of `plugin` (every plugin's when none), by plugin, kind and name.
     pub async fn grants(&self, plugin: Option<&str>) -> Result<Vec<(String, Grant)>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT plugin, spec, granted_by, granted_us FROM grants \
-             WHERE (? IS NULL OR plugin = ?) ORDER BY plugin, kind, name",
+             WHERE ($1 IS NULL OR plugin = $1) ORDER BY plugin, kind, name",
         )
         .bind(plugin)
-        .bind(plugin)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        .fetch_all(pool)
+        .await?
+        .iter()
             .map(|row| {
                 let spec: GrantSpec =
-                    serde_json::from_str(&row.try_get::<String, _>("spec")?).map_err(corrupt)?;
+                    serde_json::from_str(&row.col::<String>("spec")?).map_err(corrupt)?;
                 Ok((
-                    row.try_get("plugin")?,
+                    row.col("plugin")?,
                     Grant {
                         spec,
-                        granted_by: row.try_get("granted_by")?,
-                        granted_at: read_time("grants", row.try_get("granted_us")?)?,
+                        granted_by: row.col("granted_by")?,
+                        granted_at: read_time("grants", row.col("granted_us")?)?,
                     },
                 ))
             })
-            .collect()
+            .collect())
     }
 
     /// Writes a grant of `plugin` (replacing one with the same id) and its event. Returns whether
@@ -69,10 +86,11 @@ impl Store {
     pub async fn put_grant(&self, plugin: &str, grant: &Grant) -> Result<bool, StoreError> {
         let id = grant.spec.id();
         let spec = serde_json::to_string(&grant.spec).map_err(corrupt)?;
-        let _gate = self.gate.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let _gate = self.write_turn().await;
+        on!(&self.db, pool, DB => {
+        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
         let before: Option<String> = sqlx::query_scalar(
-            "SELECT spec FROM grants WHERE plugin = ? AND kind = ? AND name = ?",
+            "SELECT spec FROM grants WHERE plugin = $1 AND kind = $2 AND name = $3",
         )
         .bind(plugin)
         .bind(&id.kind)
@@ -84,7 +102,7 @@ impl Store {
         }
         let at = grant.granted_at.timestamp_micros();
         sqlx::query(
-            "INSERT INTO grants (plugin, kind, name, spec, granted_by, granted_us) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO grants (plugin, kind, name, spec, granted_by, granted_us) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (plugin, kind, name) DO UPDATE SET spec = excluded.spec, \
              granted_by = excluded.granted_by, granted_us = excluded.granted_us",
         )
@@ -101,18 +119,18 @@ impl Store {
         } else {
             "granted"
         };
-        event(
-            &mut tx,
+        event!(
+            &mut *tx,
             plugin,
             action,
             &id,
             grant.spec.shown(),
             &grant.granted_by,
-            at,
-        )
-        .await?;
+            at
+        );
         tx.commit().await?;
         Ok(true)
+        })
     }
 
     /// Removes a grant of `plugin` and records who did. Returns whether there was one. Committed
@@ -124,9 +142,10 @@ impl Store {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.gate.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM grants WHERE plugin = ? AND kind = ? AND name = ?")
+        let _gate = self.write_turn().await;
+        on!(&self.db, pool, DB => {
+        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+        let done = sqlx::query("DELETE FROM grants WHERE plugin = $1 AND kind = $2 AND name = $3")
             .bind(plugin)
             .bind(&id.kind)
             .bind(&id.name)
@@ -135,18 +154,18 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        event(
-            &mut tx,
+        event!(
+            &mut *tx,
             plugin,
             "revoked",
             id,
-            None,
+            None::<String>,
             actor,
-            at.timestamp_micros(),
-        )
-        .await?;
+            at.timestamp_micros()
+        );
         tx.commit().await?;
         Ok(true)
+        })
     }
 
     /// The latest changes to the grants of `plugin` (every plugin's when none), newest first.
@@ -155,59 +174,35 @@ impl Store {
         plugin: Option<&str>,
         limit: u32,
     ) -> Result<Vec<GrantEvent>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, plugin, action, kind, name, detail, actor, at_us FROM grant_events \
-             WHERE (? IS NULL OR plugin = ?) ORDER BY id DESC LIMIT ?",
+             WHERE ($1 IS NULL OR plugin = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(plugin)
-        .bind(plugin)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        .fetch_all(pool)
+        .await?
+        .iter()
             .map(|row| {
                 Ok(GrantEvent {
-                    id: row.try_get("id")?,
-                    plugin: row.try_get("plugin")?,
-                    action: row.try_get("action")?,
-                    kind: row.try_get("kind")?,
-                    name: row.try_get("name")?,
-                    detail: row.try_get("detail")?,
-                    actor: row.try_get("actor")?,
-                    at: read_time("grant_events", row.try_get("at_us")?)?,
+                    id: row.col("id")?,
+                    plugin: row.col("plugin")?,
+                    action: row.col("action")?,
+                    kind: row.col("kind")?,
+                    name: row.col("name")?,
+                    detail: row.col("detail")?,
+                    actor: row.col("actor")?,
+                    at: read_time("grant_events", row.col("at_us")?)?,
                 })
             })
-            .collect()
+            .collect())
     }
-}
-
-async fn event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    plugin: &str,
-    action: &str,
-    id: &GrantId,
-    detail: Option<String>,
-    actor: &str,
-    at_us: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO grant_events (plugin, action, kind, name, detail, actor, at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(plugin)
-    .bind(action)
-    .bind(&id.kind)
-    .bind(&id.name)
-    .bind(detail)
-    .bind(actor)
-    .bind(at_us)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::on_both;
 
     fn grant(json: &str, by: &str) -> Grant {
         Grant {
@@ -217,10 +212,9 @@ mod tests {
         }
     }
 
+    on_both! {
     #[tokio::test]
-    async fn grants_are_kept_with_their_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn grants_are_kept_with_their_history(db) {
         let http = grant(
             r#"{"kind":"http","destination":"https://api.example.com"}"#,
             "alice",
@@ -269,5 +263,6 @@ mod tests {
                 ("granted", "alice", None),
             ]
         );
+    }
     }
 }

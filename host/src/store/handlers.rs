@@ -2,10 +2,9 @@
 //! plugins folder at start; remote handlers are written when they register, and read back at
 //! start so a restarted host still knows them.
 
+use super::db::{Db, Get, on};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Store, StoreError, read_time};
 
@@ -49,8 +48,8 @@ pub struct HandlerRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-fn read(row: &SqliteRow) -> Result<HandlerRecord, StoreError> {
-    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+fn read(row: &impl Get) -> Result<HandlerRecord, StoreError> {
+    let kind = match row.col::<String>("kind")?.as_str() {
         "wasm" => HandlerKind::Wasm,
         "remote" => HandlerKind::Remote,
         other => {
@@ -61,19 +60,19 @@ fn read(row: &SqliteRow) -> Result<HandlerRecord, StoreError> {
         }
     };
     Ok(HandlerRecord {
-        id: row.try_get("id")?,
+        id: row.col("id")?,
         kind,
-        address: row.try_get("address")?,
-        version: row.try_get("version")?,
-        methods: serde_json::from_str(&row.try_get::<String, _>("methods")?).map_err(|e| {
+        address: row.col("address")?,
+        version: row.col("version")?,
+        methods: serde_json::from_str(&row.col::<String>("methods")?).map_err(|e| {
             StoreError::Corrupt {
                 table: "handlers",
                 message: e.to_string(),
             }
         })?,
-        status: row.try_get("status")?,
-        registered_at: read_time("handlers", row.try_get("registered_us")?)?,
-        updated_at: read_time("handlers", row.try_get("updated_us")?)?,
+        status: row.col("status")?,
+        registered_at: read_time("handlers", row.col("registered_us")?)?,
+        updated_at: read_time("handlers", row.col("updated_us")?)?,
     })
 }
 
@@ -81,14 +80,14 @@ impl Store {
     /// Records a handler, keeping its first registration time when it was known. Committed on
     /// return.
     pub async fn upsert_handler(&self, h: &HandlerRecord) -> Result<(), StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let methods = serde_json::to_string(&h.methods).map_err(|e| StoreError::Corrupt {
             table: "handlers",
             message: e.to_string(),
         })?;
-        sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "INSERT INTO handlers (id, kind, address, version, methods, status, registered_us, updated_us) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
              version = excluded.version, methods = excluded.methods, status = excluded.status, \
              updated_us = excluded.updated_us",
@@ -101,29 +100,35 @@ impl Store {
         .bind(&h.status)
         .bind(h.registered_at.timestamp_micros())
         .bind(h.updated_at.timestamp_micros())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// Forgets a remote handler. Returns whether one was recorded. Committed on return.
     pub async fn delete_remote_handler(&self, id: &str) -> Result<bool, StoreError> {
-        let _gate = self.gate.lock().await;
-        let done = sqlx::query("DELETE FROM handlers WHERE id = ? AND kind = 'remote'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let _gate = self.write_turn().await;
+        let done = on!(&self.db, pool => sqlx::query(
+            "DELETE FROM handlers WHERE id = $1 AND kind = 'remote'",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// Every handler recorded, by id.
     pub async fn handlers(&self) -> Result<Vec<HandlerRecord>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, kind, address, version, methods, status, registered_us, updated_us FROM handlers ORDER BY id",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 
     /// Marks the plugins recorded but not in `present` as missing. Returns how many changed.
@@ -132,28 +137,35 @@ impl Store {
         present: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let present = serde_json::to_string(present).unwrap_or_else(|_| "[]".into());
-        let done = sqlx::query(
-            "UPDATE handlers SET status = 'missing', updated_us = ? WHERE kind = 'wasm' AND status <> 'missing' \
-             AND id NOT IN (SELECT value FROM json_each(?))",
-        )
-        .bind(now.timestamp_micros())
-        .bind(present)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let sql = match self.db {
+            Db::Sqlite(_) => {
+                "UPDATE handlers SET status = 'missing', updated_us = $1 WHERE kind = 'wasm' \
+                 AND status <> 'missing' AND id NOT IN (SELECT value FROM json_each($2))"
+            }
+            Db::Postgres(_) => {
+                "UPDATE handlers SET status = 'missing', updated_us = $1 WHERE kind = 'wasm' \
+                 AND status <> 'missing' AND id NOT IN (SELECT jsonb_array_elements_text($2::jsonb))"
+            }
+        };
+        Ok(on!(&self.db, pool => sqlx::query(sql)
+            .bind(now.timestamp_micros())
+            .bind(present)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::on_both;
 
+    on_both! {
     #[tokio::test]
-    async fn handlers_are_upserted_and_marked_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn handlers_are_upserted_and_marked_missing(db) {
         let t0 = Utc::now();
         let record = |id: &str, at| HandlerRecord {
             id: id.into(),
@@ -181,5 +193,6 @@ mod tests {
             "first registration kept"
         );
         assert_eq!(all[1].status, "missing");
+    }
     }
 }

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::db::{Db, per_database};
 use super::executions::{Completion, NewExecution};
 use crate::schedule::RunStatus;
 
@@ -55,9 +55,9 @@ pub(super) struct Journal {
 
 impl Journal {
     /// Starts the writer task over `pool`.
-    pub(super) fn start(pool: SqlitePool, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
+    pub(super) fn start(db: Db, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool, gate, rx));
+        tokio::spawn(writer(db, gate, rx));
         Self { tx }
     }
 
@@ -82,14 +82,13 @@ impl Journal {
     }
 }
 
-async fn writer(
-    pool: SqlitePool,
-    gate: Arc<tokio::sync::Mutex<()>>,
-    mut rx: mpsc::Receiver<Request>,
-) {
+async fn writer(db: Db, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.recv().await {
         // Wait for the write lock before gathering: what queues meanwhile joins this commit.
-        let _gate = gate.lock().await;
+        let _gate = match db {
+            Db::Sqlite(_) => Some(gate.lock().await),
+            Db::Postgres(_) => None,
+        };
         let mut batch = vec![first];
         let mut writes = batch[0].writes.len();
         while writes < MAX_BATCH {
@@ -101,7 +100,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        match commit_together(&pool, &batch).await {
+        match commit_together(&db, &batch).await {
             Ok(results) => {
                 for (request, result) in batch.into_iter().zip(results) {
                     let _ = request.reply.send(Ok(result));
@@ -109,7 +108,7 @@ async fn writer(
             }
             Err(_) if batch.len() > 1 => {
                 for request in batch {
-                    let result = commit_together(&pool, std::slice::from_ref(&request))
+                    let result = commit_together(&db, std::slice::from_ref(&request))
                         .await
                         .map(|mut r| r.pop().unwrap_or_default())
                         .map_err(|e| e.to_string());
@@ -125,7 +124,7 @@ async fn writer(
     }
 }
 
-/// Rows per multi-row statement (15 parameters a row stays well under SQLite's 32766).
+/// Rows per multi-row statement (17 parameters a row stays well under SQLite's 32766).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// A run's status change, with where its result goes: (request, write) indexes, run id, status,
@@ -138,12 +137,25 @@ struct Row<'a> {
     end: Option<&'a Completion>,
 }
 
+async fn commit_together(db: &Db, batch: &[Request]) -> Result<Vec<Vec<i64>>, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => sqlite::commit_together(pool, batch).await,
+        Db::Postgres(pool) => postgres::commit_together(pool, batch).await,
+    }
+}
+
+per_database! {
+use sqlx::{QueryBuilder, Transaction};
+
+use super::super::db::Dialect;
+
+
 /// Commits every request of `batch` in one transaction, with one multi-row statement per kind
 /// of write (per 500 rows) instead of one statement per write: the writes of a batch never
 /// depend on each other (a completion names a record committed earlier; a run's status changes
 /// come in causal order and the last one wins).
-async fn commit_together(
-    pool: &SqlitePool,
+pub(super) async fn commit_together(
+    pool: &sqlx::Pool<DB>,
     batch: &[Request],
 ) -> Result<Vec<Vec<i64>>, sqlx::Error> {
     let mut results: Vec<Vec<i64>> = batch.iter().map(|r| vec![0; r.writes.len()]).collect();
@@ -166,16 +178,15 @@ async fn commit_together(
         // A lone record (a run-now, say): one statement commits by itself, without the round
         // trips of BEGIN and COMMIT.
         let mut conn = pool.acquire().await?;
-        results[0][0] = insert_rows(&mut conn, &inserts).await?;
+        let ids = insert_rows(&mut conn, &inserts).await?;
+        results[0][0] = ids.first().copied().unwrap_or_default();
         return Ok(results);
     }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
     for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
-        let last = insert_rows(&mut tx, chunk).await?;
-        // One statement under the write lock: AUTOINCREMENT gives its rows consecutive ids.
-        let first = last - chunk.len() as i64 + 1;
-        for (k, ((ri, wi), _)) in chunk.iter().enumerate() {
-            results[*ri][*wi] = first + k as i64;
+        let ids = insert_rows(&mut tx, chunk).await?;
+        for (((ri, wi), _), id) in chunk.iter().zip(ids) {
+            results[*ri][*wi] = id;
         }
     }
     for chunk in completes.chunks(ROWS_PER_STATEMENT) {
@@ -206,18 +217,34 @@ async fn commit_together(
     Ok(results)
 }
 
-/// Inserts execution rows; returns the last id.
+/// Inserts execution rows; returns their ids, in order.
 async fn insert_rows(
-    conn: &mut SqliteConnection,
+    conn: &mut <DB as sqlx::Database>::Connection,
     rows: &[((usize, usize), Row<'_>)],
-) -> Result<i64, sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+) -> Result<Vec<i64>, sqlx::Error> {
+    // Where the database does not report a statement's ids, take them from the sequence first.
+    let reserved: Option<Vec<i64>> = match DB::RESERVE_EXECUTION_IDS {
+        Some(sql) => Some(
+            sqlx::query_scalar(sql)
+                .bind(rows.len() as i64)
+                .fetch_all(&mut *conn)
+                .await?,
+        ),
+        None => None,
+    };
+    let mut q = QueryBuilder::<DB>::new(if reserved.is_some() {
+        "INSERT INTO executions (id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
+         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) "
+    } else {
         "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
-         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) ",
-    );
-    q.push_values(rows, |mut b, (_, Row { e, end })| {
+         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) "
+    });
+    q.push_values(rows.iter().enumerate(), |mut b, (k, (_, Row { e, end }))| {
         let started = e.started_at.timestamp_micros();
         let completed = end.map(|c| c.completed_at.timestamp_micros());
+        if let Some(ids) = &reserved {
+            b.push_bind(ids.get(k).copied().unwrap_or_default());
+        }
         b.push_bind(&e.run_id)
             .push_bind(&e.schedule_id)
             .push_bind(&e.handler_id)
@@ -241,17 +268,27 @@ async fn insert_rows(
                     .and_then(|u| serde_json::to_string(u).ok()),
             );
     });
-    Ok(q.build().execute(&mut *conn).await?.last_insert_rowid())
+    let done = q.build().execute(&mut *conn).await?;
+    Ok(match (reserved, DB::last_id(&done)) {
+        (Some(ids), _) => ids,
+        // One statement under the write lock: AUTOINCREMENT gives its rows consecutive ids.
+        (None, Some(last)) => {
+            let first = last - rows.len() as i64 + 1;
+            (0..rows.len() as i64).map(|k| first + k).collect()
+        }
+        (None, None) => Vec::new(),
+    })
 }
 
 /// Completes execution rows; returns the ids that existed.
 async fn complete_rows(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, DB>,
     rows: &[((usize, usize), &Completion)],
 ) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut q = QueryBuilder::<DB>::new(
         "UPDATE executions SET status = v.column2, completed_us = v.column3, \
-         duration_us = MAX(0, v.column3 - executions.started_us), result = v.column4, \
+         duration_us = CASE WHEN v.column3 > executions.started_us \
+         THEN v.column3 - executions.started_us ELSE 0 END, result = v.column4, \
          error_code = v.column5, error = v.column6, instance = COALESCE(v.column7, executions.instance), \
          not_retried = v.column8, usage = v.column9 FROM (",
     );
@@ -273,10 +310,10 @@ async fn complete_rows(
 
 /// Sets run statuses (one row per run); returns the run ids that existed.
 async fn status_rows(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, DB>,
     rows: &[&StatusChange<'_>],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut q = QueryBuilder::<DB>::new(
         "UPDATE runs SET status = v.column2, updated_us = v.column3 FROM (",
     );
     q.push_values(rows, |mut b, (_, run_id, status, at)| {
@@ -288,12 +325,14 @@ async fn status_rows(
     let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schedule::ExecutionStatus;
-    use crate::store::{ExecutionQuery, Store};
+    use crate::store::ExecutionQuery;
+    use crate::store::testing::on_both;
 
     fn start(job: &str) -> NewExecution {
         NewExecution {
@@ -310,10 +349,9 @@ mod tests {
         }
     }
 
+    on_both! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_requests_share_commits_and_get_their_own_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn concurrent_requests_share_commits_and_get_their_own_ids(db) {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..400 {
             let db = db.clone();
@@ -393,5 +431,6 @@ mod tests {
         assert_eq!(done[0].status, ExecutionStatus::Error);
         assert!(done[0].duration_ms.is_some());
         assert_eq!(db.execution_stats().await.unwrap().lifetime_executions, 401);
+    }
     }
 }

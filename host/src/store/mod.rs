@@ -1,23 +1,27 @@
 //! The durable store (sqlx): schedules, the runs claimed from them, the execution log and the
 //! handlers the host knows. SQLite is embedded and the default, in WAL mode with `synchronous=FULL`, so a
-//! committed write survives a crash or power loss; every write that a caller acknowledges is
-//! committed before the call returns. The SQL sticks to what SQLite and PostgreSQL share (times as
-//! BIGINT microseconds since the epoch in UTC, JSON as text), so a PostgreSQL backend can take the
-//! same queries.
+//! committed write survives a crash or power loss; PostgreSQL (`postgres://...`) is shared by
+//! several hosts. Every write that a caller acknowledges is committed before the call returns.
+//! The SQL sticks to what SQLite and PostgreSQL share (times as BIGINT microseconds since the
+//! epoch in UTC, JSON as text), so one query serves both ([`db`]).
 
+mod db;
 mod executions;
 mod grants;
 mod handlers;
 mod journal;
 mod runs;
 mod schedules;
+pub mod scratch;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use self::db::Db;
 
 pub use self::executions::{
     Completion, ExecutionQuery, ExecutionStats, HandlerTotals, NewExecution, Retention,
@@ -46,7 +50,7 @@ fn read_time(table: &'static str, us: i64) -> Result<chrono::DateTime<chrono::Ut
 pub enum StoreError {
     /// The database URL is not one this host can use.
     #[error(
-        "unsupported database url `{0}` (use sqlite://PATH, or leave it unset for the data dir)"
+        "unsupported database url `{0}` (use sqlite://PATH or postgres://USER@HOST/DB, or leave it unset for the data dir)"
     )]
     Url(String),
     /// The database could not be opened or migrated.
@@ -81,10 +85,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         let full = match &e {
-            // SQLITE_FULL (13), and its extended codes.
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|c| c == "13" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+            // SQLITE_FULL (13), and its extended codes; PostgreSQL's disk_full (53100).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c == "13" || c == "53100" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)
+            }),
             sqlx::Error::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
             _ => false,
         };
@@ -113,14 +117,19 @@ impl StoreError {
     }
 }
 
+/// How many connections a host keeps to PostgreSQL (the claim loop, the journal's writer, the
+/// API's reads, heartbeats).
+const PG_CONNECTIONS: u32 = 8;
+
 /// The store: a connection pool and the queries over it.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     journal: journal::Journal,
-    /// Taken by every writer of this process before it writes: SQLite has one writer at a
-    /// time, and a writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
-    /// 10 ms ...), while this queue hands the lock on at once, in order.
+    /// Taken by every writer of this process before it writes to SQLite, which has one writer
+    /// at a time: a writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
+    /// 10 ms ...), while this queue hands the lock on at once, in order. PostgreSQL takes
+    /// concurrent writers and does without it.
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -134,14 +143,64 @@ impl Store {
         Self::open_with(SqliteConnectOptions::new().filename(path)).await
     }
 
-    /// Opens the database a URL names (`sqlite://PATH` or `sqlite:PATH`).
+    /// Opens the database a URL names (`sqlite://PATH` or `sqlite:PATH`, `postgres://...` or
+    /// `postgresql://...`) and brings its schema up to date.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|e| StoreError::Open(e.to_string()))?;
+            return Self::open_postgres(options).await;
+        }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::Url(url.to_owned()));
         }
         let options =
             SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Open(e.to_string()))?;
         Self::open_with(options).await
+    }
+
+    /// Whether several hosts may share this store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.db.is_postgres()
+    }
+
+    /// The database's kind, as logs and the API name it: `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        if self.is_shared() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    async fn open_postgres(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.application_name("schedulezero"))
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        // Several hosts may start at once: the migrator holds an advisory lock while it works.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
+        Ok(Self::over(Db::Postgres(pool)))
+    }
+
+    fn over(db: Db) -> Self {
+        let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let journal = journal::Journal::start(db.clone(), gate.clone());
+        Self { db, journal, gate }
+    }
+
+    /// Waits for this process's turn to write, where the database has one writer at a time
+    /// (SQLite); `None` where writers need no turn (PostgreSQL).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db {
+            Db::Sqlite(_) => Some(self.gate.lock().await),
+            Db::Postgres(_) => None,
+        }
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
@@ -191,13 +250,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-        let journal = journal::Journal::start(pool.clone(), gate.clone());
-        Ok(Self {
-            pool,
-            journal,
-            gate,
-        })
+        Ok(Self::over(Db::Sqlite(pool)))
     }
 
     /// Commits writes that belong together (an attempt's start and its run's status, say) in
@@ -208,19 +261,100 @@ impl Store {
         self.journal.commit(writes).await
     }
 
-    /// Copies what the WAL holds into the database file, without waiting for (or blocking)
-    /// readers and writers. Returns the frames checkpointed.
+    /// Copies what SQLite's WAL holds into the database file, without waiting for (or
+    /// blocking) readers and writers. Returns the frames checkpointed (PostgreSQL checkpoints
+    /// by itself: 0).
     pub async fn checkpoint(&self) -> Result<i64, StoreError> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(0);
+        };
         let (_, _, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(done)
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
+}
+
+/// Stores for tests, on both databases.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A store in a fresh SQLite file or a fresh PostgreSQL database (on the process's scratch
+    /// server), kept for as long as the value lives.
+    pub(crate) struct TestStore {
+        /// The store.
+        pub(crate) store: Store,
+        /// Its URL, to open it again.
+        pub(crate) url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl std::ops::Deref for TestStore {
+        type Target = Store;
+        fn deref(&self) -> &Store {
+            &self.store
+        }
+    }
+
+    impl TestStore {
+        /// A fresh SQLite store.
+        pub(crate) async fn sqlite() -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("sz.db").display());
+            let store = Store::open_url(&url).await.expect("open SQLite");
+            Self {
+                store,
+                url,
+                _dir: Some(dir),
+            }
+        }
+
+        /// A fresh PostgreSQL store.
+        pub(crate) async fn postgres() -> Self {
+            let server = super::scratch::ScratchPostgres::shared().expect("scratch PostgreSQL");
+            let url = server.fresh_database().await.expect("a database");
+            let store = Store::open_url(&url).await.expect("open PostgreSQL");
+            Self {
+                store,
+                url,
+                _dir: None,
+            }
+        }
+
+        /// The same database, opened again (after closing this store).
+        pub(crate) async fn reopen(&self) -> Store {
+            self.store.close().await;
+            Store::open_url(&self.url).await.expect("open again")
+        }
+    }
+
+    /// Makes a test a module of two, `sqlite` and `postgres`, each running the body with `$db`
+    /// a [`TestStore`] of that database.
+    macro_rules! on_both {
+        ($(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                $(#[$attr])*
+                async fn sqlite() {
+                    let $db = $crate::store::testing::TestStore::sqlite().await;
+                    $body
+                }
+                $(#[$attr])*
+                async fn postgres() {
+                    let $db = $crate::store::testing::TestStore::postgres().await;
+                    $body
+                }
+            }
+        };
+    }
+    pub(crate) use on_both;
 }
 
 #[cfg(test)]
@@ -233,12 +367,15 @@ mod tests {
         let store = Store::open_sqlite(&dir.path().join("nested/sz.db"))
             .await
             .unwrap();
+        let Db::Sqlite(pool) = &store.db else {
+            panic!("a SQLite store")
+        };
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&store.pool)
+            .fetch_one(pool)
             .await
             .unwrap();
         let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-            .fetch_one(&store.pool)
+            .fetch_one(pool)
             .await
             .unwrap();
         assert_eq!(
@@ -251,7 +388,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("by-url.db").display());
         Store::open_url(&url).await.unwrap().close().await;
         assert!(matches!(
-            Store::open_url("postgres://localhost/sz").await,
+            Store::open_url("mysql://localhost/sz").await,
             Err(StoreError::Url(_))
         ));
     }

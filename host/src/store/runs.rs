@@ -6,9 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::QueryBuilder;
 
+use super::db::{Dialect, Get, on};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Run, RunStatus};
 
@@ -52,19 +52,19 @@ fn time(us: i64) -> Result<DateTime<Utc>, StoreError> {
     read_time("runs", us)
 }
 
-fn read(row: &SqliteRow) -> Result<Run, StoreError> {
+fn read(row: &impl Get) -> Result<Run, StoreError> {
     Ok(Run {
-        id: row.try_get("id")?,
-        schedule_id: row.try_get("schedule_id")?,
-        fire_time: time(row.try_get("fire_us")?)?,
-        status: RunStatus::parse(&row.try_get::<String, _>("status")?).map_err(|e| {
+        id: row.col("id")?,
+        schedule_id: row.col("schedule_id")?,
+        fire_time: time(row.col("fire_us")?)?,
+        status: RunStatus::parse(&row.col::<String>("status")?).map_err(|e| {
             StoreError::Corrupt {
                 table: "runs",
                 message: e.to_string(),
             }
         })?,
-        created_at: time(row.try_get("created_us")?)?,
-        updated_at: time(row.try_get("updated_us")?)?,
+        created_at: time(row.col("created_us")?)?,
+        updated_at: time(row.col("updated_us")?)?,
     })
 }
 
@@ -92,16 +92,17 @@ impl Store {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         if claims.is_empty() {
             return Ok(Vec::new());
         }
         let now_us = now.timestamp_micros();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        on!(&self.db, pool, DB => {
+        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
         // Move every schedule whose next fire time is still the one read, in one statement.
         let mut moved = HashSet::new();
         for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<DB>::new(
                 "UPDATE schedules SET next_fire_us = v.column2, updated_us = ",
             );
             q.push_bind(now_us).push(" FROM (");
@@ -144,7 +145,7 @@ impl Store {
         let all: Vec<&Run> = planned.iter().flatten().collect();
         let mut inserted = HashSet::new();
         for chunk in all.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) ",
             );
             q.push_values(chunk, |mut b, r| {
@@ -171,6 +172,7 @@ impl Store {
                 })
             })
             .collect())
+        })
     }
 
     /// Records a run of a schedule at `fire_time` outside its trigger (run now). `None` when the
@@ -181,10 +183,10 @@ impl Store {
         fire_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Run>, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let id = uuid::Uuid::now_v7().to_string();
-        let done = sqlx::query(
-            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES (?, ?, ?, 'pending', ?, ?) \
+        let done = on!(&self.db, pool => sqlx::query(
+            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES ($1, $2, $3, 'pending', $4, $5) \
              ON CONFLICT (schedule_id, fire_us) DO NOTHING",
         )
         .bind(&id)
@@ -192,9 +194,10 @@ impl Store {
         .bind(fire_time.timestamp_micros())
         .bind(now.timestamp_micros())
         .bind(now.timestamp_micros())
-        .execute(&self.pool)
-        .await?;
-        Ok((done.rows_affected() == 1).then(|| Run {
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok((done == 1).then(|| Run {
             id,
             schedule_id: schedule_id.to_owned(),
             fire_time,
@@ -206,13 +209,14 @@ impl Store {
 
     /// The run with this id.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE id = ?",
+        on!(&self.db, pool => sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| read(&r)).transpose()
+        .fetch_optional(pool)
+        .await?
+        .map(|r| read(&r))
+        .transpose())
     }
 
     /// The newest run of each of these schedules that started (or was skipped or missed):
@@ -224,7 +228,8 @@ impl Store {
         let mut out = HashMap::with_capacity(schedule_ids.len());
         // SQLite takes at most 32,766 parameters a statement.
         for ids in schedule_ids.chunks(10_000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            on!(&self.db, pool, DB => {
+            let mut q = QueryBuilder::<DB>::new(
                 "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs r \
                  WHERE r.status <> 'pending' AND r.fire_us = (SELECT MAX(fire_us) FROM runs \
                  WHERE schedule_id = r.schedule_id AND status <> 'pending') \
@@ -235,10 +240,11 @@ impl Store {
                 list.push_bind(*id);
             }
             q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
+            for row in q.build().fetch_all(pool).await? {
                 let run = read(&row)?;
                 out.insert(run.schedule_id.clone(), run);
             }
+            });
         }
         Ok(out)
     }
@@ -249,12 +255,12 @@ impl Store {
             Some((t, id)) => (Some(t.timestamp_micros()), Some(id.as_str())),
             None => (None, None),
         };
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
-             WHERE (?1 IS NULL OR schedule_id = ?1) AND (?2 IS NULL OR status = ?2) \
-             AND (?3 IS NULL OR fire_us >= ?3) AND (?4 IS NULL OR fire_us < ?4) \
-             AND (?5 IS NULL OR fire_us < ?5 OR (fire_us = ?5 AND id < ?6)) \
-             ORDER BY fire_us DESC, id DESC LIMIT ?7",
+             WHERE ($1 IS NULL OR schedule_id = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR fire_us >= $3) AND ($4 IS NULL OR fire_us < $4) \
+             AND ($5 IS NULL OR fire_us < $5 OR (fire_us = $5 AND id < $6)) \
+             ORDER BY fire_us DESC, id DESC LIMIT $7",
         )
         .bind(q.schedule_id.as_deref())
         .bind(q.status.map(RunStatus::as_str))
@@ -263,9 +269,11 @@ impl Store {
         .bind(before_us)
         .bind(before_id)
         .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 
     /// Sets a run's status; false when there is no such run.
@@ -287,28 +295,32 @@ impl Store {
 
     /// A schedule's runs, newest fire time first.
     pub async fn runs_of(&self, schedule_id: &str, limit: u32) -> Result<Vec<Run>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE schedule_id = ? \
-             ORDER BY fire_us DESC LIMIT ?",
+        on!(&self.db, pool => sqlx::query(
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE schedule_id = $1 \
+             ORDER BY fire_us DESC LIMIT $2",
         )
         .bind(schedule_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 
     /// Runs claimed but not finished (pending or running), oldest fire time first: what a host
     /// picks up again after a crash.
     pub async fn unfinished_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
-             WHERE status IN ('pending', 'running') ORDER BY fire_us, id LIMIT ?",
+             WHERE status IN ('pending', 'running') ORDER BY fire_us, id LIMIT $1",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 }
 
@@ -317,13 +329,13 @@ mod tests {
     use super::*;
     use crate::schedule::TriggerSpec;
     use crate::schedule::{ConflictPolicy, Schedule, SchedulePolicy};
+    use crate::store::testing::on_both;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    async fn with_schedule(dir: &tempfile::TempDir, next: &str) -> Store {
-        let db = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+    async fn with_schedule(db: &Store, next: &str) {
         let s = Schedule {
             id: "tick".into(),
             handler_id: "ding-dong".into(),
@@ -344,7 +356,6 @@ mod tests {
             updated_at: at("2026-01-01T00:00:00Z"),
         };
         db.insert_schedule(&s, ConflictPolicy::Error).await.unwrap();
-        db
     }
 
     fn claim(expected: &str, new_next: &str, runs: &[(&str, RunStatus)]) -> Claim {
@@ -356,10 +367,10 @@ mod tests {
         }
     }
 
+    on_both! {
     #[tokio::test]
-    async fn a_claim_moves_the_schedule_and_records_its_runs_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+    async fn a_claim_moves_the_schedule_and_records_its_runs_once(db) {
+        with_schedule(&db, "2026-01-01T00:01:00Z").await;
         let now = at("2026-01-01T00:03:10Z");
         let c = claim(
             "2026-01-01T00:01:00Z",
@@ -401,11 +412,12 @@ mod tests {
                 .unwrap()
         );
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn concurrent_schedulers_claim_a_fire_time_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+    async fn concurrent_schedulers_claim_a_fire_time_once(db) {
+        with_schedule(&db, "2026-01-01T00:01:00Z").await;
         let c = claim(
             "2026-01-01T00:01:00Z",
             "2026-01-01T00:02:00Z",
@@ -423,11 +435,12 @@ mod tests {
         assert_eq!(won, 1);
         assert_eq!(db.runs_of("tick", 10).await.unwrap().len(), 1);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn paused_schedules_and_repeated_fire_times_are_not_claimed() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = with_schedule(&dir, "2026-01-01T00:01:00Z").await;
+    async fn paused_schedules_and_repeated_fire_times_are_not_claimed(db) {
+        with_schedule(&db, "2026-01-01T00:01:00Z").await;
         let now = at("2026-01-01T00:01:00Z");
         db.set_paused("tick", true, Some(at("2026-01-01T00:01:00Z")), now)
             .await
@@ -447,5 +460,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(db.claim(&c, now).await.unwrap(), Some(vec![]));
+    }
     }
 }

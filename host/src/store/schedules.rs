@@ -1,12 +1,10 @@
 //! Schedules in the store: insert with a conflict policy, read, list with keyset paging, pause,
 //! delete, move the next fire time, and ask which are due.
 
-use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
+use super::db::{Dialect, Get, on};
 use super::{Store, StoreError, read_time};
 use crate::schedule::{ConflictPolicy, Schedule};
+use chrono::{DateTime, Utc};
 
 /// What an insert did.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +33,7 @@ pub struct ScheduleQuery {
 }
 
 const SELECT_BY_ID: &str = "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
-     FROM schedules WHERE id = ?";
+     FROM schedules WHERE id = $1";
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -52,8 +50,8 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn read(row: &SqliteRow) -> Result<Schedule, StoreError> {
-    let text = |col: &str| row.try_get::<String, _>(col);
+fn read(row: &impl Get) -> Result<Schedule, StoreError> {
+    let text = |col: &str| row.col::<String>(col);
     Ok(Schedule {
         id: text("id")?,
         handler_id: text("handler_id")?,
@@ -61,13 +59,13 @@ fn read(row: &SqliteRow) -> Result<Schedule, StoreError> {
         params: serde_json::from_str(&text("params")?).map_err(corrupt)?,
         trigger: serde_json::from_str(&text("trigger_spec")?).map_err(corrupt)?,
         policy: serde_json::from_str(&text("policy")?).map_err(corrupt)?,
-        paused: row.try_get("paused")?,
+        paused: row.col("paused")?,
         next_fire: row
-            .try_get::<Option<i64>, _>("next_fire_us")?
+            .col::<Option<i64>>("next_fire_us")?
             .map(from_micros)
             .transpose()?,
-        created_at: from_micros(row.try_get("created_us")?)?,
-        updated_at: from_micros(row.try_get("updated_us")?)?,
+        created_at: from_micros(row.col("created_us")?)?,
+        updated_at: from_micros(row.col("updated_us")?)?,
     })
 }
 
@@ -88,35 +86,29 @@ impl JsonColumns {
     }
 }
 
-/// The INSERT of one schedule row; with `keep_existing`, a row with the same id stays and the
-/// insert does nothing.
-fn insert_row<'q>(
-    s: &'q Schedule,
-    columns: &'q JsonColumns,
-    keep_existing: bool,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    sqlx::query(if keep_existing {
-        INSERT_OR_KEEP
-    } else {
-        INSERT
-    })
-    .bind(&s.id)
-    .bind(&s.handler_id)
-    .bind(&s.method)
-    .bind(&columns.params)
-    .bind(&columns.trigger)
-    .bind(&columns.policy)
-    .bind(s.paused)
-    .bind(s.next_fire.map(micros))
-    .bind(micros(s.created_at))
-    .bind(micros(s.updated_at))
+/// The INSERT of one schedule row (`$sql`: [`INSERT`] or [`INSERT_OR_KEEP`]), for whichever
+/// database it runs on.
+macro_rules! insert_row {
+    ($sql:expr, $s:expr, $columns:expr) => {
+        sqlx::query($sql)
+            .bind(&$s.id)
+            .bind(&$s.handler_id)
+            .bind(&$s.method)
+            .bind(&$columns.params)
+            .bind(&$columns.trigger)
+            .bind(&$columns.policy)
+            .bind($s.paused)
+            .bind($s.next_fire.map(micros))
+            .bind(micros($s.created_at))
+            .bind(micros($s.updated_at))
+    };
 }
 
 const INSERT: &str = "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 const INSERT_OR_KEEP: &str = "INSERT INTO schedules (id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
 
 impl Store {
     /// Inserts a schedule; `conflict` says what happens when the id exists. Committed on return.
@@ -125,12 +117,15 @@ impl Store {
         s: &Schedule,
         conflict: ConflictPolicy,
     ) -> Result<Inserted, StoreError> {
-        let _gate = self.gate.lock().await;
+        let _gate = self.write_turn().await;
         let columns = JsonColumns::of(s)?;
         if conflict != ConflictPolicy::Replace {
             // One statement, one commit: the common case (a new id) costs a single fsync.
-            let done = insert_row(s, &columns, true).execute(&self.pool).await?;
-            if done.rows_affected() == 1 {
+            let inserted = on!(&self.db, pool => insert_row!(INSERT_OR_KEEP, s, columns)
+                .execute(pool)
+                .await?
+                .rows_affected());
+            if inserted == 1 {
                 return Ok(Inserted::Created);
             }
             if conflict == ConflictPolicy::Error {
@@ -145,15 +140,18 @@ impl Store {
         }
         // Replace: read then write; take the write lock up front, so that a concurrent writer
         // makes this wait (busy timeout) instead of failing the upgrade from a read transaction.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existed = sqlx::query("DELETE FROM schedules WHERE id = ?")
-            .bind(&s.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        insert_row(s, &columns, false).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let existed = on!(&self.db, pool, DB => {
+            let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+            let existed = sqlx::query("DELETE FROM schedules WHERE id = $1")
+                .bind(&s.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            insert_row!(INSERT, s, columns).execute(&mut *tx).await?;
+            tx.commit().await?;
+            existed
+        });
         Ok(if existed {
             Inserted::Replaced
         } else {
@@ -163,48 +161,52 @@ impl Store {
 
     /// The schedule with this id.
     pub async fn schedule(&self, id: &str) -> Result<Option<Schedule>, StoreError> {
-        let row = sqlx::query(SELECT_BY_ID)
+        on!(&self.db, pool => sqlx::query(SELECT_BY_ID)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| read(&r)).transpose()
+            .fetch_optional(pool)
+            .await?
+            .map(|r| read(&r))
+            .transpose())
     }
 
     /// A page of schedules, by id.
     pub async fn list_schedules(&self, q: &ScheduleQuery) -> Result<Vec<Schedule>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
              FROM schedules \
-             WHERE (?1 IS NULL OR handler_id = ?1) AND (?2 IS NULL OR paused = ?2) AND (?3 IS NULL OR id > ?3) \
-             AND (?5 IS NULL OR (next_fire_us IS NULL) = ?5) \
-             ORDER BY id LIMIT ?4",
+             WHERE ($1 IS NULL OR handler_id = $1) AND ($2 IS NULL OR paused = $2) AND ($3 IS NULL OR id > $3) \
+             AND ($5 IS NULL OR (next_fire_us IS NULL) = $5) \
+             ORDER BY id LIMIT $4",
         )
         .bind(q.handler_id.as_deref())
         .bind(q.paused)
         .bind(q.after_id.as_deref())
         .bind(i64::from(q.limit))
         .bind(q.completed)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 
     /// How many schedules there are.
     pub async fn count_schedules(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schedules")
-            .fetch_one(&self.pool)
-            .await?;
+        let (n,): (i64,) = on!(&self.db, pool => sqlx::query_as("SELECT COUNT(*) FROM schedules")
+            .fetch_one(pool)
+            .await?);
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Deletes a schedule; false when there was none.
     pub async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        let _gate = self.gate.lock().await;
-        let done = sqlx::query("DELETE FROM schedules WHERE id = ?")
+        let _gate = self.write_turn().await;
+        let done = on!(&self.db, pool => sqlx::query("DELETE FROM schedules WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
     }
 
     /// Pauses or resumes a schedule, setting its next fire time; false when there is none.
@@ -215,17 +217,18 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.gate.lock().await;
-        let done = sqlx::query(
-            "UPDATE schedules SET paused = ?, next_fire_us = ?, updated_us = ? WHERE id = ?",
+        let _gate = self.write_turn().await;
+        let done = on!(&self.db, pool => sqlx::query(
+            "UPDATE schedules SET paused = $1, next_fire_us = $2, updated_us = $3 WHERE id = $4",
         )
         .bind(paused)
         .bind(next_fire.map(micros))
         .bind(micros(now))
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// Moves a schedule's next fire time (`None`: it will not fire again).
@@ -235,34 +238,37 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.gate.lock().await;
-        let done =
-            sqlx::query("UPDATE schedules SET next_fire_us = ?, updated_us = ? WHERE id = ?")
-                .bind(next_fire.map(micros))
-                .bind(micros(now))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let _gate = self.write_turn().await;
+        let done = on!(&self.db, pool => sqlx::query(
+            "UPDATE schedules SET next_fire_us = $1, updated_us = $2 WHERE id = $3",
+        )
+        .bind(next_fire.map(micros))
+        .bind(micros(now))
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// The soonest next fire time of an active schedule.
     pub async fn next_fire_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let (us,): (Option<i64>,) = sqlx::query_as(
+        let (us,): (Option<i64>,) = on!(&self.db, pool => sqlx::query_as(
             "SELECT MIN(next_fire_us) FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         us.map(from_micros).transpose()
     }
 
     /// How many schedules are active and how many paused.
     pub async fn count_schedules_by_state(&self) -> Result<(u64, u64), StoreError> {
-        let (active, paused): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN paused THEN 0 ELSE 1 END), 0), COALESCE(SUM(CASE WHEN paused THEN 1 ELSE 0 END), 0) FROM schedules",
+        let (active, paused): (i64, i64) = on!(&self.db, pool => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN paused THEN 0 ELSE 1 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN paused THEN 1 ELSE 0 END), 0) AS BIGINT) FROM schedules",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         Ok((
             u64::try_from(active).unwrap_or(0),
             u64::try_from(paused).unwrap_or(0),
@@ -275,16 +281,18 @@ impl Store {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Schedule>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.db, pool => sqlx::query(
             "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
-             FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL AND next_fire_us <= ? \
-             ORDER BY next_fire_us, id LIMIT ?",
+             FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL AND next_fire_us <= $1 \
+             ORDER BY next_fire_us, id LIMIT $2",
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(read)
+        .collect())
     }
 }
 
@@ -294,6 +302,7 @@ mod tests {
 
     use super::*;
     use crate::schedule::{SchedulePolicy, TriggerSpec};
+    use crate::store::testing::on_both;
     use serde_json::json;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -326,30 +335,24 @@ mod tests {
         }
     }
 
-    async fn store(dir: &tempfile::TempDir) -> Store {
-        Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap()
-    }
-
+    on_both! {
     #[tokio::test]
-    async fn schedules_round_trip_and_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn schedules_round_trip_and_survive_a_reopen(db) {
         let s = schedule("nightly", "ding-dong", Some("2026-01-01T00:05:00.123456Z"));
-        let db = store(&dir).await;
         assert_eq!(
             db.insert_schedule(&s, ConflictPolicy::Error).await.unwrap(),
             Inserted::Created
         );
         assert_eq!(db.schedule("nightly").await.unwrap().as_ref(), Some(&s));
-        drop(db);
-        let db = store(&dir).await;
+        let db = db.reopen().await;
         assert_eq!(db.schedule("nightly").await.unwrap(), Some(s));
         assert_eq!(db.schedule("other").await.unwrap(), None);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn conflicts_follow_the_policy() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn conflicts_follow_the_policy(db) {
         let first = schedule("job", "ding-dong", None);
         db.insert_schedule(&first, ConflictPolicy::Error)
             .await
@@ -378,11 +381,11 @@ mod tests {
         assert_eq!(db.schedule("job").await.unwrap(), Some(second));
         assert_eq!(db.count_schedules().await.unwrap(), 1);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn concurrent_inserts_of_one_id_leave_one_schedule() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn concurrent_inserts_of_one_id_leave_one_schedule(db) {
         let inserts = (0..8).map(|i| {
             let db = db.clone();
             let mut s = schedule("same", "ding-dong", None);
@@ -398,11 +401,11 @@ mod tests {
         assert_eq!(created, 1);
         assert_eq!(db.count_schedules().await.unwrap(), 1);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn lists_page_by_id_with_filters() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn lists_page_by_id_with_filters(db) {
         for i in 0..25 {
             let handler = if i % 5 == 0 { "misbehave" } else { "ding-dong" };
             db.insert_schedule(
@@ -441,11 +444,11 @@ mod tests {
             .collect();
         assert_eq!(ids, ["s00", "s05", "s10", "s15", "s20"]);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn due_schedules_skip_paused_and_finished_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn due_schedules_skip_paused_and_finished_ones(db) {
         let now = at("2026-01-01T12:00:00Z");
         for (id, next) in [
             ("late", Some("2026-01-01T11:00:00Z")),
@@ -493,18 +496,19 @@ mod tests {
         assert!(!db.set_paused("now", true, None, now).await.unwrap());
         assert_eq!(db.count_schedules().await.unwrap(), 4);
     }
+    }
 
+    on_both! {
     #[tokio::test]
-    async fn a_corrupt_row_is_reported_not_panicked_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = store(&dir).await;
+    async fn a_corrupt_row_is_reported_not_panicked_on(db) {
         db.insert_schedule(&schedule("x", "ding-dong", None), ConflictPolicy::Error)
             .await
             .unwrap();
-        sqlx::query("UPDATE schedules SET trigger_spec = '{\"type\":\"weekly\"}'")
-            .execute(&db.pool)
+        on!(&db.db, pool => sqlx::query("UPDATE schedules SET trigger_spec = '{\"type\":\"weekly\"}'")
+            .execute(pool)
             .await
-            .unwrap();
+            .unwrap()
+            .rows_affected());
         assert!(matches!(
             db.schedule("x").await,
             Err(StoreError::Corrupt {
@@ -512,5 +516,6 @@ mod tests {
                 ..
             })
         ));
+    }
     }
 }
