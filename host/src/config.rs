@@ -724,11 +724,13 @@ impl Config {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
         if let Some(url) = &s.database_url
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
             return Err(invalid(
                 "server.database_url",
-                "this host supports sqlite:PATH or sqlite://PATH",
+                "this host supports sqlite://PATH (one host) or postgres://USER@HOST/DATABASE (several hosts)",
             ));
         }
         if s.remote_secret.as_ref().is_some_and(|k| k.len() < 16) {

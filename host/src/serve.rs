@@ -81,7 +81,14 @@ pub async fn serve(
     let _lock = lock::lock(&config.data_dir)?;
     let database = config.database_url();
     let store = Store::open_url(&database).await?;
-    tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
+    if store.is_shared() {
+        tracing::info!(
+            database = %redact_password(&database),
+            "store open (PostgreSQL: other hosts may share it)"
+        );
+    } else {
+        tracing::info!(%database, "store open (SQLite: this host is the only scheduler on it)");
+    }
     let mut host = Host::start(config, store).await?;
     let zmq_endpoint = host.start_bridge().await?;
     let (listener, addr) = bind(&host.config.server.listen).await?;
@@ -510,5 +517,16 @@ async fn prune(store: Store, retention: Retention, mut stop: Stop) {
             _ = stop.wait() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
         }
+    }
+}
+
+/// A database URL with its password, if any, replaced by `***` (for logs).
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }

@@ -909,6 +909,12 @@ async fn host_info_and_handlers_in_v1() {
     assert_eq!(status, 200);
     assert_eq!(info["pid"].as_u64(), Some(u64::from(host.pid())));
     assert_eq!(info["plugins"], 3);
+    let database = if crate::support::on_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(info["store"], database, "the store the test command chose");
     let (status, mut health) = host.get("/api/v1/health").await;
     assert_eq!(status, 200);
     let storage = health["storage"].take();

@@ -74,9 +74,14 @@ impl TestHost {
                 "--data-dir",
             ])
             .arg(data)
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .args(&args);
+        if crate::support::on_postgres() && !args.iter().any(|a| a == "--database-url") {
+            cmd.env(
+                "SCHEDULEZERO_DATABASE_URL",
+                crate::support::test_database_url(data),
+            );
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start schedulezero serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();

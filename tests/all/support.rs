@@ -9,6 +9,36 @@ use schedulezero::config::{BUILTIN_PLUGINS_DIR, Config};
 use schedulezero::runtime::{InvokeError, JobContext, Runtime};
 use tempfile::TempDir;
 
+/// The database the store-backed tests run on: SQLite files by default, or PostgreSQL
+/// databases on a throwaway server of this test process when `SCHEDULEZERO_TEST_DATABASE` is
+/// `postgres` (tests/run runs the scheduler, dispatch, API and bridge tests both ways).
+pub fn on_postgres() -> bool {
+    std::env::var("SCHEDULEZERO_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh PostgreSQL database on this process's scratch server.
+pub fn fresh_postgres_database() -> String {
+    schedulezero::store::scratch::ScratchPostgres::shared()
+        .and_then(|s| s.fresh_database_blocking())
+        .expect("a database on the scratch PostgreSQL server")
+}
+
+/// The URL of the database a test's store uses in `dir`: its SQLite file there, or (on
+/// PostgreSQL) a database made for that directory once and named in a file in it, so a
+/// restarted host finds its data again.
+pub fn test_database_url(dir: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("sz.db").display());
+    }
+    let file = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    let url = fresh_postgres_database();
+    std::fs::write(&file, &url).expect("note the database");
+    url
+}
+
 /// The directory the build put the example components in.
 pub fn builtin_plugins() -> &'static Path {
     Path::new(BUILTIN_PLUGINS_DIR)
@@ -157,7 +187,7 @@ impl Stack {
     pub async fn new() -> Self {
         let c = TestConfig::new();
         let db_dir = tempfile::tempdir().expect("temp dir");
-        let store = schedulezero::store::Store::open_sqlite(&db_dir.path().join("sz.db"))
+        let store = schedulezero::store::Store::open_url(&test_database_url(db_dir.path()))
             .await
             .expect("open the store");
         let runtime = std::sync::Arc::new(Runtime::new(c.config).expect("runtime starts"));

@@ -509,7 +509,7 @@ pub struct HostView {
     pub plugins_dir: String,
     /// The instance allocator (`pooling` or `ondemand`).
     pub allocator: String,
-    /// The store's backend.
+    /// The store's database: `sqlite` (this host alone) or `postgres` (shared by several hosts).
     pub store: String,
     /// Schedules by state.
     pub schedules: ScheduleCounts,

@@ -225,7 +225,8 @@ pub struct ServeFlags {
     /// Address of the REST API. A non-loopback address needs an API token.
     #[arg(long, env = "SCHEDULEZERO_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// The store. Default: a SQLite file in the data directory.
+    /// The store: sqlite://PATH (this host alone) or postgres://USER@HOST/DATABASE (shared by
+    /// several hosts). Default: a SQLite file in the data directory.
     #[arg(long, env = "SCHEDULEZERO_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Where remote (ZeroMQ) handlers register.

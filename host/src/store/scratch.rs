@@ -162,6 +162,20 @@ impl ScratchPostgres {
             .await
     }
 
+    /// [`ScratchPostgres::fresh_database`] from code that is not async (or runs on a runtime
+    /// it must not block): on a thread of its own.
+    pub fn fresh_database_blocking(&'static self) -> Result<String, ScratchError> {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| failed("a runtime", e))?
+                .block_on(self.fresh_database())
+        })
+        .join()
+        .map_err(|_| failed("create a database", "the thread panicked"))?
+    }
+
     /// The URL of `database` on this server.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/{database}", self.port)

@@ -103,7 +103,7 @@ pub async fn host(State(state): Shared) -> Result<Json<HostView>, ApiError> {
         remote_handlers: state.registry.all().len(),
         plugins_dir: state.config.plugins_dir.display().to_string(),
         allocator: format!("{:?}", state.runtime.allocator()).to_lowercase(),
-        store: "sqlite".into(),
+        store: state.store.kind().into(),
         schedules: ScheduleCounts { active, paused },
         plugins: state.runtime.plugins().len(),
         rejected_plugins: Rejected::all(&state.runtime),
