@@ -312,6 +312,8 @@ pub struct ExecutionView {
     /// What it used outside its instance: HTTP requests, the hosts contacted, bytes, the
     /// directories it was given (`null`: nothing).
     pub usage: Option<crate::capability::CallUsage>,
+    /// The node (host process) that ran it, as `/api/v1/nodes` lists it.
+    pub node: Option<String>,
 }
 
 impl From<&Execution> for ExecutionView {
@@ -335,6 +337,7 @@ impl From<&Execution> for ExecutionView {
             instance: e.instance.clone(),
             not_retried: e.not_retried.clone(),
             usage: e.usage.clone(),
+            node: e.node.clone(),
         }
     }
 }

@@ -103,6 +103,7 @@ impl ExecutionLog {
                     run_id: run.id.clone(),
                     status: RunStatus::Skipped,
                     at,
+                    holder: run.holder(),
                 });
             }
             writes.push(Write::Start(Self::record_of(
@@ -117,43 +118,47 @@ impl ExecutionLog {
         self.store.record(writes).await.map(drop)
     }
 
-    /// Records an attempt that starts (and, for a run's first attempt here, that the run is
-    /// running); returns the record's id, for [`ExecutionLog::attempt_ended`].
+    /// Records an attempt that starts, and that its run is running; refused
+    /// ([`StoreError::LeaseLost`]) when this node no longer holds the run. Returns the record's
+    /// id, for [`ExecutionLog::attempt_ended`].
     pub async fn attempt_started(
         &self,
         schedule: &Schedule,
         run: &Run,
         attempt: u32,
-        first_here: bool,
         location: String,
     ) -> Result<i64, StoreError> {
         let at = Utc::now();
-        let mut writes = Vec::with_capacity(2);
-        if first_here {
-            writes.push(Write::RunStatus {
+        // The run's status goes with every attempt: an attempt starts only while this node
+        // holds its run (the status change names the holder), and a run taken over from it
+        // is not started again here.
+        let writes = vec![
+            Write::RunStatus {
                 run_id: run.id.clone(),
                 status: RunStatus::Running,
                 at,
-            });
-        }
-        writes.push(Write::Start(Self::record_of(
-            schedule,
-            run,
-            attempt,
-            ExecutionStatus::Running,
-            at,
-            Some(location),
-        )));
+                holder: run.holder(),
+            },
+            Write::Start(Self::record_of(
+                schedule,
+                run,
+                attempt,
+                ExecutionStatus::Running,
+                at,
+                Some(location),
+            )),
+        ];
         let ids = self.store.record(writes).await?;
         Ok(ids.last().copied().unwrap_or_default())
     }
 
-    /// Records how attempt `record` of run `run_id` ended, and the run's end with it when it
-    /// was the last.
+    /// Records how attempt `record` of `run` ended, with the run's status (its end, when it
+    /// was the last); refused ([`StoreError::LeaseLost`]) when this node no longer holds the
+    /// run.
     pub async fn attempt_ended(
         &self,
         record: i64,
-        run_id: &str,
+        run: &Run,
         end: AttemptEnd,
     ) -> Result<(), StoreError> {
         let (error_code, error) = end
@@ -170,13 +175,14 @@ impl ExecutionLog {
             not_retried: end.not_retried,
             usage: end.usage,
         })];
-        if let Some(status) = end.run_status {
-            writes.push(Write::RunStatus {
-                run_id: run_id.to_owned(),
-                status,
-                at: end.at,
-            });
-        }
+        // With the run's status (still running, when another attempt follows), naming its
+        // holder: the end of an attempt of a run taken over from this node is refused.
+        writes.push(Write::RunStatus {
+            run_id: run.id.clone(),
+            status: end.run_status.unwrap_or(RunStatus::Running),
+            at: end.at,
+            holder: run.holder(),
+        });
         self.store.record(writes).await.map(drop)
     }
 

@@ -95,9 +95,7 @@ impl Dispatcher {
         let params = due.schedule.params.to_string();
         let mut attempt = first;
         loop {
-            let result = self
-                .attempt(due, attempt, attempt == first, &params)
-                .await?;
+            let result = self.attempt(due, attempt, &params).await?;
             match result {
                 Ended::Run(outcome) => return Ok(outcome),
                 Ended::Retry(failure) => {
@@ -110,18 +108,12 @@ impl Dispatcher {
 
     /// One attempt: record its start, call the handler, judge the result by the policy, record
     /// its end (with the run's, when it is the last).
-    async fn attempt(
-        &self,
-        due: &DueRun,
-        attempt: u32,
-        first_here: bool,
-        params: &str,
-    ) -> Result<Ended, StoreError> {
+    async fn attempt(&self, due: &DueRun, attempt: u32, params: &str) -> Result<Ended, StoreError> {
         let schedule = &due.schedule;
         let location = self.handlers.location(&schedule.handler_id);
         let record = self
             .log
-            .attempt_started(schedule, &due.run, attempt, first_here, location)
+            .attempt_started(schedule, &due.run, attempt, location)
             .await?;
         let ctx = JobContext {
             job_id: schedule.id.clone(),
@@ -141,7 +133,7 @@ impl Dispatcher {
             .await;
         let (mut end, ended) = judge(schedule, attempt, result);
         end.usage = usage;
-        self.log.attempt_ended(record, &due.run.id, end).await?;
+        self.log.attempt_ended(record, &due.run, end).await?;
         Ok(ended)
     }
 

@@ -104,4 +104,6 @@ pub struct Execution {
     pub not_retried: Option<String>,
     /// What it used outside its instance (HTTP requests, hosts, directories).
     pub usage: Option<crate::capability::CallUsage>,
+    /// The node (host process) that recorded it.
+    pub node: Option<String>,
 }

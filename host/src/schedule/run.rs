@@ -72,6 +72,23 @@ pub struct Run {
     /// When its status last changed.
     #[serde(with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// The node (host process) that holds it, while it is unfinished, or held it last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// How many times it changed hands; a write about it is refused unless it comes from the
+    /// node that holds it with this fence.
+    #[serde(skip)]
+    pub fence: i64,
+}
+
+impl Run {
+    /// Who holds it, as writes about it must name.
+    pub fn holder(&self) -> Option<crate::store::Holder> {
+        self.node.as_ref().map(|node| crate::store::Holder {
+            node: node.clone(),
+            fence: self.fence,
+        })
+    }
 }
 
 /// How a run ended.

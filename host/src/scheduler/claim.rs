@@ -3,19 +3,24 @@
 //! recorded in the execution log as `missed`, so downtime is visible. The pass takes `now` as an
 //! argument: the loop around it owns the clock, and tests step time by hand.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
-use super::policy::{self, MissReason};
+use super::policy::{self, DueRuns, MissReason};
 pub use crate::dispatch::DueRun;
 use crate::dispatch::ExecutionLog;
-use crate::schedule::{ExecutionStatus, RunStatus};
-use crate::store::{Claim, Store, StoreError};
+use crate::schedule::{ExecutionStatus, RunStatus, Schedule};
+use crate::store::{Claim, DueSchedule, Store, StoreError};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pass {
     /// Runs to dispatch now, by fire time.
     pub due: Vec<DueRun>,
+    /// Runs not started because their schedule has `max_running` runs in progress (on any
+    /// host); recorded as skipped.
+    pub skipped: Vec<DueRun>,
     /// Fire times recorded as missed.
     pub missed: usize,
     /// Fire times of long backlogs that were neither run nor listed.
@@ -27,58 +32,91 @@ pub struct Pass {
     pub broken: usize,
 }
 
-/// Claims what is due at `now`, looking at up to `batch` schedules.
-pub async fn claim_due(store: &Store, now: DateTime<Utc>, batch: u32) -> Result<Pass, StoreError> {
+/// Claims what is due at `now`, looking at up to `batch` schedules of the handlers in `only`
+/// (every handler when `None`).
+pub async fn claim_due(
+    store: &Store,
+    now: DateTime<Utc>,
+    batch: u32,
+    only: Option<&[String]>,
+) -> Result<Pass, StoreError> {
     let mut pass = Pass::default();
-    let mut missed = Vec::new();
-    let mut claimed = Vec::new();
-    let mut claims = Vec::new();
-    for schedule in store.due_schedules(now, batch).await? {
-        let Some(next) = schedule.next_fire else {
-            continue;
-        };
+    let mut planned: HashMap<String, (Schedule, DueRuns)> = HashMap::new();
+    let mut broken = 0;
+    let mut plan = |d: &DueSchedule| -> Option<Claim> {
+        let schedule = &d.schedule;
+        let next = schedule.next_fire?;
         let trigger = match schedule.trigger.compile() {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(schedule = %schedule.id, error = %e, "stored trigger is invalid; the schedule is stopped");
-                store.set_next_fire(&schedule.id, None, now).await?;
-                pass.broken += 1;
-                continue;
+                broken += 1;
+                return Some(Claim {
+                    schedule_id: schedule.id.clone(),
+                    expected_next: next,
+                    new_next: None,
+                    runs: Vec::new(),
+                });
             }
         };
         let due = policy::due_runs(&trigger, &schedule.policy, next, now);
-        pass.skipped_over += due.skipped_over;
+        // Within the overlap limit, counting the runs in progress on every host; the fire
+        // times beyond it are recorded as skipped.
+        let room = usize::try_from(
+            schedule
+                .policy
+                .max_running
+                .max(1)
+                .saturating_sub(d.in_flight),
+        )
+        .unwrap_or(usize::MAX);
         let runs = due
             .run
             .iter()
-            .map(|f| (*f, RunStatus::Pending))
+            .enumerate()
+            .map(|(k, f)| {
+                let status = if k < room {
+                    RunStatus::Pending
+                } else {
+                    RunStatus::Skipped
+                };
+                (*f, status)
+            })
             .chain(due.missed.iter().map(|(f, _)| (*f, RunStatus::Missed)))
             .collect();
-        claims.push(Claim {
+        let claim = Claim {
             schedule_id: schedule.id.clone(),
             expected_next: next,
             new_next: due.next,
             runs,
-        });
-        claimed.push((schedule, due));
-    }
+        };
+        planned.insert(schedule.id.clone(), (schedule.clone(), due));
+        Some(claim)
+    };
     // One transaction for the whole pass: a thousand schedules due in the same second cost
     // one commit, not a thousand.
-    let planned = std::time::Instant::now();
-    let answers = store.claim_all(&claims, now).await?;
+    let began = std::time::Instant::now();
+    let answers = store.claim_due(now, batch, only, &mut plan).await?;
+    pass.broken = broken;
     tracing::debug!(
-        schedules = claims.len(),
-        claim_ms = planned.elapsed().as_secs_f64() * 1e3,
+        schedules = planned.len(),
+        claim_ms = began.elapsed().as_secs_f64() * 1e3,
         "claimed"
     );
-    for ((schedule, due), answer) in claimed.into_iter().zip(answers) {
-        let Some(runs) = answer else {
-            pass.lost += 1;
+    pass.lost = planned.len().saturating_sub(answers.len());
+    let mut missed = Vec::new();
+    for (claim, runs) in answers {
+        let Some((schedule, due)) = planned.remove(&claim.schedule_id) else {
             continue;
         };
+        pass.skipped_over += due.skipped_over;
         for run in runs {
             match run.status {
                 RunStatus::Pending => pass.due.push(DueRun {
+                    run,
+                    schedule: schedule.clone(),
+                }),
+                RunStatus::Skipped => pass.skipped.push(DueRun {
                     run,
                     schedule: schedule.clone(),
                 }),
@@ -169,18 +207,18 @@ mod tests {
         )
         .await;
 
-        let early = claim_due(&store, at("2026-01-01T00:00:59Z"), 100)
+        let early = claim_due(&store, at("2026-01-01T00:00:59Z"), 100, None)
             .await
             .unwrap();
         assert!(early.due.is_empty());
-        let pass = claim_due(&store, at("2026-01-01T00:01:00.010Z"), 100)
+        let pass = claim_due(&store, at("2026-01-01T00:01:00.010Z"), 100, None)
             .await
             .unwrap();
         assert_eq!(pass.due.len(), 1);
         assert_eq!(pass.due[0].run.fire_time, at("2026-01-01T00:01:00Z"));
         assert_eq!(pass.due[0].schedule.id, "chime");
         // The same instant again: nothing new.
-        let again = claim_due(&store, at("2026-01-01T00:01:00.020Z"), 100)
+        let again = claim_due(&store, at("2026-01-01T00:01:00.020Z"), 100, None)
             .await
             .unwrap();
         assert!(again.due.is_empty());
@@ -211,7 +249,7 @@ mod tests {
         add(&store, "all", every_minute(), all, "2026-01-01T00:00:30Z").await;
 
         // The host comes back at 00:05:30: five fire times passed for each schedule.
-        let pass = claim_due(&store, at("2026-01-01T00:05:30Z"), 100)
+        let pass = claim_due(&store, at("2026-01-01T00:05:30Z"), 100, None)
             .await
             .unwrap();
         let due: Vec<(&str, DateTime<Utc>)> = pass
@@ -223,10 +261,17 @@ mod tests {
             due,
             [
                 ("all", at("2026-01-01T00:04:00Z")),
-                ("all", at("2026-01-01T00:05:00Z")),
                 ("latest", at("2026-01-01T00:05:00Z"))
             ]
         );
+        // Two fire times of `all` are within its grace, but it runs one at a time: the second
+        // is recorded as skipped.
+        let skipped: Vec<(&str, DateTime<Utc>)> = pass
+            .skipped
+            .iter()
+            .map(|d| (d.schedule.id.as_str(), d.run.fire_time))
+            .collect();
+        assert_eq!(skipped, [("all", at("2026-01-01T00:05:00Z"))]);
         assert_eq!(pass.missed, 4 + 3);
         let log = store
             .executions(&ExecutionQuery {
@@ -277,7 +322,7 @@ mod tests {
             .await
             .unwrap();
 
-        let pass = claim_due(&store, at("2026-01-01T00:10:00Z"), 100)
+        let pass = claim_due(&store, at("2026-01-01T00:10:00Z"), 100, None)
             .await
             .unwrap();
         assert_eq!(pass.due.len(), 1);
@@ -288,7 +333,7 @@ mod tests {
             "a date trigger ends"
         );
         assert!(
-            claim_due(&store, at("2026-01-02T00:00:00Z"), 100)
+            claim_due(&store, at("2026-01-02T00:00:00Z"), 100, None)
                 .await
                 .unwrap()
                 .due

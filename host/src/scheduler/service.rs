@@ -74,7 +74,13 @@ pub struct Scheduler {
     /// While set, the loop claims nothing (free space is below the floor); runs in progress
     /// finish and due fire times wait, for the misfire policy to judge once it is cleared.
     held: std::sync::atomic::AtomicBool,
+    /// The handlers this host can run, when it claims only those (several hosts on one store,
+    /// with different plugins); `None`: it claims every due schedule.
+    runnable: Option<Runnable>,
 }
+
+/// Says which handlers a host can run.
+pub type Runnable = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Why a run could not start now.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +132,14 @@ impl Scheduler {
             next_look_us: AtomicI64::new(i64::MIN),
             announced_us: AtomicI64::new(i64::MAX),
             held: std::sync::atomic::AtomicBool::new(false),
+            runnable: None,
         }
+    }
+
+    /// Claims only schedules of the handlers `runnable` names (asked at every pass).
+    pub fn claiming_only(mut self, runnable: Runnable) -> Self {
+        self.runnable = Some(runnable);
+        self
     }
 
     /// Holds the loop (no new claims) or lets it go again, looking at once.
@@ -209,13 +222,14 @@ impl Scheduler {
     /// schedule already has `max_running` runs in progress.
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Step, StoreError> {
         let began = std::time::Instant::now();
-        let pass = claim_due(&self.store, now, self.batch).await?;
+        let only = self.runnable.as_ref().map(|runnable| runnable());
+        let pass = claim_due(&self.store, now, self.batch, only.as_deref()).await?;
         let claimed = began.elapsed();
         let mut step = Step {
             missed: pass.missed,
             ..Step::default()
         };
-        let mut skipped = Vec::new();
+        let mut skipped = pass.skipped;
         for due in pass.due {
             match self.take_slot(&due) {
                 Some(guard) => {

@@ -110,6 +110,10 @@ pub(crate) trait Dialect: sqlx::Database {
     /// (PostgreSQL); `None` where the last id a statement inserted is known instead (SQLite,
     /// whose one writer gives a statement's rows consecutive ids).
     const RESERVE_EXECUTION_IDS: Option<&'static str>;
+    /// What ends a SELECT that locks the rows it reads, skipping rows another transaction
+    /// holds (PostgreSQL); nothing where a write transaction holds the whole database
+    /// (SQLite).
+    const LOCK_SKIPPING_LOCKED: &'static str;
     /// The last id a statement inserted, where the database reports it.
     fn last_id(done: &Self::QueryResult) -> Option<i64>;
 }
@@ -117,6 +121,7 @@ pub(crate) trait Dialect: sqlx::Database {
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = None;
+    const LOCK_SKIPPING_LOCKED: &'static str = "";
     fn last_id(done: &Self::QueryResult) -> Option<i64> {
         Some(done.last_insert_rowid())
     }
@@ -127,6 +132,7 @@ impl Dialect for Postgres {
     const RESERVE_EXECUTION_IDS: Option<&'static str> = Some(
         "SELECT nextval(pg_get_serial_sequence('executions', 'id')) FROM generate_series(1, $1::BIGINT)",
     );
+    const LOCK_SKIPPING_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     fn last_id(_: &Self::QueryResult) -> Option<i64> {
         None
     }

@@ -214,6 +214,7 @@ fn read(row: &impl Get) -> Result<Execution, StoreError> {
             .col::<Option<String>>("usage")?
             .map(|u| serde_json::from_str(&u).map_err(corrupt))
             .transpose()?,
+        node: row.col("node")?,
     })
 }
 
@@ -290,7 +291,7 @@ impl Store {
     pub async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<Execution>, StoreError> {
         on!(&self.db, pool => sqlx::query(
             "SELECT id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, completed_us, \
-             duration_us, result, error_code, error, params_summary, instance, not_retried, usage FROM executions \
+             duration_us, result, error_code, error, params_summary, instance, not_retried, usage, node FROM executions \
              WHERE ($1 IS NULL OR handler_id = $1) AND ($2 IS NULL OR job_id = $2) \
              AND ($3 IS NULL OR run_id = $3) AND ($4 IS NULL OR status = $4) \
              AND ($5 IS NULL OR started_us >= $5) AND ($6 IS NULL OR started_us < $6) \

@@ -39,12 +39,40 @@ pub enum Write {
         status: RunStatus,
         /// When.
         at: DateTime<Utc>,
+        /// Who writes it: with a holder, the change (and every write of its request) is
+        /// refused unless that node still holds the run with that fence.
+        holder: Option<Holder>,
     },
+}
+
+/// The node that holds a run, and the fence it holds it with (bumped each time the run
+/// changes hands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The node.
+    pub node: String,
+    /// The fence.
+    pub fence: i64,
+}
+
+/// Why a request was not committed.
+#[derive(Debug, Clone)]
+enum Refused {
+    /// A run's holder it named no longer holds it.
+    LeaseLost(String),
+    /// The database failed.
+    Failed(String),
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Failed(e.to_string())
+    }
 }
 
 struct Request {
     writes: Vec<Write>,
-    reply: oneshot::Sender<Result<Vec<i64>, String>>,
+    reply: oneshot::Sender<Result<Vec<i64>, Refused>>,
 }
 
 /// The sending side of the journal; cloned with the store.
@@ -55,9 +83,9 @@ pub(super) struct Journal {
 
 impl Journal {
     /// Starts the writer task over `pool`.
-    pub(super) fn start(db: Db, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
+    pub(super) fn start(db: Db, gate: Arc<tokio::sync::Mutex<()>>, node: String) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, gate, rx));
+        tokio::spawn(writer(db, gate, node, rx));
         Self { tx }
     }
 
@@ -72,17 +100,23 @@ impl Journal {
             .send(Request { writes, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?.map_err(|m| {
-            if super::is_full_text(&m) {
-                StoreError::Full(m)
-            } else {
-                StoreError::Write(m)
-            }
-        })
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|refused| match refused {
+                Refused::LeaseLost(run_id) => StoreError::LeaseLost(run_id),
+                Refused::Failed(m) if super::is_full_text(&m) => StoreError::Full(m),
+                Refused::Failed(m) => StoreError::Write(m),
+            })
     }
 }
 
-async fn writer(db: Db, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Request>) {
+async fn writer(
+    db: Db,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    node: String,
+    mut rx: mpsc::Receiver<Request>,
+) {
     while let Some(first) = rx.recv().await {
         // Wait for the write lock before gathering: what queues meanwhile joins this commit.
         let _gate = match db {
@@ -100,7 +134,7 @@ async fn writer(db: Db, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receive
                 Err(_) => break,
             }
         }
-        match commit_together(&db, &batch).await {
+        match commit_together(&db, &node, &batch).await {
             Ok(results) => {
                 for (request, result) in batch.into_iter().zip(results) {
                     let _ = request.reply.send(Ok(result));
@@ -108,16 +142,15 @@ async fn writer(db: Db, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receive
             }
             Err(_) if batch.len() > 1 => {
                 for request in batch {
-                    let result = commit_together(&db, std::slice::from_ref(&request))
+                    let result = commit_together(&db, &node, std::slice::from_ref(&request))
                         .await
-                        .map(|mut r| r.pop().unwrap_or_default())
-                        .map_err(|e| e.to_string());
+                        .map(|mut r| r.pop().unwrap_or_default());
                     let _ = request.reply.send(result);
                 }
             }
             Err(e) => {
                 for request in batch {
-                    let _ = request.reply.send(Err(e.to_string()));
+                    let _ = request.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -128,8 +161,14 @@ async fn writer(db: Db, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receive
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// A run's status change, with where its result goes: (request, write) indexes, run id, status,
-/// time.
-type StatusChange<'a> = ((usize, usize), &'a str, RunStatus, DateTime<Utc>);
+/// time, holder.
+type StatusChange<'a> = (
+    (usize, usize),
+    &'a str,
+    RunStatus,
+    DateTime<Utc>,
+    Option<&'a Holder>,
+);
 
 /// One row of the executions table, as an insert writes it.
 struct Row<'a> {
@@ -137,10 +176,10 @@ struct Row<'a> {
     end: Option<&'a Completion>,
 }
 
-async fn commit_together(db: &Db, batch: &[Request]) -> Result<Vec<Vec<i64>>, sqlx::Error> {
+async fn commit_together(db: &Db, node: &str, batch: &[Request]) -> Result<Vec<Vec<i64>>, Refused> {
     match db {
-        Db::Sqlite(pool) => sqlite::commit_together(pool, batch).await,
-        Db::Postgres(pool) => postgres::commit_together(pool, batch).await,
+        Db::Sqlite(pool) => sqlite::commit_together(pool, node, batch).await,
+        Db::Postgres(pool) => postgres::commit_together(pool, node, batch).await,
     }
 }
 
@@ -156,8 +195,9 @@ use super::super::db::Dialect;
 /// come in causal order and the last one wins).
 pub(super) async fn commit_together(
     pool: &sqlx::Pool<DB>,
+    node: &str,
     batch: &[Request],
-) -> Result<Vec<Vec<i64>>, sqlx::Error> {
+) -> Result<Vec<Vec<i64>>, Refused> {
     let mut results: Vec<Vec<i64>> = batch.iter().map(|r| vec![0; r.writes.len()]).collect();
     let mut inserts = Vec::new();
     let mut completes = Vec::new();
@@ -168,8 +208,13 @@ pub(super) async fn commit_together(
                 Write::Start(e) => inserts.push(((ri, wi), Row { e, end: None })),
                 Write::Done(e, c) => inserts.push(((ri, wi), Row { e, end: Some(c) })),
                 Write::Complete(c) => completes.push(((ri, wi), c)),
-                Write::RunStatus { run_id, status, at } => {
-                    statuses.push(((ri, wi), run_id.as_str(), *status, *at));
+                Write::RunStatus {
+                    run_id,
+                    status,
+                    at,
+                    holder,
+                } => {
+                    statuses.push(((ri, wi), run_id.as_str(), *status, *at, holder.as_ref()));
                 }
             }
         }
@@ -178,13 +223,13 @@ pub(super) async fn commit_together(
         // A lone record (a run-now, say): one statement commits by itself, without the round
         // trips of BEGIN and COMMIT.
         let mut conn = pool.acquire().await?;
-        let ids = insert_rows(&mut conn, &inserts).await?;
+        let ids = insert_rows(&mut conn, node, &inserts).await?;
         results[0][0] = ids.first().copied().unwrap_or_default();
         return Ok(results);
     }
     let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
     for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
-        let ids = insert_rows(&mut tx, chunk).await?;
+        let ids = insert_rows(&mut tx, node, chunk).await?;
         for (((ri, wi), _), id) in chunk.iter().zip(ids) {
             results[*ri][*wi] = id;
         }
@@ -197,20 +242,28 @@ pub(super) async fn commit_together(
     }
     // The last status of each run wins (requests are in the order their callers made them).
     let mut last_of_run = std::collections::HashMap::new();
-    for (k, (_, run_id, _, _)) in statuses.iter().enumerate() {
+    for (k, (_, run_id, _, _, _)) in statuses.iter().enumerate() {
         last_of_run.insert(*run_id, k);
     }
     let winners: Vec<_> = statuses
         .iter()
         .enumerate()
-        .filter(|(k, (_, run_id, _, _))| last_of_run.get(run_id) == Some(k))
+        .filter(|(k, (_, run_id, _, _, _))| last_of_run.get(run_id) == Some(k))
         .map(|(_, s)| s)
         .collect();
     let mut updated_runs = std::collections::HashSet::new();
     for chunk in winners.chunks(ROWS_PER_STATEMENT) {
         updated_runs.extend(status_rows(&mut tx, chunk).await?);
     }
-    for ((ri, wi), run_id, _, _) in &statuses {
+    // A change its writer no longer has the right to make refuses its whole request (the
+    // transaction is dropped, rolled back; the writer then retries each request alone).
+    if let Some((_, run_id, _, _, _)) = winners
+        .iter()
+        .find(|(_, run_id, _, _, holder)| holder.is_some() && !updated_runs.contains(*run_id))
+    {
+        return Err(Refused::LeaseLost((*run_id).to_owned()));
+    }
+    for ((ri, wi), run_id, _, _, _) in &statuses {
         results[*ri][*wi] = i64::from(updated_runs.contains(*run_id));
     }
     tx.commit().await?;
@@ -220,6 +273,7 @@ pub(super) async fn commit_together(
 /// Inserts execution rows; returns their ids, in order.
 async fn insert_rows(
     conn: &mut <DB as sqlx::Database>::Connection,
+    node: &str,
     rows: &[((usize, usize), Row<'_>)],
 ) -> Result<Vec<i64>, sqlx::Error> {
     // Where the database does not report a statement's ids, take them from the sequence first.
@@ -234,10 +288,10 @@ async fn insert_rows(
     };
     let mut q = QueryBuilder::<DB>::new(if reserved.is_some() {
         "INSERT INTO executions (id, run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
-         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) "
+         completed_us, duration_us, result, error_code, error, params_summary, instance, usage, node) "
     } else {
         "INSERT INTO executions (run_id, job_id, handler_id, method, attempt, max_attempts, status, started_us, \
-         completed_us, duration_us, result, error_code, error, params_summary, instance, usage) "
+         completed_us, duration_us, result, error_code, error, params_summary, instance, usage, node) "
     });
     q.push_values(rows.iter().enumerate(), |mut b, (k, (_, Row { e, end }))| {
         let started = e.started_at.timestamp_micros();
@@ -266,7 +320,8 @@ async fn insert_rows(
             .push_bind(
                 end.and_then(|c| c.usage.as_ref())
                     .and_then(|u| serde_json::to_string(u).ok()),
-            );
+            )
+            .push_bind(node);
     });
     let done = q.build().execute(&mut *conn).await?;
     Ok(match (reserved, DB::last_id(&done)) {
@@ -303,7 +358,12 @@ async fn complete_rows(
             .push_bind(c.not_retried.as_deref())
             .push_bind(c.usage.as_ref().and_then(|u| serde_json::to_string(u).ok()));
     });
-    q.push(") AS v WHERE executions.id = v.column1 RETURNING executions.id");
+    // Only an attempt still running ends: one ended meanwhile (taken over from a node that lost
+    // its lease, and marked interrupted) keeps how it ended.
+    q.push(
+        ") AS v WHERE executions.id = v.column1 AND executions.status = 'running' \
+         RETURNING executions.id",
+    );
     let ids: Vec<(i64,)> = q.build_query_as().fetch_all(&mut **tx).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
@@ -316,12 +376,17 @@ async fn status_rows(
     let mut q = QueryBuilder::<DB>::new(
         "UPDATE runs SET status = v.column2, updated_us = v.column3 FROM (",
     );
-    q.push_values(rows, |mut b, (_, run_id, status, at)| {
+    q.push_values(rows, |mut b, (_, run_id, status, at, holder)| {
         b.push_bind(*run_id)
             .push_bind(status.as_str())
-            .push_bind(at.timestamp_micros());
+            .push_bind(at.timestamp_micros())
+            .push_bind(holder.map(|h| h.node.as_str()))
+            .push_bind(holder.map(|h| h.fence));
     });
-    q.push(") AS v WHERE runs.id = v.column1 RETURNING runs.id");
+    q.push(
+        ") AS v WHERE runs.id = v.column1 AND (v.column4 IS NULL \
+         OR (runs.node = v.column4 AND runs.fence = v.column5)) RETURNING runs.id",
+    );
     let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }

@@ -10,6 +10,7 @@ mod executions;
 mod grants;
 mod handlers;
 mod journal;
+mod nodes;
 mod runs;
 mod schedules;
 pub mod scratch;
@@ -29,8 +30,9 @@ pub use self::executions::{
 };
 pub use self::grants::GrantEvent;
 pub use self::handlers::{HandlerKind, HandlerRecord};
-pub use self::journal::Write;
-pub use self::runs::{Claim, RunQuery};
+pub use self::journal::{Holder, Write};
+pub use self::nodes::{DEFAULT_LEASE, Node, NodeRecord, NodeReport, NodeState};
+pub use self::runs::{Claim, DueSchedule, RunQuery};
 pub use self::schedules::{Inserted, ScheduleQuery};
 
 /// How long a writer waits for the database lock before giving up.
@@ -69,6 +71,10 @@ pub enum StoreError {
     /// The store is closed (the host is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// This node no longer holds the run (another node took it over after its lease ran out):
+    /// what it wrote about the run was refused, nothing was committed.
+    #[error("this host no longer holds run {0}: another host took it over; the write was refused")]
+    LeaseLost(String),
     /// A group commit failed.
     #[error("database write failed: {0}")]
     Write(String),
@@ -126,6 +132,7 @@ const PG_CONNECTIONS: u32 = 8;
 pub struct Store {
     db: Db,
     journal: journal::Journal,
+    node: std::sync::Arc<Node>,
     /// Taken by every writer of this process before it writes to SQLite, which has one writer
     /// at a time: a writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
     /// 10 ms ...), while this queue hands the lock on at once, in order. PostgreSQL takes
@@ -190,8 +197,14 @@ impl Store {
 
     fn over(db: Db) -> Self {
         let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-        let journal = journal::Journal::start(db.clone(), gate.clone());
-        Self { db, journal, gate }
+        let node = std::sync::Arc::new(Node::fresh());
+        let journal = journal::Journal::start(db.clone(), gate.clone(), node.id().to_owned());
+        Self {
+            db,
+            journal,
+            node,
+            gate,
+        }
     }
 
     /// Waits for this process's turn to write, where the database has one writer at a time

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::db::{Dialect, Get, on};
+use super::db::{Db, Get, on, per_database};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Run, RunStatus};
 
@@ -65,6 +65,8 @@ fn read(row: &impl Get) -> Result<Run, StoreError> {
         })?,
         created_at: time(row.col("created_us")?)?,
         updated_at: time(row.col("updated_us")?)?,
+        node: row.col("node")?,
+        fence: row.col("fence")?,
     })
 }
 
@@ -96,83 +98,43 @@ impl Store {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let now_us = now.timestamp_micros();
-        on!(&self.db, pool, DB => {
-        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
-        // Move every schedule whose next fire time is still the one read, in one statement.
-        let mut moved = HashSet::new();
-        for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new(
-                "UPDATE schedules SET next_fire_us = v.column2, updated_us = ",
-            );
-            q.push_bind(now_us).push(" FROM (");
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(&c.schedule_id)
-                    .push_bind(c.new_next.map(|t| t.timestamp_micros()))
-                    .push_bind(c.expected_next.timestamp_micros());
-            });
-            q.push(
-                ") AS v WHERE schedules.id = v.column1 AND schedules.next_fire_us = v.column3 \
-                 AND schedules.paused = FALSE RETURNING schedules.id",
-            );
-            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            moved.extend(ids.into_iter().map(|(id,)| id));
-        }
-        // Record the runs of the moved ones; a fire time that already has a run is not recorded again.
-        let mut planned: Vec<Vec<Run>> = Vec::with_capacity(claims.len());
-        for claim in claims {
-            let mut fires = claim.runs.clone();
-            fires.sort_by_key(|(t, _)| *t);
-            // The store keeps microseconds: two fire times within one are one fire time.
-            fires.dedup_by_key(|(t, _)| t.timestamp_micros());
-            let runs = if moved.contains(&claim.schedule_id) {
-                fires
-                    .into_iter()
-                    .map(|(fire, status)| Run {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        schedule_id: claim.schedule_id.clone(),
-                        fire_time: fire,
-                        status,
-                        created_at: now,
-                        updated_at: now,
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            planned.push(runs);
-        }
-        let all: Vec<&Run> = planned.iter().flatten().collect();
-        let mut inserted = HashSet::new();
-        for chunk in all.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<DB>::new(
-                "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.schedule_id)
-                    .push_bind(r.fire_time.timestamp_micros())
-                    .push_bind(r.status.as_str())
-                    .push_bind(now_us)
-                    .push_bind(now_us);
-            });
-            q.push(" ON CONFLICT (schedule_id, fire_us) DO NOTHING RETURNING id");
-            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            inserted.extend(ids.into_iter().map(|(id,)| id));
-        }
-        tx.commit().await?;
-        Ok(claims
-            .iter()
-            .zip(planned)
-            .map(|(claim, runs)| {
-                moved.contains(&claim.schedule_id).then(|| {
-                    runs.into_iter()
-                        .filter(|r| inserted.contains(&r.id))
-                        .collect()
-                })
-            })
-            .collect())
+        let holder = self.claimer(now);
+        Ok(match &self.db {
+            Db::Sqlite(pool) => sqlite::claim_all(pool, claims, &holder).await?,
+            Db::Postgres(pool) => postgres::claim_all(pool, claims, &holder).await?,
         })
+    }
+
+    /// Claims what is due at `now`, in one transaction: up to `limit` active schedules whose
+    /// next fire time has come, soonest first, of the handlers in `only` (every handler when
+    /// `None`), each locked while `plan` says what to claim of it (`None`: nothing). On
+    /// PostgreSQL the schedules are locked `FOR UPDATE SKIP LOCKED`: hosts claiming at the
+    /// same time each take different schedules instead of waiting for each other. Returns each
+    /// claim with the runs it recorded.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        only: Option<&[String]>,
+        plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
+    ) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
+        if only.is_some_and(<[String]>::is_empty) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let _gate = self.write_turn().await;
+        let holder = self.claimer(now);
+        Ok(match &self.db {
+            Db::Sqlite(pool) => sqlite::claim_due(pool, &holder, limit, only, plan).await?,
+            Db::Postgres(pool) => postgres::claim_due(pool, &holder, limit, only, plan).await?,
+        })
+    }
+
+    fn claimer(&self, now: DateTime<Utc>) -> Claimer {
+        Claimer {
+            node: self.node.id().to_owned(),
+            lease_us: self.node.lease_end_us(),
+            now,
+        }
     }
 
     /// Records a run of a schedule at `fire_time` outside its trigger (run now). `None` when the
@@ -186,14 +148,16 @@ impl Store {
         let _gate = self.write_turn().await;
         let id = uuid::Uuid::now_v7().to_string();
         let done = on!(&self.db, pool => sqlx::query(
-            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us) VALUES ($1, $2, $3, 'pending', $4, $5) \
-             ON CONFLICT (schedule_id, fire_us) DO NOTHING",
+            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us, node, lease_us) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) ON CONFLICT (schedule_id, fire_us) DO NOTHING",
         )
         .bind(&id)
         .bind(schedule_id)
         .bind(fire_time.timestamp_micros())
         .bind(now.timestamp_micros())
         .bind(now.timestamp_micros())
+        .bind(self.node.id())
+        .bind(self.node.lease_end_us())
         .execute(pool)
         .await?
         .rows_affected());
@@ -204,13 +168,15 @@ impl Store {
             status: RunStatus::Pending,
             created_at: now,
             updated_at: now,
+            node: Some(self.node.id().to_owned()),
+            fence: 0,
         }))
     }
 
     /// The run with this id.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         on!(&self.db, pool => sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE id = $1",
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us, node, fence FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(pool)
@@ -230,7 +196,7 @@ impl Store {
         for ids in schedule_ids.chunks(10_000) {
             on!(&self.db, pool, DB => {
             let mut q = QueryBuilder::<DB>::new(
-                "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs r \
+                "SELECT id, schedule_id, fire_us, status, created_us, updated_us, node, fence FROM runs r \
                  WHERE r.status <> 'pending' AND r.fire_us = (SELECT MAX(fire_us) FROM runs \
                  WHERE schedule_id = r.schedule_id AND status <> 'pending') \
                  AND r.schedule_id IN (",
@@ -256,7 +222,7 @@ impl Store {
             None => (None, None),
         };
         on!(&self.db, pool => sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us, node, fence FROM runs \
              WHERE ($1 IS NULL OR schedule_id = $1) AND ($2 IS NULL OR status = $2) \
              AND ($3 IS NULL OR fire_us >= $3) AND ($4 IS NULL OR fire_us < $4) \
              AND ($5 IS NULL OR fire_us < $5 OR (fire_us = $5 AND id < $6)) \
@@ -288,6 +254,7 @@ impl Store {
                 run_id: id.to_owned(),
                 status,
                 at: now,
+                holder: None,
             }])
             .await?;
         Ok(done.first().is_some_and(|n| *n > 0))
@@ -296,7 +263,7 @@ impl Store {
     /// A schedule's runs, newest fire time first.
     pub async fn runs_of(&self, schedule_id: &str, limit: u32) -> Result<Vec<Run>, StoreError> {
         on!(&self.db, pool => sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs WHERE schedule_id = $1 \
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us, node, fence FROM runs WHERE schedule_id = $1 \
              ORDER BY fire_us DESC LIMIT $2",
         )
         .bind(schedule_id)
@@ -312,7 +279,7 @@ impl Store {
     /// picks up again after a crash.
     pub async fn unfinished_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         on!(&self.db, pool => sqlx::query(
-            "SELECT id, schedule_id, fire_us, status, created_us, updated_us FROM runs \
+            "SELECT id, schedule_id, fire_us, status, created_us, updated_us, node, fence FROM runs \
              WHERE status IN ('pending', 'running') ORDER BY fire_us, id LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -322,6 +289,186 @@ impl Store {
         .map(read)
         .collect())
     }
+}
+
+/// A due schedule as a claim pass sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueSchedule {
+    /// The schedule.
+    pub schedule: crate::schedule::Schedule,
+    /// Its runs in progress now (pending or running, on any host).
+    pub in_flight: u32,
+}
+
+/// Who claims, and when: the runs it records are held by `node` until `lease_us`.
+struct Claimer {
+    node: String,
+    lease_us: i64,
+    now: DateTime<Utc>,
+}
+
+per_database! {
+use sqlx::{QueryBuilder, Transaction};
+
+use super::super::db::{Dialect, Get};
+
+pub(super) async fn claim_all(
+    pool: &sqlx::Pool<DB>,
+    claims: &[Claim],
+    holder: &Claimer,
+) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
+    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
+    let answers = apply(&mut tx, claims, holder).await?;
+    tx.commit().await?;
+    Ok(answers)
+}
+
+pub(super) async fn claim_due(
+    pool: &sqlx::Pool<DB>,
+    holder: &Claimer,
+    limit: u32,
+    only: Option<&[String]>,
+    plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
+) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
+    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
+    let mut q = QueryBuilder::<DB>::new(super::super::schedules::SELECT_DUE);
+    q.push_bind(holder.now.timestamp_micros());
+    if let Some(handlers) = only {
+        q.push(" AND handler_id IN (");
+        let mut list = q.separated(", ");
+        for h in handlers {
+            list.push_bind(h.as_str());
+        }
+        q.push(")");
+    }
+    q.push(" ORDER BY next_fire_us, id LIMIT ")
+        .push_bind(i64::from(limit))
+        .push(DB::LOCK_SKIPPING_LOCKED);
+    let rows = q.build().fetch_all(&mut *tx).await?;
+    let schedules = rows
+        .iter()
+        .map(super::super::schedules::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedules.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Their runs in progress (on any host), for their overlap limits.
+    let mut in_flight = HashMap::new();
+    for chunk in schedules.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT schedule_id, COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running') \
+             AND schedule_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for s in chunk {
+            list.push_bind(s.id.as_str());
+        }
+        q.push(") GROUP BY schedule_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            let n: i64 = row.col("n")?;
+            in_flight.insert(row.col::<String>("schedule_id")?, u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+    let claims: Vec<Claim> = schedules
+        .into_iter()
+        .filter_map(|schedule| {
+            let in_flight = in_flight.get(&schedule.id).copied().unwrap_or(0);
+            plan(&DueSchedule { schedule, in_flight })
+        })
+        .collect();
+    let answers = apply(&mut tx, &claims, holder).await?;
+    tx.commit().await?;
+    Ok(claims
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(claim, runs)| runs.map(|runs| (claim, runs)))
+        .collect())
+}
+
+/// Makes `claims` in `tx`: moves every schedule whose next fire time is still the one read,
+/// and records the runs of those it moved (a fire time that already has a run is not
+/// recorded again).
+async fn apply(
+    tx: &mut Transaction<'static, DB>,
+    claims: &[Claim],
+    holder: &Claimer,
+) -> Result<Vec<Option<Vec<Run>>>, sqlx::Error> {
+    let now_us = holder.now.timestamp_micros();
+    let mut moved = HashSet::new();
+    for chunk in claims.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(
+            "UPDATE schedules SET next_fire_us = v.column2, updated_us = ",
+        );
+        q.push_bind(now_us).push(" FROM (");
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(&c.schedule_id)
+                .push_bind(c.new_next.map(|t| t.timestamp_micros()))
+                .push_bind(c.expected_next.timestamp_micros());
+        });
+        q.push(
+            ") AS v WHERE schedules.id = v.column1 AND schedules.next_fire_us = v.column3 \
+             AND schedules.paused = FALSE RETURNING schedules.id",
+        );
+        let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        moved.extend(ids.into_iter().map(|(id,)| id));
+    }
+    let mut planned: Vec<Vec<Run>> = Vec::with_capacity(claims.len());
+    for claim in claims {
+        let mut fires = claim.runs.clone();
+        fires.sort_by_key(|(t, _)| *t);
+        // The store keeps microseconds: two fire times within one are one fire time.
+        fires.dedup_by_key(|(t, _)| t.timestamp_micros());
+        let runs = if moved.contains(&claim.schedule_id) {
+            fires
+                .into_iter()
+                .map(|(fire, status)| Run {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    schedule_id: claim.schedule_id.clone(),
+                    fire_time: fire,
+                    status,
+                    created_at: holder.now,
+                    updated_at: holder.now,
+                    node: Some(holder.node.clone()),
+                    fence: 0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        planned.push(runs);
+    }
+    let all: Vec<&Run> = planned.iter().flatten().collect();
+    let mut inserted = HashSet::new();
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us, node, lease_us) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(&r.schedule_id)
+                .push_bind(r.fire_time.timestamp_micros())
+                .push_bind(r.status.as_str())
+                .push_bind(now_us)
+                .push_bind(now_us)
+                .push_bind(holder.node.as_str())
+                .push_bind(holder.lease_us);
+        });
+        q.push(" ON CONFLICT (schedule_id, fire_us) DO NOTHING RETURNING id");
+        let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        inserted.extend(ids.into_iter().map(|(id,)| id));
+    }
+    Ok(claims
+        .iter()
+        .zip(planned)
+        .map(|(claim, runs)| {
+            moved.contains(&claim.schedule_id).then(|| {
+                runs.into_iter()
+                    .filter(|r| inserted.contains(&r.id))
+                    .collect()
+            })
+        })
+        .collect())
+}
 }
 
 #[cfg(test)]

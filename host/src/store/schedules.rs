@@ -32,6 +32,10 @@ pub struct ScheduleQuery {
     pub limit: u32,
 }
 
+/// The due schedules at `$1` (a claim adds the handler filter, order, limit and lock).
+pub(super) const SELECT_DUE: &str = "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
+     FROM schedules WHERE paused = FALSE AND next_fire_us IS NOT NULL AND next_fire_us <= ";
+
 const SELECT_BY_ID: &str = "SELECT id, handler_id, method, params, trigger_spec, policy, paused, next_fire_us, created_us, updated_us \
      FROM schedules WHERE id = $1";
 
@@ -50,7 +54,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn read(row: &impl Get) -> Result<Schedule, StoreError> {
+pub(super) fn read(row: &impl Get) -> Result<Schedule, StoreError> {
     let text = |col: &str| row.col::<String>(col);
     Ok(Schedule {
         id: text("id")?,
