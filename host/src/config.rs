@@ -71,6 +71,36 @@ pub struct Config {
     pub trust: TrustConfig,
     /// Installing components from OCI registries (`plugins install`).
     pub catalog: CatalogConfig,
+    /// Several hosts on one PostgreSQL store (docs/cluster.md).
+    pub cluster: ClusterConfig,
+}
+
+/// How hosts sharing one PostgreSQL store work together (ignored on SQLite, which has one host).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How long a host holds a run it claimed without renewing it: after a host dies, its runs
+    /// are taken over by another once this has passed. Hosts renew every third of it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Whether hosts wake each other through LISTEN/NOTIFY when a schedule is created,
+    /// changed, resumed or run (otherwise each sees it at its next look, within
+    /// `scheduler.max_tick`). Turn it off behind a pooler in transaction mode, which does not
+    /// carry LISTEN.
+    pub notify: bool,
+    /// How long a stopped or lost host stays listed among the nodes.
+    #[serde(with = "humantime_serde")]
+    pub forget_nodes_after: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            lease: crate::store::DEFAULT_LEASE,
+            notify: true,
+            forget_nodes_after: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// The operator's trusted signing keys (docs/catalog.md).
@@ -514,6 +544,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             trust: TrustConfig::default(),
             catalog: CatalogConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -631,6 +662,11 @@ impl Config {
             return Err(invalid("pool.watch_settle", "must be at most 1m"));
         }
         self.trust_store()?;
+        if self.cluster.lease < Duration::from_secs(1)
+            || self.cluster.lease > Duration::from_secs(3600)
+        {
+            return Err(invalid("cluster.lease", "must be between 1s and 1h"));
+        }
         for (setting, registry) in self
             .catalog
             .plain_http

@@ -22,6 +22,7 @@ use crate::scheduler::service::{Scheduler, SystemClock};
 use crate::storage::Storage;
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
+mod cluster;
 mod lock;
 
 pub use self::lock::{DataDirLock, LOCK_FILE, LockError};
@@ -93,7 +94,7 @@ pub async fn serve(
     let zmq_endpoint = host.start_bridge().await?;
     let (listener, addr) = bind(&host.config.server.listen).await?;
     let router = api::router(host.app_state(addr, zmq_endpoint.clone()));
-    host.start_scheduling();
+    host.start_scheduling(addr);
     announce(addr, &zmq_endpoint);
 
     let stopper = host.loops.stopper();
@@ -114,6 +115,15 @@ pub async fn serve(
     loops
         .stop(config.scheduler.shutdown_grace + STOP_MARGIN)
         .await;
+    // Runs cut short by the stop are let go for another host to take at once.
+    match store.leave().await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(runs = n, "let go of the runs the stop cut short");
+            store.announce(crate::store::Announcement::Orphans).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot record this host's stop"),
+    }
     store.close().await;
     tracing::info!("stopped");
     served.map_err(|source| ServeError::Listen {
@@ -140,6 +150,7 @@ impl Host {
     /// previous host left unfinished. On a full volume the host still starts and serves reads:
     /// what it cannot write now waits for space (`follow_storage`).
     async fn start(config: Arc<Config>, store: Store) -> Result<Self, ServeError> {
+        store.set_lease(config.cluster.lease);
         let storage = Storage::new(&config.data_dir, config.server.min_free_space);
         let runtime = Arc::new(Runtime::new((*config).clone())?);
         let mut pending = Pending::default();
@@ -171,12 +182,27 @@ impl Host {
         let connections = Arc::new(bridge::Connections::new(signer));
         let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
             .with_remote(registry.clone(), connections.clone());
-        let scheduler = Arc::new(Scheduler::new(
-            store.clone(),
-            dispatcher,
-            config.scheduler.batch,
-        ));
-        match scheduler.recover(Utc::now()).await {
+        let mut scheduler = Scheduler::new(store.clone(), dispatcher, config.scheduler.batch);
+        if store.is_shared() {
+            // Hosts may have different plugins: each claims only what it can run.
+            let (rt, reg) = (runtime.clone(), registry.clone());
+            scheduler = scheduler.claiming_only(Arc::new(move || cluster::runnable(&rt, &reg)));
+            if config.cluster.notify {
+                scheduler = scheduler.announcing();
+            }
+        }
+        let scheduler = Arc::new(scheduler);
+        // Recorded among the nodes (and the clock measured) before it takes anything over.
+        let reporter = cluster::Reporter {
+            config: config.clone(),
+            runtime: runtime.clone(),
+            scheduler: scheduler.clone(),
+            address: None,
+        };
+        if let Err(e) = store.beat(&reporter.report()).await {
+            tracing::warn!(error = %e, "cannot record this host among the nodes yet");
+        }
+        match scheduler.recover(store.node().now()).await {
             Err(e) if e.is_full() => {
                 tracing::warn!(error = %e, "cannot pick up unfinished runs: the disk is full; the scheduler waits for space");
                 pending.recover = true;
@@ -271,14 +297,20 @@ impl Host {
         })
     }
 
-    /// Starts the scheduler loop and the execution log's pruning.
-    fn start_scheduling(&mut self) {
+    /// Starts the scheduler loop, the heartbeat (with, on a shared store, taking over what dead
+    /// hosts left and hearing the others' announcements) and the execution log's pruning.
+    fn start_scheduling(&mut self, listen: SocketAddr) {
         let (scheduler, config) = (self.scheduler.clone(), self.config.clone());
+        let clock: Arc<dyn crate::scheduler::service::Clock> = if self.store.is_shared() {
+            Arc::new(cluster::StoreClock(self.store.clone()))
+        } else {
+            Arc::new(SystemClock)
+        };
         self.loops.start("scheduler", |mut stop| async move {
             let until_stopped = async move { stop.wait().await };
             scheduler
                 .run(
-                    Arc::new(SystemClock),
+                    clock,
                     config.scheduler.max_tick,
                     config.scheduler.shutdown_grace,
                     until_stopped,
@@ -292,6 +324,23 @@ impl Host {
         let store = self.store.clone();
         self.loops
             .start("pruning", |stop| prune(store, retention, stop));
+        let reporter = cluster::Reporter {
+            config: self.config.clone(),
+            runtime: self.runtime.clone(),
+            scheduler: self.scheduler.clone(),
+            address: Some(format!("http://{listen}")),
+        };
+        let (store, registry) = (self.store.clone(), self.registry.clone());
+        let forget_after = self.config.cluster.forget_nodes_after;
+        self.loops.start("heartbeat", |stop| {
+            cluster::heartbeat(store, reporter, registry, forget_after, stop)
+        });
+        if self.store.is_shared() && self.config.cluster.notify {
+            let (store, scheduler) = (self.store.clone(), self.scheduler.clone());
+            self.loops.start("announcements", |stop| {
+                cluster::listen(store, scheduler, stop)
+            });
+        }
     }
 }
 

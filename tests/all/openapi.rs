@@ -138,6 +138,7 @@ async fn every_operation_answers_as_its_document_says() {
     hit!("GET", "/api/health", none);
     hit!("GET", "/api/v1/health", none);
     hit!("GET", "/api/v1/host", none);
+    hit!("GET", "/api/v1/nodes", none);
     hit!("GET", "/api/v1/handlers", none);
     hit!("GET", "/api/handlers", none);
     hit!("GET", "/api/config", none);

@@ -452,6 +452,19 @@ pub struct Health {
     pub auth: AuthMode,
 }
 
+/// The hosts working on one store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeList {
+    /// The node answering.
+    pub this_node: String,
+    /// The store's database (`sqlite`: one host; `postgres`: several may share it).
+    pub store: String,
+    /// How long a node holds a run without renewing it, in seconds.
+    pub lease_s: f64,
+    /// The nodes, live ones first.
+    pub nodes: Vec<crate::store::NodeRecord>,
+}
+
 /// Schedules by state.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleCounts {
@@ -514,6 +527,8 @@ pub struct HostView {
     pub allocator: String,
     /// The store's database: `sqlite` (this host alone) or `postgres` (shared by several hosts).
     pub store: String,
+    /// Its node id on the store (fresh at every start; `/api/v1/nodes` lists them all).
+    pub node: String,
     /// Schedules by state.
     pub schedules: ScheduleCounts,
     /// Plugins loaded.

@@ -38,6 +38,17 @@ pub struct RemoteHandler {
 }
 
 impl RemoteHandler {
+    fn from_record(r: HandlerRecord) -> Self {
+        Self {
+            id: r.id,
+            address: r.address.unwrap_or_default(),
+            methods: r.methods,
+            status: r.status,
+            registered_at: r.registered_at,
+            updated_at: r.updated_at,
+        }
+    }
+
     fn record(&self) -> HandlerRecord {
         HandlerRecord {
             id: self.id.clone(),
@@ -75,14 +86,7 @@ impl Registry {
             .into_iter()
             .filter(|r| r.kind == HandlerKind::Remote)
             .map(|r| {
-                let h = RemoteHandler {
-                    id: r.id,
-                    address: r.address.unwrap_or_default(),
-                    methods: r.methods,
-                    status: r.status,
-                    registered_at: r.registered_at,
-                    updated_at: r.updated_at,
-                };
+                let h = RemoteHandler::from_record(r);
                 (h.id.clone(), h)
             })
             .collect();
@@ -117,6 +121,41 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, RemoteHandler>> {
         self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows what other hosts on a shared store recorded: handlers registered (or
+    /// re-registered, or whose status changed) at another host are taken in, so this host
+    /// calls them too; handlers forgotten elsewhere are let go. Returns how many changed.
+    pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let _changing = self.changing.lock().await;
+        let stored: BTreeMap<String, RemoteHandler> = self
+            .store
+            .handlers()
+            .await?
+            .into_iter()
+            .filter(|r| r.kind == HandlerKind::Remote)
+            .map(|r| {
+                let h = RemoteHandler::from_record(r);
+                (h.id.clone(), h)
+            })
+            .collect();
+        let mut handlers = self.write();
+        let mut changed = 0;
+        handlers.retain(|id, _| {
+            let kept = stored.contains_key(id);
+            changed += usize::from(!kept);
+            kept
+        });
+        for (id, h) in stored {
+            let newer = handlers
+                .get(&id)
+                .is_none_or(|mine| h.updated_at > mine.updated_at);
+            if newer {
+                changed += 1;
+                handlers.insert(id, h);
+            }
+        }
+        Ok(changed)
     }
 
     /// Forgets a remote handler (a dead one an operator cleans up): it is no longer listed,

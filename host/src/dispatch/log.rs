@@ -186,6 +186,25 @@ impl ExecutionLog {
         self.store.record(writes).await.map(drop)
     }
 
+    /// Records that `run` ended with `status` outside any attempt (taken over with no
+    /// attempts left, or its schedule gone); refused when this node no longer holds it.
+    pub async fn run_ended(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record(vec![Write::RunStatus {
+                run_id: run.id.clone(),
+                status,
+                at,
+                holder: run.holder(),
+            }])
+            .await
+            .map(drop)
+    }
+
     /// Records a call made at once that has ended: one record, started and completed.
     pub async fn immediate(
         &self,

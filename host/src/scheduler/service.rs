@@ -17,7 +17,7 @@ use super::claim::{DueRun, claim_due};
 use super::policy::jittered;
 use crate::dispatch::Dispatcher;
 use crate::schedule::{ExecutionStatus, RunStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{Announcement, Store, StoreError};
 
 /// Where the scheduler reads the time: the system clock in a host, a hand-set one in tests.
 pub trait Clock: Send + Sync + 'static {
@@ -77,7 +77,14 @@ pub struct Scheduler {
     /// The handlers this host can run, when it claims only those (several hosts on one store,
     /// with different plugins); `None`: it claims every due schedule.
     runnable: Option<Runnable>,
+    /// Whether changes are announced to the other hosts on the store.
+    announces: bool,
+    /// Signalled when another host let runs go.
+    rescue_soon: tokio::sync::Notify,
 }
+
+/// The most runs one recovery or rescue takes over.
+const RESCUE_BATCH: u32 = 1000;
 
 /// Says which handlers a host can run.
 pub type Runnable = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -133,6 +140,49 @@ impl Scheduler {
             announced_us: AtomicI64::new(i64::MAX),
             held: std::sync::atomic::AtomicBool::new(false),
             runnable: None,
+            announces: false,
+            rescue_soon: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Announces schedule changes to the other hosts on the store (LISTEN/NOTIFY).
+    pub fn announcing(mut self) -> Self {
+        self.announces = true;
+        self
+    }
+
+    /// Runs this host is working on now.
+    pub fn in_flight(&self) -> u64 {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.values().map(|n| u64::from(*n)).sum()
+    }
+
+    /// A schedule changed (edited or resumed) and fires next at `next`: looks at once, and
+    /// tells the other hosts.
+    pub fn changed(&self, next: Option<DateTime<Utc>>) {
+        self.wake();
+        self.tell_others(Announcement::Due(next));
+    }
+
+    /// What another host announced.
+    pub fn heard(&self, what: Announcement) {
+        match what {
+            Announcement::Due(Some(next)) => self.look_by(next.timestamp_micros()),
+            Announcement::Due(None) | Announcement::Look => self.wake(),
+            Announcement::Orphans => self.rescue_soon.notify_one(),
+        }
+    }
+
+    /// Resolves when another host let runs go for others to take (the heartbeat then takes
+    /// them over at once instead of at its next beat).
+    pub async fn orphans_announced(&self) {
+        self.rescue_soon.notified().await;
+    }
+
+    fn tell_others(&self, what: Announcement) {
+        if self.announces {
+            let store = self.store.clone();
+            tokio::spawn(async move { store.announce(what).await });
         }
     }
 
@@ -158,9 +208,15 @@ impl Scheduler {
     /// Tells the loop a schedule now fires at `next`: it looks earlier than planned only when
     /// that is sooner than its next look (creating schedules that fire later costs no extra pass).
     pub fn wake_for(&self, next: Option<DateTime<Utc>>) {
+        self.tell_others(Announcement::Due(next));
         let Some(next) = next.map(|t| t.timestamp_micros()) else {
             return;
         };
+        self.look_by(next);
+    }
+
+    /// Looks by `next` (microseconds since the epoch) at the latest.
+    fn look_by(&self, next: i64) {
         // While the loop is looking, it may have read the next fire time before this schedule
         // was committed: leave the time where it reads it before it sleeps.
         self.announced_us.fetch_min(next, AtomicOrdering::AcqRel);
@@ -304,15 +360,38 @@ impl Scheduler {
     /// Picks up what a previous host left unfinished (it stopped, or was killed, mid-run):
     /// attempts still marked running are ended as `interrupted`, and each unfinished run goes on
     /// with its next attempt if it has attempts left, or ends as an error. Call it once, before
-    /// the first step.
+    /// the first step. On a store one host has alone (SQLite) that is every unfinished run; on
+    /// a shared one, the runs whose holder's lease ran out (the others are still being worked
+    /// on), as [`Scheduler::rescue`] takes them.
     pub async fn recover(&self, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+        let shared = self.store.is_shared();
+        self.take_over(now, shared).await
+    }
+
+    /// Takes over the runs of hosts that died or stopped mid-run (their lease ran out, or they
+    /// let go when they stopped), and goes on with them as [`Scheduler::recover`] does. Hosts
+    /// on one store call it every little while.
+    pub async fn rescue(&self, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+        self.take_over(now, true).await
+    }
+
+    async fn take_over(
+        &self,
+        now: DateTime<Utc>,
+        expired_only: bool,
+    ) -> Result<Recovered, StoreError> {
+        let only = self.runnable.as_ref().map(|runnable| runnable());
+        let taken = self
+            .store
+            .take_over(RESCUE_BATCH, expired_only, only.as_deref())
+            .await?;
         // First what becomes of each unfinished run, so that an attempt cut short says `retry`
         // when its run goes on and `error` when it ends there.
         let mut resumed = Vec::new();
         let mut ended = Vec::new();
-        for run in self.store.unfinished_runs(u32::MAX).await? {
+        for run in taken {
             let Some(schedule) = self.store.schedule(&run.schedule_id).await? else {
-                ended.push(run.id);
+                ended.push(run);
                 continue;
             };
             let (next_attempt, goes_on) = match self.store.last_attempt_of(&run.id).await? {
@@ -325,22 +404,24 @@ impl Scheduler {
                 Some((attempt, _)) => (attempt + 1, attempt < schedule.policy.max_attempts),
             };
             if !goes_on {
-                ended.push(run.id);
+                ended.push(run);
                 continue;
             }
             resumed.push((DueRun { run, schedule }, next_attempt));
         }
-        let retried: Vec<String> = resumed.iter().map(|(due, _)| due.run.id.clone()).collect();
+        let cut: Vec<(String, bool)> = resumed
+            .iter()
+            .map(|(due, _)| (due.run.id.clone(), true))
+            .chain(ended.iter().map(|run| (run.id.clone(), false)))
+            .collect();
         let mut recovered = Recovered {
-            interrupted: self
-                .store
-                .interrupt_running_executions(now, &retried)
-                .await?,
+            interrupted: self.store.interrupt_attempts(now, &cut).await?,
             ..Recovered::default()
         };
-        for run_id in ended {
-            self.store
-                .set_run_status(&run_id, RunStatus::Error, now)
+        for run in ended {
+            self.dispatcher
+                .log()
+                .run_ended(&run, RunStatus::Error, now)
                 .await?;
             recovered.ended += 1;
         }

@@ -357,7 +357,7 @@ impl ScheduleService {
         self.store
             .insert_schedule(&s, ConflictPolicy::Replace)
             .await?;
-        self.scheduler.wake();
+        self.scheduler.changed(s.next_fire);
         Ok(s)
     }
 
@@ -393,7 +393,7 @@ impl ScheduleService {
         if !self.store.set_paused(id, false, next, now).await? {
             return Err(ScheduleError::NotFound(id.to_owned()));
         }
-        self.scheduler.wake();
+        self.scheduler.changed(next);
         s.paused = false;
         s.next_fire = next;
         s.updated_at = now;

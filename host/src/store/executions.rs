@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::db::{Db, Dialect, Get, on};
+use super::db::{Dialect, Get, on};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Execution, ExecutionStatus};
 use chrono::{DateTime, Utc};
@@ -233,38 +233,48 @@ impl Store {
             .map(drop)
     }
 
-    /// Ends every attempt still marked running (code `interrupted`): after a host stopped without
-    /// finishing them. An attempt of a run in `retried_runs` (one that goes on to its next
-    /// attempt) ends as `retry`, any other as `error`. Returns how many. (A single-host store: with several hosts
-    /// on one database this becomes per-host, with leases.)
-    pub async fn interrupt_running_executions(
+    /// Ends the attempts of `runs` still marked running (code `interrupted`): their host
+    /// stopped, or lost its lease, before finishing them. The attempt of a run that goes on to
+    /// its next attempt (`true`) ends as `retry`, any other as `error`. Returns how many.
+    pub async fn interrupt_attempts(
         &self,
         now: DateTime<Utc>,
-        retried_runs: &[String],
+        runs: &[(String, bool)],
     ) -> Result<u64, StoreError> {
-        let _gate = self.write_turn().await;
+        if runs.is_empty() {
+            return Ok(0);
+        }
         let now_us = now.timestamp_micros();
-        let retried = serde_json::to_string(retried_runs).unwrap_or_else(|_| "[]".to_owned());
-        let sql = match self.db {
-            Db::Sqlite(_) => {
-                "UPDATE executions SET \
-                 status = CASE WHEN run_id IN (SELECT value FROM json_each($1)) THEN 'retry' ELSE 'error' END, \
-                 completed_us = $2, duration_us = CASE WHEN $2 > started_us THEN $2 - started_us ELSE 0 END, \
-                 error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'"
-            }
-            Db::Postgres(_) => {
-                "UPDATE executions SET \
-                 status = CASE WHEN run_id IN (SELECT jsonb_array_elements_text($1::jsonb)) THEN 'retry' ELSE 'error' END, \
-                 completed_us = $2, duration_us = GREATEST(0, $2 - started_us), \
-                 error_code = 'interrupted', error = 'the host stopped during this attempt' WHERE status = 'running'"
-            }
-        };
-        Ok(on!(&self.db, pool => sqlx::query(sql)
-            .bind(retried)
-            .bind(now_us)
-            .execute(pool)
-            .await?
-            .rows_affected()))
+        let _gate = self.write_turn().await;
+        let mut ended = 0;
+        // 2 parameters a run; well under SQLite's 32,766 per statement.
+        for chunk in runs.chunks(5_000) {
+            ended += on!(&self.db, pool, DB => {
+                let mut q = sqlx::QueryBuilder::<DB>::new(
+                    "UPDATE executions SET status = CASE WHEN run_id IN (NULL",
+                );
+                for (run, _) in chunk.iter().filter(|(_, goes_on)| *goes_on) {
+                    q.push(", ").push_bind(run.as_str());
+                }
+                q.push(") THEN 'retry' ELSE 'error' END, completed_us = ")
+                    .push_bind(now_us)
+                    .push(", duration_us = CASE WHEN started_us < ")
+                    .push_bind(now_us)
+                    .push(" THEN ")
+                    .push_bind(now_us)
+                    .push(
+                        " - started_us ELSE 0 END, error_code = 'interrupted', \
+                         error = 'the host running this attempt stopped or lost its lease' \
+                         WHERE status = 'running' AND run_id IN (NULL",
+                    );
+                for (run, _) in chunk {
+                    q.push(", ").push_bind(run.as_str());
+                }
+                q.push(")");
+                q.build().execute(pool).await?.rows_affected()
+            });
+        }
+        Ok(ended)
     }
 
     /// The last attempt recorded for a run, with its status (`None` when none).

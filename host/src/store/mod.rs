@@ -11,6 +11,7 @@ mod grants;
 mod handlers;
 mod journal;
 mod nodes;
+mod notify;
 mod runs;
 mod schedules;
 pub mod scratch;
@@ -32,6 +33,7 @@ pub use self::grants::GrantEvent;
 pub use self::handlers::{HandlerKind, HandlerRecord};
 pub use self::journal::{Holder, Write};
 pub use self::nodes::{DEFAULT_LEASE, Node, NodeRecord, NodeReport, NodeState};
+pub use self::notify::{Announcement, Listener};
 pub use self::runs::{Claim, DueSchedule, RunQuery};
 pub use self::schedules::{Inserted, ScheduleQuery};
 

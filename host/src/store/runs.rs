@@ -275,6 +275,64 @@ impl Store {
         .collect())
     }
 
+    /// Takes over up to `limit` unfinished runs (pending or running) from the nodes that held
+    /// them: every one (`expired_only` false: a single host starting again after a crash), or
+    /// only those whose lease has run out (a node died, or stopped and let go). Only runs of
+    /// the handlers in `only` (every handler when `None`), and runs whose schedule is gone.
+    /// Each run taken over is held by this node with its fence moved on, so the node that lost
+    /// it can record nothing more about it. Oldest fire time first; committed on return.
+    pub async fn take_over(
+        &self,
+        limit: u32,
+        expired_only: bool,
+        only: Option<&[String]>,
+    ) -> Result<Vec<Run>, StoreError> {
+        let now_us = self.node.now().timestamp_micros();
+        let lease_us = self.node.lease_end_us();
+        let node = self.node.id();
+        let _gate = self.write_turn().await;
+        on!(&self.db, pool, DB => {
+            let mut q = QueryBuilder::<DB>::new("UPDATE runs SET node = ");
+            q.push_bind(node)
+                .push(", lease_us = ")
+                .push_bind(lease_us)
+                .push(
+                    ", fence = fence + 1 WHERE id IN (SELECT id FROM runs r \
+                     WHERE r.status IN ('pending', 'running')",
+                );
+            if expired_only {
+                q.push(" AND (r.lease_us IS NULL OR r.lease_us < ")
+                    .push_bind(now_us)
+                    .push(")");
+            }
+            if let Some(handlers) = only {
+                q.push(
+                    " AND (NOT EXISTS (SELECT 1 FROM schedules s WHERE s.id = r.schedule_id) \
+                     OR r.schedule_id IN (SELECT id FROM schedules WHERE handler_id IN (NULL",
+                );
+                for h in handlers {
+                    q.push(", ").push_bind(h.as_str());
+                }
+                q.push(")))");
+            }
+            q.push(" ORDER BY r.fire_us, r.id LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(<DB as super::db::Dialect>::LOCK_SKIPPING_LOCKED)
+                .push(
+                    ") RETURNING id, schedule_id, fire_us, status, created_us, updated_us, node, fence",
+                );
+            let mut runs = q
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(read)
+                .collect::<Result<Vec<_>, _>>()?;
+            runs.sort_by(|a, b| (a.fire_time, &a.id).cmp(&(b.fire_time, &b.id)));
+            Ok(runs)
+        })
+    }
+
     /// Runs claimed but not finished (pending or running), oldest fire time first: what a host
     /// picks up again after a crash.
     pub async fn unfinished_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {

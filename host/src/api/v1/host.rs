@@ -13,8 +13,8 @@ use crate::api::handler_view::{self, HandlerView};
 use crate::api::json::{Body, Query, typed};
 use crate::api::requests::{CallRequest, HandlerQuery, TriggerRequest};
 use crate::api::views::{
-    self, AuthMode, CallResult, Forgotten, HandlerList, Health, HealthStatus, HostView, Rejected,
-    ScheduleCounts, StoreHealth, TriggerCheck, TriggerPreview,
+    self, AuthMode, CallResult, Forgotten, HandlerList, Health, HealthStatus, HostView, NodeList,
+    Rejected, ScheduleCounts, StoreHealth, TriggerCheck, TriggerPreview,
 };
 use crate::schedule::TriggerSpec;
 use crate::service::ScheduleError;
@@ -23,6 +23,7 @@ use crate::service::schedules::refuse_past_date;
 crate::api::routes::api_routes! {
     (get, "/api/v1/health", health),
     (get, "/api/v1/host", host),
+    (get, "/api/v1/nodes", nodes),
     (get, "/api/v1/openapi.json", openapi),
     (get, "/api/v1/handlers", list_handlers),
     (get, "/api/v1/handlers/{id}", get_handler),
@@ -104,9 +105,28 @@ pub async fn host(State(state): Shared) -> Result<Json<HostView>, ApiError> {
         plugins_dir: state.config.plugins_dir.display().to_string(),
         allocator: format!("{:?}", state.runtime.allocator()).to_lowercase(),
         store: state.store.kind().into(),
+        node: state.store.node().id().to_owned(),
         schedules: ScheduleCounts { active, paused },
         plugins: state.runtime.plugins().len(),
         rejected_plugins: Rejected::all(&state.runtime),
+    }))
+}
+
+/// The hosts (nodes) working on this store: each process is one node, with a fresh id at every
+/// start. Live nodes first; stopped and lost ones stay listed for `cluster.forget_nodes_after`.
+/// On SQLite, this host alone (and its predecessors on the same database).
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "host", operation_id = "nodes",
+    responses((status = 200, description = "The nodes", body = NodeList)))]
+pub async fn nodes(State(state): Shared) -> Result<Json<NodeList>, ApiError> {
+    let nodes = state
+        .store
+        .nodes(state.config.cluster.forget_nodes_after)
+        .await?;
+    Ok(Json(NodeList {
+        this_node: state.store.node().id().to_owned(),
+        store: state.store.kind().into(),
+        lease_s: state.store.node().lease().as_secs_f64(),
+        nodes,
     }))
 }
 
