@@ -55,6 +55,18 @@ impl TestHost {
         host
     }
 
+    /// A host with a configuration file holding `toml` and extra `serve` arguments.
+    pub fn start_configured(toml: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("schedulezero.toml");
+        std::fs::write(&file, toml).expect("write the configuration");
+        let mut all = vec!["--config".to_owned(), file.display().to_string()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let mut host = Self::spawn(dir.path(), all, None);
+        host._dir = Some(dir);
+        host
+    }
+
     fn spawn(data: &Path, args: Vec<String>, token: Option<String>) -> Self {
         schedulezero::install_crypto_provider();
         let mut cmd = Command::new(schedulezero_bin());
@@ -252,6 +264,21 @@ impl TestHost {
         status.is_some_and(|s| s.success())
     }
 
+    /// Stops the process where it is (SIGSTOP), as a machine that hangs or a VM that is
+    /// paused; [`TestHost::cont`] lets it go on.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "STOP");
+        }
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    pub fn cont(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "CONT");
+        }
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -291,6 +318,8 @@ async fn reply(sent: Result<reqwest::Response, reqwest::Error>) -> (u16, Value) 
 fn signal(pid: u32, name: &str) {
     let sig = match name {
         "TERM" => rustix::process::Signal::TERM,
+        "STOP" => rustix::process::Signal::STOP,
+        "CONT" => rustix::process::Signal::CONT,
         _ => rustix::process::Signal::KILL,
     };
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {

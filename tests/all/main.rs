@@ -9,6 +9,7 @@ mod bridge;
 mod capabilities;
 mod catalog;
 mod cli;
+mod cluster;
 mod dashboard;
 mod ding_dong;
 mod dispatch;

@@ -61,7 +61,7 @@ pub struct Recovered {
 pub struct Scheduler {
     store: Store,
     dispatcher: Dispatcher,
-    running: Arc<Mutex<HashMap<String, u32>>>,
+    running: Arc<Mutex<InFlight>>,
     tasks: tokio::sync::Mutex<JoinSet<()>>,
     batch: u32,
     /// Signalled when schedules change, so the loop looks again before its tick.
@@ -81,6 +81,17 @@ pub struct Scheduler {
     announces: bool,
     /// Signalled when another host let runs go.
     rescue_soon: tokio::sync::Notify,
+}
+
+/// Logs why a run's records stop: another host took it over (its lease ran out while this
+/// host was paused or cut off: what this host says of it now is refused, as it should be), or
+/// the store failed (the run's lease then runs out and a host takes it over).
+fn unrecorded(due: &DueRun, e: &StoreError) {
+    if matches!(e, StoreError::LeaseLost(_)) {
+        tracing::warn!(schedule = %due.schedule.id, run_id = %due.run.id, "late result refused: another host took this run over");
+    } else {
+        tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run; it is taken over once its lease runs out");
+    }
 }
 
 /// The most runs one recovery or rescue takes over.
@@ -103,19 +114,51 @@ pub enum RunNowError {
     Store(#[from] StoreError),
 }
 
+/// The runs this host is working on: how many per schedule (for overlap limits) and which
+/// (the leases its heartbeat renews: a run it no longer works on, say one whose records could
+/// not be written, is left to run out its lease and be taken over).
+#[derive(Debug, Default)]
+struct InFlight {
+    per_schedule: HashMap<String, u32>,
+    runs: std::collections::HashSet<String>,
+}
+
 /// Takes a schedule's place among the running while its run is in progress.
 struct RunningGuard {
-    running: Arc<Mutex<HashMap<String, u32>>>,
+    running: Arc<Mutex<InFlight>>,
     schedule_id: String,
+    run_id: String,
+}
+
+impl RunningGuard {
+    /// Takes the place (over the overlap limit when `limit` is `None`).
+    fn take(running: &Arc<Mutex<InFlight>>, due: &DueRun, limit: Option<u32>) -> Option<Self> {
+        let mut in_flight = running.lock().unwrap_or_else(|p| p.into_inner());
+        let n = in_flight
+            .per_schedule
+            .entry(due.schedule.id.clone())
+            .or_default();
+        if limit.is_some_and(|limit| *n >= limit) {
+            return None;
+        }
+        *n += 1;
+        in_flight.runs.insert(due.run.id.clone());
+        Some(Self {
+            running: running.clone(),
+            schedule_id: due.schedule.id.clone(),
+            run_id: due.run.id.clone(),
+        })
+    }
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = running.get_mut(&self.schedule_id) {
+        let mut in_flight = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.runs.remove(&self.run_id);
+        if let Some(n) = in_flight.per_schedule.get_mut(&self.schedule_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                running.remove(&self.schedule_id);
+                in_flight.per_schedule.remove(&self.schedule_id);
             }
         }
     }
@@ -154,7 +197,7 @@ impl Scheduler {
     /// Runs this host is working on now.
     pub fn in_flight(&self) -> u64 {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.values().map(|n| u64::from(*n)).sum()
+        running.runs.len() as u64
     }
 
     /// A schedule changed (edited or resumed) and fires next at `next`: looks at once, and
@@ -260,9 +303,7 @@ impl Scheduler {
                 Ok(outcome) => {
                     let _ = tx.send(outcome);
                 }
-                Err(e) => {
-                    tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
-                }
+                Err(e) => unrecorded(&due, &e),
             }
         });
         Ok((run, rx))
@@ -271,7 +312,7 @@ impl Scheduler {
     /// Runs of a schedule in progress now.
     pub fn running(&self, schedule_id: &str) -> u32 {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.get(schedule_id).copied().unwrap_or(0)
+        running.per_schedule.get(schedule_id).copied().unwrap_or(0)
     }
 
     /// One step at `now`: claims what is due and starts it, or records it as skipped when the
@@ -311,16 +352,17 @@ impl Scheduler {
     }
 
     fn take_slot(&self, due: &DueRun) -> Option<RunningGuard> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let n = running.entry(due.schedule.id.clone()).or_default();
-        if *n >= due.schedule.policy.max_running.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(RunningGuard {
-            running: self.running.clone(),
-            schedule_id: due.schedule.id.clone(),
-        })
+        RunningGuard::take(
+            &self.running,
+            due,
+            Some(due.schedule.policy.max_running.max(1)),
+        )
+    }
+
+    /// The runs this host is working on now (their leases are the ones it renews).
+    pub fn runs_in_flight(&self) -> Vec<String> {
+        let in_flight = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.runs.iter().cloned().collect()
     }
 
     async fn start(&self, due: DueRun, guard: RunningGuard, now: DateTime<Utc>) {
@@ -337,7 +379,7 @@ impl Scheduler {
                 tokio::time::sleep(wait).await;
             }
             if let Err(e) = dispatcher.run(&due).await {
-                tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
+                unrecorded(&due, &e);
             }
         });
     }
@@ -428,19 +470,14 @@ impl Scheduler {
         for (due, next_attempt) in resumed {
             // A resumed run takes its place among the running regardless of the overlap limit:
             // it was admitted before the restart.
-            let guard = {
-                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-                *running.entry(due.schedule.id.clone()).or_default() += 1;
-                RunningGuard {
-                    running: self.running.clone(),
-                    schedule_id: due.schedule.id.clone(),
-                }
+            let Some(guard) = RunningGuard::take(&self.running, &due, None) else {
+                continue;
             };
             let dispatcher = self.dispatcher.clone();
             self.tasks.lock().await.spawn(async move {
                 let _guard = guard;
                 if let Err(e) = dispatcher.run_from(&due, next_attempt).await {
-                    tracing::error!(schedule = %due.schedule.id, run_id = %due.run.id, error = %e, "cannot record a run");
+                    unrecorded(&due, &e);
                 }
             });
             recovered.resumed += 1;

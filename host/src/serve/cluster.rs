@@ -45,7 +45,7 @@ impl Reporter {
             address: self.address.clone(),
             pid: std::process::id(),
             plugins,
-            in_flight: self.scheduler.in_flight(),
+            runs: self.scheduler.runs_in_flight(),
         }
     }
 }

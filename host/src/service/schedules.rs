@@ -245,7 +245,7 @@ impl ScheduleService {
         params: Option<&Value>,
     ) -> Result<(), ScheduleError> {
         let Some(h) = self.handlers().find(handler).await else {
-            return Err(ScheduleError::UnknownHandler(handler.to_owned()));
+            return self.check_elsewhere(handler, method).await;
         };
         if !h.has_method(method) {
             return Err(ScheduleError::UnknownMethod {
@@ -260,6 +260,33 @@ impl ScheduleService {
                 .map_err(ScheduleError::InvalidParams),
             None => Ok(()),
         }
+    }
+
+    /// On a store shared by several hosts, a handler this host does not have may be another
+    /// host's: it is checked against the handlers the hosts recorded (its methods; its params
+    /// are checked by the host that runs it).
+    async fn check_elsewhere(&self, handler: &str, method: &str) -> Result<(), ScheduleError> {
+        let unknown = || ScheduleError::UnknownHandler(handler.to_owned());
+        if !self.store.is_shared() {
+            return Err(unknown());
+        }
+        let Some(record) = self
+            .store
+            .handlers()
+            .await?
+            .into_iter()
+            .find(|r| r.id == handler && r.status != "missing")
+        else {
+            return Err(unknown());
+        };
+        if !record.methods.iter().any(|m| m == method) {
+            return Err(ScheduleError::UnknownMethod {
+                handler: handler.to_owned(),
+                method: method.to_owned(),
+                known: record.methods,
+            });
+        }
+        Ok(())
     }
 
     /// Stores a new schedule (or keeps or replaces one with its id, as `draft.conflict` says)

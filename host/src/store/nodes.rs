@@ -81,8 +81,9 @@ pub struct NodeReport {
     pub pid: u32,
     /// The plugins it can run.
     pub plugins: Vec<String>,
-    /// Runs it is working on.
-    pub in_flight: u64,
+    /// Runs it is working on: their leases are renewed (no other run's: a run this node
+    /// holds but no longer works on runs out its lease and is taken over).
+    pub runs: Vec<String>,
 }
 
 /// A node as the store knows it.
@@ -222,19 +223,25 @@ impl Store {
             .bind(report.address.as_deref())
             .bind(i64::from(report.pid))
             .bind(&plugins)
-            .bind(i64::try_from(report.in_flight).unwrap_or(i64::MAX))
+            .bind(i64::try_from(report.runs.len()).unwrap_or(i64::MAX))
             .bind(skew_us)
             .bind(now_us)
             .execute(&mut *tx)
             .await?;
-            let renewed = sqlx::query(
-                "UPDATE runs SET lease_us = $1 WHERE node = $2 AND status IN ('pending', 'running')",
-            )
-            .bind(lease_end)
-            .bind(&self.node.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let mut renewed = 0;
+            // 1 parameter a run, plus 2.
+            for chunk in report.runs.chunks(10_000) {
+                let mut q = sqlx::QueryBuilder::<DB>::new("UPDATE runs SET lease_us = ");
+                q.push_bind(lease_end)
+                    .push(" WHERE node = ")
+                    .push_bind(&self.node.id)
+                    .push(" AND status IN ('pending', 'running') AND id IN (NULL");
+                for run in chunk {
+                    q.push(", ").push_bind(run.as_str());
+                }
+                q.push(")");
+                renewed += q.build().execute(&mut *tx).await?.rows_affected();
+            }
             tx.commit().await?;
             Ok(renewed)
         })
