@@ -214,6 +214,29 @@ impl Handlers {
         all
     }
 
+    /// The handlers this host can run now: its loaded plugins, and the remote handlers that
+    /// answer. Sorted.
+    pub fn runnable(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .runtime
+            .plugins()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect();
+        if let Some((registry, _)) = &self.remote {
+            ids.extend(
+                registry
+                    .all()
+                    .into_iter()
+                    .filter(|r| r.status == crate::bridge::registry::ONLINE)
+                    .map(|r| r.id),
+            );
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// What the host saw of a remote handler since it started (calls, errors, last round trip,
     /// last seen); `None` for a plugin or an unknown id.
     pub fn remote_stats(&self, id: &str) -> Option<RemoteStats> {

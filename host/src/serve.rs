@@ -182,11 +182,11 @@ impl Host {
         let connections = Arc::new(bridge::Connections::new(signer));
         let dispatcher = Dispatcher::new(runtime.clone(), store.clone())
             .with_remote(registry.clone(), connections.clone());
+        let handlers = dispatcher.handlers().clone();
         let mut scheduler = Scheduler::new(store.clone(), dispatcher, config.scheduler.batch);
         if store.is_shared() {
             // Hosts may have different plugins: each claims only what it can run.
-            let (rt, reg) = (runtime.clone(), registry.clone());
-            scheduler = scheduler.claiming_only(Arc::new(move || cluster::runnable(&rt, &reg)));
+            scheduler = scheduler.claiming_only(Arc::new(move || handlers.runnable()));
             if config.cluster.notify {
                 scheduler = scheduler.announcing();
             }

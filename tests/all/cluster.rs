@@ -411,7 +411,7 @@ async fn each_host_runs_only_the_handlers_it_has() {
     let dd = plugins_dir_with(&["ding-dong"]);
     let mb = plugins_dir_with(&["misbehave"]);
     let top = |dir: &tempfile::TempDir| format!("plugins_dir = \"{}\"", dir.path().display());
-    let mut hosts = vec![
+    let mut hosts = [
         host_on(&url, &top(&dd), "[scheduler]\nbatch = 10\n"),
         host_on(&url, &top(&mb), "[scheduler]\nbatch = 10\n"),
     ];
@@ -440,9 +440,25 @@ async fn each_host_runs_only_the_handlers_it_has() {
         "{reply}"
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
-    for h in &mut hosts {
-        assert!(h.terminate());
-    }
+    let (_, mb) = hosts[0].get("/api/v1/schedules/mb").await;
+    assert_eq!(
+        mb["runnable"], true,
+        "another live host has misbehave: {mb}"
+    );
+    // Run now, at a host without the handler: the host that has it runs it.
+    let (status, ended) = hosts[0]
+        .post("/api/v1/schedules/mb/run?wait=true", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["run"]["status"], "success", "{ended}");
+    assert_eq!(ended["executions"][0]["node"], nodes[1].as_str(), "{ended}");
+    // The only host with misbehave stops: its schedule is shown as one no host can run.
+    assert!(hosts[1].terminate());
+    let (_, mb) = hosts[0].get("/api/v1/schedules/mb").await;
+    assert_eq!(mb["runnable"], false, "{mb}");
+    let (_, dd) = hosts[0].get("/api/v1/schedules/dd").await;
+    assert_eq!(dd["runnable"], true, "{dd}");
+    assert!(hosts[0].terminate());
     let db = pool(&url).await;
     let rows = sqlx::query(
         "SELECT job_id, node, COUNT(*) AS n FROM executions WHERE attempt >= 1 GROUP BY job_id, node",

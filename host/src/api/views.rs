@@ -196,6 +196,10 @@ pub struct ScheduleView {
     pub running: u32,
     /// Its latest run, when it has had one.
     pub last_run: Option<Run>,
+    /// Whether a live host can run its handler now: `false` when no host has its plugin and no
+    /// remote handler with its id answers (its fire times then wait, and are judged by its
+    /// misfire policy when one can).
+    pub runnable: bool,
 }
 
 impl ScheduleView {
@@ -219,6 +223,7 @@ impl ScheduleView {
             updated_at: s.updated_at,
             running,
             last_run,
+            runnable: true,
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use super::claim::{DueRun, claim_due};
 use super::policy::jittered;
 use crate::dispatch::Dispatcher;
+use crate::schedule::Outcome;
 use crate::schedule::{ExecutionStatus, RunStatus};
 use crate::store::{Announcement, Store, StoreError};
 
@@ -81,6 +82,45 @@ pub struct Scheduler {
     announces: bool,
     /// Signalled when another host let runs go.
     rescue_soon: tokio::sync::Notify,
+}
+
+/// Waits for a run another host works on to end, and sends its outcome; gives up when nobody
+/// waits for it any more.
+async fn follow(store: Store, run_id: String, mut outcome: tokio::sync::oneshot::Sender<Outcome>) {
+    const EVERY: Duration = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = outcome.closed() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let Ok(Some(run)) = store.run(&run_id).await else {
+            continue;
+        };
+        if matches!(run.status, RunStatus::Pending | RunStatus::Running) {
+            continue;
+        }
+        let attempts = store
+            .executions(&crate::store::ExecutionQuery {
+                run_id: Some(run_id.clone()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .ok()
+            .and_then(|mut e| e.pop());
+        let error = attempts.as_ref().and_then(|e| {
+            e.error_code.clone().map(|code| crate::schedule::Failure {
+                code,
+                message: e.error.clone().unwrap_or_default(),
+            })
+        });
+        let _ = outcome.send(Outcome {
+            status: run.status,
+            attempts: attempts.map_or(0, |e| e.attempt),
+            error: error.filter(|_| run.status == RunStatus::Error),
+        });
+        return;
+    }
 }
 
 /// Logs why a run's records stop: another host took it over (its lease ran out while this
@@ -287,6 +327,17 @@ impl Scheduler {
             .insert_run(&schedule.id, now, now)
             .await?
             .ok_or_else(|| RunNowError::Duplicate(schedule.id.clone()))?;
+        if let Some(runnable) = &self.runnable
+            && !runnable().contains(&schedule.handler_id)
+        {
+            // Another host's handler: the run is let go at once for a host that can run it,
+            // and followed in the store.
+            self.store.release_run(&run.id).await?;
+            self.tell_others(Announcement::Orphans);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(follow(self.store.clone(), run.id.clone(), tx));
+            return Ok((run, rx));
+        }
         let due = DueRun {
             run: run.clone(),
             schedule,

@@ -50,25 +50,6 @@ impl Reporter {
     }
 }
 
-/// The handlers a host can run now: its loaded plugins, and the remote handlers that answer.
-pub fn runnable(runtime: &Runtime, registry: &Registry) -> Vec<String> {
-    let mut ids: Vec<String> = runtime
-        .plugins()
-        .iter()
-        .map(|p| p.name().to_owned())
-        .collect();
-    ids.extend(
-        registry
-            .all()
-            .into_iter()
-            .filter(|r| r.status == crate::bridge::registry::ONLINE)
-            .map(|r| r.id),
-    );
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
 /// Beats every third of the lease until stopped; on a shared store, each beat also takes over
 /// what dead hosts left and picks up the remote handlers registered at other hosts. A failed
 /// beat is logged and tried again at the next (the leases last three beats).

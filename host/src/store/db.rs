@@ -114,6 +114,10 @@ pub(crate) trait Dialect: sqlx::Database {
     /// holds (PostgreSQL); nothing where a write transaction holds the whole database
     /// (SQLite).
     const LOCK_SKIPPING_LOCKED: &'static str;
+    /// Takes, for the rest of the transaction, the lock that makes maintenance (pruning the
+    /// log, forgetting old nodes) run on one host at a time; answers whether it got it (others
+    /// skip their turn). `None` where one host has the store.
+    const TRY_MAINTENANCE_LOCK: Option<&'static str>;
     /// The last id a statement inserted, where the database reports it.
     fn last_id(done: &Self::QueryResult) -> Option<i64>;
 }
@@ -122,6 +126,7 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = None;
     const LOCK_SKIPPING_LOCKED: &'static str = "";
+    const TRY_MAINTENANCE_LOCK: Option<&'static str> = None;
     fn last_id(done: &Self::QueryResult) -> Option<i64> {
         Some(done.last_insert_rowid())
     }
@@ -133,6 +138,8 @@ impl Dialect for Postgres {
         "SELECT nextval(pg_get_serial_sequence('executions', 'id')) FROM generate_series(1, $1::BIGINT)",
     );
     const LOCK_SKIPPING_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const TRY_MAINTENANCE_LOCK: Option<&'static str> =
+        Some("SELECT pg_try_advisory_xact_lock(hashtext('schedulezero maintenance'))");
     fn last_id(_: &Self::QueryResult) -> Option<i64> {
         None
     }

@@ -460,7 +460,8 @@ impl Store {
     }
 
     /// Deletes records beyond the retention: older than `max_age`, then the oldest beyond
-    /// `max_records`. Returns how many went.
+    /// `max_records`. Returns how many went. On a shared store one host prunes at a time; the
+    /// others find it busy and return 0.
     pub async fn prune_executions(
         &self,
         retention: Retention,
@@ -475,6 +476,13 @@ impl Store {
         let keep = i64::try_from(retention.max_records).unwrap_or(i64::MAX);
         on!(&self.db, pool, DB => {
             let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+            if let Some(lock) = <DB as Dialect>::TRY_MAINTENANCE_LOCK {
+                let (mine,): (bool,) = sqlx::query_as(lock).fetch_one(&mut *tx).await?;
+                if !mine {
+                    // Another host is pruning now.
+                    return Ok(0);
+                }
+            }
             let aged = sqlx::query("DELETE FROM executions WHERE started_us < $1")
                 .bind(cutoff)
                 .execute(&mut *tx)

@@ -173,6 +173,20 @@ impl Store {
         }))
     }
 
+    /// Lets go of a run this node holds, for whichever host can run it to take over at once.
+    pub async fn release_run(&self, id: &str) -> Result<bool, StoreError> {
+        let _gate = self.write_turn().await;
+        let done = on!(&self.db, pool => sqlx::query(
+            "UPDATE runs SET lease_us = 0 WHERE id = $1 AND node = $2",
+        )
+        .bind(id)
+        .bind(self.node.id())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+
     /// The run with this id.
     pub async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         on!(&self.db, pool => sqlx::query(

@@ -31,11 +31,29 @@ crate::api::routes::api_routes! {
 /// The view of `s` with its runs in progress and its latest run.
 async fn view(state: &AppState, s: &Schedule) -> Result<ScheduleView, ApiError> {
     let mut last = state.store.last_runs(&[s.id.as_str()]).await?;
-    Ok(ScheduleView::of(
-        s,
-        state.scheduler.running(&s.id),
-        last.remove(&s.id),
-    ))
+    let mut view = ScheduleView::of(s, state.scheduler.running(&s.id), last.remove(&s.id));
+    view.runnable = runnable(state).await?.contains(&s.handler_id);
+    Ok(view)
+}
+
+/// The handlers a live host can run now: this host's, and (on a shared store) the plugins the
+/// other live hosts reported and the remote handlers that answer.
+async fn runnable(state: &AppState) -> Result<std::collections::HashSet<String>, ApiError> {
+    let mut ids: std::collections::HashSet<String> = state
+        .scheduler
+        .dispatcher()
+        .handlers()
+        .runnable()
+        .into_iter()
+        .collect();
+    if state.store.is_shared() {
+        for node in state.store.nodes(state.store.node().lease()).await? {
+            if node.state == crate::store::NodeState::Live {
+                ids.extend(node.plugins);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Creates a schedule; a 201 means it is committed.
@@ -68,7 +86,8 @@ pub async fn create(State(state): Shared, Body(body): Body) -> Result<Response, 
         .await?;
     Ok(match created {
         Created::New(s) => {
-            let view = ScheduleView::of(&s, 0, None);
+            let mut view = ScheduleView::of(&s, 0, None);
+            view.runnable = runnable(&state).await?.contains(&s.handler_id);
             (StatusCode::CREATED, Json(view)).into_response()
         }
         Created::Replaced(s) | Created::Kept(s) => Json(view(&state, &s).await?).into_response(),
@@ -107,9 +126,14 @@ pub async fn list(
         .flatten();
     let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
     let mut last = state.store.last_runs(&ids).await?;
+    let can_run = runnable(&state).await?;
     let schedules = list
         .iter()
-        .map(|s| ScheduleView::of(s, state.scheduler.running(&s.id), last.remove(&s.id)))
+        .map(|s| {
+            let mut view = ScheduleView::of(s, state.scheduler.running(&s.id), last.remove(&s.id));
+            view.runnable = can_run.contains(&s.handler_id);
+            view
+        })
         .collect();
     Ok(Json(ScheduleList { schedules, next }))
 }
