@@ -583,6 +583,9 @@ async fn the_dashboard_shows_what_runs_next_and_what_failed_and_fits_a_phone() {
             == json!(true),
         "a paused schedule has no upcoming run"
     );
+    // The nodes: this host alone on its SQLite store.
+    b.xpath("//section[@id='nodes']//tr[@data-state='live'][contains(., '(this host)')]")
+        .await;
     b.shot("overview-lists").await;
 
     // A paused schedule shows no next fire time.

@@ -116,7 +116,7 @@ export default {
         h("table", { class: "data stack", id: "executions-table" },
           h("caption", { class: "sr-only" }, "Executions, newest first"),
           h("thead", {}, h("tr", {},
-            ["Started", "Schedule", "Handler", "Status", "Attempt", "Duration", "Instance", "Error"]
+            ["Started", "Schedule", "Handler", "Status", "Attempt", "Duration", "Instance", "Node", "Error"]
               .map((c) => h("th", { scope: "col" }, c)))),
           els.body)),
       h("div", { class: "more" }, els.more, els.limit),
@@ -183,6 +183,7 @@ function row(e) {
   h("td", { class: "optional" }, `${e.attempt} of ${e.max_attempts}`),
   h("td", {}, millis(e.duration_ms)),
   h("td", { class: "mono optional" }, e.instance || "—"),
+  h("td", { class: "mono optional node", title: e.node || "" }, e.node ? e.node.slice(-8) : "—"),
   h("td", { class: "error-cell" }, e.error_code ? h("span", { class: "mono" }, e.error_code) : "", e.error ? ` ${e.error}` : ""));
 }
 
@@ -243,6 +244,7 @@ function detail(e, run) {
       item("Completed", e.completed_at ? time(e.completed_at) : "—"),
       item("Duration", millis(e.duration_ms)),
       item("Instance", h("span", { class: "mono" }, e.instance || "—")),
+      item("Node", h("span", { class: "mono" }, e.node || "—")),
       item("Run", h("span", { class: "mono" }, e.run_id)),
       item("Params", e.params_summary ? h("span", { class: "mono" }, e.params_summary) : h("span", { class: "muted" }, "none")),
       e.usage ? item("Reached", h("span", { id: "detail-usage" }, usageText(e.usage))) : null),

@@ -23,6 +23,7 @@ export default {
       cards: h("div", { class: "cards" }),
       upcoming: h("section", { class: "card", id: "upcoming", "aria-label": "Upcoming runs" }),
       failures: h("section", { class: "card", id: "failures", "aria-label": "Recent failures" }),
+      nodes: h("section", { class: "card", id: "nodes", "aria-label": "Nodes" }),
       executions: h("div", { class: "chart-slot" }),
       latency: h("div", { class: "chart-slot" }),
       memory: h("div", { class: "chart-slot" }),
@@ -31,19 +32,21 @@ export default {
       h("h1", {}, "Overview"),
       els.cards,
       h("div", { class: "lists" }, els.upcoming, els.failures),
+      els.nodes,
       h("div", { class: "charts" }, els.executions, els.latency, els.memory),
     );
   },
 
   async refresh() {
     const last = history.samples[history.samples.length - 1];
-    const [host, metrics, timeline, newer, active, failed] = await Promise.all([
+    const [host, metrics, timeline, newer, active, failed, nodes] = await Promise.all([
       api("/api/v1/host"),
       api("/api/v1/metrics"),
       api("/api/v1/executions/timeline"),
       api(`/api/v1/metrics/history${query({ after: last?.at })}`),
       api("/api/v1/schedules?state=active&limit=1000"),
       api("/api/v1/executions?status=error&limit=5"),
+      api("/api/v1/nodes"),
     ]);
     if (!els) return;
     const samples = [...history.samples, ...newer.samples];
@@ -55,6 +58,7 @@ export default {
     };
     renderCards(host, metrics, timeline);
     renderLists(active.schedules, failed.executions);
+    renderNodes(nodes);
     renderCharts(timeline, history);
   },
 
@@ -126,6 +130,30 @@ function renderLists(schedules, failures) {
         h("span", { class: "mono" }, ` ${e.error_code || ""}`),
         h("div", { class: "muted" }, agoEl(e.started_at, "span"), e.error ? ` · ${e.error}` : ""))))
       : h("p", { class: "muted" }, "No failures: every attempt in the log succeeded or is still to be retried."),
+  ]);
+}
+
+/** The hosts working on the store: one on SQLite, several on PostgreSQL. */
+function renderNodes(list) {
+  const rows = list.nodes.map((n) => [n.id, n.state, n.in_flight, n.heartbeat_at, n.skew_ms]);
+  update(els.nodes, rows, () => [
+    h("h2", {}, `Nodes on the ${list.store === "postgres" ? "shared PostgreSQL" : "SQLite"} store`),
+    h("p", { class: "muted" }, list.store === "postgres"
+      ? `A host that stops beating for ${list.lease_s} s is lost: its runs are taken over by another.`
+      : "SQLite: this host alone. Hosts on one PostgreSQL store share the work."),
+    h("div", { class: "table-wrap" }, h("table", { class: "data" },
+      h("thead", {}, h("tr", {}, ["Node", "State", "Version", "Plugins", "In flight", "Last beat", "Clock skew"]
+        .map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, list.nodes.map((n) => h("tr", { dataset: { id: n.id, state: n.state } },
+        h("td", {},
+          h("div", { class: "strong" }, n.name, n.id === list.this_node ? h("span", { class: "muted" }, " (this host)") : null),
+          h("div", { class: "muted mono small-text", title: n.id }, `${n.id.slice(-8)} · pid ${n.pid}${n.address ? ` · ${n.address}` : ""}`)),
+        h("td", {}, badge(n.state)),
+        h("td", { class: "mono" }, n.version),
+        h("td", { title: n.plugins.join(", ") }, count(n.plugins.length)),
+        h("td", {}, count(n.in_flight)),
+        h("td", {}, agoEl(n.heartbeat_at, "span")),
+        h("td", { class: "mono" }, `${n.skew_ms.toFixed(1)} ms`)))))),
   ]);
 }
 

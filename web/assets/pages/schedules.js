@@ -84,7 +84,10 @@ function row(s) {
     h("td", {}, last
       ? [badge(last.status), agoEl(last.fire_time, "div", { class: "muted" })]
       : h("span", { class: "muted" }, "never run")),
-    h("td", {}, badge(s.state)),
+    h("td", {}, badge(s.state),
+      s.runnable === false && s.state === "active"
+        ? h("div", { class: "error small-text unrunnable", title: "No live host has this handler: its fire times wait, and are judged by its misfire policy once one has." }, "no host can run it")
+        : null),
     h("td", { class: "actions-cell" },
       h("button", { type: "button", class: "small", onclick: () => openForm(s), "aria-label": `Edit ${s.id}` }, "Edit"),
       s.paused
