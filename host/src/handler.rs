@@ -186,10 +186,20 @@ impl Handlers {
         self.remote(id).map(Handler::Remote)
     }
 
-    /// The handler with this id, loading a plugin file the runtime has not seen yet.
+    /// The handler with this id, loading a plugin file the runtime has not seen yet (or, on a
+    /// shared store, a remote handler registered at another host).
     pub async fn find(&self, id: &str) -> Option<Handler> {
         if let Some(h) = self.known(id) {
             return Some(h);
+        }
+        // A remote handler may have registered at another host on a shared store since this
+        // host last looked.
+        if let Some((registry, _)) = &self.remote
+            && registry.shared()
+            && registry.refresh().await.is_ok_and(|changed| changed > 0)
+            && let Some(r) = registry.get(id)
+        {
+            return Some(Handler::Remote(r));
         }
         let report = self.runtime.load(id).await.ok()?;
         Some(Handler::Plugin(report.plugin))

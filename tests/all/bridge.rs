@@ -51,7 +51,10 @@ async fn peer(
 }
 
 /// A Python peer (see tests/requirements.txt).
-async fn python_peer(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+pub(crate) async fn python_peer(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
     peer(std::path::Path::new("python3"), args, env).await
 }
 
@@ -98,7 +101,7 @@ fn sigterm(child: &tokio::process::Child) {
     }
 }
 
-async fn endpoint(host: &TestHost) -> String {
+pub(crate) async fn endpoint(host: &TestHost) -> String {
     let (_, info) = host.get("/api/v1/host").await;
     info["zmq_endpoint"]
         .as_str()
@@ -288,7 +291,7 @@ async fn a_python_handler_registers_through_libzmq() {
 
 /// A ScheduleZero-style handler in Python (pyzmq): binds a REP socket, registers, prints its
 /// address, then serves one request at a time until killed.
-const PYTHON_WORKER: &str = python_peer_script!(
+pub(crate) const PYTHON_WORKER: &str = python_peer_script!(
     r#"
 req.send_string(json.dumps({"method": "register", "params": {
     "handler_id": "py-worker", "address": address, "methods": ["say_hello", "add", "slow"]}}))

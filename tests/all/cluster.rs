@@ -484,3 +484,33 @@ async fn each_host_runs_only_the_handlers_it_has() {
     assert_eq!(failed, 0);
     db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_handler_registered_at_one_host_is_called_by_every_host() {
+    let url = fresh_database().await;
+    let hosts = [host_on(&url, "", ""), host_on(&url, "", "")];
+    let zmq = crate::bridge::endpoint(&hosts[0]).await;
+    let (_worker, address) =
+        crate::bridge::python_peer(&["-c", crate::bridge::PYTHON_WORKER, zmq.as_str()], &[]).await;
+    // The other host learns of it from the store at its next beat.
+    hosts[1]
+        .wait_for(Duration::from_secs(10), || async {
+            let (status, _) = hosts[1].get("/api/v1/handlers/py-worker").await;
+            (status == 200).then_some(())
+        })
+        .await;
+    let body = json!({"id": "hello", "handler": "py-worker", "method": "say_hello",
+        "params": {"name": "Ada"}, "trigger": "0 0 1 1 *"});
+    let (status, reply) = hosts[1].post("/api/v1/schedules", &body).await;
+    assert_eq!(status, 201, "{reply}");
+    let ran = hosts[1].run_schedule("hello").await;
+    assert_eq!(ran["run"]["status"], "success", "{ran}");
+    let record = &ran["executions"][0];
+    assert_eq!(record["result"]["message"], "hello Ada");
+    assert_eq!(record["instance"], format!("zmq:py-worker@{address}"));
+    assert_eq!(
+        record["node"],
+        node_of(&hosts[1]).await.as_str(),
+        "called by the host it did not register at"
+    );
+}

@@ -123,6 +123,11 @@ impl Registry {
         self.handlers.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether other hosts share its store (and may register handlers this host calls).
+    pub fn shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
     /// Follows what other hosts on a shared store recorded: handlers registered (or
     /// re-registered, or whose status changed) at another host are taken in, so this host
     /// calls them too; handlers forgotten elsewhere are let go. Returns how many changed.

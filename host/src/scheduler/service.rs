@@ -329,6 +329,12 @@ impl Scheduler {
             .ok_or_else(|| RunNowError::Duplicate(schedule.id.clone()))?;
         if let Some(runnable) = &self.runnable
             && !runnable().contains(&schedule.handler_id)
+            && self
+                .dispatcher
+                .handlers()
+                .find(&schedule.handler_id)
+                .await
+                .is_none()
         {
             // Another host's handler: the run is let go at once for a host that can run it,
             // and followed in the store.
