@@ -4,10 +4,12 @@
 //! after a burst) and the remote-handler benchmark ([`remote`]: a no-op call over ZeroMQ against
 //! the same call to a hot plugin) and the outbound HTTP benchmark ([`http`]: a hot component's GET
 //! against native Rust's, and cold starts) and the catalog benchmark ([`catalog`]: installing a
-//! signed component from a registry on loopback, and a host's install to first result). Each
+//! signed component from a registry on loopback, and a host's install to first result) and the
+//! cluster benchmark ([`cluster`]: hosts on one PostgreSQL server started for the run). Each
 //! prints a table, or one JSON object with `--json`.
 
 pub mod catalog;
+pub mod cluster;
 pub mod http;
 pub mod remote;
 pub mod runtime;
@@ -75,6 +77,14 @@ impl BenchHost {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills it with SIGKILL (no chance to clean up).
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub(crate) fn stop(&mut self) {

@@ -68,7 +68,7 @@ pub struct SchedulerFigures {
     pub rss_mib_10k_schedules: f64,
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, BenchError> {
+pub(super) async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, BenchError> {
     let response = http.post(url).json(body).send().await.map_err(err)?;
     let status = response.status();
     let value: Value = response.json().await.map_err(err)?;
@@ -78,22 +78,22 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, 
     Ok(value)
 }
 
-async fn get(http: &reqwest::Client, url: &str) -> Result<Value, BenchError> {
+pub(super) async fn get(http: &reqwest::Client, url: &str) -> Result<Value, BenchError> {
     let response = http.get(url).send().await.map_err(err)?;
     response.json().await.map_err(err)
 }
 
-fn idle_schedule(id: String) -> Value {
+pub(super) fn idle_schedule(id: String) -> Value {
     json!({"id": id, "handler": "ding-dong", "method": "ping", "trigger": "0 0 1 1 *"})
 }
 
-fn date_schedule(id: String, at: DateTime<Utc>) -> Value {
+pub(super) fn date_schedule(id: String, at: DateTime<Utc>) -> Value {
     json!({"id": id, "handler": "ding-dong", "method": "ping",
            "trigger": {"type": "date", "run_date": at.to_rfc3339()}})
 }
 
 /// Creates `bodies` with `clients` concurrent clients; returns the wall time.
-async fn create_all(
+pub(super) async fn create_all(
     http: &reqwest::Client,
     base: &str,
     bodies: Vec<Value>,
@@ -122,12 +122,12 @@ async fn create_all(
     Ok(started.elapsed())
 }
 
-async fn success_count(http: &reqwest::Client, base: &str) -> Result<u64, BenchError> {
+pub(super) async fn success_count(http: &reqwest::Client, base: &str) -> Result<u64, BenchError> {
     let stats = get(http, &format!("{base}/api/v1/executions/stats")).await?;
     Ok(stats["success_count"].as_u64().unwrap_or(0))
 }
 
-async fn wait_successes(
+pub(super) async fn wait_successes(
     http: &reqwest::Client,
     base: &str,
     target: u64,
@@ -147,14 +147,14 @@ async fn wait_successes(
     }
 }
 
-fn time_of(v: &Value) -> Result<DateTime<Utc>, BenchError> {
+pub(super) fn time_of(v: &Value) -> Result<DateTime<Utc>, BenchError> {
     v.as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| BenchError(format!("not a time: {v}")))
 }
 
 /// Every successful execution record started at or after `since`.
-async fn records_since(
+pub(super) async fn records_since(
     http: &reqwest::Client,
     base: &str,
     since: DateTime<Utc>,
@@ -179,7 +179,7 @@ async fn records_since(
 }
 
 /// Sleeps until `at` (wall clock).
-async fn sleep_until(at: DateTime<Utc>) {
+pub(super) async fn sleep_until(at: DateTime<Utc>) {
     if let Ok(wait) = (at - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
     }
@@ -335,7 +335,7 @@ pub async fn scheduler(quick: bool) -> Result<SchedulerFigures, BenchError> {
     })
 }
 
-trait NanosecondZero {
+pub(super) trait NanosecondZero {
     fn with_nanosecond_zero(self) -> Self;
 }
 

@@ -207,6 +207,10 @@ pub enum BenchName {
     /// `docker-registry`, started for the run): pull, checks, compile, with and without the
     /// artifact cached; and a real host's install to first result.
     Catalog,
+    /// Hosts on one PostgreSQL server started for the run: durable executions per second with
+    /// 1 and 3 hosts (and one host on SQLite), failover after SIGKILL, fire lateness of 10,000
+    /// schedules across 3 hosts, a host's memory with 1,000,000 schedules stored.
+    Cluster,
 }
 
 /// Arguments of `serve`.
@@ -520,6 +524,25 @@ async fn bench(args: BenchArgs) -> ExitCode {
         }
     } else if args.which.is_none() && !args.json {
         eprintln!("bench catalog: not run (it needs `docker-registry` for a registry on loopback)");
+    }
+    if matches!(args.which, Some(BenchName::Cluster))
+        || (args.which.is_none() && crate::bench::cluster::available())
+    {
+        let figures = crate::bench::cluster::cluster(args.quick);
+        let what = "cluster: hosts on one PostgreSQL server";
+        if let Err(code) = bench_one(
+            &args,
+            &mut combined,
+            what,
+            figures,
+            crate::bench::cluster::table,
+        )
+        .await
+        {
+            return code;
+        }
+    } else if args.which.is_none() && !args.json {
+        eprintln!("bench cluster: not run (it needs PostgreSQL's server binaries)");
     }
     if args.json {
         // One benchmark: its object; all of them: one object keyed by benchmark.

@@ -333,6 +333,11 @@ impl Drop for ScratchPostgres {
     }
 }
 
+/// Whether PostgreSQL's server binaries are found.
+pub fn installed() -> bool {
+    binaries().is_ok()
+}
+
 /// The directory of the PostgreSQL server binaries.
 fn binaries() -> Result<PathBuf, ScratchError> {
     if let Some(dir) = std::env::var_os("SCHEDULEZERO_PG_BIN") {
