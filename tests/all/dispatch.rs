@@ -50,7 +50,9 @@ async fn a_run_reaches_the_handler_with_its_context_and_is_logged() {
         SchedulePolicy::default(),
     )
     .await;
-    let pass = claim_due(&s.store, Utc::now(), 10, None).await.unwrap();
+    let pass = claim_due(&s.store, Utc::now(), 10, None, &|_| 0)
+        .await
+        .unwrap();
     assert_eq!(pass.due.len(), 1, "{pass:?}");
     let due = &pass.due[0];
     let outcome = s.dispatcher.run(due).await.unwrap();
@@ -112,7 +114,9 @@ async fn retryable_failures_are_retried_and_each_attempt_is_logged() {
         policy,
     )
     .await;
-    let pass = claim_due(&s.store, Utc::now(), 10, None).await.unwrap();
+    let pass = claim_due(&s.store, Utc::now(), 10, None, &|_| 0)
+        .await
+        .unwrap();
     let outcome = s.dispatcher.run(&pass.due[0]).await.unwrap();
     assert_eq!((outcome.status, outcome.attempts), (RunStatus::Error, 3));
     assert_eq!(outcome.error.unwrap().code, "timeout");
@@ -154,7 +158,9 @@ async fn failures_that_cannot_pass_are_not_retried() {
         policy,
     )
     .await;
-    let pass = claim_due(&s.store, Utc::now(), 10, None).await.unwrap();
+    let pass = claim_due(&s.store, Utc::now(), 10, None, &|_| 0)
+        .await
+        .unwrap();
     let outcome = s.dispatcher.run(&pass.due[0]).await.unwrap();
     assert_eq!((outcome.status, outcome.attempts), (RunStatus::Error, 1));
     let log = s.store.executions(&log_of("boom")).await.unwrap();

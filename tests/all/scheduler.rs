@@ -178,7 +178,7 @@ async fn runs_a_killed_host_left_behind_go_on_or_end() {
     .await;
 
     // The previous host claimed both runs and died during their first attempts.
-    let pass = schedulezero::scheduler::claim::claim_due(&store, now, 10, None)
+    let pass = schedulezero::scheduler::claim::claim_due(&store, now, 10, None, &|_| 0)
         .await
         .unwrap();
     assert_eq!(pass.due.len(), 2);

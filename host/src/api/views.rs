@@ -192,7 +192,7 @@ pub struct ScheduleView {
     /// When it last changed.
     #[serde(with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
-    /// Its runs in progress now.
+    /// Its runs in progress now (on every host, on a shared store).
     pub running: u32,
     /// Its latest run, when it has had one.
     pub last_run: Option<Run>,

@@ -68,7 +68,11 @@ pub struct SchedulerFigures {
     pub rss_mib_10k_schedules: f64,
 }
 
-pub(super) async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, BenchError> {
+pub(super) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> Result<Value, BenchError> {
     let response = http.post(url).json(body).send().await.map_err(err)?;
     let status = response.status();
     let value: Value = response.json().await.map_err(err)?;

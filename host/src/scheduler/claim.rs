@@ -33,12 +33,14 @@ pub struct Pass {
 }
 
 /// Claims what is due at `now`, looking at up to `batch` schedules of the handlers in `only`
-/// (every handler when `None`).
+/// (every handler when `None`). `running` says how many runs of a schedule this host has in
+/// progress (the store counts every host's on a shared store).
 pub async fn claim_due(
     store: &Store,
     now: DateTime<Utc>,
     batch: u32,
     only: Option<&[String]>,
+    running: &(dyn Fn(&str) -> u32 + Send + Sync),
 ) -> Result<Pass, StoreError> {
     let mut pass = Pass::default();
     let mut planned: HashMap<String, (Schedule, DueRuns)> = HashMap::new();
@@ -67,7 +69,7 @@ pub async fn claim_due(
                 .policy
                 .max_running
                 .max(1)
-                .saturating_sub(d.in_flight),
+                .saturating_sub(d.in_flight.max(running(&schedule.id))),
         )
         .unwrap_or(usize::MAX);
         let runs = due
@@ -207,18 +209,18 @@ mod tests {
         )
         .await;
 
-        let early = claim_due(&store, at("2026-01-01T00:00:59Z"), 100, None)
+        let early = claim_due(&store, at("2026-01-01T00:00:59Z"), 100, None, &|_| 0)
             .await
             .unwrap();
         assert!(early.due.is_empty());
-        let pass = claim_due(&store, at("2026-01-01T00:01:00.010Z"), 100, None)
+        let pass = claim_due(&store, at("2026-01-01T00:01:00.010Z"), 100, None, &|_| 0)
             .await
             .unwrap();
         assert_eq!(pass.due.len(), 1);
         assert_eq!(pass.due[0].run.fire_time, at("2026-01-01T00:01:00Z"));
         assert_eq!(pass.due[0].schedule.id, "chime");
         // The same instant again: nothing new.
-        let again = claim_due(&store, at("2026-01-01T00:01:00.020Z"), 100, None)
+        let again = claim_due(&store, at("2026-01-01T00:01:00.020Z"), 100, None, &|_| 0)
             .await
             .unwrap();
         assert!(again.due.is_empty());
@@ -249,7 +251,7 @@ mod tests {
         add(&store, "all", every_minute(), all, "2026-01-01T00:00:30Z").await;
 
         // The host comes back at 00:05:30: five fire times passed for each schedule.
-        let pass = claim_due(&store, at("2026-01-01T00:05:30Z"), 100, None)
+        let pass = claim_due(&store, at("2026-01-01T00:05:30Z"), 100, None, &|_| 0)
             .await
             .unwrap();
         let due: Vec<(&str, DateTime<Utc>)> = pass
@@ -322,7 +324,7 @@ mod tests {
             .await
             .unwrap();
 
-        let pass = claim_due(&store, at("2026-01-01T00:10:00Z"), 100, None)
+        let pass = claim_due(&store, at("2026-01-01T00:10:00Z"), 100, None, &|_| 0)
             .await
             .unwrap();
         assert_eq!(pass.due.len(), 1);
@@ -333,7 +335,7 @@ mod tests {
             "a date trigger ends"
         );
         assert!(
-            claim_due(&store, at("2026-01-02T00:00:00Z"), 100, None)
+            claim_due(&store, at("2026-01-02T00:00:00Z"), 100, None, &|_| 0)
                 .await
                 .unwrap()
                 .due

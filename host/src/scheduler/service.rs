@@ -234,12 +234,6 @@ impl Scheduler {
         self
     }
 
-    /// Runs this host is working on now.
-    pub fn in_flight(&self) -> u64 {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.runs.len() as u64
-    }
-
     /// A schedule changed (edited or resumed) and fires next at `next`: looks at once, and
     /// tells the other hosts.
     pub fn changed(&self, next: Option<DateTime<Utc>>) {
@@ -377,7 +371,8 @@ impl Scheduler {
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Step, StoreError> {
         let began = std::time::Instant::now();
         let only = self.runnable.as_ref().map(|runnable| runnable());
-        let pass = claim_due(&self.store, now, self.batch, only.as_deref()).await?;
+        let running = |id: &str| self.running(id);
+        let pass = claim_due(&self.store, now, self.batch, only.as_deref(), &running).await?;
         let claimed = began.elapsed();
         let mut step = Step {
             missed: pass.missed,

@@ -121,12 +121,31 @@ impl Store {
         if only.is_some_and(<[String]>::is_empty) || limit == 0 {
             return Ok(Vec::new());
         }
-        let _gate = self.write_turn().await;
+        let Db::Postgres(pool) = &self.db else {
+            // One host, one writer: the due schedules are read and planned outside the write
+            // lock (the journal commits meanwhile), then claimed if still as read. The runs
+            // in progress are this host's, which it counts itself (`in_flight` is 0 here).
+            let claims: Vec<Claim> = self
+                .due_schedules(now, limit)
+                .await?
+                .into_iter()
+                .filter(|s| only.is_none_or(|o| o.contains(&s.handler_id)))
+                .filter_map(|schedule| {
+                    plan(&DueSchedule {
+                        schedule,
+                        in_flight: 0,
+                    })
+                })
+                .collect();
+            let answers = self.claim_all(&claims, now).await?;
+            return Ok(claims
+                .into_iter()
+                .zip(answers)
+                .filter_map(|(claim, runs)| runs.map(|runs| (claim, runs)))
+                .collect());
+        };
         let holder = self.claimer(now);
-        Ok(match &self.db {
-            Db::Sqlite(pool) => sqlite::claim_due(pool, &holder, limit, only, plan).await?,
-            Db::Postgres(pool) => postgres::claim_due(pool, &holder, limit, only, plan).await?,
-        })
+        postgres::claim_due(pool, &holder, limit, only, plan).await
     }
 
     fn claimer(&self, now: DateTime<Utc>) -> Claimer {
@@ -171,6 +190,32 @@ impl Store {
             node: Some(self.node.id().to_owned()),
             fence: 0,
         }))
+    }
+
+    /// How many runs of each of these schedules are in progress (pending or running, on any
+    /// host), by schedule id; schedules with none are left out.
+    pub async fn runs_in_progress(
+        &self,
+        schedule_ids: &[&str],
+    ) -> Result<HashMap<String, u32>, StoreError> {
+        let mut out = HashMap::new();
+        for ids in schedule_ids.chunks(10_000) {
+            on!(&self.db, pool, DB => {
+                let mut q = QueryBuilder::<DB>::new(
+                    "SELECT schedule_id, COUNT(*) AS n FROM runs \
+                     WHERE status IN ('pending', 'running') AND schedule_id IN (NULL",
+                );
+                for id in ids {
+                    q.push(", ").push_bind(*id);
+                }
+                q.push(") GROUP BY schedule_id");
+                for row in q.build().fetch_all(pool).await? {
+                    let n: i64 = row.col("n")?;
+                    out.insert(row.col("schedule_id")?, u32::try_from(n).unwrap_or(u32::MAX));
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Lets go of a run this node holds, for whichever host can run it to take over at once.
@@ -368,7 +413,8 @@ impl Store {
 pub struct DueSchedule {
     /// The schedule.
     pub schedule: crate::schedule::Schedule,
-    /// Its runs in progress now (pending or running, on any host).
+    /// Its runs in progress now (pending or running, on any host), on a shared store; 0 on
+    /// SQLite, whose one host counts its runs itself.
     pub in_flight: u32,
 }
 
@@ -395,6 +441,8 @@ pub(super) async fn claim_all(
     Ok(answers)
 }
 
+// Used on PostgreSQL only (SQLite's claims read outside the write lock: Store::claim_due).
+#[allow(dead_code)]
 pub(super) async fn claim_due(
     pool: &sqlx::Pool<DB>,
     holder: &Claimer,

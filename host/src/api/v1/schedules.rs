@@ -31,9 +31,26 @@ crate::api::routes::api_routes! {
 /// The view of `s` with its runs in progress and its latest run.
 async fn view(state: &AppState, s: &Schedule) -> Result<ScheduleView, ApiError> {
     let mut last = state.store.last_runs(&[s.id.as_str()]).await?;
-    let mut view = ScheduleView::of(s, state.scheduler.running(&s.id), last.remove(&s.id));
+    let running = in_progress(state, &[s.id.as_str()]).await?;
+    let mut view = ScheduleView::of(s, running(&s.id), last.remove(&s.id));
     view.runnable = runnable(state).await?.contains(&s.handler_id);
     Ok(view)
+}
+
+/// How many runs of each schedule are in progress: this host's count, or (on a shared store)
+/// every host's, from the store.
+async fn in_progress<'a>(
+    state: &'a AppState,
+    ids: &[&str],
+) -> Result<Box<dyn Fn(&str) -> u32 + Send + Sync + 'a>, ApiError> {
+    if state.store.is_shared() {
+        let counts = state.store.runs_in_progress(ids).await?;
+        Ok(Box::new(move |id: &str| {
+            counts.get(id).copied().unwrap_or(0)
+        }))
+    } else {
+        Ok(Box::new(|id: &str| state.scheduler.running(id)))
+    }
 }
 
 /// The handlers a live host can run now: this host's, and (on a shared store) the plugins the
@@ -127,10 +144,11 @@ pub async fn list(
     let ids: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
     let mut last = state.store.last_runs(&ids).await?;
     let can_run = runnable(&state).await?;
+    let running = in_progress(&state, &ids).await?;
     let schedules = list
         .iter()
         .map(|s| {
-            let mut view = ScheduleView::of(s, state.scheduler.running(&s.id), last.remove(&s.id));
+            let mut view = ScheduleView::of(s, running(&s.id), last.remove(&s.id));
             view.runnable = can_run.contains(&s.handler_id);
             view
         })
