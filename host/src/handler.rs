@@ -227,12 +227,7 @@ impl Handlers {
     /// The handlers this host can run now: its loaded plugins, and the remote handlers that
     /// answer. Sorted.
     pub fn runnable(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .runtime
-            .plugins()
-            .iter()
-            .map(|p| p.name().to_owned())
-            .collect();
+        let mut ids = self.runtime.plugin_names();
         if let Some((registry, _)) = &self.remote {
             ids.extend(
                 registry

@@ -82,6 +82,9 @@ pub async fn serve(
     let _lock = lock::lock(&config.data_dir)?;
     let database = config.database_url();
     let store = Store::open_url(&database).await?;
+    if let Some(home) = lock::home_id(&config.data_dir) {
+        store.set_home(&home);
+    }
     if store.is_shared() {
         tracing::info!(
             database = %redact_password(&database),

@@ -916,20 +916,7 @@ async fn the_registration_endpoint_answers_many_coming_and_going_peers() {
 /// make sense (a remote call through loopback TCP costs more than a call to a hot plugin).
 #[tokio::test]
 async fn the_remote_benchmark_measures_all_three_handlers() {
-    let out = tokio::process::Command::new(crate::support::schedulezero_bin())
-        .args(["--log", "warn", "bench", "remote", "--quick", "--json"])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
-        .await
-        .expect("done within 2 minutes")
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let f: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let f = crate::support::run_bench("remote", std::time::Duration::from_secs(120)).await;
     assert_eq!(f["samples"], 500, "{f}");
     assert!(f["python_skipped"].is_null(), "pyzmq is installed: {f}");
     for handler in ["wasm", "native", "python"] {

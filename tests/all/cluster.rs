@@ -524,20 +524,7 @@ async fn a_remote_handler_registered_at_one_host_is_called_by_every_host() {
 /// makes sense (a killed host's run finishes elsewhere).
 #[tokio::test]
 async fn the_cluster_benchmark_measures_every_figure() {
-    let out = tokio::process::Command::new(crate::support::schedulezero_bin())
-        .args(["--log", "warn", "bench", "cluster", "--quick", "--json"])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), out)
-        .await
-        .expect("done within 5 minutes")
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let f: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let f = crate::support::run_bench("cluster", Duration::from_secs(300)).await;
     for key in [
         "cluster_dispatch_per_s_1",
         "cluster_dispatch_per_s_3",

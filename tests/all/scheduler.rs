@@ -149,7 +149,17 @@ async fn the_loop_fires_schedules_on_the_clock_and_drains_on_shutdown() {
 
 #[tokio::test]
 async fn runs_a_killed_host_left_behind_go_on_or_end() {
-    let (sched, store, _stack) = scheduler().await;
+    let (sched, store, stack) = scheduler().await;
+    // The previous host: another process on the same data directory (so on a shared store the
+    // new one knows it is gone without waiting for its leases).
+    let previous = Store::open_url(&stack.url).await.unwrap();
+    for s in [&store, &previous] {
+        s.set_home("the data dir");
+    }
+    previous
+        .beat(&schedulezero::store::NodeReport::default())
+        .await
+        .unwrap();
     let now = Utc::now();
     let once = |at: DateTime<Utc>| TriggerSpec::Date { run_date: at };
     let retrying = SchedulePolicy {
@@ -178,12 +188,12 @@ async fn runs_a_killed_host_left_behind_go_on_or_end() {
     .await;
 
     // The previous host claimed both runs and died during their first attempts.
-    let pass = schedulezero::scheduler::claim::claim_due(&store, now, 10, None, &|_| 0)
+    let pass = schedulezero::scheduler::claim::claim_due(&previous, now, 10, None, &|_| 0)
         .await
         .unwrap();
     assert_eq!(pass.due.len(), 2);
     for due in &pass.due {
-        store
+        previous
             .insert_executions(&[schedulezero::store::NewExecution {
                 run_id: due.run.id.clone(),
                 schedule_id: due.schedule.id.clone(),

@@ -179,6 +179,8 @@ pub struct Stack {
     pub store: schedulezero::store::Store,
     /// The dispatcher.
     pub dispatcher: schedulezero::dispatch::Dispatcher,
+    /// The store's URL (another process would open it so).
+    pub url: String,
     _dirs: (TempDir, TempDir),
 }
 
@@ -187,7 +189,8 @@ impl Stack {
     pub async fn new() -> Self {
         let c = TestConfig::new();
         let db_dir = tempfile::tempdir().expect("temp dir");
-        let store = schedulezero::store::Store::open_url(&test_database_url(db_dir.path()))
+        let url = test_database_url(db_dir.path());
+        let store = schedulezero::store::Store::open_url(&url)
             .await
             .expect("open the store");
         let runtime = std::sync::Arc::new(Runtime::new(c.config).expect("runtime starts"));
@@ -197,6 +200,7 @@ impl Stack {
             runtime,
             store,
             dispatcher,
+            url,
             _dirs: (c.data, db_dir),
         }
     }
@@ -226,6 +230,25 @@ pub fn new_schedule(
         created_at: now,
         updated_at: now,
     }
+}
+
+/// Runs `schedulezero bench NAME --quick --json` to its end (within `limit`) and returns its
+/// figures.
+pub async fn run_bench(name: &str, limit: std::time::Duration) -> serde_json::Value {
+    let out = tokio::process::Command::new(schedulezero_bin())
+        .args(["--log", "warn", "bench", name, "--quick", "--json"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(limit, out)
+        .await
+        .unwrap_or_else(|_| panic!("bench {name} done within {limit:?}"))
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 /// Polls `check` every 10 ms until it gives a value, or panics after `limit` with `what`.

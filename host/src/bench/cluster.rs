@@ -320,7 +320,11 @@ async fn rss_with(server: &ScratchPostgres, n: u64) -> Result<f64, BenchError> {
 /// Runs the cluster benchmark.
 pub async fn cluster(quick: bool) -> Result<ClusterFigures, BenchError> {
     let sizes = Sizes::new(quick);
-    let server = ScratchPostgres::start(true).map_err(err)?;
+    // initdb and the server's start take a second or two: off the async workers.
+    let server = tokio::task::spawn_blocking(|| ScratchPostgres::start(true))
+        .await
+        .map_err(err)?
+        .map_err(err)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()

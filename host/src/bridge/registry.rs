@@ -76,20 +76,25 @@ pub struct Registry {
 
 type Reserved = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// The remote handlers the store records, by id.
+async fn stored(store: &Store) -> Result<BTreeMap<String, RemoteHandler>, StoreError> {
+    Ok(store
+        .handlers()
+        .await?
+        .into_iter()
+        .filter(|r| r.kind == HandlerKind::Remote)
+        .map(|r| {
+            let h = RemoteHandler::from_record(r);
+            (h.id.clone(), h)
+        })
+        .collect())
+}
+
 impl Registry {
     /// The registry as the store has it; with a signer, registration messages must be signed
     /// (and replies are).
     pub async fn load(store: Store, signer: Option<Arc<Signer>>) -> Result<Self, StoreError> {
-        let handlers = store
-            .handlers()
-            .await?
-            .into_iter()
-            .filter(|r| r.kind == HandlerKind::Remote)
-            .map(|r| {
-                let h = RemoteHandler::from_record(r);
-                (h.id.clone(), h)
-            })
-            .collect();
+        let handlers = stored(&store).await?;
         Ok(Self {
             store,
             handlers: RwLock::new(handlers),
@@ -133,17 +138,7 @@ impl Registry {
     /// calls them too; handlers forgotten elsewhere are let go. Returns how many changed.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
         let _changing = self.changing.lock().await;
-        let stored: BTreeMap<String, RemoteHandler> = self
-            .store
-            .handlers()
-            .await?
-            .into_iter()
-            .filter(|r| r.kind == HandlerKind::Remote)
-            .map(|r| {
-                let h = RemoteHandler::from_record(r);
-                (h.id.clone(), h)
-            })
-            .collect();
+        let stored = stored(&self.store).await?;
         let mut handlers = self.write();
         let mut changed = 0;
         handlers.retain(|id, _| {

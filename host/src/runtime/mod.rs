@@ -202,6 +202,11 @@ impl Runtime {
         self.plugins_read().values().cloned().collect()
     }
 
+    /// The names of the loaded plugins, in order.
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.plugins_read().keys().cloned().collect()
+    }
+
     /// The grants of plugin `name`.
     pub fn grants(&self, name: &str) -> Vec<Grant> {
         self.grants.get(name).1.to_vec()

@@ -329,6 +329,7 @@ impl Scheduler {
                 .find(&schedule.handler_id)
                 .await
                 .is_none()
+            && self.another_host_has(&schedule.handler_id).await?
         {
             // Another host's handler: the run is let go at once for a host that can run it,
             // and followed in the store.
@@ -358,6 +359,22 @@ impl Scheduler {
             }
         });
         Ok((run, rx))
+    }
+
+    /// Whether another live host on the store has the plugin `handler` (a run of it is
+    /// handed over; when none has, it runs here and fails as on a host alone).
+    async fn another_host_has(&self, handler: &str) -> Result<bool, StoreError> {
+        let me = self.store.node().id();
+        Ok(self
+            .store
+            .nodes(self.store.node().lease())
+            .await?
+            .iter()
+            .any(|n| {
+                n.id != me
+                    && n.state == crate::store::NodeState::Live
+                    && n.plugins.iter().any(|p| p == handler)
+            }))
     }
 
     /// Runs of a schedule in progress now.
@@ -475,10 +492,36 @@ impl Scheduler {
         expired_only: bool,
     ) -> Result<Recovered, StoreError> {
         let only = self.runnable.as_ref().map(|runnable| runnable());
-        let taken = self
-            .store
-            .take_over(RESCUE_BATCH, expired_only, only.as_deref())
-            .await?;
+        let mut recovered = Recovered::default();
+        loop {
+            let taken = self
+                .store
+                .take_over(RESCUE_BATCH, expired_only, only.as_deref())
+                .await?;
+            let all = taken.len() < RESCUE_BATCH as usize;
+            let r = self.go_on_with(taken, now).await?;
+            recovered.interrupted += r.interrupted;
+            recovered.resumed += r.resumed;
+            recovered.ended += r.ended;
+            if all {
+                break;
+            }
+        }
+        if recovered != Recovered::default() {
+            tracing::info!(
+                ?recovered,
+                "picked up what the previous host left unfinished"
+            );
+        }
+        Ok(recovered)
+    }
+
+    /// Goes on with runs taken over: each resumed with its next attempt, or ended.
+    async fn go_on_with(
+        &self,
+        taken: Vec<crate::schedule::Run>,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, StoreError> {
         // First what becomes of each unfinished run, so that an attempt cut short says `retry`
         // when its run goes on and `error` when it ends there.
         let mut resumed = Vec::new();
@@ -533,12 +576,6 @@ impl Scheduler {
                 }
             });
             recovered.resumed += 1;
-        }
-        if recovered != Recovered::default() {
-            tracing::info!(
-                ?recovered,
-                "picked up what the previous host left unfinished"
-            );
         }
         Ok(recovered)
     }

@@ -32,13 +32,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn report(&self) -> NodeReport {
-        let mut plugins: Vec<String> = self
-            .runtime
-            .plugins()
-            .iter()
-            .map(|p| p.name().to_owned())
-            .collect();
-        plugins.sort();
+        let plugins = self.runtime.plugin_names();
         NodeReport {
             name: self.config.server.instance_name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -41,6 +41,25 @@ pub enum LockError {
     },
 }
 
+/// The file in the data directory that holds its id (made on first use).
+pub const HOME_FILE: &str = "schedulezero.home";
+
+/// The data directory's id: what the nodes that run on it share (`Store::set_home`). Made on
+/// first use; `None` when it can be neither read nor made (a full disk): the host then waits out
+/// its predecessors' leases like any other host's.
+pub fn home_id(dir: &Path) -> Option<String> {
+    let file = dir.join(HOME_FILE);
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Some(id.to_owned());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::write(&file, &id).ok()?;
+    Some(id)
+}
+
 /// Takes the lock on `dir` and writes this process's pid into it.
 pub fn lock(dir: &Path) -> Result<DataDirLock, LockError> {
     let io = |source| LockError::Io {

@@ -18,6 +18,8 @@ use super::{Store, StoreError, read_time};
 #[derive(Debug)]
 pub struct Node {
     id: String,
+    /// The id of the data directory it runs on, when it has one (a host).
+    home: std::sync::OnceLock<String>,
     lease_us: AtomicI64,
     /// The database's clock minus this process's, in microseconds, as last measured.
     offset_us: AtomicI64,
@@ -31,6 +33,7 @@ impl Node {
     pub(super) fn fresh() -> Self {
         Self {
             id: uuid::Uuid::now_v7().simple().to_string(),
+            home: std::sync::OnceLock::new(),
             lease_us: AtomicI64::new(micros(DEFAULT_LEASE)),
             offset_us: AtomicI64::new(0),
         }
@@ -39,6 +42,11 @@ impl Node {
     /// Its id: fresh in every process.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The id of the data directory it runs on, once named.
+    pub fn home(&self) -> Option<&str> {
+        self.home.get().map(String::as_str)
     }
 
     /// How long its leases last.
@@ -172,6 +180,13 @@ impl Store {
         &self.node
     }
 
+    /// Names the data directory this node runs on (an id kept there), before its first beat:
+    /// the nodes that ran on it before are gone (the directory's lock says so), and this one
+    /// takes their runs back at once (see [`Store::take_over`]).
+    pub fn set_home(&self, home: &str) {
+        let _ = self.node.home.set(home.to_owned());
+    }
+
     /// Sets how long this node's leases last (from the configuration, before it claims).
     pub fn set_lease(&self, lease: Duration) {
         self.node.lease_us.store(micros(lease), Ordering::Relaxed);
@@ -211,7 +226,7 @@ impl Store {
             let mut tx = pool.begin_with(<DB as super::db::Dialect>::BEGIN_WRITE).await?;
             sqlx::query(
                 "INSERT INTO nodes (id, name, version, address, pid, plugins, in_flight, skew_us, \
-                 started_us, heartbeat_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 started_us, heartbeat_us, home) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version, \
                  address = excluded.address, plugins = excluded.plugins, \
                  in_flight = excluded.in_flight, skew_us = excluded.skew_us, \
@@ -226,6 +241,7 @@ impl Store {
             .bind(i64::try_from(report.runs.len()).unwrap_or(i64::MAX))
             .bind(skew_us)
             .bind(now_us)
+            .bind(self.node.home.get())
             .execute(&mut *tx)
             .await?;
             let mut renewed = 0;

@@ -335,11 +335,14 @@ impl Store {
     }
 
     /// Takes over up to `limit` unfinished runs (pending or running) from the nodes that held
-    /// them: every one (`expired_only` false: a single host starting again after a crash), or
-    /// only those whose lease has run out (a node died, or stopped and let go). Only runs of
+    /// them: every other node's (`expired_only` false: a single host starting again after a
+    /// crash), or only those whose lease has run out (a node died, or stopped and let go). Only runs of
     /// the handlers in `only` (every handler when `None`), and runs whose schedule is gone.
     /// Each run taken over is held by this node with its fence moved on, so the node that lost
     /// it can record nothing more about it. Oldest fire time first; committed on return.
+    ///
+    /// With `expired_only`, the runs of nodes that ran on this node's data directory before it
+    /// count as expired too: the directory's lock proves them gone.
     pub async fn take_over(
         &self,
         limit: u32,
@@ -361,7 +364,19 @@ impl Store {
                 );
             if expired_only {
                 q.push(" AND (r.lease_us IS NULL OR r.lease_us < ")
-                    .push_bind(now_us)
+                    .push_bind(now_us);
+                if let Some(home) = self.node.home() {
+                    q.push(" OR r.node IN (SELECT id FROM nodes WHERE home = ")
+                        .push_bind(home)
+                        .push(" AND id <> ")
+                        .push_bind(node)
+                        .push(")");
+                }
+                q.push(")");
+            } else {
+                // Taken in batches: not the ones this node took already.
+                q.push(" AND (r.node IS NULL OR r.node <> ")
+                    .push_bind(node)
                     .push(")");
             }
             if let Some(handlers) = only {
@@ -727,6 +742,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(db.claim(&c, now).await.unwrap(), Some(vec![]));
+    }
+    }
+
+    on_both! {
+    #[tokio::test]
+    async fn runs_are_taken_over_in_batches_with_their_fence_moved_on(db) {
+        with_schedule(&db, "2026-01-01T00:01:00Z").await;
+        let now = at("2026-01-01T00:05:00Z");
+        let mut held = Vec::new();
+        for minute in 1..=3 {
+            let fire = at(&format!("2026-01-01T00:0{minute}:00Z"));
+            held.push(db.insert_run("tick", fire, now).await.unwrap().unwrap());
+        }
+        // Another process on the same database: a node of its own.
+        let other = db.reopen().await;
+        assert_ne!(other.node().id(), db.node().id());
+        // Their leases have not run out: nothing to rescue yet.
+        assert!(other.take_over(10, true, None).await.unwrap().is_empty());
+        let first = other.take_over(2, false, None).await.unwrap();
+        let second = other.take_over(2, false, None).await.unwrap();
+        assert_eq!((first.len(), second.len()), (2, 1));
+        assert!(other.take_over(2, false, None).await.unwrap().is_empty(), "its own runs stay");
+        for run in first.iter().chain(&second) {
+            assert_eq!(run.node.as_deref(), Some(other.node().id()));
+            assert_eq!(run.fence, 1);
+        }
+        // Only runs of the handlers named are taken.
+        assert!(
+            other
+                .take_over(10, true, Some(&["absent".to_owned()]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The first holder's writes about them are refused now.
+        let refused = other
+            .record(vec![Write::RunStatus {
+                run_id: held[0].id.clone(),
+                status: RunStatus::Success,
+                at: now,
+                holder: held[0].holder(),
+            }])
+            .await;
+        assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+        let run = other.run(&held[0].id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Pending);
     }
     }
 }
