@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::db::{Db, Get, on, per_database};
+use super::db::{Db, Dialect, Get, on, per_database};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Run, RunStatus};
 
@@ -145,7 +145,7 @@ impl Store {
                 .collect());
         };
         let holder = self.claimer(now);
-        postgres::claim_due(pool, &holder, limit, only, plan).await
+        claim_due_locked(pool, &holder, limit, only, plan).await
     }
 
     fn claimer(&self, now: DateTime<Utc>) -> Claimer {
@@ -423,6 +423,79 @@ impl Store {
     }
 }
 
+/// The claim of what is due on PostgreSQL: the due schedules locked (`SKIP LOCKED`), the runs
+/// in progress counted, the plan made and applied, in one transaction. (SQLite's claim reads
+/// outside its write lock: [`Store::claim_due`].)
+async fn claim_due_locked(
+    pool: &sqlx::PgPool,
+    holder: &Claimer,
+    limit: u32,
+    only: Option<&[String]>,
+    plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
+) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
+    let mut tx = pool
+        .begin_with(<sqlx::Postgres as Dialect>::BEGIN_WRITE)
+        .await?;
+    let mut q = QueryBuilder::<sqlx::Postgres>::new(super::schedules::SELECT_DUE);
+    q.push_bind(holder.now.timestamp_micros());
+    if let Some(handlers) = only {
+        q.push(" AND handler_id IN (");
+        let mut list = q.separated(", ");
+        for h in handlers {
+            list.push_bind(h.as_str());
+        }
+        q.push(")");
+    }
+    q.push(" ORDER BY next_fire_us, id LIMIT ")
+        .push_bind(i64::from(limit))
+        .push(<sqlx::Postgres as Dialect>::LOCK_SKIPPING_LOCKED);
+    let rows = q.build().fetch_all(&mut *tx).await?;
+    let schedules = rows
+        .iter()
+        .map(super::schedules::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedules.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Their runs in progress (on any host), for their overlap limits.
+    let mut in_flight = HashMap::new();
+    for chunk in schedules.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT schedule_id, COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running') \
+             AND schedule_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for s in chunk {
+            list.push_bind(s.id.as_str());
+        }
+        q.push(") GROUP BY schedule_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            let n: i64 = row.col("n")?;
+            in_flight.insert(
+                row.col::<String>("schedule_id")?,
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
+        }
+    }
+    let claims: Vec<Claim> = schedules
+        .into_iter()
+        .filter_map(|schedule| {
+            let in_flight = in_flight.get(&schedule.id).copied().unwrap_or(0);
+            plan(&DueSchedule {
+                schedule,
+                in_flight,
+            })
+        })
+        .collect();
+    let answers = postgres::apply(&mut tx, &claims, holder).await?;
+    tx.commit().await?;
+    Ok(claims
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(claim, runs)| runs.map(|runs| (claim, runs)))
+        .collect())
+}
+
 /// A due schedule as a claim pass sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueSchedule {
@@ -443,7 +516,7 @@ struct Claimer {
 per_database! {
 use sqlx::{QueryBuilder, Transaction};
 
-use super::super::db::{Dialect, Get};
+use super::super::db::Dialect;
 
 pub(super) async fn claim_all(
     pool: &sqlx::Pool<DB>,
@@ -456,74 +529,10 @@ pub(super) async fn claim_all(
     Ok(answers)
 }
 
-// Used on PostgreSQL only (SQLite's claims read outside the write lock: Store::claim_due).
-#[allow(dead_code)]
-pub(super) async fn claim_due(
-    pool: &sqlx::Pool<DB>,
-    holder: &Claimer,
-    limit: u32,
-    only: Option<&[String]>,
-    plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
-) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
-    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
-    let mut q = QueryBuilder::<DB>::new(super::super::schedules::SELECT_DUE);
-    q.push_bind(holder.now.timestamp_micros());
-    if let Some(handlers) = only {
-        q.push(" AND handler_id IN (");
-        let mut list = q.separated(", ");
-        for h in handlers {
-            list.push_bind(h.as_str());
-        }
-        q.push(")");
-    }
-    q.push(" ORDER BY next_fire_us, id LIMIT ")
-        .push_bind(i64::from(limit))
-        .push(DB::LOCK_SKIPPING_LOCKED);
-    let rows = q.build().fetch_all(&mut *tx).await?;
-    let schedules = rows
-        .iter()
-        .map(super::super::schedules::read)
-        .collect::<Result<Vec<_>, _>>()?;
-    if schedules.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Their runs in progress (on any host), for their overlap limits.
-    let mut in_flight = HashMap::new();
-    for chunk in schedules.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<DB>::new(
-            "SELECT schedule_id, COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running') \
-             AND schedule_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for s in chunk {
-            list.push_bind(s.id.as_str());
-        }
-        q.push(") GROUP BY schedule_id");
-        for row in q.build().fetch_all(&mut *tx).await? {
-            let n: i64 = row.col("n")?;
-            in_flight.insert(row.col::<String>("schedule_id")?, u32::try_from(n).unwrap_or(u32::MAX));
-        }
-    }
-    let claims: Vec<Claim> = schedules
-        .into_iter()
-        .filter_map(|schedule| {
-            let in_flight = in_flight.get(&schedule.id).copied().unwrap_or(0);
-            plan(&DueSchedule { schedule, in_flight })
-        })
-        .collect();
-    let answers = apply(&mut tx, &claims, holder).await?;
-    tx.commit().await?;
-    Ok(claims
-        .into_iter()
-        .zip(answers)
-        .filter_map(|(claim, runs)| runs.map(|runs| (claim, runs)))
-        .collect())
-}
-
 /// Makes `claims` in `tx`: moves every schedule whose next fire time is still the one read,
 /// and records the runs of those it moved (a fire time that already has a run is not
 /// recorded again).
-async fn apply(
+pub(super) async fn apply(
     tx: &mut Transaction<'static, DB>,
     claims: &[Claim],
     holder: &Claimer,
