@@ -40,10 +40,12 @@ impl BenchHost {
     /// Starts `serve` on `data` with extra arguments (after `serve`).
     pub(crate) fn start(data: &Path, args: &[&str]) -> Result<Self, BenchError> {
         let exe = std::env::current_exe().map_err(err)?;
+        // The host logs warnings (on stderr); `SCHEDULEZERO_BENCH_LOG` sets another filter, to
+        // see what a host under load does.
+        let log = std::env::var("SCHEDULEZERO_BENCH_LOG").unwrap_or_else(|_| "warn".into());
         let mut child = Command::new(exe)
+            .args(["--log", log.as_str()])
             .args([
-                "--log",
-                "warn",
                 "serve",
                 "--zmq-listen",
                 "tcp://127.0.0.1:0",

@@ -6,9 +6,13 @@
 //! times as BIGINT microseconds, JSON as text, booleans as BOOLEAN, `ON CONFLICT`, `RETURNING`
 //! and `UPDATE ... FROM (VALUES ...)` (whose columns both name `column1`, `column2`, ...).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Decode, PgPool, Postgres, Sqlite, SqlitePool, Type};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::{Connection, Decode, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Type};
 
 /// A pool of connections to one of the two databases.
 #[derive(Debug, Clone)]
@@ -44,6 +48,148 @@ macro_rules! on {
     };
 }
 pub(crate) use on;
+
+/// Runs `$body` with `$conn` bound to the connection of a write [`Turn`] (`&mut` the database's
+/// own connection type), and `$kind` (when given) naming its sqlx database type. Statements take
+/// `&mut *$conn`; a transaction is `$conn.begin_with(...)`.
+macro_rules! writing {
+    ($turn:expr, $conn:ident => $body:expr) => {
+        match $turn {
+            $crate::store::db::Turn::Sqlite($conn) => {
+                #[allow(unused_imports)]
+                use ::sqlx::Connection as _;
+                let $conn: &mut ::sqlx::SqliteConnection = &mut *$conn;
+                $body
+            }
+            $crate::store::db::Turn::Postgres($conn) => {
+                #[allow(unused_imports)]
+                use ::sqlx::Connection as _;
+                let $conn: &mut ::sqlx::PgConnection = &mut *$conn;
+                $body
+            }
+        }
+    };
+    ($turn:expr, $conn:ident, $kind:ident => $body:expr) => {
+        match $turn {
+            $crate::store::db::Turn::Sqlite($conn) => {
+                #[allow(dead_code)]
+                type $kind = ::sqlx::Sqlite;
+                #[allow(unused_imports)]
+                use ::sqlx::Connection as _;
+                let $conn: &mut ::sqlx::SqliteConnection = &mut *$conn;
+                $body
+            }
+            $crate::store::db::Turn::Postgres($conn) => {
+                #[allow(dead_code)]
+                type $kind = ::sqlx::Postgres;
+                #[allow(unused_imports)]
+                use ::sqlx::Connection as _;
+                let $conn: &mut ::sqlx::PgConnection = &mut *$conn;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use writing;
+
+/// Where writes go: SQLite's one write connection, kept outside the pool, or PostgreSQL's pool
+/// (which takes concurrent writers).
+#[derive(Debug, Clone)]
+pub(crate) enum Writes {
+    /// SQLite.
+    Sqlite(Arc<Writer>),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// A turn to write: SQLite's write connection, held until the turn is dropped (other writers of
+/// this process wait, in order), or a connection of PostgreSQL's pool.
+pub(crate) enum Turn<'a> {
+    /// SQLite's write connection.
+    Sqlite(tokio::sync::MappedMutexGuard<'a, SqliteConnection>),
+    /// A pooled PostgreSQL connection.
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Writes {
+    /// Waits for a turn to write.
+    pub(crate) async fn turn(&self) -> Result<Turn<'_>, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(writer) => Turn::Sqlite(writer.turn().await?),
+            Self::Postgres(pool) => Turn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Closes SQLite's write connection once the writer holding it is done; later turns fail.
+    pub(crate) async fn close(&self) {
+        if let Self::Sqlite(writer) = self {
+            writer.close().await;
+        }
+    }
+}
+
+/// SQLite's one write connection. SQLite has one writer at a time, so every write of this
+/// process goes through this connection, in turn: a writer waiting here is handed the
+/// connection at once, in order (a writer that found the database locked would sleep in
+/// SQLite's busy handler instead: 1, 2, 5, 10 ms...). Being the only writer, its page cache
+/// stays valid from one write to the next (a pooled connection finds its cache stale after
+/// another connection's write and reads the pages again), and it skips the pool's checkout and
+/// the test each pooled connection gets when it is returned.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    options: SqliteConnectOptions,
+    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
+    closed: AtomicBool,
+}
+
+impl Writer {
+    /// A writer that connects with `options` on its first turn.
+    pub(crate) fn new(options: SqliteConnectOptions) -> Self {
+        Self {
+            options,
+            conn: tokio::sync::Mutex::new(None),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    async fn turn(
+        &self,
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>, sqlx::Error> {
+        let mut slot = self.conn.lock().await;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        // The connection must come back out of any transaction. After a failed write (a full
+        // disk, say) SQLite may have rolled the transaction back by itself, the ROLLBACK queued
+        // when it was dropped then fails, and the connection would answer every later BEGIN
+        // with "begin_with at non-zero transaction depth" for good: such a connection is
+        // replaced. The depth is an atomic read; only a connection still in a transaction pays
+        // a round trip (the ping lets a ROLLBACK queued by a dropped transaction run first).
+        if let Some(conn) = slot.as_mut()
+            && conn.is_in_transaction()
+            && (conn.ping().await.is_err() || conn.is_in_transaction())
+        {
+            tracing::warn!(
+                "store: the write connection, left in a failed transaction, is replaced"
+            );
+            if let Some(conn) = slot.take() {
+                let _ = conn.close_hard().await;
+            }
+        }
+        if slot.is_none() {
+            *slot = Some(SqliteConnection::connect_with(&self.options).await?);
+        }
+        tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)
+    }
+
+    async fn close(&self) {
+        let mut slot = self.conn.lock().await;
+        self.closed.store(true, Ordering::Release);
+        if let Some(conn) = slot.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
 
 /// Compiles the items given once per database, in modules `sqlite` and `postgres`, with `DB`
 /// naming the module's sqlx database type: for code that needs the database's own types
@@ -103,6 +249,14 @@ impl Get for PgRow {
 
 /// What differs between the two databases, by their sqlx types.
 pub(crate) trait Dialect: sqlx::Database {
+    /// Whether several hosts may share the database (and a host must count the runs others
+    /// have in progress).
+    const SHARED: bool;
+    /// The column a claim filters due schedules by handler on. SQLite's planner, which keeps
+    /// no statistics, would otherwise walk every schedule of the handler (`schedules_handler`)
+    /// and sort them instead of walking the due ones in order (`schedules_due`): a unary `+`
+    /// keeps the column out of index selection.
+    const HANDLER_COLUMN: &'static str;
     /// Begins a transaction that writes: SQLite takes the write lock up front (a read
     /// transaction that later writes may fail to upgrade), PostgreSQL needs nothing more.
     const BEGIN_WRITE: &'static str;
@@ -123,6 +277,8 @@ pub(crate) trait Dialect: sqlx::Database {
 }
 
 impl Dialect for Sqlite {
+    const SHARED: bool = false;
+    const HANDLER_COLUMN: &'static str = "+handler_id";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = None;
     const LOCK_SKIPPING_LOCKED: &'static str = "";
@@ -133,6 +289,8 @@ impl Dialect for Sqlite {
 }
 
 impl Dialect for Postgres {
+    const SHARED: bool = true;
+    const HANDLER_COLUMN: &'static str = "handler_id";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = Some(
         "SELECT nextval(pg_get_serial_sequence('executions', 'id')) FROM generate_series(1, $1::BIGINT)",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::db::{Dialect, Get, on};
+use super::db::{Dialect, Get, on, writing};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Execution, ExecutionStatus};
 use chrono::{DateTime, Utc};
@@ -245,11 +245,11 @@ impl Store {
             return Ok(0);
         }
         let now_us = now.timestamp_micros();
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let mut ended = 0;
         // 2 parameters a run; well under SQLite's 32,766 per statement.
         for chunk in runs.chunks(5_000) {
-            ended += on!(&self.db, pool, DB => {
+            ended += writing!(&mut turn, conn, DB => {
                 let mut q = sqlx::QueryBuilder::<DB>::new(
                     "UPDATE executions SET status = CASE WHEN run_id IN (NULL",
                 );
@@ -271,7 +271,7 @@ impl Store {
                     q.push(", ").push_bind(run.as_str());
                 }
                 q.push(")");
-                q.build().execute(pool).await?.rows_affected()
+                q.build().execute(&mut *conn).await?.rows_affected()
             });
         }
         Ok(ended)
@@ -452,11 +452,13 @@ impl Store {
 
     /// Empties the log (the lifetime count stays).
     pub async fn clear_executions(&self) -> Result<u64, StoreError> {
-        let _gate = self.write_turn().await;
-        Ok(on!(&self.db, pool => sqlx::query("DELETE FROM executions")
-            .execute(pool)
+        let mut turn = self.write_turn().await?;
+        Ok(
+            writing!(&mut turn, conn => sqlx::query("DELETE FROM executions")
+            .execute(&mut *conn)
             .await?
-            .rows_affected()))
+            .rows_affected()),
+        )
     }
 
     /// Deletes records beyond the retention: older than `max_age`, then the oldest beyond
@@ -467,15 +469,15 @@ impl Store {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let max_age =
             chrono::TimeDelta::from_std(retention.max_age).unwrap_or(chrono::TimeDelta::MAX);
         let cutoff = now
             .checked_sub_signed(max_age)
             .map_or(i64::MIN, |t| t.timestamp_micros());
         let keep = i64::try_from(retention.max_records).unwrap_or(i64::MAX);
-        on!(&self.db, pool, DB => {
-            let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+        writing!(&mut turn, conn, DB => {
+            let mut tx = conn.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
             if let Some(lock) = <DB as Dialect>::TRY_MAINTENANCE_LOCK {
                 let (mine,): (bool,) = sqlx::query_as(lock).fetch_one(&mut *tx).await?;
                 if !mine {

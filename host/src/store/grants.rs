@@ -1,7 +1,7 @@
 //! Grants in the store: what the operator gave each plugin, and every change to it with who made
 //! it and when. A grant and its event are written in one transaction.
 
-use super::db::{Dialect, Get, on};
+use super::db::{Dialect, Get, on, writing};
 use super::{Store, StoreError, read_time};
 use crate::capability::{Grant, GrantId, GrantSpec};
 use chrono::{DateTime, Utc};
@@ -86,9 +86,9 @@ impl Store {
     pub async fn put_grant(&self, plugin: &str, grant: &Grant) -> Result<bool, StoreError> {
         let id = grant.spec.id();
         let spec = serde_json::to_string(&grant.spec).map_err(corrupt)?;
-        let _gate = self.write_turn().await;
-        on!(&self.db, pool, DB => {
-        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+        let mut turn = self.write_turn().await?;
+        writing!(&mut turn, conn, DB => {
+        let mut tx = conn.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
         let before: Option<String> = sqlx::query_scalar(
             "SELECT spec FROM grants WHERE plugin = $1 AND kind = $2 AND name = $3",
         )
@@ -142,9 +142,9 @@ impl Store {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        on!(&self.db, pool, DB => {
-        let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+        let mut turn = self.write_turn().await?;
+        writing!(&mut turn, conn, DB => {
+        let mut tx = conn.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
         let done = sqlx::query("DELETE FROM grants WHERE plugin = $1 AND kind = $2 AND name = $3")
             .bind(plugin)
             .bind(&id.kind)

@@ -2,7 +2,7 @@
 //! plugins folder at start; remote handlers are written when they register, and read back at
 //! start so a restarted host still knows them.
 
-use super::db::{Db, Get, on};
+use super::db::{Db, Get, on, writing};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -80,12 +80,12 @@ impl Store {
     /// Records a handler, keeping its first registration time when it was known. Committed on
     /// return.
     pub async fn upsert_handler(&self, h: &HandlerRecord) -> Result<(), StoreError> {
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let methods = serde_json::to_string(&h.methods).map_err(|e| StoreError::Corrupt {
             table: "handlers",
             message: e.to_string(),
         })?;
-        on!(&self.db, pool => sqlx::query(
+        writing!(&mut turn, conn => sqlx::query(
             "INSERT INTO handlers (id, kind, address, version, methods, status, registered_us, updated_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
@@ -100,7 +100,7 @@ impl Store {
         .bind(&h.status)
         .bind(h.registered_at.timestamp_micros())
         .bind(h.updated_at.timestamp_micros())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok(())
@@ -108,12 +108,12 @@ impl Store {
 
     /// Forgets a remote handler. Returns whether one was recorded. Committed on return.
     pub async fn delete_remote_handler(&self, id: &str) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        let done = on!(&self.db, pool => sqlx::query(
+        let mut turn = self.write_turn().await?;
+        let done = writing!(&mut turn, conn => sqlx::query(
             "DELETE FROM handlers WHERE id = $1 AND kind = 'remote'",
         )
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok(done > 0)
@@ -142,7 +142,7 @@ impl Store {
             // say what is missing (the nodes list says which host has which).
             return Ok(0);
         }
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let present = serde_json::to_string(present).unwrap_or_else(|_| "[]".into());
         let sql = match self.db {
             Db::Sqlite(_) => {
@@ -154,10 +154,10 @@ impl Store {
                  AND status <> 'missing' AND id NOT IN (SELECT jsonb_array_elements_text($2::jsonb))"
             }
         };
-        Ok(on!(&self.db, pool => sqlx::query(sql)
+        Ok(writing!(&mut turn, conn => sqlx::query(sql)
             .bind(now.timestamp_micros())
             .bind(present)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected()))
     }

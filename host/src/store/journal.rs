@@ -5,13 +5,11 @@
 //! are durable. A request is atomic: its writes commit together or not at all; when a shared
 //! transaction fails, the writer retries each request alone, so one bad request fails only itself.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::db::{Db, per_database};
+use super::db::{Turn, Writes, per_database};
 use super::executions::{Completion, NewExecution};
 use crate::schedule::RunStatus;
 
@@ -82,10 +80,10 @@ pub(super) struct Journal {
 }
 
 impl Journal {
-    /// Starts the writer task over `pool`.
-    pub(super) fn start(db: Db, gate: Arc<tokio::sync::Mutex<()>>, node: String) -> Self {
+    /// Starts the writer task.
+    pub(super) fn start(writes: Writes, node: String) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, gate, node, rx));
+        tokio::spawn(writer(writes, node, rx));
         Self { tx }
     }
 
@@ -111,17 +109,15 @@ impl Journal {
     }
 }
 
-async fn writer(
-    db: Db,
-    gate: Arc<tokio::sync::Mutex<()>>,
-    node: String,
-    mut rx: mpsc::Receiver<Request>,
-) {
+async fn writer(writes: Writes, node: String, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.recv().await {
-        // Wait for the write lock before gathering: what queues meanwhile joins this commit.
-        let _gate = match db {
-            Db::Sqlite(_) => Some(gate.lock().await),
-            Db::Postgres(_) => None,
+        // Wait for the turn to write before gathering: what queues meanwhile joins this commit.
+        let mut turn = match writes.turn().await {
+            Ok(turn) => turn,
+            Err(e) => {
+                let _ = first.reply.send(Err(e.into()));
+                continue;
+            }
         };
         let mut batch = vec![first];
         let mut writes = batch[0].writes.len();
@@ -134,7 +130,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        match commit_together(&db, &node, &batch).await {
+        match commit_together(&mut turn, &node, &batch).await {
             Ok(results) => {
                 for (request, result) in batch.into_iter().zip(results) {
                     let _ = request.reply.send(Ok(result));
@@ -142,7 +138,7 @@ async fn writer(
             }
             Err(_) if batch.len() > 1 => {
                 for request in batch {
-                    let result = commit_together(&db, &node, std::slice::from_ref(&request))
+                    let result = commit_together(&mut turn, &node, std::slice::from_ref(&request))
                         .await
                         .map(|mut r| r.pop().unwrap_or_default());
                     let _ = request.reply.send(result);
@@ -176,10 +172,14 @@ struct Row<'a> {
     end: Option<&'a Completion>,
 }
 
-async fn commit_together(db: &Db, node: &str, batch: &[Request]) -> Result<Vec<Vec<i64>>, Refused> {
-    match db {
-        Db::Sqlite(pool) => sqlite::commit_together(pool, node, batch).await,
-        Db::Postgres(pool) => postgres::commit_together(pool, node, batch).await,
+async fn commit_together(
+    turn: &mut Turn<'_>,
+    node: &str,
+    batch: &[Request],
+) -> Result<Vec<Vec<i64>>, Refused> {
+    match turn {
+        Turn::Sqlite(conn) => sqlite::commit_together(conn, node, batch).await,
+        Turn::Postgres(conn) => postgres::commit_together(conn, node, batch).await,
     }
 }
 
@@ -194,7 +194,7 @@ use super::super::db::Dialect;
 /// depend on each other (a completion names a record committed earlier; a run's status changes
 /// come in causal order and the last one wins).
 pub(super) async fn commit_together(
-    pool: &sqlx::Pool<DB>,
+    conn: &mut <DB as sqlx::Database>::Connection,
     node: &str,
     batch: &[Request],
 ) -> Result<Vec<Vec<i64>>, Refused> {
@@ -222,12 +222,11 @@ pub(super) async fn commit_together(
     if batch.len() == 1 && batch[0].writes.len() == 1 && inserts.len() == 1 {
         // A lone record (a run-now, say): one statement commits by itself, without the round
         // trips of BEGIN and COMMIT.
-        let mut conn = pool.acquire().await?;
-        let ids = insert_rows(&mut conn, node, &inserts).await?;
+        let ids = insert_rows(conn, node, &inserts).await?;
         results[0][0] = ids.first().copied().unwrap_or_default();
         return Ok(results);
     }
-    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
+    let mut tx = sqlx::Connection::begin_with(conn, DB::BEGIN_WRITE).await?;
     for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
         let ids = insert_rows(&mut tx, node, chunk).await?;
         for (((ri, wi), _), id) in chunk.iter().zip(ids) {
@@ -337,7 +336,7 @@ async fn insert_rows(
 
 /// Completes execution rows; returns the ids that existed.
 async fn complete_rows(
-    tx: &mut Transaction<'static, DB>,
+    tx: &mut Transaction<'_, DB>,
     rows: &[((usize, usize), &Completion)],
 ) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
     let mut q = QueryBuilder::<DB>::new(
@@ -370,7 +369,7 @@ async fn complete_rows(
 
 /// Sets run statuses (one row per run); returns the run ids that existed.
 async fn status_rows(
-    tx: &mut Transaction<'static, DB>,
+    tx: &mut Transaction<'_, DB>,
     rows: &[&StatusChange<'_>],
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut q = QueryBuilder::<DB>::new(

@@ -3,7 +3,8 @@
 //! committed write survives a crash or power loss; PostgreSQL (`postgres://...`) is shared by
 //! several hosts. Every write that a caller acknowledges is committed before the call returns.
 //! The SQL sticks to what SQLite and PostgreSQL share (times as BIGINT microseconds since the
-//! epoch in UTC, JSON as text), so one query serves both ([`db`]).
+//! epoch in UTC, JSON as text), so one query serves both ([`db`]). Reads go to a pool; writes
+//! take a turn ([`db::Writes`]): SQLite's one write connection, or a pooled PostgreSQL one.
 
 mod db;
 mod executions;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use self::db::Db;
+use self::db::{Db, Turn, Writer, Writes};
 
 pub use self::executions::{
     Completion, ExecutionQuery, ExecutionStats, HandlerTotals, NewExecution, Retention,
@@ -135,11 +136,8 @@ pub struct Store {
     db: Db,
     journal: journal::Journal,
     node: std::sync::Arc<Node>,
-    /// Taken by every writer of this process before it writes to SQLite, which has one writer
-    /// at a time: a writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5,
-    /// 10 ms ...), while this queue hands the lock on at once, in order. PostgreSQL takes
-    /// concurrent writers and does without it.
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where every write goes (SQLite: one connection outside the pool, in turn).
+    writes: Writes,
 }
 
 impl Store {
@@ -194,28 +192,27 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        Ok(Self::over(Db::Postgres(pool)))
+        Ok(Self::over(
+            Db::Postgres(pool.clone()),
+            Writes::Postgres(pool),
+        ))
     }
 
-    fn over(db: Db) -> Self {
-        let gate = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    fn over(db: Db, writes: Writes) -> Self {
         let node = std::sync::Arc::new(Node::fresh());
-        let journal = journal::Journal::start(db.clone(), gate.clone(), node.id().to_owned());
+        let journal = journal::Journal::start(writes.clone(), node.id().to_owned());
         Self {
             db,
             journal,
             node,
-            gate,
+            writes,
         }
     }
 
-    /// Waits for this process's turn to write, where the database has one writer at a time
-    /// (SQLite); `None` where writers need no turn (PostgreSQL).
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db {
-            Db::Sqlite(_) => Some(self.gate.lock().await),
-            Db::Postgres(_) => None,
-        }
+    /// Waits for this process's turn to write: SQLite's write connection (one writer at a
+    /// time), or a connection of PostgreSQL's pool.
+    async fn write_turn(&self) -> Result<Turn<'_>, StoreError> {
+        Ok(self.writes.turn().await?)
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
@@ -237,13 +234,8 @@ impl Store {
             // A local file does not drop connections: pinging one on every acquire would cost a
             // round trip to its worker thread on every query.
             .test_before_acquire(false)
-            // A connection must come back out of any transaction. After a failed write (a full
-            // disk, say) SQLite may have rolled the transaction back by itself, the ROLLBACK
-            // queued when it was dropped then fails, and the connection would answer every
-            // later BEGIN with "begin_with at non-zero transaction depth" for good. Such a
-            // connection is closed and replaced instead of going back to the pool. The depth is
-            // an atomic read; only a connection still in a transaction pays a round trip (the
-            // ping lets a ROLLBACK queued by a dropped transaction run first).
+            // A connection must come back out of any transaction, or it is replaced (as the
+            // write connection is: see `db::Writer`).
             .after_release(|conn, _meta| {
                 Box::pin(async move {
                     use sqlx::Connection;
@@ -258,14 +250,15 @@ impl Store {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
         sqlx::migrate!("migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        Ok(Self::over(Db::Sqlite(pool)))
+        let writer = std::sync::Arc::new(Writer::new(options));
+        Ok(Self::over(Db::Sqlite(pool), Writes::Sqlite(writer)))
     }
 
     /// Commits writes that belong together (an attempt's start and its run's status, say) in
@@ -289,8 +282,9 @@ impl Store {
         Ok(done)
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the connections, waiting for those in use to be returned.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.db.close().await;
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::db::{Db, Get, on};
+use super::db::{Db, Get, on, writing};
 use super::{Store, StoreError, read_time};
 
 /// This process's identity on the store, and the lease it takes runs for.
@@ -221,9 +221,9 @@ impl Store {
         let plugins = serde_json::to_string(&report.plugins).unwrap_or_else(|_| "[]".into());
         let skew_us = self.node.skew().num_microseconds().unwrap_or(0);
         let lease_end = self.node.lease_end_us();
-        let _gate = self.write_turn().await;
-        on!(&self.db, pool, DB => {
-            let mut tx = pool.begin_with(<DB as super::db::Dialect>::BEGIN_WRITE).await?;
+        let mut turn = self.write_turn().await?;
+        writing!(&mut turn, conn, DB => {
+            let mut tx = conn.begin_with(<DB as super::db::Dialect>::BEGIN_WRITE).await?;
             sqlx::query(
                 "INSERT INTO nodes (id, name, version, address, pid, plugins, in_flight, skew_us, \
                  started_us, heartbeat_us, home) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
@@ -267,9 +267,9 @@ impl Store {
     /// short by the stop): another node takes them over at once instead of after the lease.
     pub async fn leave(&self) -> Result<u64, StoreError> {
         let now_us = self.node.now().timestamp_micros();
-        let _gate = self.write_turn().await;
-        on!(&self.db, pool, DB => {
-            let mut tx = pool.begin_with(<DB as super::db::Dialect>::BEGIN_WRITE).await?;
+        let mut turn = self.write_turn().await?;
+        writing!(&mut turn, conn, DB => {
+            let mut tx = conn.begin_with(<DB as super::db::Dialect>::BEGIN_WRITE).await?;
             sqlx::query("UPDATE nodes SET stopped_us = $1, in_flight = 0 WHERE id = $2")
                 .bind(now_us)
                 .bind(&self.node.id)
@@ -314,11 +314,11 @@ impl Store {
             .now()
             .timestamp_micros()
             .saturating_sub(micros(keep));
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         Ok(
-            on!(&self.db, pool => sqlx::query("DELETE FROM nodes WHERE heartbeat_us < $1")
+            writing!(&mut turn, conn => sqlx::query("DELETE FROM nodes WHERE heartbeat_us < $1")
             .bind(before)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected()),
         )

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::db::{Db, Dialect, Get, on, per_database};
+use super::db::{Get, Turn, on, per_database, writing};
 use super::{Store, StoreError, Write, read_time};
 use crate::schedule::{Run, RunStatus};
 
@@ -94,14 +94,14 @@ impl Store {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
-        let _gate = self.write_turn().await;
         if claims.is_empty() {
             return Ok(Vec::new());
         }
+        let mut turn = self.write_turn().await?;
         let holder = self.claimer(now);
-        Ok(match &self.db {
-            Db::Sqlite(pool) => sqlite::claim_all(pool, claims, &holder).await?,
-            Db::Postgres(pool) => postgres::claim_all(pool, claims, &holder).await?,
+        Ok(match &mut turn {
+            Turn::Sqlite(conn) => sqlite::claim_all(conn, claims, &holder).await?,
+            Turn::Postgres(conn) => postgres::claim_all(conn, claims, &holder).await?,
         })
     }
 
@@ -109,8 +109,9 @@ impl Store {
     /// next fire time has come, soonest first, of the handlers in `only` (every handler when
     /// `None`), each locked while `plan` says what to claim of it (`None`: nothing). On
     /// PostgreSQL the schedules are locked `FOR UPDATE SKIP LOCKED`: hosts claiming at the
-    /// same time each take different schedules instead of waiting for each other. Returns each
-    /// claim with the runs it recorded.
+    /// same time each take different schedules instead of waiting for each other; on SQLite the
+    /// write connection reads them, its cache warm. Returns each claim with the runs it
+    /// recorded.
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -121,31 +122,12 @@ impl Store {
         if only.is_some_and(<[String]>::is_empty) || limit == 0 {
             return Ok(Vec::new());
         }
-        let Db::Postgres(pool) = &self.db else {
-            // One host, one writer: the due schedules are read and planned outside the write
-            // lock (the journal commits meanwhile), then claimed if still as read. The runs
-            // in progress are this host's, which it counts itself (`in_flight` is 0 here).
-            let claims: Vec<Claim> = self
-                .due_schedules(now, limit)
-                .await?
-                .into_iter()
-                .filter(|s| only.is_none_or(|o| o.contains(&s.handler_id)))
-                .filter_map(|schedule| {
-                    plan(&DueSchedule {
-                        schedule,
-                        in_flight: 0,
-                    })
-                })
-                .collect();
-            let answers = self.claim_all(&claims, now).await?;
-            return Ok(claims
-                .into_iter()
-                .zip(answers)
-                .filter_map(|(claim, runs)| runs.map(|runs| (claim, runs)))
-                .collect());
-        };
         let holder = self.claimer(now);
-        claim_due_locked(pool, &holder, limit, only, plan).await
+        let mut turn = self.write_turn().await?;
+        match &mut turn {
+            Turn::Sqlite(conn) => sqlite::claim_due(conn, &holder, limit, only, plan).await,
+            Turn::Postgres(conn) => postgres::claim_due(conn, &holder, limit, only, plan).await,
+        }
     }
 
     fn claimer(&self, now: DateTime<Utc>) -> Claimer {
@@ -164,9 +146,9 @@ impl Store {
         fire_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Run>, StoreError> {
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let done = on!(&self.db, pool => sqlx::query(
+        let done = writing!(&mut turn, conn => sqlx::query(
             "INSERT INTO runs (id, schedule_id, fire_us, status, created_us, updated_us, node, lease_us) \
              VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) ON CONFLICT (schedule_id, fire_us) DO NOTHING",
         )
@@ -177,7 +159,7 @@ impl Store {
         .bind(now.timestamp_micros())
         .bind(self.node.id())
         .bind(self.node.lease_end_us())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok((done == 1).then(|| Run {
@@ -220,13 +202,13 @@ impl Store {
 
     /// Lets go of a run this node holds, for whichever host can run it to take over at once.
     pub async fn release_run(&self, id: &str) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        let done = on!(&self.db, pool => sqlx::query(
+        let mut turn = self.write_turn().await?;
+        let done = writing!(&mut turn, conn => sqlx::query(
             "UPDATE runs SET lease_us = 0 WHERE id = $1 AND node = $2",
         )
         .bind(id)
         .bind(self.node.id())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok(done > 0)
@@ -352,8 +334,8 @@ impl Store {
         let now_us = self.node.now().timestamp_micros();
         let lease_us = self.node.lease_end_us();
         let node = self.node.id();
-        let _gate = self.write_turn().await;
-        on!(&self.db, pool, DB => {
+        let mut turn = self.write_turn().await?;
+        writing!(&mut turn, conn, DB => {
             let mut q = QueryBuilder::<DB>::new("UPDATE runs SET node = ");
             q.push_bind(node)
                 .push(", lease_us = ")
@@ -397,7 +379,7 @@ impl Store {
                 );
             let mut runs = q
                 .build()
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(read)
@@ -423,23 +405,42 @@ impl Store {
     }
 }
 
-/// The claim of what is due on PostgreSQL: the due schedules locked (`SKIP LOCKED`), the runs
-/// in progress counted, the plan made and applied, in one transaction. (SQLite's claim reads
-/// outside its write lock: [`Store::claim_due`].)
-async fn claim_due_locked(
-    pool: &sqlx::PgPool,
-    holder: &Claimer,
+/// A due schedule as a claim pass sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueSchedule {
+    /// The schedule.
+    pub schedule: crate::schedule::Schedule,
+    /// Its runs in progress now (pending or running, on any host), on a shared store; 0 on
+    /// SQLite, whose one host counts its runs itself.
+    pub in_flight: u32,
+}
+
+/// Who claims, and when: the runs it records are held by `node` until `lease_us`.
+struct Claimer {
+    node: String,
+    lease_us: i64,
+    now: DateTime<Utc>,
+}
+
+per_database! {
+use sqlx::{QueryBuilder, Transaction};
+
+use super::super::db::Dialect;
+
+/// The claim of what is due, in one transaction: the due schedules read (and locked, `SKIP
+/// LOCKED`, on PostgreSQL), the runs in progress counted where several hosts share the store,
+/// the plan made and applied.
+/// Pushes the SELECT of up to `limit` schedules due at `now_us`, of the handlers in `only`,
+/// soonest first (locked where the database locks rows).
+pub(super) fn push_select_due(
+    q: &mut QueryBuilder<DB>,
+    now_us: i64,
     limit: u32,
     only: Option<&[String]>,
-    plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
-) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
-    let mut tx = pool
-        .begin_with(<sqlx::Postgres as Dialect>::BEGIN_WRITE)
-        .await?;
-    let mut q = QueryBuilder::<sqlx::Postgres>::new(super::schedules::SELECT_DUE);
-    q.push_bind(holder.now.timestamp_micros());
+) {
+    q.push(super::super::schedules::SELECT_DUE).push_bind(now_us);
     if let Some(handlers) = only {
-        q.push(" AND handler_id IN (");
+        q.push(" AND ").push(DB::HANDLER_COLUMN).push(" IN (");
         let mut list = q.separated(", ");
         for h in handlers {
             list.push_bind(h.as_str());
@@ -448,19 +449,35 @@ async fn claim_due_locked(
     }
     q.push(" ORDER BY next_fire_us, id LIMIT ")
         .push_bind(i64::from(limit))
-        .push(<sqlx::Postgres as Dialect>::LOCK_SKIPPING_LOCKED);
+        .push(DB::LOCK_SKIPPING_LOCKED);
+}
+
+pub(super) async fn claim_due(
+    conn: &mut <DB as sqlx::Database>::Connection,
+    holder: &Claimer,
+    limit: u32,
+    only: Option<&[String]>,
+    plan: &mut (dyn FnMut(&DueSchedule) -> Option<Claim> + Send),
+) -> Result<Vec<(Claim, Vec<Run>)>, StoreError> {
+    let mut tx = sqlx::Connection::begin_with(conn, DB::BEGIN_WRITE).await?;
+    let mut q = QueryBuilder::<DB>::new("");
+    push_select_due(&mut q, holder.now.timestamp_micros(), limit, only);
     let rows = q.build().fetch_all(&mut *tx).await?;
     let schedules = rows
         .iter()
-        .map(super::schedules::read)
+        .map(super::super::schedules::read)
         .collect::<Result<Vec<_>, _>>()?;
     if schedules.is_empty() {
         return Ok(Vec::new());
     }
-    // Their runs in progress (on any host), for their overlap limits.
+    // Their runs in progress on any host, for their overlap limits, where several hosts share
+    // the store (one host counts its own).
     let mut in_flight = HashMap::new();
-    for chunk in schedules.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<sqlx::Postgres>::new(
+    for chunk in schedules
+        .chunks(ROWS_PER_STATEMENT)
+        .filter(|_| DB::SHARED)
+    {
+        let mut q = QueryBuilder::<DB>::new(
             "SELECT schedule_id, COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running') \
              AND schedule_id IN (",
         );
@@ -487,7 +504,7 @@ async fn claim_due_locked(
             })
         })
         .collect();
-    let answers = postgres::apply(&mut tx, &claims, holder).await?;
+    let answers = apply(&mut tx, &claims, holder).await?;
     tx.commit().await?;
     Ok(claims
         .into_iter()
@@ -496,34 +513,13 @@ async fn claim_due_locked(
         .collect())
 }
 
-/// A due schedule as a claim pass sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DueSchedule {
-    /// The schedule.
-    pub schedule: crate::schedule::Schedule,
-    /// Its runs in progress now (pending or running, on any host), on a shared store; 0 on
-    /// SQLite, whose one host counts its runs itself.
-    pub in_flight: u32,
-}
-
-/// Who claims, and when: the runs it records are held by `node` until `lease_us`.
-struct Claimer {
-    node: String,
-    lease_us: i64,
-    now: DateTime<Utc>,
-}
-
-per_database! {
-use sqlx::{QueryBuilder, Transaction};
-
-use super::super::db::Dialect;
 
 pub(super) async fn claim_all(
-    pool: &sqlx::Pool<DB>,
+    conn: &mut <DB as sqlx::Database>::Connection,
     claims: &[Claim],
     holder: &Claimer,
 ) -> Result<Vec<Option<Vec<Run>>>, StoreError> {
-    let mut tx = pool.begin_with(DB::BEGIN_WRITE).await?;
+    let mut tx = sqlx::Connection::begin_with(conn, DB::BEGIN_WRITE).await?;
     let answers = apply(&mut tx, claims, holder).await?;
     tx.commit().await?;
     Ok(answers)
@@ -533,7 +529,7 @@ pub(super) async fn claim_all(
 /// and records the runs of those it moved (a fire time that already has a run is not
 /// recorded again).
 pub(super) async fn apply(
-    tx: &mut Transaction<'static, DB>,
+    tx: &mut Transaction<'_, DB>,
     claims: &[Claim],
     holder: &Claimer,
 ) -> Result<Vec<Option<Vec<Run>>>, sqlx::Error> {
@@ -620,6 +616,7 @@ mod tests {
     use super::*;
     use crate::schedule::TriggerSpec;
     use crate::schedule::{ConflictPolicy, Schedule, SchedulePolicy};
+    use crate::store::db::Db;
     use crate::store::testing::on_both;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -798,5 +795,34 @@ mod tests {
         let run = other.run(&held[0].id).await.unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Pending);
     }
+    }
+
+    /// SQLite keeps no statistics: unless told, its planner walks every schedule of the
+    /// handlers a claim names (and sorts them) instead of the due ones in order.
+    #[tokio::test]
+    async fn the_claim_walks_the_due_schedules_in_order_on_sqlite() {
+        let db = crate::store::testing::TestStore::sqlite().await;
+        let only = vec!["ding-dong".to_owned(), "other".to_owned()];
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
+        sqlite::push_select_due(&mut q, 0, 1000, Some(&only));
+        let Db::Sqlite(pool) = &db.store.db else {
+            panic!("a SQLite store")
+        };
+        let plan: Vec<String> = q
+            .build()
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.col::<String>("detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter().any(|step| step.contains("INDEX schedules_due")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("schedules_handler")),
+            "{plan:?}"
+        );
     }
 }

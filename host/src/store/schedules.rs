@@ -1,7 +1,7 @@
 //! Schedules in the store: insert with a conflict policy, read, list with keyset paging, pause,
 //! delete, move the next fire time, and ask which are due.
 
-use super::db::{Dialect, Get, on};
+use super::db::{Dialect, Get, on, writing};
 use super::{Store, StoreError, read_time};
 use crate::schedule::{ConflictPolicy, Schedule};
 use chrono::{DateTime, Utc};
@@ -121,12 +121,12 @@ impl Store {
         s: &Schedule,
         conflict: ConflictPolicy,
     ) -> Result<Inserted, StoreError> {
-        let _gate = self.write_turn().await;
+        let mut turn = self.write_turn().await?;
         let columns = JsonColumns::of(s)?;
         if conflict != ConflictPolicy::Replace {
             // One statement, one commit: the common case (a new id) costs a single fsync.
-            let inserted = on!(&self.db, pool => insert_row!(INSERT_OR_KEEP, s, columns)
-                .execute(pool)
+            let inserted = writing!(&mut turn, conn => insert_row!(INSERT_OR_KEEP, s, columns)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected());
             if inserted == 1 {
@@ -144,8 +144,8 @@ impl Store {
         }
         // Replace: read then write; take the write lock up front, so that a concurrent writer
         // makes this wait (busy timeout) instead of failing the upgrade from a read transaction.
-        let existed = on!(&self.db, pool, DB => {
-            let mut tx = pool.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
+        let existed = writing!(&mut turn, conn, DB => {
+            let mut tx = conn.begin_with(<DB as Dialect>::BEGIN_WRITE).await?;
             let existed = sqlx::query("DELETE FROM schedules WHERE id = $1")
                 .bind(&s.id)
                 .execute(&mut *tx)
@@ -204,10 +204,10 @@ impl Store {
 
     /// Deletes a schedule; false when there was none.
     pub async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        let done = on!(&self.db, pool => sqlx::query("DELETE FROM schedules WHERE id = $1")
+        let mut turn = self.write_turn().await?;
+        let done = writing!(&mut turn, conn => sqlx::query("DELETE FROM schedules WHERE id = $1")
             .bind(id)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected());
         Ok(done > 0)
@@ -221,15 +221,15 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        let done = on!(&self.db, pool => sqlx::query(
+        let mut turn = self.write_turn().await?;
+        let done = writing!(&mut turn, conn => sqlx::query(
             "UPDATE schedules SET paused = $1, next_fire_us = $2, updated_us = $3 WHERE id = $4",
         )
         .bind(paused)
         .bind(next_fire.map(micros))
         .bind(micros(now))
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok(done > 0)
@@ -242,14 +242,14 @@ impl Store {
         next_fire: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let _gate = self.write_turn().await;
-        let done = on!(&self.db, pool => sqlx::query(
+        let mut turn = self.write_turn().await?;
+        let done = writing!(&mut turn, conn => sqlx::query(
             "UPDATE schedules SET next_fire_us = $1, updated_us = $2 WHERE id = $3",
         )
         .bind(next_fire.map(micros))
         .bind(micros(now))
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected());
         Ok(done > 0)
@@ -521,5 +521,73 @@ mod tests {
             })
         ));
     }
+    }
+
+    /// Every write of a SQLite store goes through one connection outside the pool: as durable
+    /// as the pool's, replaced when a failed write leaves it in a transaction, and closed with
+    /// the store (later writes fail rather than open it again).
+    #[tokio::test]
+    async fn sqlite_writes_go_through_one_durable_connection_that_recovers() {
+        use crate::store::db::Turn;
+        use sqlx::Connection as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        let schedule = |id: &str| schedule(id, "ding-dong", None);
+        {
+            let mut turn = store.write_turn().await.unwrap();
+            let Turn::Sqlite(conn) = &mut turn else {
+                panic!("SQLite's write connection")
+            };
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(sync, 2, "synchronous=FULL on the write connection");
+            // A write left hanging in its transaction: the next turn must not inherit it.
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("DELETE FROM schedules")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            std::mem::forget(tx);
+        }
+        store
+            .insert_schedule(&schedule("a"), ConflictPolicy::Error)
+            .await
+            .unwrap();
+        {
+            let mut turn = store.write_turn().await.unwrap();
+            let Turn::Sqlite(conn) = &mut turn else {
+                panic!("SQLite's write connection")
+            };
+            assert!(!conn.is_in_transaction(), "a fresh connection");
+        }
+        assert!(store.schedule("a").await.unwrap().is_some());
+
+        // Concurrent writers take turns; all of them commit.
+        let writers: Vec<_> = (0..32)
+            .map(|k| {
+                let store = store.clone();
+                let s = schedule(&format!("w{k}"));
+                tokio::spawn(async move { store.insert_schedule(&s, ConflictPolicy::Error).await })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(store.count_schedules().await.unwrap(), 33);
+
+        store.close().await;
+        assert!(
+            store
+                .insert_schedule(&schedule("late"), ConflictPolicy::Error)
+                .await
+                .is_err()
+        );
+        let again = Store::open_sqlite(&dir.path().join("sz.db")).await.unwrap();
+        assert!(again.schedule("late").await.unwrap().is_none());
+        assert_eq!(again.count_schedules().await.unwrap(), 33);
+        again.close().await;
     }
 }
