@@ -54,20 +54,7 @@ pub(crate) use on;
 /// `&mut *$conn`; a transaction is `$conn.begin_with(...)`.
 macro_rules! writing {
     ($turn:expr, $conn:ident => $body:expr) => {
-        match $turn {
-            $crate::store::db::Turn::Sqlite($conn) => {
-                #[allow(unused_imports)]
-                use ::sqlx::Connection as _;
-                let $conn: &mut ::sqlx::SqliteConnection = &mut *$conn;
-                $body
-            }
-            $crate::store::db::Turn::Postgres($conn) => {
-                #[allow(unused_imports)]
-                use ::sqlx::Connection as _;
-                let $conn: &mut ::sqlx::PgConnection = &mut *$conn;
-                $body
-            }
-        }
+        $crate::store::db::writing!($turn, $conn, _Database => $body)
     };
     ($turn:expr, $conn:ident, $kind:ident => $body:expr) => {
         match $turn {
