@@ -7,7 +7,6 @@
 //! and `UPDATE ... FROM (VALUES ...)` (whose columns both name `column1`, `column2`, ...).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -125,8 +124,18 @@ impl Writes {
 #[derive(Debug)]
 pub(crate) struct Writer {
     options: SqliteConnectOptions,
-    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
-    closed: AtomicBool,
+    slot: tokio::sync::Mutex<Slot>,
+}
+
+/// The write connection's state, behind its lock.
+#[derive(Debug)]
+enum Slot {
+    /// None yet (or the last one was replaced): the next turn connects.
+    Empty,
+    /// Open.
+    Open(SqliteConnection),
+    /// Closed with the store: turns fail.
+    Closed,
 }
 
 impl Writer {
@@ -134,45 +143,48 @@ impl Writer {
     pub(crate) fn new(options: SqliteConnectOptions) -> Self {
         Self {
             options,
-            conn: tokio::sync::Mutex::new(None),
-            closed: AtomicBool::new(false),
+            slot: tokio::sync::Mutex::new(Slot::Empty),
         }
     }
 
     async fn turn(
         &self,
     ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>, sqlx::Error> {
-        let mut slot = self.conn.lock().await;
-        if self.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
-        }
+        let mut slot = self.slot.lock().await;
         // The connection must come back out of any transaction. After a failed write (a full
         // disk, say) SQLite may have rolled the transaction back by itself, the ROLLBACK queued
         // when it was dropped then fails, and the connection would answer every later BEGIN
         // with "begin_with at non-zero transaction depth" for good: such a connection is
         // replaced. The depth is an atomic read; only a connection still in a transaction pays
         // a round trip (the ping lets a ROLLBACK queued by a dropped transaction run first).
-        if let Some(conn) = slot.as_mut()
+        if let Slot::Open(conn) = &mut *slot
             && conn.is_in_transaction()
             && (conn.ping().await.is_err() || conn.is_in_transaction())
         {
             tracing::warn!(
                 "store: the write connection, left in a failed transaction, is replaced"
             );
-            if let Some(conn) = slot.take() {
+            if let Slot::Open(conn) = std::mem::replace(&mut *slot, Slot::Empty) {
                 let _ = conn.close_hard().await;
             }
         }
-        if slot.is_none() {
-            *slot = Some(SqliteConnection::connect_with(&self.options).await?);
+        match *slot {
+            Slot::Closed => return Err(sqlx::Error::PoolClosed),
+            Slot::Empty => {
+                *slot = Slot::Open(SqliteConnection::connect_with(&self.options).await?);
+            }
+            Slot::Open(_) => {}
         }
-        tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)
+        tokio::sync::MutexGuard::try_map(slot, |s| match s {
+            Slot::Open(conn) => Some(conn),
+            _ => None,
+        })
+        .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     async fn close(&self) {
-        let mut slot = self.conn.lock().await;
-        self.closed.store(true, Ordering::Release);
-        if let Some(conn) = slot.take() {
+        let mut slot = self.slot.lock().await;
+        if let Slot::Open(conn) = std::mem::replace(&mut *slot, Slot::Closed) {
             let _ = conn.close().await;
         }
     }
