@@ -251,11 +251,12 @@ pub(crate) trait Dialect: sqlx::Database {
     /// Whether several hosts may share the database (and a host must count the runs others
     /// have in progress).
     const SHARED: bool;
-    /// The column a claim filters due schedules by handler on. SQLite's planner, which keeps
-    /// no statistics, would otherwise walk every schedule of the handler (`schedules_handler`)
-    /// and sort them instead of walking the due ones in order (`schedules_due`): a unary `+`
-    /// keeps the column out of index selection.
-    const HANDLER_COLUMN: &'static str;
+    /// What goes before a column to keep it out of the planner's choice of index: a unary `+`
+    /// on SQLite, whose planner keeps no statistics and would otherwise pick an index that
+    /// matches more terms over a better one (a claim filtering by handler would walk every
+    /// schedule of the handler, `schedules_handler`, and sort them, instead of the due ones in
+    /// order, `schedules_due`); nothing on PostgreSQL.
+    const NO_INDEX: &'static str;
     /// Begins a transaction that writes: SQLite takes the write lock up front (a read
     /// transaction that later writes may fail to upgrade), PostgreSQL needs nothing more.
     const BEGIN_WRITE: &'static str;
@@ -277,7 +278,7 @@ pub(crate) trait Dialect: sqlx::Database {
 
 impl Dialect for Sqlite {
     const SHARED: bool = false;
-    const HANDLER_COLUMN: &'static str = "+handler_id";
+    const NO_INDEX: &'static str = "+";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = None;
     const LOCK_SKIPPING_LOCKED: &'static str = "";
@@ -289,7 +290,7 @@ impl Dialect for Sqlite {
 
 impl Dialect for Postgres {
     const SHARED: bool = true;
-    const HANDLER_COLUMN: &'static str = "handler_id";
+    const NO_INDEX: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const RESERVE_EXECUTION_IDS: Option<&'static str> = Some(
         "SELECT nextval(pg_get_serial_sequence('executions', 'id')) FROM generate_series(1, $1::BIGINT)",

@@ -130,7 +130,15 @@ async fn writer(writes: Writes, node: String, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        match commit_together(&mut turn, &node, &batch).await {
+        let began = std::time::Instant::now();
+        let committed = commit_together(&mut turn, &node, &batch).await;
+        tracing::debug!(
+            requests = batch.len(),
+            writes,
+            commit_ms = began.elapsed().as_secs_f64() * 1e3,
+            "journal commit"
+        );
+        match committed {
             Ok(results) => {
                 for (request, result) in batch.into_iter().zip(results) {
                     let _ = request.reply.send(Ok(result));

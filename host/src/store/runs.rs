@@ -440,7 +440,7 @@ pub(super) fn push_select_due(
 ) {
     q.push(super::super::schedules::SELECT_DUE).push_bind(now_us);
     if let Some(handlers) = only {
-        q.push(" AND ").push(DB::HANDLER_COLUMN).push(" IN (");
+        q.push(" AND ").push(DB::NO_INDEX).push("handler_id IN (");
         let mut list = q.separated(", ");
         for h in handlers {
             list.push_bind(h.as_str());
@@ -525,6 +525,29 @@ pub(super) async fn claim_all(
     Ok(answers)
 }
 
+/// The statement that moves the schedules of `claims` to their new next fire times, each only
+/// if its next fire time is still the one the claim read; it returns the ids of those it moved.
+pub(super) fn push_move(q: &mut QueryBuilder<DB>, claims: &[Claim], now_us: i64) {
+    q.push("UPDATE schedules SET next_fire_us = v.column2, updated_us = ")
+        .push_bind(now_us)
+        .push(" FROM (");
+    q.push_values(claims, |mut b, c| {
+        b.push_bind(&c.schedule_id)
+            .push_bind(c.new_next.map(|t| t.timestamp_micros()))
+            .push_bind(c.expected_next.timestamp_micros());
+    });
+    // Each claim looked up by id, through the primary key. The fire time compared is kept out
+    // of SQLite's index choice on both sides: it would look the schedules up through the due
+    // index (whose entries this update moves: many times slower), or scan every schedule with
+    // a next fire time against an index of the list by fire time (the same for a whole batch
+    // due at one instant).
+    q.push(") AS v WHERE schedules.id = v.column1 AND ")
+        .push(DB::NO_INDEX)
+        .push("schedules.next_fire_us = ")
+        .push(DB::NO_INDEX)
+        .push("v.column3 AND schedules.paused = FALSE RETURNING schedules.id");
+}
+
 /// Makes `claims` in `tx`: moves every schedule whose next fire time is still the one read,
 /// and records the runs of those it moved (a fire time that already has a run is not
 /// recorded again).
@@ -536,19 +559,8 @@ pub(super) async fn apply(
     let now_us = holder.now.timestamp_micros();
     let mut moved = HashSet::new();
     for chunk in claims.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<DB>::new(
-            "UPDATE schedules SET next_fire_us = v.column2, updated_us = ",
-        );
-        q.push_bind(now_us).push(" FROM (");
-        q.push_values(chunk, |mut b, c| {
-            b.push_bind(&c.schedule_id)
-                .push_bind(c.new_next.map(|t| t.timestamp_micros()))
-                .push_bind(c.expected_next.timestamp_micros());
-        });
-        q.push(
-            ") AS v WHERE schedules.id = v.column1 AND schedules.next_fire_us = v.column3 \
-             AND schedules.paused = FALSE RETURNING schedules.id",
-        );
+        let mut q = QueryBuilder::<DB>::new("");
+        push_move(&mut q, chunk, now_us);
         let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut **tx).await?;
         moved.extend(ids.into_iter().map(|(id,)| id));
     }
@@ -802,26 +814,55 @@ mod tests {
     #[tokio::test]
     async fn the_claim_walks_the_due_schedules_in_order_on_sqlite() {
         let db = crate::store::testing::TestStore::sqlite().await;
-        let only = vec!["ding-dong".to_owned(), "other".to_owned()];
-        let mut q = QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
-        sqlite::push_select_due(&mut q, 0, 1000, Some(&only));
         let Db::Sqlite(pool) = &db.store.db else {
             panic!("a SQLite store")
         };
-        let plan: Vec<String> = q
-            .build()
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.col::<String>("detail").unwrap())
-            .collect();
+        let plan_of = |mut q: QueryBuilder<sqlx::Sqlite>| async move {
+            q.build()
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.col::<String>("detail").unwrap())
+                .collect::<Vec<String>>()
+        };
+        // The due schedules, read in the claim's order straight from the index: neither every
+        // schedule of the handler, nor every schedule due at one instant sorted by id.
+        let only = vec!["ding-dong".to_owned(), "other".to_owned()];
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
+        sqlite::push_select_due(&mut q, 0, 1000, Some(&only));
+        let plan = plan_of(q).await;
         assert!(
             plan.iter().any(|step| step.contains("INDEX schedules_due")),
             "{plan:?}"
         );
         assert!(
-            !plan.iter().any(|step| step.contains("schedules_handler")),
+            !plan
+                .iter()
+                .any(|step| step.contains("schedules_handler") || step.contains("B-TREE")),
+            "{plan:?}"
+        );
+        // Moved by id, not through the index whose entries the update moves.
+        let claims: Vec<Claim> = (0..ROWS_PER_STATEMENT)
+            .map(|i| Claim {
+                schedule_id: format!("s{i}"),
+                expected_next: at("2026-01-01T00:00:00Z"),
+                new_next: None,
+                runs: Vec::new(),
+            })
+            .collect();
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
+        sqlite::push_move(&mut q, &claims, 0);
+        let plan = plan_of(q).await;
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("SEARCH schedules USING INDEX sqlite_autoindex")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step.contains("schedules_due") || step.starts_with("SCAN schedules")),
             "{plan:?}"
         );
     }

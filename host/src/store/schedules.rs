@@ -544,6 +544,21 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(sync, 2, "synchronous=FULL on the write connection");
+            let (temp, cache): (i64, i64) = (
+                sqlx::query_scalar("PRAGMA temp_store")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap(),
+                sqlx::query_scalar("PRAGMA cache_size")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(
+                (temp, cache),
+                (2, -16384),
+                "statement journals in memory, 16 MiB cache"
+            );
             // A write left hanging in its transaction: the next turn must not inherit it.
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
             sqlx::query("DELETE FROM schedules")
