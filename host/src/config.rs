@@ -319,6 +319,11 @@ pub struct Limits {
     pub http_max_response_bytes: u64,
     /// The most outbound HTTP requests one call may make (redirects followed count).
     pub http_max_requests: u32,
+    /// The most `fleet` requests one call may make (a plugin granted `fleet` only).
+    pub fleet_max_requests: u32,
+    /// How long a `fleet` ping or metrics request waits for the handler it asks.
+    #[serde(with = "humantime_serde")]
+    pub fleet_ping_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -334,6 +339,8 @@ impl Default for Limits {
             http_between_bytes_timeout: Duration::from_secs(30),
             http_max_response_bytes: 16 * 1024 * 1024,
             http_max_requests: 100,
+            fleet_max_requests: 1_000,
+            fleet_ping_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -424,6 +431,22 @@ pub struct PluginConfig {
     pub directories: BTreeMap<String, DirectoryGrant>,
     /// Secrets granted by reference: key → `env:NAME` or `file:PATH`.
     pub secrets: BTreeMap<String, String>,
+    /// The read-only `fleet` view: `true`, or `{ call_plugins = true }` to let its pings call
+    /// plugins.
+    pub fleet: Option<FleetGrant>,
+}
+
+/// The `fleet` view granted in the configuration file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum FleetGrant {
+    /// `true` grants it (pings do not call plugins), `false` does not.
+    Granted(bool),
+    /// With its options.
+    With {
+        /// Whether pings may call plugins.
+        call_plugins: bool,
+    },
 }
 
 /// A directory granted in the configuration file.
@@ -487,6 +510,15 @@ impl PluginConfig {
                 reference,
             });
         }
+        match self.fleet {
+            Some(FleetGrant::Granted(true)) => specs.push(GrantSpec::Fleet {
+                call_plugins: false,
+            }),
+            Some(FleetGrant::With { call_plugins }) => {
+                specs.push(GrantSpec::Fleet { call_plugins })
+            }
+            Some(FleetGrant::Granted(false)) | None => {}
+        }
         Ok(specs)
     }
 }
@@ -519,6 +551,11 @@ pub struct LimitOverrides {
     pub http_max_response_bytes: Option<u64>,
     /// See [`Limits::http_max_requests`].
     pub http_max_requests: Option<u32>,
+    /// See [`Limits::fleet_max_requests`].
+    pub fleet_max_requests: Option<u32>,
+    /// See [`Limits::fleet_ping_timeout`].
+    #[serde(with = "humantime_serde")]
+    pub fleet_ping_timeout: Option<Duration>,
 }
 
 /// The longest call timeout accepted.
@@ -608,6 +645,8 @@ impl Config {
                 .http_max_response_bytes
                 .unwrap_or(l.http_max_response_bytes);
             l.http_max_requests = o.http_max_requests.unwrap_or(l.http_max_requests);
+            l.fleet_max_requests = o.fleet_max_requests.unwrap_or(l.fleet_max_requests);
+            l.fleet_ping_timeout = o.fleet_ping_timeout.unwrap_or(l.fleet_ping_timeout);
         }
         limits
     }
@@ -857,6 +896,7 @@ fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
         ("http_connect_timeout", l.http_connect_timeout),
         ("http_first_byte_timeout", l.http_first_byte_timeout),
         ("http_between_bytes_timeout", l.http_between_bytes_timeout),
+        ("fleet_ping_timeout", l.fleet_ping_timeout),
     ] {
         if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
             return Err(invalid(
@@ -865,9 +905,9 @@ fn check_limits(prefix: &str, l: &Limits) -> Result<(), ConfigError> {
             ));
         }
     }
-    if l.http_max_response_bytes == 0 || l.http_max_requests == 0 {
+    if l.http_max_response_bytes == 0 || l.http_max_requests == 0 || l.fleet_max_requests == 0 {
         return Err(invalid(
-            &format!("{prefix}.http_max_response_bytes / http_max_requests"),
+            &format!("{prefix}.http_max_response_bytes / http_max_requests / fleet_max_requests"),
             "must be more than zero",
         ));
     }

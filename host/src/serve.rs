@@ -23,6 +23,7 @@ use crate::storage::Storage;
 use crate::store::{HandlerKind, HandlerRecord, Retention, Store, StoreError};
 
 mod cluster;
+mod fleet;
 mod lock;
 
 pub use self::lock::{DataDirLock, LOCK_FILE, LockError};
@@ -269,6 +270,14 @@ impl Host {
     /// What the API's routes reach, with the host's metrics sampled into a history.
     fn app_state(&mut self, listen: SocketAddr, zmq_endpoint: String) -> Arc<AppState> {
         let host_metrics = Arc::new(crate::telemetry::HostMetrics::new(&self.config.data_dir));
+        self.runtime.set_fleet(Arc::new(fleet::HostFleet {
+            runtime: Arc::downgrade(&self.runtime),
+            registry: self.registry.clone(),
+            connections: self.connections.clone(),
+            store: self.store.clone(),
+            metrics: host_metrics.clone(),
+            forget_nodes_after: self.config.cluster.forget_nodes_after,
+        }));
         let history = Arc::new(History::new(self.config.server.history_interval));
         let (h, r, m) = (history.clone(), self.runtime.clone(), host_metrics.clone());
         self.loops

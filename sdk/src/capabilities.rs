@@ -1,5 +1,6 @@
 //! What a handler asks the operator for: outbound HTTP destinations, directories, configuration
-//! values and secrets. Declare them in [`Handler::CAPABILITIES`](crate::Handler::CAPABILITIES),
+//! values and secrets, and the read-only view of the host's other handlers ([`crate::fleet`]).
+//! Declare them in [`Handler::CAPABILITIES`](crate::Handler::CAPABILITIES),
 //! next to the methods that use them; [`export_handler!`](crate::export_handler) writes them into
 //! the component at build time (a custom section named `schedulezero-manifest`), where the host
 //! and the operator read them without running the component.
@@ -17,6 +18,7 @@
 //!         Setting::value("endpoint", "The URL results are posted to."),
 //!         Setting::secret("api_key", "The vendor's API key, sent as a bearer token."),
 //!     ],
+//!     fleet: None,
 //! };
 //! ```
 
@@ -29,6 +31,8 @@ pub struct Capabilities {
     pub directories: &'static [Directory],
     /// Configuration values and secrets.
     pub config: &'static [Setting],
+    /// The read-only view of the host's handlers, the host and the machine.
+    pub fleet: Option<Fleet>,
 }
 
 impl Capabilities {
@@ -37,7 +41,22 @@ impl Capabilities {
         http: &[],
         directories: &[],
         config: &[],
+        fleet: None,
     };
+}
+
+/// The [`crate::fleet`] view, asked for with what the handler does with it. A component that
+/// uses the view without asking is refused by the host when it loads.
+#[derive(Debug, Clone, Copy)]
+pub struct Fleet {
+    purpose: &'static str,
+}
+
+impl Fleet {
+    /// Asks for the fleet view, saying why.
+    pub const fn new(purpose: &'static str) -> Self {
+        Self { purpose }
+    }
 }
 
 /// Outbound HTTP to the destinations of one allow-list entry: `<scheme>://<host>[:<port>]`,
@@ -202,7 +221,14 @@ pub const fn render<const N: usize>(c: &Capabilities, p: &Package) -> ([u8; N], 
         });
         i += 1;
     }
-    w.raw("]}");
+    w.raw("]");
+    // Written only when asked for: a host that predates the field refuses manifests naming it.
+    if let Some(f) = &c.fleet {
+        w.raw(",\"fleet\":{\"purpose\":");
+        w.string(f.purpose);
+        w.raw("}");
+    }
+    w.raw("}");
     (w.out, w.len)
 }
 
@@ -270,6 +296,7 @@ mod tests {
             Setting::value("endpoint", "Where."),
             Setting::secret("api_key", "Key \\ token."),
         ],
+        fleet: Some(Fleet::new("Watches \"them\".")),
     };
 
     const P: Package = Package {
@@ -294,6 +321,7 @@ mod tests {
         assert_eq!(v["config"][1]["description"], "Key \\ token.");
         assert_eq!(v["package"]["description"], "Sends \"things\".");
         assert_eq!(v["package"]["vendor"], "Acme <dev@acme.example>");
+        assert_eq!(v["fleet"]["purpose"], "Watches \"them\".");
         let empty = Package {
             name: "n",
             version: "0.1.0",

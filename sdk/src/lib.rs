@@ -82,6 +82,7 @@ mod methods;
 pub mod capabilities;
 pub mod config;
 pub mod dirs;
+pub mod fleet;
 pub mod http;
 pub mod log;
 

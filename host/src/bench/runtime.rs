@@ -24,6 +24,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::{BenchError, BenchHost, err, rss_mib, spread, us};
 use crate::config::{BUILTIN_PLUGINS_DIR, Config, PluginConfig};
 use crate::runtime::bindings::{self, LogLevel, WitJobContext};
+use crate::runtime::fleet;
 use crate::runtime::{JobContext, Runtime};
 
 /// The results, with the JSON keys the issue tracker and the docs use.
@@ -139,6 +140,46 @@ impl bindings::schedulezero::handler::config::Host for Bare {
     fn keys(&mut self) -> Vec<String> {
         Vec::new()
     }
+}
+
+impl bindings::schedulezero::handler::fleet::Host for Bare {
+    async fn handlers(&mut self) -> Result<Vec<fleet::HandlerStatus>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn ping(&mut self, _handler: String) -> Result<fleet::PingResult, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn remote_metrics(
+        &mut self,
+        _handler: String,
+    ) -> Result<Option<fleet::ProcessMetrics>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn host(&mut self) -> Result<fleet::HostStatus, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn executions(
+        &mut self,
+        _window_seconds: u32,
+    ) -> Result<Vec<fleet::HandlerExecutions>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn nodes(&mut self) -> Result<Vec<fleet::NodeStatus>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
+    async fn last_result(&mut self, _method: String) -> Result<Option<String>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+}
+
+fn bare_fleet() -> fleet::FleetError {
+    fleet::FleetError::Unavailable("a bare store has no fleet view".into())
 }
 
 fn bare_linker(engine: &Engine) -> Result<Linker<Bare>, BenchError> {

@@ -48,6 +48,21 @@ pub enum GrantSpec {
         #[schema(value_type = String)]
         reference: SecretRef,
     },
+    /// The read-only `fleet` view: the host's handlers, the host and the machine, recent
+    /// executions per handler, the nodes.
+    Fleet {
+        /// Whether its pings may call a plugin (`describe`, which loads a cold plugin); without
+        /// it a plugin's ping reports its state only.
+        #[serde(default)]
+        call_plugins: bool,
+    },
+}
+
+/// What a `fleet` grant allows a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetAccess {
+    /// Whether pings may call a plugin.
+    pub call_plugins: bool,
 }
 
 /// Which grant: its kind and the name within the kind (the destination, directory or key).
@@ -94,7 +109,7 @@ impl<'de> Deserialize<'de> for Grant {
 }
 
 /// The kinds of grant, as written in ids and events.
-pub const KINDS: [&str; 4] = ["http", "directory", "config", "secret"];
+pub const KINDS: [&str; 5] = ["http", "directory", "config", "secret", "fleet"];
 
 impl GrantSpec {
     /// Its id.
@@ -104,6 +119,7 @@ impl GrantSpec {
             Self::Directory { name, .. } => ("directory", name.clone()),
             Self::Config { key, .. } => ("config", key.clone()),
             Self::Secret { key, .. } => ("secret", key.clone()),
+            Self::Fleet { .. } => ("fleet", "fleet".to_owned()),
         };
         GrantId {
             kind: kind.into(),
@@ -123,6 +139,10 @@ impl GrantSpec {
             },
             Self::Config { value, .. } => value.clone(),
             Self::Secret { reference, .. } => reference.to_string(),
+            Self::Fleet { call_plugins: true } => "pings may call plugins".to_owned(),
+            Self::Fleet {
+                call_plugins: false,
+            } => return None,
         })
     }
 
@@ -175,6 +195,10 @@ impl GrantSpec {
                     "`{key}` is a plain configuration value: grant it as `config`"
                 )),
                 Some(_) => Ok(()),
+            },
+            Self::Fleet { .. } => match manifest.fleet {
+                Some(_) => Ok(()),
+                None => Err(format!("{plugin} does not request `fleet`")),
             },
         }
     }
@@ -321,6 +345,8 @@ pub struct Effective {
     pub config: BTreeMap<String, String>,
     /// Secrets, by reference.
     pub secrets: BTreeMap<String, SecretRef>,
+    /// The `fleet` view, when granted.
+    pub fleet: Option<FleetAccess>,
     /// What it requested, to say what is missing when a call is refused something.
     pub manifest: Manifest,
 }
@@ -353,6 +379,11 @@ impl Effective {
                 }
                 GrantSpec::Secret { key, reference } => {
                     e.secrets.insert(key.clone(), reference.clone());
+                }
+                GrantSpec::Fleet { call_plugins } => {
+                    e.fleet = Some(FleetAccess {
+                        call_plugins: *call_plugins,
+                    });
                 }
             }
         }
@@ -473,6 +504,16 @@ pub fn review(manifest: &Manifest, grants: &[Grant]) -> Review {
             kind: if c.secret { "secret" } else { "config" }.into(),
             name: c.key.clone(),
             purpose: c.description.clone(),
+            access: None,
+            granted,
+        });
+    }
+    if let Some(f) = &manifest.fleet {
+        let granted = take(&|s| matches!(s, GrantSpec::Fleet { .. }));
+        requested.push(Requested {
+            kind: "fleet".into(),
+            name: "fleet".into(),
+            purpose: f.purpose.clone(),
             access: None,
             granted,
         });

@@ -7,7 +7,8 @@
 //! {"manifest_version": 1,
 //!  "http": [{"destination": "https://*.vendor.example", "purpose": "uploads results"}],
 //!  "directories": [{"name": "input", "access": "read-only", "purpose": "files to process"}],
-//!  "config": [{"key": "api_key", "description": "the vendor's API key", "secret": true}]}
+//!  "config": [{"key": "api_key", "description": "the vendor's API key", "secret": true}],
+//!  "fleet": {"purpose": "checks the other handlers' health"}}
 //! ```
 //!
 //! A component without the section asks for nothing.
@@ -45,6 +46,18 @@ pub struct Manifest {
     /// Configuration values and secrets, by key.
     #[serde(default)]
     pub config: Vec<ConfigRequest>,
+    /// The read-only view of the host's handlers, the host and the machine (the `fleet`
+    /// import); a component that imports it must ask for it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetRequest>,
+}
+
+/// The `fleet` view, asked for with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRequest {
+    /// What the component does with what it sees.
+    pub purpose: String,
 }
 
 /// What a component says it is, read without running it (`describe()` says the same once it
@@ -223,7 +236,10 @@ impl Manifest {
 
     /// Whether it asks for nothing.
     pub fn is_empty(&self) -> bool {
-        self.http.is_empty() && self.directories.is_empty() && self.config.is_empty()
+        self.http.is_empty()
+            && self.directories.is_empty()
+            && self.config.is_empty()
+            && self.fleet.is_none()
     }
 
     /// The directory asked for under `name`.

@@ -9,8 +9,8 @@ pub mod grant;
 pub mod manifest;
 
 pub use destination::{Destination, DestinationError, Host};
-pub use grant::{Effective, Grant, GrantId, GrantSpec, Mount, Review, SecretRef};
-pub use manifest::{Access, Manifest, ManifestError};
+pub use grant::{Effective, FleetAccess, Grant, GrantId, GrantSpec, Mount, Review, SecretRef};
+pub use manifest::{Access, FleetRequest, Manifest, ManifestError};
 
 /// What a call used, as recorded with its execution.
 #[derive(
@@ -27,6 +27,13 @@ pub struct CallUsage {
     pub bytes_in: u64,
     /// The directories the call was given (by the name the component uses).
     pub directories: Vec<String>,
+    /// Fleet requests made (refused ones too).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fleet_requests: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CallUsage {

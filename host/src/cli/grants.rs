@@ -47,6 +47,13 @@ pub enum GrantWhat {
         /// `env:NAME` or `file:PATH`.
         reference: String,
     },
+    /// The read-only fleet view: the host's handlers, the host and the machine, recent
+    /// executions, the nodes (revoke it as `fleet fleet`).
+    Fleet {
+        /// Let its pings call plugins (`describe`, which loads a cold plugin).
+        #[arg(long)]
+        call_plugins: bool,
+    },
 }
 
 /// `plugins grant`.
@@ -74,6 +81,7 @@ pub async fn grant(
         GrantWhat::Secret { key, reference } => {
             json!({"kind": "secret", "key": key, "reference": reference})
         }
+        GrantWhat::Fleet { call_plugins } => json!({"kind": "fleet", "call_plugins": call_plugins}),
     };
     let result = async {
         let c = Client::new(config, client)?;

@@ -258,6 +258,10 @@ pub fn grant_text(spec: &crate::capability::GrantSpec) -> String {
         GrantSpec::Directory { .. } => format!("granted {}", spec.shown().unwrap_or_default()),
         GrantSpec::Config { value, .. } => format!("granted = {value:?}"),
         GrantSpec::Secret { reference, .. } => format!("granted from {reference}"),
+        GrantSpec::Fleet { call_plugins: true } => "granted, pings may call plugins".into(),
+        GrantSpec::Fleet {
+            call_plugins: false,
+        } => "granted".into(),
     }
 }
 

@@ -3,6 +3,17 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
+    imports: {
+        // The fleet view answers from the host's handlers, store and remote peers: every one of
+        // its functions may wait.
+        "schedulezero:handler/fleet.handlers": async,
+        "schedulezero:handler/fleet.ping": async,
+        "schedulezero:handler/fleet.remote-metrics": async,
+        "schedulezero:handler/fleet.host": async,
+        "schedulezero:handler/fleet.executions": async,
+        "schedulezero:handler/fleet.nodes": async,
+        "schedulezero:handler/fleet.last-result": async,
+    },
     exports: { default: async },
 });
 

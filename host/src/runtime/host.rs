@@ -1,7 +1,7 @@
 //! The state a guest's store carries, and what the guest can reach through it: a deny-by-default
 //! WASI context (no environment, no sockets; stdout and stderr into the host's log; only the
 //! directories granted), `wasi:http` held to the grants ([`super::outbound`]), the `log` and
-//! `config` imports of the contract, and the memory limiter.
+//! `config` imports of the contract (`fleet` is in [`super::fleet`]), and the memory limiter.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,6 +82,11 @@ impl HostState {
     /// Ends a call: requests are refused until the next one.
     pub fn end_call(&mut self) {
         self.hooks.call = None;
+    }
+
+    /// The call running now.
+    pub(super) fn call(&self) -> Option<Arc<CallNet>> {
+        self.hooks.call.clone()
     }
 
     /// Records a refusal of the current call.

@@ -258,7 +258,9 @@ fn explain(
     result: Result<String, InvokeError>,
     usage: &super::outbound::Usage,
 ) -> Result<String, InvokeError> {
-    let join = |said: String, host: Vec<String>| {
+    let join = |said: String, mut host: Vec<String>| {
+        // What the handler passed on as it was told needs no second mention.
+        host.retain(|h| !said.contains(h.as_str()));
         if host.is_empty() {
             said
         } else {

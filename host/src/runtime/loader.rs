@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The `fleet` import, by its interface name (any version).
+const FLEET_IMPORT: &str = "schedulezero:handler/fleet";
+
 use chrono::Utc;
 
 use tokio::sync::Semaphore;
@@ -353,6 +356,18 @@ impl Runtime {
                 let manifest = Manifest::read(&wasm)
                     .map_err(|e| LoadError::Manifest(e.to_string()))?
                     .unwrap_or_default();
+                // The fleet view is only for a component that says it wants it: one that imports
+                // it without asking is refused before it runs.
+                let imports_fleet = component
+                    .component_type()
+                    .imports(&engine)
+                    .any(|(name, _)| name.starts_with(FLEET_IMPORT));
+                if imports_fleet && manifest.fleet.is_none() {
+                    return Err(LoadError::Manifest(format!(
+                        "the component imports `{FLEET_IMPORT}` but its manifest does not request \
+                         `fleet`: request it (with the SDK, `fleet` in `Handler::CAPABILITIES`)"
+                    )));
+                }
                 Ok::<_, LoadError>((
                     sha256,
                     wasm.len() as u64,

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod events;
 mod files;
+pub mod fleet;
 mod grants;
 mod host;
 mod instance;
@@ -88,6 +89,8 @@ pub struct Runtime {
     tls: Arc<Tls>,
     /// The keys trusted to sign components.
     trust: Arc<crate::trust::TrustStore>,
+    /// What the `fleet` import shows, once the host has set it.
+    fleet: std::sync::OnceLock<Arc<dyn fleet::FleetView>>,
 }
 
 /// What runtimes over one engine share: everything that costs to build.
@@ -164,6 +167,15 @@ impl Runtime {
             events: Arc::default(),
             tls: shared.tls,
             trust: shared.trust,
+            fleet: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets what the `fleet` import shows (once: the host's handlers, store and samplers, built
+    /// after the runtime). Until then, and in a runtime outside a host, it answers `unavailable`.
+    pub fn set_fleet(&self, view: Arc<dyn fleet::FleetView>) {
+        if self.fleet.set(view).is_err() {
+            tracing::warn!("the fleet view was set twice; the first one stays");
         }
     }
 
@@ -342,6 +354,7 @@ impl Runtime {
             usage: outbound::Usage::default(),
             meter: counters.http.clone(),
             tls: self.tls.clone(),
+            fleet: self.fleet.get().cloned(),
         });
         // Set once an instance is running the call: a timeout before that discarded nothing.
         let in_guest = AtomicBool::new(false);
@@ -415,6 +428,51 @@ impl Runtime {
         });
         *usage = Some(used);
         result
+    }
+
+    /// A no-op call of plugin `name` (its `describe`), within `timeout`: loads it when cold,
+    /// takes an instance as a call would, and returns how long that took. Not counted among its
+    /// calls (a health check would otherwise be most of an idle plugin's traffic).
+    pub async fn probe(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<std::time::Duration, InvokeError> {
+        let started = Instant::now();
+        let plugin = match self.plugin(name) {
+            Some(p) => p,
+            None => self.load_on_first_use(name).await?,
+        };
+        let limits = &plugin.settings.limits;
+        let limit = timeout.min(limits.timeout);
+        let deadline = Instant::now() + limit;
+        plugin.touch();
+        plugin.busy.fetch_add(1, Ordering::AcqRel);
+        let _ended = CallEnds(&plugin);
+        let grants = self.effective_for(&plugin);
+        let probe = async {
+            let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
+            let reuse = plugin.settings.reuse_instances;
+            let (mut instance, _) = self
+                .checkout(
+                    &plugin,
+                    &loaded,
+                    reuse,
+                    deadline,
+                    load_ns.unwrap_or(0),
+                    &grants,
+                )
+                .await?;
+            let described = instance.describe(limits, deadline).await;
+            if described.is_ok() && reuse {
+                self.check_in(&plugin, &loaded, instance);
+            }
+            described.map(drop)
+        };
+        match tokio::time::timeout_at(deadline.into(), probe).await {
+            Ok(r) => r.map(|()| started.elapsed()),
+            Err(_) => Err(InvokeError::Timeout(limit)),
+        }
     }
 
     fn plugins_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {

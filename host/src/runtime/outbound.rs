@@ -37,6 +37,10 @@ pub struct HttpLimits {
     between_bytes: Duration,
     max_response_bytes: u64,
     max_requests: u32,
+    /// Fleet requests one call may make.
+    pub fleet_max_requests: u32,
+    /// How long a fleet ping or metrics request waits for its handler.
+    pub fleet_ping_timeout: Duration,
 }
 
 impl HttpLimits {
@@ -48,6 +52,8 @@ impl HttpLimits {
             between_bytes: limits.http_between_bytes_timeout,
             max_response_bytes: limits.http_max_response_bytes,
             max_requests: limits.http_max_requests,
+            fleet_max_requests: limits.fleet_max_requests,
+            fleet_ping_timeout: limits.fleet_ping_timeout,
         }
     }
 
@@ -181,6 +187,8 @@ pub struct Usage {
     requests: AtomicU32,
     /// Requests that reached their destination.
     sent: AtomicU32,
+    /// Fleet requests asked for (refused ones too): held to `fleet_max_requests`.
+    pub(super) fleet_requests: AtomicU32,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
     hosts: Mutex<std::collections::BTreeSet<String>>,
@@ -226,6 +234,7 @@ impl Usage {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             directories,
+            fleet_requests: self.fleet_requests.load(Ordering::Relaxed),
         }
     }
 }
@@ -254,6 +263,8 @@ pub struct CallNet {
     pub meter: Arc<HttpMeter>,
     /// TLS settings.
     pub tls: Arc<Tls>,
+    /// The host's fleet view, when the runtime runs in a host.
+    pub fleet: Option<Arc<dyn super::fleet::FleetView>>,
 }
 
 /// The `wasi:http` hooks of one instance: the current call's settings, or none between calls

@@ -92,6 +92,29 @@ pub struct HandlerTotals {
     pub error: u64,
 }
 
+/// One handler's attempts that started since a time (the fleet view's recent window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HandlerWindow {
+    /// The handler.
+    pub handler_id: String,
+    /// Attempts, in all (skipped and missed fire times not counted: they did not run).
+    pub total: u64,
+    /// Succeeded.
+    pub success: u64,
+    /// Failed: error, retry, interrupted.
+    pub failed: u64,
+    /// Still running.
+    pub running: u64,
+    /// Mean duration of those that ended, in ms.
+    pub mean_ms: Option<f64>,
+    /// Longest duration of those that ended, in ms.
+    pub max_ms: Option<f64>,
+}
+
+/// A handler's attempts of one status in a window: handler, status, count, mean and longest
+/// duration (µs).
+type WindowRow = (String, String, i64, Option<f64>, Option<i64>);
+
 /// The attempts that started in one stretch of time, by status, with their durations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineBucket {
@@ -369,6 +392,84 @@ impl Store {
         .await?);
         stats.lifetime_executions = u64::try_from(lifetime).unwrap_or(0);
         Ok(stats)
+    }
+
+    /// Each handler's attempts that started at or after `since`, by handler id.
+    pub async fn executions_by_handler_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<HandlerWindow>, StoreError> {
+        let rows: Vec<WindowRow> = on!(&self.db, pool => sqlx::query(
+            "SELECT handler_id, status, COUNT(*) AS n, \
+             CAST(AVG(duration_us) AS DOUBLE PRECISION) AS mean_us, MAX(duration_us) AS max_us \
+             FROM executions WHERE started_us >= $1 AND status NOT IN ('skipped', 'missed') \
+             GROUP BY handler_id, status ORDER BY handler_id",
+        )
+            .bind(since.timestamp_micros())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((
+                row.col("handler_id")?,
+                row.col("status")?,
+                row.col("n")?,
+                row.col("mean_us")?,
+                row.col("max_us")?,
+            )))
+            .collect::<Result<_, sqlx::Error>>()?);
+        let mut out: Vec<HandlerWindow> = Vec::new();
+        // Per handler: the sum and count behind the mean, over the statuses that ended.
+        let mut weights: Vec<(f64, u64)> = Vec::new();
+        for (handler, status, n, mean_us, max_us) in rows {
+            if out.last().is_none_or(|w| w.handler_id != handler) {
+                out.push(HandlerWindow {
+                    handler_id: handler,
+                    ..HandlerWindow::default()
+                });
+                weights.push((0.0, 0));
+            }
+            let (Some(w), Some(weight)) = (out.last_mut(), weights.last_mut()) else {
+                continue;
+            };
+            let n = u64::try_from(n).unwrap_or(0);
+            w.total += n;
+            match ExecutionStatus::parse(&status).map_err(corrupt)? {
+                ExecutionStatus::Success => w.success += n,
+                ExecutionStatus::Running => w.running += n,
+                _ => w.failed += n,
+            }
+            if let Some(mean) = mean_us {
+                weight.0 += mean * n as f64;
+                weight.1 += n;
+            }
+            if let Some(max) = max_us {
+                let max = max as f64 / 1000.0;
+                w.max_ms = Some(w.max_ms.map_or(max, |m: f64| m.max(max)));
+            }
+        }
+        for (w, (sum, n)) in out.iter_mut().zip(weights) {
+            if n > 0 {
+                w.mean_ms = Some(sum / n as f64 / 1000.0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The result of the latest successful attempt of `method` of `handler`, if any.
+    pub async fn last_result(
+        &self,
+        handler: &str,
+        method: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = on!(&self.db, pool => sqlx::query_as(
+            "SELECT result FROM executions WHERE handler_id = $1 AND method = $2 \
+             AND status = 'success' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(handler)
+        .bind(method)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.and_then(|(r,)| r))
     }
 
     /// The attempts started between `since` and `until`, counted per bucket: every bucket of

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use self::db::{Db, Turn, Writer, Writes};
 
 pub use self::executions::{
-    Completion, ExecutionQuery, ExecutionStats, HandlerTotals, NewExecution, Retention,
-    TimelineBucket, TimelineQuery, params_summary,
+    Completion, ExecutionQuery, ExecutionStats, HandlerTotals, HandlerWindow, NewExecution,
+    Retention, TimelineBucket, TimelineQuery, params_summary,
 };
 pub use self::grants::GrantEvent;
 pub use self::handlers::{HandlerKind, HandlerRecord};

@@ -222,6 +222,7 @@ impl Handler for CloudProcessor {
             ),
             Setting::secret("api_key", "The vendor's API key, sent as a bearer token."),
         ],
+        ..Capabilities::NONE
     };
 
     fn methods(m: &mut Methods<Self>) {

@@ -367,6 +367,7 @@ impl Handler for Misbehave {
             Setting::value("anything", "A plain value."),
             Setting::secret("token", "A secret."),
         ],
+        ..Capabilities::NONE
     };
 
     fn methods(m: &mut Methods<Self>) {
