@@ -1081,6 +1081,43 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_view_is_granted_in_the_file_as_true_or_with_its_option() {
+        use crate::capability::GrantSpec;
+        let specs = |toml: &str| {
+            let c = Config::from_toml(toml).unwrap();
+            c.validate().unwrap();
+            c.plugins["conductor"].grant_specs().unwrap()
+        };
+        assert_eq!(
+            specs("[plugins.conductor]\nfleet = true\n"),
+            vec![GrantSpec::Fleet {
+                call_plugins: false
+            }]
+        );
+        assert_eq!(
+            specs("[plugins.conductor]\nfleet = { call_plugins = true }\n"),
+            vec![GrantSpec::Fleet { call_plugins: true }]
+        );
+        assert_eq!(specs("[plugins.conductor]\nfleet = false\n"), vec![]);
+        assert!(Config::from_toml("[plugins.conductor]\nfleet = { calls = true }\n").is_err());
+        // Its limits, globally and per plugin.
+        let c = Config::from_toml(
+            "[limits]\nfleet_max_requests = 5\n\
+             [plugins.conductor.limits]\nfleet_ping_timeout = \"250ms\"\n",
+        )
+        .unwrap();
+        let l = c.limits_for("conductor");
+        assert_eq!(
+            (l.fleet_max_requests, l.fleet_ping_timeout),
+            (5, Duration::from_millis(250))
+        );
+        let mut zero = Config::from_toml("[limits]\nfleet_max_requests = 0\n").unwrap();
+        assert!(zero.validate().is_err());
+        zero.limits.fleet_max_requests = 1;
+        zero.validate().unwrap();
+    }
+
+    #[test]
     fn the_listen_address_may_be_a_host_name() {
         let mut c = Config::default();
         c.server.listen = "localhost:8888".into();

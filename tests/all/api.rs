@@ -908,7 +908,7 @@ async fn host_info_and_handlers_in_v1() {
     let (status, info) = host.get("/api/v1/host").await;
     assert_eq!(status, 200);
     assert_eq!(info["pid"].as_u64(), Some(u64::from(host.pid())));
-    assert_eq!(info["plugins"], 3);
+    assert_eq!(info["plugins"], 4);
     let database = if crate::support::on_postgres() {
         "postgres"
     } else {
@@ -926,7 +926,7 @@ async fn host_info_and_handlers_in_v1() {
         json!({"status": "ok", "store": "ok", "storage": null, "auth": "none"})
     );
     let (_, handlers) = host.get("/api/v1/handlers").await;
-    assert_eq!(handlers["handlers"].as_array().unwrap().len(), 3);
+    assert_eq!(handlers["handlers"].as_array().unwrap().len(), 4);
     let (status, dd) = host.get("/api/v1/handlers/ding-dong").await;
     assert_eq!(status, 200);
     assert_eq!(dd["kind"], "wasm");

@@ -60,7 +60,7 @@ pub(crate) async fn python_peer(
 
 /// The Rust SDK's example handler (`sdk/remote/examples/hello_handler.rs`), which
 /// `cargo test --workspace` builds beside this test binary.
-async fn rust_peer(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+pub(crate) async fn rust_peer(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
     peer(&rust_example(), &[], env).await
 }
 

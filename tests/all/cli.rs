@@ -102,7 +102,7 @@ fn plugins_list_and_inspect() {
     let out = run_cli(data.path(), &["plugins", "list", "--json", "--local"], &[]);
     let list = stdout_json(&out);
     let plugins = list["plugins"].as_array().unwrap();
-    assert_eq!(plugins.len(), 3);
+    assert_eq!(plugins.len(), 4);
     assert!(
         plugins.iter().all(|p| p["artifact"]["cached"] == true),
         "second run loads from the cache: {list}"

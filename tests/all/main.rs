@@ -14,6 +14,7 @@ mod dashboard;
 mod ding_dong;
 mod dispatch;
 mod faults;
+mod fleet;
 mod host;
 mod lifecycle;
 mod loading;

@@ -362,5 +362,5 @@ async fn plugins_list_shows_a_running_hosts_plugins_with_their_state() {
         &[],
     );
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["plugins"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["plugins"].as_array().unwrap().len(), 4);
 }

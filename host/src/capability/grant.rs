@@ -675,4 +675,54 @@ mod tests {
         assert_eq!(r.unrequested.len(), 1);
         assert_eq!(r.unrequested[0].spec.id().name, "region");
     }
+
+    #[test]
+    fn the_fleet_view_is_granted_only_where_requested() {
+        let fleet = grant(r#"{"kind":"fleet","call_plugins":true}"#);
+        assert_eq!(fleet.spec.id().kind, "fleet");
+        assert_eq!(
+            fleet.spec.shown().as_deref(),
+            Some("pings may call plugins")
+        );
+        // Not requested: refused, and it gives nothing.
+        let m = manifest();
+        assert_eq!(
+            fleet.spec.check("p", &m),
+            Err("p does not request `fleet`".into())
+        );
+        assert_eq!(Effective::new(&m, std::slice::from_ref(&fleet)).fleet, None);
+        assert_eq!(
+            review(&m, std::slice::from_ref(&fleet)).unrequested.len(),
+            1
+        );
+        // Requested: granted, with its option; the review lists it.
+        let asks = Manifest::from_json(
+            br#"{"manifest_version":1,"fleet":{"purpose":"watches the others"}}"#,
+        )
+        .unwrap();
+        assert!(fleet.spec.check("p", &asks).is_ok());
+        assert_eq!(
+            Effective::new(&asks, std::slice::from_ref(&fleet)).fleet,
+            Some(FleetAccess { call_plugins: true })
+        );
+        let plain = grant(r#"{"kind":"fleet"}"#);
+        assert_eq!(
+            Effective::new(&asks, std::slice::from_ref(&plain)).fleet,
+            Some(FleetAccess {
+                call_plugins: false
+            })
+        );
+        let r = review(&asks, &[]);
+        assert_eq!(
+            (
+                r.requested[0].kind.as_str(),
+                r.requested[0].purpose.as_str()
+            ),
+            ("fleet", "watches the others")
+        );
+        assert!(!r.requested[0].is_granted());
+        assert!(review(&asks, &[plain]).requested[0].is_granted());
+        // Its only field is the option.
+        assert!(serde_json::from_str::<GrantSpec>(r#"{"kind":"fleet","key":"x"}"#).is_err());
+    }
 }

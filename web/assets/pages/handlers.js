@@ -150,13 +150,15 @@ function grantText(g) {
     case "directory": return g.access ? `${g.path} (${g.access})` : g.path;
     case "config": return g.value;
     case "secret": return g.reference;
+    case "fleet": return g.call_plugins ? "granted, pings may call plugins" : "granted";
     default: return "";
   }
 }
 
 /** The name a grant is revoked by. */
 function grantName(g) {
-  return g.kind === "http" ? g.destination : g.kind === "directory" ? g.name : g.key;
+  return g.kind === "http" ? g.destination : g.kind === "directory" ? g.name
+    : g.kind === "fleet" ? "fleet" : g.key;
 }
 
 function capabilitiesCard(view) {
@@ -214,7 +216,32 @@ function requestRow(plugin, r) {
     h("td", { class: "actions-cell" }, grantForm(plugin, r)));
 }
 
+/** The fleet view takes no value: a choice whether its pings may call plugins. */
+function fleetForm(plugin, r) {
+  const calls = h("input", {
+    type: "checkbox", name: "call_plugins",
+    "aria-label": `Let ${plugin}'s pings call plugins`,
+  });
+  const onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      await api(`/api/v1/plugins/${encodeURIComponent(plugin)}/grants`, {
+        method: "POST", body: { kind: "fleet", call_plugins: calls.checked },
+        headers: { "X-ScheduleZero-Actor": "dashboard" },
+      });
+      ctx.toast(`${plugin}: ${r.kind} granted.`);
+      ctx.refresh();
+    } catch (e) {
+      ctx.toast(`${plugin}: ${e.message}`, "error");
+    }
+  };
+  return h("form", { class: "grant-form", onsubmit },
+    h("label", { class: "small-text" }, calls, " pings call plugins"),
+    h("button", { type: "submit", class: "small" }, "Grant"));
+}
+
 function grantForm(plugin, r) {
+  if (r.kind === "fleet") return fleetForm(plugin, r);
   const input = GRANT_INPUT[r.kind] || GRANT_INPUT.config;
   const field = h("input", {
     type: "text", name: "value", required: true, placeholder: input.placeholder,
