@@ -14,6 +14,10 @@ host. Every message is one frame of JSON:
 5. on SIGTERM or SIGINT, send {"method": "report_status", "params": {"handler_id", "status":
    "offline"}} and exit.
 
+Besides its own methods it answers `get_metrics` with its process's figures (resident memory,
+CPU use since the previous ask, threads, uptime, calls served), which the host's fleet view and
+the conductor show; a handler without it keeps working, shown as "not reported".
+
     pip install pyzmq
     SCHEDULEZERO_ZMQ=tcp://127.0.0.1:4242 python3 examples/python/hello_handler.py
 
@@ -29,6 +33,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import secrets
 import signal
 import threading
@@ -91,6 +96,29 @@ def add(params):
 
 METHODS = {"say_hello": say_hello, "add": add}
 
+STARTED = time.monotonic()
+SERVED = {"calls": 0, "cpu": None}
+
+
+def get_metrics():
+    """The process's own figures, from the standard library and /proc where there is one."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    now = time.monotonic()
+    percent = None
+    if SERVED["cpu"] is not None and now > SERVED["cpu"][0]:
+        percent = round((cpu - SERVED["cpu"][1]) / (now - SERVED["cpu"][0]) * 100, 1)
+    SERVED["cpu"] = (now, cpu)
+    rss = None
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        rss = usage.ru_maxrss * 1024  # the peak, in KiB on Linux: better than nothing
+    return {"rss_bytes": rss, "cpu_percent": percent, "threads": threading.active_count(),
+            "uptime_seconds": int(now - STARTED), "calls_served": SERVED["calls"],
+            "pid": os.getpid(), "status": "ok"}
+
 
 def ask_host(ctx, message, timeout_ms=TIMEOUT_MS):
     """One request to the host on a fresh REQ socket (a REQ socket is unusable after a timeout)."""
@@ -137,8 +165,11 @@ def answer(request):
     params = request.get("params") or {}
     if method == "ping":
         return {"success": True, "message": "pong", "handler_id": HANDLER_ID}
+    if method == "get_metrics":
+        return {"success": True, **get_metrics()}
     if method not in METHODS:
         return {"success": False, "error": "Unknown method: " + str(method)}
+    SERVED["calls"] += 1
     try:
         result = METHODS[method](params)
     except Exception as e:  # the handler's failure is the caller's answer, not a crash

@@ -154,9 +154,12 @@ pub(crate) fn built() -> &'static Built {
             "cargo package of the SDK",
         );
         let crate_file = work.join("package/package/schedulezero-sdk-0.1.0.crate");
+        // Unpacked with fresh times (`m`): the build's target directory outlives this folder, and
+        // with the files' packaged times cargo would take an SDK built from an older copy as
+        // up to date.
         run(
             Command::new("tar")
-                .arg("xzf")
+                .arg("xzmf")
                 .arg(&crate_file)
                 .arg("-C")
                 .arg(&work),

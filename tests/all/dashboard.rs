@@ -515,7 +515,7 @@ async fn the_dashboard_runs_a_schedule_from_its_form_to_its_executions() {
 
     // --- every page on a phone: nothing wider than the screen -------------------------------
     b.c().set_window_size(390, 844).await.unwrap();
-    for page in ["", "schedules", "handlers", "executions"] {
+    for page in ["", "schedules", "handlers", "executions", "fleet"] {
         b.goto(&format!("{}/#/{page}", host.url)).await;
         b.el("main h1").await;
         b.live("the page has loaded").await;
@@ -960,4 +960,55 @@ async fn register_gone(zmq: &str) {
         let reply: Value = serde_json::from_slice(reply.get(0).expect("frame")).expect("JSON");
         assert_eq!(reply["success"], true, "{reply}");
     }
+}
+
+/// The Fleet page: how to set the conductor up while it has never run; the fleet view granted
+/// from the Handlers page; then the conductor's latest results, health over time included.
+#[tokio::test]
+async fn the_fleet_page_shows_what_the_conductor_saw() {
+    let host = TestHost::start();
+    let mut b = Browser::start("fleet").await;
+    b.goto(&format!("{}/#/fleet", host.url)).await;
+    b.xpath("//*[@id='fleet-never']//pre[contains(., 'plugins grant conductor fleet')]")
+        .await;
+    b.shot("fleet-never-ran").await;
+
+    // Granted from the Handlers page: the fleet view has no value, a choice of plugin calls.
+    b.goto(&format!("{}/#/handlers", host.url)).await;
+    let row = "section[data-plugin='conductor'] tr[data-kind='fleet']";
+    b.click(&format!("{row} input[name='call_plugins']")).await;
+    b.click(&format!("{row} button[type='submit']")).await;
+    b.xpath("//section[@data-plugin='conductor']//tr[@data-kind='fleet']//td[contains(., 'pings may call plugins')]")
+        .await;
+    let (_, grants) = host.get("/api/v1/plugins/conductor/grants").await;
+    assert_eq!(grants["events"][0]["actor"], "dashboard", "{grants}");
+
+    for method in [
+        "health_check",
+        "collect_metrics",
+        "get_system_metrics",
+        "health_check",
+    ] {
+        let (status, v) = host
+            .post(
+                "/api/v1/handlers/conductor/call",
+                &json!({"method": method, "params": {}}),
+            )
+            .await;
+        assert_eq!((status, &v["error"]), (200, &Value::Null), "{v}");
+    }
+    b.goto(&format!("{}/#/fleet", host.url)).await;
+    b.xpath("//*[@id='fleet-health']//tr[@data-handler='ding-dong'][@data-alive='true']")
+        .await;
+    b.xpath("//*[@id='fleet-health']//*[contains(., '100.0 %')]")
+        .await;
+    b.xpath("//*[@id='fleet-metrics']//tr[@data-handler='conductor'][@data-kind='plugin']")
+        .await;
+    b.xpath("//*[@id='fleet-system']//*[contains(., 'cores')]")
+        .await;
+    // Two health checks: a line of two points.
+    b.el(".charts svg polyline.c-health").await;
+    b.shot("fleet").await;
+    b.assert_no_console_errors().await;
+    b.close().await;
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::bridge::{endpoint, rust_peer};
+use crate::bridge::{PYTHON_WORKER, endpoint, python_peer, rust_peer};
 use crate::host::TestHost;
 use crate::support::{TestConfig, builtin_plugins};
 
@@ -384,4 +384,79 @@ async fn the_conductor_is_scheduled_through_the_compatible_api() {
     assert_eq!(latest["method_name"], "collect_metrics", "{log}");
     assert_eq!(latest["result"]["summary"]["total_handlers"], 4, "{log}");
     assert_eq!(latest["result"]["summary"]["alive_count"], 4, "{log}");
+}
+
+/// Remote handlers report their own process figures when they implement `get_metrics` (the
+/// Python example and every handler of the Rust SDK do); a handler written for the Python
+/// ScheduleZero that does not is shown as "not reported" and keeps working.
+#[tokio::test]
+async fn remote_handlers_report_their_own_figures_or_are_shown_as_not_reporting() {
+    let host = TestHost::start_with_config("[plugins.conductor]\nfleet = true\n");
+    let zmq = endpoint(&host).await;
+    let example = crate::support::repo_root().join("examples/python/hello_handler.py");
+    let (_py, line) = python_peer(
+        &[example.to_str().unwrap()],
+        &[
+            ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+            ("HANDLER_ID", "py-hello"),
+        ],
+    )
+    .await;
+    assert!(line.starts_with("py-hello registered"), "{line}");
+    let (_rs, line) = rust_peer(&[
+        ("SCHEDULEZERO_ZMQ", zmq.as_str()),
+        ("HANDLER_ID", "rs-hello"),
+    ])
+    .await;
+    assert!(line.starts_with("rs-hello registered"), "{line}");
+    let (_old, _) = python_peer(&["-c", PYTHON_WORKER, zmq.as_str()], &[]).await;
+
+    // A call each, counted by the handlers themselves.
+    for (handler, method, params) in [
+        ("py-hello", "add", json!({"a": 1, "b": 2})),
+        ("rs-hello", "add", json!({"a": 1, "b": 2})),
+    ] {
+        let (status, v) = host
+            .post(
+                &format!("/api/v1/handlers/{handler}/call"),
+                &json!({"method": method, "params": params}),
+            )
+            .await;
+        assert_eq!((status, &v["error"]), (200, &Value::Null), "{v}");
+    }
+    let metrics = conductor(&host, "collect_metrics", json!({}))
+        .await
+        .unwrap();
+    for handler in ["py-hello", "rs-hello"] {
+        let m = &metrics["handlers"][handler];
+        assert_eq!(
+            (m["kind"].as_str(), m["alive"].as_bool()),
+            (Some("remote"), Some(true)),
+            "{m}"
+        );
+        let own = &m["metrics"];
+        assert!(own["memory_mb"].as_f64().unwrap() > 1.0, "{handler}: {m}");
+        assert!(own["threads"].as_u64().unwrap() >= 1, "{handler}: {m}");
+        assert_eq!(own["calls_served"], 1, "{handler}: {m}");
+        assert_eq!(own["status"], "ok", "{handler}: {m}");
+    }
+    assert_eq!(
+        metrics["handlers"]["py-worker"]["metrics"], "not reported",
+        "{metrics}"
+    );
+    assert_eq!(metrics["handlers"]["py-worker"]["alive"], true, "{metrics}");
+    assert_eq!(metrics["summary"]["alive_count"], 7, "{metrics}");
+    // The plugins' memory and the two reporting processes' resident memory.
+    assert!(
+        metrics["summary"]["total_memory_mb"].as_f64().unwrap() > 2.0,
+        "{metrics}"
+    );
+    // It still serves its own methods.
+    let (status, v) = host
+        .post(
+            "/api/v1/handlers/py-worker/call",
+            &json!({"method": "add", "params": {"a": 2, "b": 3}}),
+        )
+        .await;
+    assert_eq!((status, v["result"].clone()), (200, json!(5)), "{v}");
 }

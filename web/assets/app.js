@@ -7,13 +7,14 @@ import overview from "./pages/overview.js";
 import schedules from "./pages/schedules.js";
 import handlers from "./pages/handlers.js";
 import executions from "./pages/executions.js";
+import fleet from "./pages/fleet.js";
 
 /** How often the page on view is refreshed while the tab is visible. */
 const POLL_MS = 3000;
 /** How long to wait before trying again when the host does not answer. */
 const RETRY_MS = 5000;
 
-const PAGES = { overview, schedules, handlers, executions };
+const PAGES = { overview, schedules, handlers, executions, fleet };
 
 const view = document.getElementById("view");
 const conn = document.getElementById("conn");

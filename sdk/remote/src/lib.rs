@@ -45,6 +45,8 @@
 pub mod signing;
 pub mod wire;
 
+mod process;
+
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
@@ -473,6 +475,7 @@ impl Bound {
             socket: self.socket,
             methods: self.methods,
             runtime: tokio::runtime::Handle::current(),
+            figures: process::Figures::new(),
         };
         let mut serving = std::pin::pin!(on_own_thread("schedulezero-remote", server.run(stopped)));
         let served = tokio::select! {
@@ -496,6 +499,8 @@ struct Server {
     methods: HashMap<String, Method>,
     /// Where methods run.
     runtime: tokio::runtime::Handle,
+    /// What `get_metrics` reports.
+    figures: process::Figures,
 }
 
 impl Server {
@@ -562,9 +567,15 @@ impl Server {
                 "handler_id": self.link.registration.handler_id,
             });
         }
+        // The host's fleet view asks for the process's own figures; a method of that name that
+        // the handler registered answers instead.
+        if name == process::METHOD && !self.methods.contains_key(process::METHOD) {
+            return wire::success(self.figures.report());
+        }
         let Some(method) = self.methods.get(&name) else {
             return wire::failure(&format!("Unknown method: {name}"));
         };
+        self.figures.served();
         let params = match request.remove("params") {
             None | Some(Value::Null) => json!({}),
             Some(p) => p,
