@@ -7,9 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `fleet` import, by its interface name (any version).
-const FLEET_IMPORT: &str = "schedulezero:handler/fleet";
-
 use chrono::Utc;
 
 use tokio::sync::Semaphore;
@@ -31,6 +28,9 @@ use super::{
 };
 use crate::capability::Manifest;
 use crate::config::{DEFAULT_PLUGIN_MAX_INSTANCES, is_valid_plugin_name};
+
+/// The `fleet` import, by its interface name (any version).
+const FLEET_IMPORT: &str = "schedulezero:handler/fleet";
 
 /// The longest `describe()` may take when a plugin is loaded.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -57,7 +57,7 @@ use self::grants::GrantBook;
 use self::host::HostState;
 use self::instance::{Instance, Tracked, nanos};
 use self::metrics::InstanceStats;
-use self::outbound::{CallNet, HttpLimits, Tls};
+use self::outbound::{CallLimits, CallNet, Tls};
 use self::output::Capture;
 use self::plugin::Loaded;
 use crate::capability::{Effective, Grant, Review};
@@ -350,7 +350,7 @@ impl Runtime {
             plugin: plugin.name.clone(),
             run_id: ctx.run_id.clone(),
             effective: grants.1.clone(),
-            limits: HttpLimits::of(limits),
+            limits: CallLimits::of(limits),
             usage: outbound::Usage::default(),
             meter: counters.http.clone(),
             tls: self.tls.clone(),

@@ -29,9 +29,10 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use crate::capability::{CallUsage, Destination, Effective, Host, address};
 use crate::config::Limits;
 
-/// What a handler's requests are held to, from its limits.
+/// What a call's requests outside its instance (HTTP, and the fleet view's) are held to, from
+/// its plugin's limits.
 #[derive(Debug, Clone, Copy)]
-pub struct HttpLimits {
+pub struct CallLimits {
     connect: Duration,
     first_byte: Duration,
     between_bytes: Duration,
@@ -43,7 +44,7 @@ pub struct HttpLimits {
     pub fleet_ping_timeout: Duration,
 }
 
-impl HttpLimits {
+impl CallLimits {
     /// The limits of a plugin's calls.
     pub fn of(limits: &Limits) -> Self {
         Self {
@@ -256,7 +257,7 @@ pub struct CallNet {
     /// What the call may use.
     pub effective: Arc<Effective>,
     /// Its limits.
-    pub limits: HttpLimits,
+    pub limits: CallLimits,
     /// What it used and was refused.
     pub usage: Usage,
     /// The plugin's traffic counters.
@@ -441,7 +442,7 @@ impl CallNet {
     async fn open(
         &self,
         target: &Target,
-        limits: HttpLimits,
+        limits: CallLimits,
     ) -> Result<(hyper::client::conn::http1::SendRequest<Counted>, Connection), HttpError> {
         let addrs = self.resolve(target, limits.connect).await?;
         let stream = connect(&addrs, limits.connect).await?;
@@ -479,7 +480,7 @@ impl CallNet {
         mut request: http::Request<WasiBody>,
         mut sender: hyper::client::conn::http1::SendRequest<Counted>,
         mut conn: Connection,
-        limits: HttpLimits,
+        limits: CallLimits,
     ) -> SendResult {
         // The destination is the URI's, and so is the Host header: whatever the guest put there
         // is replaced.
