@@ -318,10 +318,7 @@ impl Runtime {
         usage: &mut Option<CallUsage>,
     ) -> Result<CallOutcome, InvokeError> {
         let started = Instant::now();
-        let plugin = match self.plugin(name) {
-            Some(p) => p,
-            None => self.load_on_first_use(name).await?,
-        };
+        let plugin = self.plugin_or_load(name).await?;
         let params = if params.trim().is_empty() {
             "null"
         } else {
@@ -359,18 +356,9 @@ impl Runtime {
         // Set once an instance is running the call: a timeout before that discarded nothing.
         let in_guest = AtomicBool::new(false);
         let call = async {
-            let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
             let reuse = plugin.settings.reuse_instances;
-            let (mut instance, instantiate_ns) = self
-                .checkout(
-                    &plugin,
-                    &loaded,
-                    reuse,
-                    deadline,
-                    load_ns.unwrap_or(0),
-                    &grants,
-                )
-                .await?;
+            let (loaded, mut instance, load_ns, instantiate_ns) =
+                self.instance_for(&plugin, deadline, &grants).await?;
             match (load_ns, instantiate_ns) {
                 (Some(load), Some(inst)) => counters.cold_start_latency.record(load + inst),
                 (None, Some(inst)) => counters.instantiate_latency.record(inst),
@@ -439,10 +427,7 @@ impl Runtime {
         timeout: std::time::Duration,
     ) -> Result<std::time::Duration, InvokeError> {
         let started = Instant::now();
-        let plugin = match self.plugin(name) {
-            Some(p) => p,
-            None => self.load_on_first_use(name).await?,
-        };
+        let plugin = self.plugin_or_load(name).await?;
         let limits = &plugin.settings.limits;
         let limit = timeout.min(limits.timeout);
         let deadline = Instant::now() + limit;
@@ -451,18 +436,9 @@ impl Runtime {
         let _ended = CallEnds(&plugin);
         let grants = self.effective_for(&plugin);
         let probe = async {
-            let (loaded, load_ns) = self.ensure_loaded(&plugin).await?;
             let reuse = plugin.settings.reuse_instances;
-            let (mut instance, _) = self
-                .checkout(
-                    &plugin,
-                    &loaded,
-                    reuse,
-                    deadline,
-                    load_ns.unwrap_or(0),
-                    &grants,
-                )
-                .await?;
+            let (loaded, mut instance, _, _) =
+                self.instance_for(&plugin, deadline, &grants).await?;
             let described = instance.describe(limits, deadline).await;
             if described.is_ok() && reuse {
                 self.check_in(&plugin, &loaded, instance);
@@ -473,6 +449,36 @@ impl Runtime {
             Ok(r) => r.map(|()| started.elapsed()),
             Err(_) => Err(InvokeError::Timeout(limit)),
         }
+    }
+
+    /// Plugin `name`, loaded on first use.
+    async fn plugin_or_load(&self, name: &str) -> Result<Arc<Plugin>, InvokeError> {
+        match self.plugin(name) {
+            Some(p) => Ok(p),
+            None => self.load_on_first_use(name).await,
+        }
+    }
+
+    /// The plugin loaded (from its artifact when cold) and an instance for a call; with the load
+    /// and instantiation times when it had to load or instantiate.
+    async fn instance_for(
+        &self,
+        plugin: &Plugin,
+        deadline: Instant,
+        grants: &(u64, Arc<Effective>),
+    ) -> Result<(Arc<Loaded>, Instance, Option<u64>, Option<u64>), InvokeError> {
+        let (loaded, load_ns) = self.ensure_loaded(plugin).await?;
+        let (instance, instantiate_ns) = self
+            .checkout(
+                plugin,
+                &loaded,
+                plugin.settings.reuse_instances,
+                deadline,
+                load_ns.unwrap_or(0),
+                grants,
+            )
+            .await?;
+        Ok((loaded, instance, load_ns, instantiate_ns))
     }
 
     fn plugins_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
