@@ -119,10 +119,13 @@ pub mod __private {
     use crate::__bindings::schedulezero::handler::types as wit;
     use crate::{Handler, HandlerError, JobContext, Methods};
 
-    /// The state of one instance: the handler value and its method table.
+    /// The state of one instance: the handler value, its method table, and its description
+    /// once built (the host asks again to check that a hot plugin answers: the schemas are
+    /// generated once per instance, not at every ask).
     pub struct Instance<H: Handler> {
         handler: H,
         methods: Methods<H>,
+        described: std::cell::OnceCell<wit::HandlerInfo>,
     }
 
     impl<H: Handler> Default for Instance<H> {
@@ -130,27 +133,32 @@ pub mod __private {
             Self {
                 handler: H::default(),
                 methods: Methods::collect(),
+                described: std::cell::OnceCell::new(),
             }
         }
     }
 
     impl<H: Handler> Instance<H> {
         pub fn describe(&self) -> wit::HandlerInfo {
-            let info = self.methods.info();
-            wit::HandlerInfo {
-                name: info.name,
-                version: info.version,
-                description: info.description,
-                methods: info
-                    .methods
-                    .into_iter()
-                    .map(|m| wit::MethodInfo {
-                        name: m.name,
-                        description: m.description,
-                        params_schema: m.params_schema,
-                    })
-                    .collect(),
-            }
+            self.described
+                .get_or_init(|| {
+                    let info = self.methods.info();
+                    wit::HandlerInfo {
+                        name: info.name,
+                        version: info.version,
+                        description: info.description,
+                        methods: info
+                            .methods
+                            .into_iter()
+                            .map(|m| wit::MethodInfo {
+                                name: m.name,
+                                description: m.description,
+                                params_schema: m.params_schema,
+                            })
+                            .collect(),
+                    }
+                })
+                .clone()
         }
 
         pub fn invoke(

@@ -1009,6 +1009,11 @@ async fn the_fleet_page_shows_what_the_conductor_saw() {
     // Two health checks: a line of two points.
     b.el(".charts svg polyline.c-health").await;
     b.shot("fleet").await;
+    // The last health check's detail: how many fleet requests it made and the time they took.
+    b.goto(&format!("{}/#/executions", host.url)).await;
+    b.click("#executions-table tbody tr[data-id] button").await;
+    b.xpath("//*[@id='detail-usage'][contains(., '4 fleet requests (')][contains(., ' ms)')]")
+        .await;
     b.assert_no_console_errors().await;
     b.close().await;
 }

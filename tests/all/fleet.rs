@@ -215,6 +215,17 @@ async fn pings_call_plugins_only_when_the_grant_says_so_and_requests_are_bounded
         .unwrap();
     assert_eq!(ping["alive"], true, "{ping}");
     assert!(ping["response_time_ms"].as_f64().unwrap() > 0.0, "{ping}");
+    // The time in fleet requests is recorded with the execution: at least the ping's call.
+    let (_, log) = host
+        .get("/api/v1/executions?handler=conductor&status=success&limit=1")
+        .await;
+    let usage = &log["executions"][0]["usage"];
+    assert_eq!(usage["fleet_requests"], 1, "{log}");
+    let pinged_us = ping["response_time_ms"].as_f64().unwrap() * 1000.0;
+    assert!(
+        usage["fleet_time_us"].as_f64().unwrap() >= pinged_us.floor(),
+        "{log} {ping}"
+    );
     let (_, plugin) = host.get("/api/v1/plugins/misbehave").await;
     assert_eq!(plugin["calls"], 0, "{plugin}");
     assert_eq!(plugin["state"], "hot", "{plugin}");
@@ -459,4 +470,52 @@ async fn remote_handlers_report_their_own_figures_or_are_shown_as_not_reporting(
         )
         .await;
     assert_eq!((status, v["result"].clone()), (200, json!(5)), "{v}");
+}
+
+/// `bench fleet` measures what it says: a health check over 100 plugins and 10 remote handlers
+/// makes 111 fleet requests, spends part of its time in them, and costs more with plugin calls
+/// (most of all when every plugin is cold) than with plugins answered from their state.
+#[tokio::test]
+async fn the_fleet_benchmark_times_a_health_check_over_110_handlers() {
+    let f = crate::support::run_bench("fleet", Duration::from_secs(300)).await;
+    assert_eq!(
+        (
+            f["plugins"].as_u64(),
+            f["remote_handlers"].as_u64(),
+            f["health_check_requests"].as_u64()
+        ),
+        (Some(100), Some(10), Some(111)),
+        "{f}"
+    );
+    let figure = |key: &str| f[key].as_f64().unwrap_or(f64::NAN);
+    for (total, in_fleet) in [
+        ("health_check_ms_p50", "health_check_fleet_ms_p50"),
+        (
+            "health_check_called_cold_ms",
+            "health_check_called_cold_fleet_ms",
+        ),
+        (
+            "health_check_called_ms_p50",
+            "health_check_called_fleet_ms_p50",
+        ),
+        ("collect_metrics_ms_p50", "collect_metrics_fleet_ms_p50"),
+    ] {
+        assert!(
+            0.0 < figure(in_fleet) && figure(in_fleet) < figure(total),
+            "{in_fleet} within {total}: {f}"
+        );
+    }
+    assert!(
+        figure("health_check_called_cold_ms") > figure("health_check_called_ms_p50"),
+        "{f}"
+    );
+    assert!(
+        figure("health_check_called_fleet_ms_p50") > figure("health_check_fleet_ms_p50"),
+        "{f}"
+    );
+    assert!(
+        figure("ping_remote_us_p50") > figure("ping_plugin_state_us_p50"),
+        "a round trip over ZeroMQ costs more than reading a plugin's state: {f}"
+    );
+    assert!(figure("ping_plugin_call_us_p50") > 0.0, "{f}");
 }

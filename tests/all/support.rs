@@ -233,10 +233,12 @@ pub fn new_schedule(
 }
 
 /// Runs `schedulezero bench NAME --quick --json` to its end (within `limit`) and returns its
-/// figures.
+/// figures. The artifacts its hosts compile go to a folder removed afterwards.
 pub async fn run_bench(name: &str, limit: std::time::Duration) -> serde_json::Value {
+    let cache = tempfile::tempdir().expect("a cache folder");
     let out = tokio::process::Command::new(schedulezero_bin())
         .args(["--log", "warn", "bench", name, "--quick", "--json"])
+        .env("SCHEDULEZERO_BENCH_CACHE_DIR", cache.path())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(limit, out)

@@ -5,11 +5,13 @@
 //! the same call to a hot plugin) and the outbound HTTP benchmark ([`http`]: a hot component's GET
 //! against native Rust's, and cold starts) and the catalog benchmark ([`catalog`]: installing a
 //! signed component from a registry on loopback, and a host's install to first result) and the
-//! cluster benchmark ([`cluster`]: hosts on one PostgreSQL server started for the run). Each
-//! prints a table, or one JSON object with `--json`.
+//! cluster benchmark ([`cluster`]: hosts on one PostgreSQL server started for the run) and the
+//! fleet benchmark ([`fleet`]: the conductor's health check over 100 plugins and 10 remote
+//! handlers). Each prints a table, or one JSON object with `--json`.
 
 pub mod catalog;
 pub mod cluster;
+pub mod fleet;
 pub mod http;
 pub mod remote;
 pub mod runtime;

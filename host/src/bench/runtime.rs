@@ -466,32 +466,60 @@ fn write_hundred_plugins(dir: &Path) -> Result<Vec<String>, BenchError> {
     Ok(names)
 }
 
+/// Where the benchmarks' hosts keep their compiled artifacts: `SCHEDULEZERO_BENCH_CACHE_DIR`,
+/// or a folder of the system's temporary directory that survives between runs.
+fn artifact_cache() -> std::path::PathBuf {
+    std::env::var_os("SCHEDULEZERO_BENCH_CACHE_DIR").map_or_else(
+        || std::env::temp_dir().join("schedulezero-bench-artifacts"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// A real host (`serve`) on `data` with 100 plugins (copies of ding-dong named `bench-001` to
+/// `bench-100`, all cold) and the built-in plugins named in `builtin` beside them, configured
+/// by `config` (TOML, after `[pool] watch = false`). Their artifacts are compiled into a cache
+/// that survives between runs of the benchmarks ([`artifact_cache`]: compiling 100 components
+/// is not what they measure) by a first start, and the host returned is a second start on the
+/// warm cache.
+pub(super) fn hundred_plugin_host(
+    data: &Path,
+    builtin: &[&str],
+    config: &str,
+) -> Result<(BenchHost, Vec<String>), BenchError> {
+    let plugins = data.join("hundred");
+    let names = write_hundred_plugins(&plugins)?;
+    for name in builtin {
+        let file = format!("{name}.wasm");
+        std::fs::copy(
+            Path::new(BUILTIN_PLUGINS_DIR).join(&file),
+            plugins.join(&file),
+        )
+        .map_err(|e| BenchError(format!("{file}: {e} (build the plugins first)")))?;
+    }
+    let host_data = data.join("host");
+    let cache = artifact_cache();
+    let file = data.join("bench.toml");
+    std::fs::write(&file, format!("[pool]\nwatch = false\n{config}")).map_err(err)?;
+    let args = [
+        "--config",
+        file.to_str().unwrap_or_default(),
+        "--plugins-dir",
+        plugins.to_str().unwrap_or_default(),
+        "--cache-dir",
+        cache.to_str().unwrap_or_default(),
+    ];
+    let mut first = BenchHost::start(&host_data, &args)?;
+    first.stop();
+    Ok((BenchHost::start(&host_data, &args)?, names))
+}
+
 /// Plugins the warm-up burst runs: as many as the burst runs at once.
 const WARM_UP_PLUGINS: usize = 16;
 
 /// A real host with 100 plugins: its RSS idle and all cold, then with its API and store warmed
 /// up (and all cold again), right after a burst on all of them, and after they cooled down.
 async fn hundred_plugins(data: &Path, calls_per_plugin: usize) -> Result<HostMemory, BenchError> {
-    let plugins = data.join("hundred");
-    let names = write_hundred_plugins(&plugins)?;
-    let host_data = data.join("host");
-    // Artifacts survive between runs of the benchmark: compiling 100 components is not what it
-    // measures.
-    let cache = std::env::temp_dir().join("schedulezero-bench-artifacts");
-    let config = data.join("bench.toml");
-    std::fs::write(&config, "[pool]\nidle_timeout = \"2s\"\nwatch = false\n").map_err(err)?;
-    let args = [
-        "--config",
-        config.to_str().unwrap_or_default(),
-        "--plugins-dir",
-        plugins.to_str().unwrap_or_default(),
-        "--cache-dir",
-        cache.to_str().unwrap_or_default(),
-    ];
-    // The first start compiles what the cache lacks; measure a host started on a warm cache.
-    let mut first = BenchHost::start(&host_data, &args)?;
-    first.stop();
-    let host = BenchHost::start(&host_data, &args)?;
+    let (host, names) = hundred_plugin_host(data, &[], "idle_timeout = \"2s\"\n")?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

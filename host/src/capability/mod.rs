@@ -30,10 +30,13 @@ pub struct CallUsage {
     /// Fleet requests made (refused ones too).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fleet_requests: u32,
+    /// Time spent in fleet requests, in µs (listings, pings, remote handlers' replies).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fleet_time_us: u64,
 }
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 impl CallUsage {

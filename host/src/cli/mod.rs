@@ -211,6 +211,10 @@ pub enum BenchName {
     /// 1 and 3 hosts (and one host on SQLite), failover after SIGKILL, fire lateness of 10,000
     /// schedules across 3 hosts, a host's memory with 1,000,000 schedules stored.
     Cluster,
+    /// The conductor on a real host with 100 plugins and 10 remote handlers: one `health_check`
+    /// (plugins from their state; with plugin calls, cold and hot), `collect_metrics`, and the
+    /// time of its fleet requests.
+    Fleet,
 }
 
 /// Arguments of `serve`.
@@ -324,7 +328,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A benchmark's thousands of outbound requests would each be logged: not by default.
     let quiet = matches!(cli.command, Command::Bench(_)).then_some(
-        "schedulezero::runtime::outbound=warn,schedulezero::runtime::loader=warn,schedulezero::catalog=warn",
+        "schedulezero::runtime::outbound=warn,schedulezero::runtime::loader=warn,schedulezero::catalog=warn,schedulezero_remote=warn",
     );
     init_logging(&cli.global, quiet);
     let config = match resolve(&cli) {
@@ -500,6 +504,21 @@ async fn bench(args: BenchArgs) -> ExitCode {
             what,
             figures,
             crate::bench::http::table,
+        )
+        .await
+        {
+            return code;
+        }
+    }
+    if matches!(args.which, None | Some(BenchName::Fleet)) {
+        let figures = crate::bench::fleet::fleet(args.quick);
+        let what = "fleet: the conductor over 100 plugins and 10 remote handlers";
+        if let Err(code) = bench_one(
+            &args,
+            &mut combined,
+            what,
+            figures,
+            crate::bench::fleet::table,
         )
         .await
         {

@@ -6,10 +6,11 @@
 //! a runtime without one (the CLI's `invoke`, a test runtime) answers `unavailable`. A call may
 //! use the view only when its plugin's manifest requests `fleet` and the operator granted it,
 //! and at most `limits.fleet_max_requests` times; each refusal is recorded with the call, as an
-//! HTTP refusal is, so that `capability_denied` says why.
+//! HTTP refusal is, so that `capability_denied` says why. The requests and the time spent in them
+//! are counted in the call's usage.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::bindings::schedulezero::handler::fleet;
 pub use super::bindings::schedulezero::handler::fleet::{
@@ -100,18 +101,30 @@ fn view(net: &CallNet) -> Result<std::sync::Arc<dyn FleetView>, FleetError> {
     })
 }
 
+/// Runs one fleet request, adding the time it took to the call's usage.
+async fn timed<T>(net: &CallNet, request: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = request.await;
+    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    net.usage.fleet_time_us.fetch_add(took, Ordering::Relaxed);
+    out
+}
+
 impl fleet::Host for HostState {
     async fn handlers(&mut self) -> Result<Vec<HandlerStatus>, FleetError> {
         let (net, _) = admit(self, "handlers")?;
-        view(&net)?.handlers().await
+        timed(&net, async { view(&net)?.handlers().await }).await
     }
 
     async fn ping(&mut self, handler: String) -> Result<PingResult, FleetError> {
         let (net, grant) = admit(self, "ping")?;
         let timeout = net.limits.fleet_ping_timeout;
-        view(&net)?
-            .ping(&net.plugin, &handler, grant.call_plugins, timeout)
-            .await
+        timed(&net, async {
+            view(&net)?
+                .ping(&net.plugin, &handler, grant.call_plugins, timeout)
+                .await
+        })
+        .await
     }
 
     async fn remote_metrics(
@@ -120,12 +133,15 @@ impl fleet::Host for HostState {
     ) -> Result<Option<ProcessMetrics>, FleetError> {
         let (net, _) = admit(self, "remote-metrics")?;
         let timeout = net.limits.fleet_ping_timeout;
-        view(&net)?.remote_metrics(&handler, timeout).await
+        timed(&net, async {
+            view(&net)?.remote_metrics(&handler, timeout).await
+        })
+        .await
     }
 
     async fn host(&mut self) -> Result<HostStatus, FleetError> {
         let (net, _) = admit(self, "host")?;
-        view(&net)?.host().await
+        timed(&net, async { view(&net)?.host().await }).await
     }
 
     async fn executions(
@@ -134,16 +150,19 @@ impl fleet::Host for HostState {
     ) -> Result<Vec<HandlerExecutions>, FleetError> {
         let (net, _) = admit(self, "executions")?;
         let window = Duration::from_secs(u64::from(window_seconds)).min(MAX_WINDOW);
-        view(&net)?.executions(window).await
+        timed(&net, async { view(&net)?.executions(window).await }).await
     }
 
     async fn nodes(&mut self) -> Result<Vec<NodeStatus>, FleetError> {
         let (net, _) = admit(self, "nodes")?;
-        view(&net)?.nodes().await
+        timed(&net, async { view(&net)?.nodes().await }).await
     }
 
     async fn last_result(&mut self, method: String) -> Result<Option<String>, FleetError> {
         let (net, _) = admit(self, "last-result")?;
-        view(&net)?.last_result(&net.plugin, &method).await
+        timed(&net, async {
+            view(&net)?.last_result(&net.plugin, &method).await
+        })
+        .await
     }
 }

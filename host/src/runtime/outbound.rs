@@ -190,6 +190,8 @@ pub struct Usage {
     sent: AtomicU32,
     /// Fleet requests asked for (refused ones too): held to `fleet_max_requests`.
     pub(super) fleet_requests: AtomicU32,
+    /// Time spent in fleet requests, in µs.
+    pub(super) fleet_time_us: AtomicU64,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
     hosts: Mutex<std::collections::BTreeSet<String>>,
@@ -236,6 +238,7 @@ impl Usage {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             directories,
             fleet_requests: self.fleet_requests.load(Ordering::Relaxed),
+            fleet_time_us: self.fleet_time_us.load(Ordering::Relaxed),
         }
     }
 }

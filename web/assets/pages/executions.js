@@ -218,13 +218,17 @@ async function showDetail(e) {
   }
 }
 
-/** What an attempt used outside its instance: hosts contacted, requests, bytes, directories. */
+/** What an attempt used outside its instance: hosts contacted, requests, bytes, directories, the fleet view. */
 function usageText(u) {
   const parts = [];
   if (u.hosts && u.hosts.length) {
     parts.push(`${u.http_requests} HTTP request${u.http_requests === 1 ? "" : "s"} to ${u.hosts.join(", ")} (${bytes(u.bytes_out)} out, ${bytes(u.bytes_in)} in)`);
   }
   if (u.directories && u.directories.length) parts.push(`directories ${u.directories.map((d) => `/${d}`).join(", ")}`);
+  if (u.fleet_requests) {
+    const ms = (u.fleet_time_us || 0) / 1000;
+    parts.push(`${u.fleet_requests} fleet request${u.fleet_requests === 1 ? "" : "s"} (${ms < 10 ? ms.toFixed(2) : Math.round(ms)} ms)`);
+  }
   return parts.join("; ") || "nothing";
 }
 
