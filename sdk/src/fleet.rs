@@ -47,6 +47,17 @@ pub fn ping(handler: &str) -> Result<PingResult, HandlerError> {
     fleet::ping(handler).map_err(error)
 }
 
+/// Pings several handlers at once, each as [`ping`] does: handlers that do not answer cost one
+/// timeout between them, not one each. The answers come in the order asked, each its own result
+/// (an unknown handler fails only its own, as invalid params). One fleet request per handler.
+pub fn ping_many<S: AsRef<str>>(
+    handlers: &[S],
+) -> Result<Vec<Result<PingResult, HandlerError>>, HandlerError> {
+    let names: Vec<String> = handlers.iter().map(|h| h.as_ref().to_owned()).collect();
+    let answers = fleet::ping_many(&names).map_err(error)?;
+    Ok(answers.into_iter().map(|a| a.map_err(error)).collect())
+}
+
 /// A remote handler's own figures (its `get_metrics`); `None` when it does not report them.
 pub fn remote_metrics(handler: &str) -> Result<Option<ProcessMetrics>, HandlerError> {
     fleet::remote_metrics(handler).map_err(error)

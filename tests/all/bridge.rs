@@ -92,7 +92,7 @@ async fn rust_peer_exit(env: &[(&str, &str)]) -> std::process::Output {
         .expect("the example runs")
 }
 
-fn sigterm(child: &tokio::process::Child) {
+pub(crate) fn sigterm(child: &tokio::process::Child) {
     if let Some(pid) = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32))

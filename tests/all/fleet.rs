@@ -230,16 +230,16 @@ async fn pings_call_plugins_only_when_the_grant_says_so_and_requests_are_bounded
     assert_eq!(plugin["calls"], 0, "{plugin}");
     assert_eq!(plugin["state"], "hot", "{plugin}");
 
-    // A health check asks once for the list and once per handler: 4 requests, one too many.
+    // A health check asks once for the list and once per handler (all pinged at once): 4
+    // requests, one too many.
     let limited = conductor(&host, "health_check", json!({}))
         .await
         .unwrap_err();
     assert_eq!(limited["code"], "handler_failed", "{limited}");
     assert!(
-        limited["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 3 fleet requests per call (limits.fleet_max_requests)"),
+        limited["message"].as_str().unwrap().contains(
+            "fleet.ping-many: 3 requests (up to 4) refused: at most 3 fleet requests per call (limits.fleet_max_requests)"
+        ),
         "{limited}"
     );
     // The limit is per call: the next one starts again.
@@ -414,7 +414,7 @@ async fn remote_handlers_report_their_own_figures_or_are_shown_as_not_reporting(
     )
     .await;
     assert!(line.starts_with("py-hello registered"), "{line}");
-    let (_rs, line) = rust_peer(&[
+    let (mut rs, line) = rust_peer(&[
         ("SCHEDULEZERO_ZMQ", zmq.as_str()),
         ("HANDLER_ID", "rs-hello"),
     ])
@@ -470,6 +470,25 @@ async fn remote_handlers_report_their_own_figures_or_are_shown_as_not_reporting(
         )
         .await;
     assert_eq!((status, v["result"].clone()), (200, json!(5)), "{v}");
+
+    // One that shut down and said so is down, answered from its status without a round trip.
+    crate::bridge::sigterm(&rs);
+    assert!(rs.wait().await.unwrap().success());
+    let ping = conductor(&host, "ping_handler", json!({"handler_id": "rs-hello"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ping["alive"].clone(), ping["state"].clone()),
+        (json!(false), json!("offline")),
+        "{ping}"
+    );
+    assert!(
+        ping["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("handler_offline"),
+        "{ping}"
+    );
 }
 
 /// `bench fleet` measures what it says: a health check over 100 plugins and 10 remote handlers
@@ -518,4 +537,8 @@ async fn the_fleet_benchmark_times_a_health_check_over_110_handlers() {
         "a round trip over ZeroMQ costs more than reading a plugin's state: {f}"
     );
     assert!(figure("ping_plugin_call_us_p50") > 0.0, "{f}");
+    // Three handlers that never answer: their pings run at once, so the check waits about one
+    // `fleet_ping_timeout` (2 s), not three.
+    let down = figure("health_check_3_down_ms_p50");
+    assert!((2000.0..4000.0).contains(&down), "{f}");
 }

@@ -8,6 +8,7 @@
 //!   from its state, a remote handler pinged over ZeroMQ);
 //! - the same with `call_plugins` (a plugin's ping is a no-op call): once with all 100 plugins
 //!   cold, then hot;
+//! - the same after 3 more remote handlers registered and went away without a word;
 //! - `collect_metrics` (the listing, and each remote handler's own `get_metrics`);
 //! - one request alone (`ping_handler`): a plugin's state, a remote handler's round trip, a hot
 //!   plugin's no-op call.
@@ -25,6 +26,9 @@ use super::{BenchError, err, percentile};
 
 /// Remote handlers registered for the run.
 const REMOTE_HANDLERS: usize = 10;
+
+/// Remote handlers registered at the end, then gone.
+const DEAD_HANDLERS: usize = 3;
 
 /// The results, with the JSON keys the docs use. Times are the execution records' (the
 /// attempt in the host, from its start to its result).
@@ -58,6 +62,11 @@ pub struct FleetFigures {
     pub collect_metrics_ms_p50: f64,
     /// The time of it spent in fleet requests, median, in ms.
     pub collect_metrics_fleet_ms_p50: f64,
+    /// `health_check` with plugin calls after 3 more remote handlers registered and went away
+    /// (their pings time out), median, in ms.
+    pub health_check_3_down_ms_p50: f64,
+    /// The time of it spent in fleet requests, median, in ms.
+    pub health_check_3_down_fleet_ms_p50: f64,
     /// One ping of a plugin answered from its state, median, in µs.
     pub ping_plugin_state_us_p50: f64,
     /// One ping of a remote handler (a round trip over ZeroMQ), median, in µs.
@@ -281,6 +290,30 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
         ping_call.push(run(&http, &base, "fleet-ping-plugin").await?);
     }
 
+    // Three more remote handlers registered, then gone without a word (their sockets closed):
+    // each of their pings waits for `fleet_ping_timeout` (2 s).
+    for i in 1..=DEAD_HANDLERS {
+        let gone = schedulezero_remote::Handler::new(format!("bench-dead-{i:02}"))
+            .host(endpoint.clone())
+            .secret("")
+            .method("noop", |_: Value| async { Ok::<_, String>(Value::Null) })
+            .bind()
+            .await
+            .map_err(err)?;
+        gone.register().await.map_err(err)?;
+    }
+    let mut down = Vec::new();
+    for _ in 0..if quick { 1 } else { 3 } {
+        let h = run(&http, &base, "fleet-health").await?;
+        if h.result["total"] != others + DEAD_HANDLERS || h.result["healthy"] != others {
+            return Err(BenchError(format!(
+                "the health check did not see the {DEAD_HANDLERS} handlers down: {}",
+                h.result
+            )));
+        }
+        down.push(h);
+    }
+
     let _ = stop.send(true);
     for task in remote {
         task.await.map_err(err)?.map_err(err)?;
@@ -300,6 +333,8 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
         health_check_called_ms_p50: median(&called, |a| a.ms),
         health_check_called_ms_p99: p99(&called, |a| a.ms),
         health_check_called_fleet_ms_p50: median(&called, |a| a.fleet_ms),
+        health_check_3_down_ms_p50: median(&down, |a| a.ms),
+        health_check_3_down_fleet_ms_p50: median(&down, |a| a.fleet_ms),
         collect_metrics_ms_p50: median(&metrics, |a| a.ms),
         collect_metrics_fleet_ms_p50: median(&metrics, |a| a.fleet_ms),
         ping_plugin_state_us_p50: median(&ping_plugin, one_us),
@@ -341,6 +376,12 @@ pub fn table(f: &FleetFigures) -> String {
         f.health_check_called_ms_p50,
         Some(f.health_check_called_ms_p99),
         f.health_check_called_fleet_ms_p50,
+    );
+    row(
+        "health_check, call_plugins, 3 more remote down",
+        f.health_check_3_down_ms_p50,
+        None,
+        f.health_check_3_down_fleet_ms_p50,
     );
     row(
         "collect_metrics (10 get_metrics)",

@@ -151,6 +151,13 @@ impl bindings::schedulezero::handler::fleet::Host for Bare {
         Err(bare_fleet())
     }
 
+    async fn ping_many(
+        &mut self,
+        _handlers: Vec<String>,
+    ) -> Result<Vec<Result<fleet::PingResult, fleet::FleetError>>, fleet::FleetError> {
+        Err(bare_fleet())
+    }
+
     async fn remote_metrics(
         &mut self,
         _handler: String,

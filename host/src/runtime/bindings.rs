@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
         // its functions may wait.
         "schedulezero:handler/fleet.handlers": async,
         "schedulezero:handler/fleet.ping": async,
+        "schedulezero:handler/fleet.ping-many": async,
         "schedulezero:handler/fleet.remote-metrics": async,
         "schedulezero:handler/fleet.host": async,
         "schedulezero:handler/fleet.executions": async,

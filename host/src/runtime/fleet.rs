@@ -12,6 +12,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use super::bindings::schedulezero::handler::fleet;
 pub use super::bindings::schedulezero::handler::fleet::{
     FleetError, HandlerExecutions, HandlerKind, HandlerStatus, HostStatus, NodeStatus, PingResult,
@@ -20,6 +22,9 @@ pub use super::bindings::schedulezero::handler::fleet::{
 use super::host::HostState;
 use super::outbound::CallNet;
 use crate::capability::FleetAccess;
+
+/// Pings `ping-many` runs at a time.
+pub const PINGS_AT_ONCE: usize = 16;
 
 /// The longest window `executions` looks back over.
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -65,6 +70,7 @@ pub trait FleetView: Send + Sync {
 fn admit(
     state: &HostState,
     what: &str,
+    requests: u32,
 ) -> Result<(std::sync::Arc<CallNet>, FleetAccess), FleetError> {
     let Some(net) = state.call() else {
         return Err(FleetError::Denied("no call is running".into()));
@@ -84,11 +90,20 @@ fn admit(
             "fleet.{what}: `fleet` is requested but not granted"
         ))));
     };
-    let n = net.usage.fleet_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let n = net
+        .usage
+        .fleet_requests
+        .fetch_add(requests, Ordering::Relaxed)
+        .saturating_add(requests);
     let max = net.limits.fleet_max_requests;
     if n > max {
+        let which = if requests == 1 {
+            format!("request {n}")
+        } else {
+            format!("{requests} requests (up to {n})")
+        };
         return Err(FleetError::Limit(refuse(format!(
-            "fleet.{what}: request {n} refused: at most {max} fleet requests per call (limits.fleet_max_requests)"
+            "fleet.{what}: {which} refused: at most {max} fleet requests per call (limits.fleet_max_requests)"
         ))));
     }
     Ok((net, grant))
@@ -112,12 +127,12 @@ async fn timed<T>(net: &CallNet, request: impl std::future::Future<Output = T>) 
 
 impl fleet::Host for HostState {
     async fn handlers(&mut self) -> Result<Vec<HandlerStatus>, FleetError> {
-        let (net, _) = admit(self, "handlers")?;
+        let (net, _) = admit(self, "handlers", 1)?;
         timed(&net, async { view(&net)?.handlers().await }).await
     }
 
     async fn ping(&mut self, handler: String) -> Result<PingResult, FleetError> {
-        let (net, grant) = admit(self, "ping")?;
+        let (net, grant) = admit(self, "ping", 1)?;
         let timeout = net.limits.fleet_ping_timeout;
         timed(&net, async {
             view(&net)?
@@ -127,11 +142,34 @@ impl fleet::Host for HostState {
         .await
     }
 
+    async fn ping_many(
+        &mut self,
+        handlers: Vec<String>,
+    ) -> Result<Vec<Result<PingResult, FleetError>>, FleetError> {
+        let count = u32::try_from(handlers.len()).unwrap_or(u32::MAX);
+        let (net, grant) = admit(self, "ping-many", count)?;
+        let timeout = net.limits.fleet_ping_timeout;
+        timed(&net, async {
+            let view = view(&net)?;
+            let pings = futures::stream::iter(handlers)
+                .map(|handler| {
+                    let (view, caller) = (&view, &net.plugin);
+                    async move {
+                        view.ping(caller, &handler, grant.call_plugins, timeout)
+                            .await
+                    }
+                })
+                .buffered(PINGS_AT_ONCE);
+            Ok(pings.collect().await)
+        })
+        .await
+    }
+
     async fn remote_metrics(
         &mut self,
         handler: String,
     ) -> Result<Option<ProcessMetrics>, FleetError> {
-        let (net, _) = admit(self, "remote-metrics")?;
+        let (net, _) = admit(self, "remote-metrics", 1)?;
         let timeout = net.limits.fleet_ping_timeout;
         timed(&net, async {
             view(&net)?.remote_metrics(&handler, timeout).await
@@ -140,7 +178,7 @@ impl fleet::Host for HostState {
     }
 
     async fn host(&mut self) -> Result<HostStatus, FleetError> {
-        let (net, _) = admit(self, "host")?;
+        let (net, _) = admit(self, "host", 1)?;
         timed(&net, async { view(&net)?.host().await }).await
     }
 
@@ -148,18 +186,18 @@ impl fleet::Host for HostState {
         &mut self,
         window_seconds: u32,
     ) -> Result<Vec<HandlerExecutions>, FleetError> {
-        let (net, _) = admit(self, "executions")?;
+        let (net, _) = admit(self, "executions", 1)?;
         let window = Duration::from_secs(u64::from(window_seconds)).min(MAX_WINDOW);
         timed(&net, async { view(&net)?.executions(window).await }).await
     }
 
     async fn nodes(&mut self) -> Result<Vec<NodeStatus>, FleetError> {
-        let (net, _) = admit(self, "nodes")?;
+        let (net, _) = admit(self, "nodes", 1)?;
         timed(&net, async { view(&net)?.nodes().await }).await
     }
 
     async fn last_result(&mut self, method: String) -> Result<Option<String>, FleetError> {
-        let (net, _) = admit(self, "last-result")?;
+        let (net, _) = admit(self, "last-result", 1)?;
         timed(&net, async {
             view(&net)?.last_result(&net.plugin, &method).await
         })

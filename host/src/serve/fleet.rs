@@ -149,6 +149,15 @@ impl FleetView for HostFleet {
         timeout: Duration,
     ) -> Result<PingResult, FleetError> {
         if let Some(r) = self.remote(handler) {
+            // It said it shut down, and has not registered since: nothing would answer.
+            if r.status == crate::bridge::registry::OFFLINE {
+                return Ok(PingResult {
+                    alive: false,
+                    round_trip_ms: None,
+                    state: r.status,
+                    error: Some("handler_offline: it reported itself offline".into()),
+                });
+            }
             let pinged = self.connections.ping(&r, timeout).await;
             let status = self
                 .registry

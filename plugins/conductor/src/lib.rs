@@ -268,26 +268,37 @@ impl Conductor {
     }
 }
 
-/// Pings every handler but this one.
+/// Pings every handler but this one, all at once.
 fn health() -> Result<Value, HandlerError> {
-    let mut handlers = Map::new();
-    let (mut healthy, mut total) = (0u64, 0u64);
-    for h in fleet::handlers()?
+    let names: Vec<String> = fleet::handlers()?
         .into_iter()
-        .filter(|h| h.name != Conductor::NAME)
-    {
-        total += 1;
-        let r = fleet::ping(&h.name)?;
-        healthy += u64::from(r.alive);
-        handlers.insert(
-            h.name,
-            json!({
-                "alive": r.alive,
-                "response_time_ms": r.round_trip_ms,
-                "state": r.state,
-                "error": r.error,
+        .map(|h| h.name)
+        .filter(|name| name != Conductor::NAME)
+        .collect();
+    let answers = fleet::ping_many(&names)?;
+    let mut handlers = Map::new();
+    let mut healthy = 0u64;
+    let total = names.len() as u64;
+    for (name, answer) in names.into_iter().zip(answers) {
+        let entry = match answer {
+            Ok(r) => {
+                healthy += u64::from(r.alive);
+                json!({
+                    "alive": r.alive,
+                    "response_time_ms": r.round_trip_ms,
+                    "state": r.state,
+                    "error": r.error,
+                })
+            }
+            // Removed between the listing and the ping: down as far as this check can tell.
+            Err(e) => json!({
+                "alive": false,
+                "response_time_ms": null,
+                "state": "removed",
+                "error": e.to_string(),
             }),
-        );
+        };
+        handlers.insert(name, entry);
     }
     Ok(json!({
         "timestamp": now(),
