@@ -8,7 +8,7 @@ use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 use crate::host::TestHost;
 
 /// One request on a fresh REQ socket, and its reply as JSON.
-async fn request(endpoint: &str, frame: &[u8]) -> Value {
+pub(crate) async fn request(endpoint: &str, frame: &[u8]) -> Value {
     let exchange = async {
         let mut socket = zeromq::ReqSocket::new();
         socket.connect(endpoint).await.expect("connect");
@@ -109,7 +109,7 @@ pub(crate) async fn endpoint(host: &TestHost) -> String {
         .to_owned()
 }
 
-fn register(id: &str, port: u16) -> Vec<u8> {
+pub(crate) fn register(id: &str, port: u16) -> Vec<u8> {
     json!({"method": "register", "params": {"handler_id": id,
         "address": format!("tcp://127.0.0.1:{port}"), "methods": ["render", "status"]}})
     .to_string()

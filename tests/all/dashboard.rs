@@ -1017,3 +1017,94 @@ async fn the_fleet_page_shows_what_the_conductor_saw() {
     b.assert_no_console_errors().await;
     b.close().await;
 }
+
+/// With many handlers, the Fleet page shows the ones down first and folds the others away (a
+/// fold the user opened stays open as newer results come in).
+#[tokio::test]
+async fn the_fleet_page_puts_handlers_down_first_and_folds_the_rest_when_many() {
+    let plugins = tempfile::tempdir().unwrap();
+    let builtin = crate::support::builtin_plugins();
+    std::fs::copy(
+        builtin.join("conductor.wasm"),
+        plugins.path().join("conductor.wasm"),
+    )
+    .unwrap();
+    // Copies of ding-dong under names of the same length, each a plugin of its own.
+    let ding_dong = std::fs::read(builtin.join("ding-dong.wasm")).unwrap();
+    for i in 1..=14 {
+        let name = format!("copy-{i:04}");
+        let mut bytes = ding_dong.clone();
+        let mut at = 0;
+        while let Some(p) = bytes[at..].windows(9).position(|w| w == b"ding-dong") {
+            bytes[at + p..at + p + 9].copy_from_slice(name.as_bytes());
+            at += p + 9;
+        }
+        std::fs::write(plugins.path().join(format!("{name}.wasm")), bytes).unwrap();
+    }
+    let host = TestHost::start_configured(
+        "[plugins.conductor]\nfleet = true\n[plugins.conductor.limits]\nfleet_ping_timeout = \"300ms\"\n",
+        &["--plugins-dir", plugins.path().to_str().unwrap()],
+    );
+    // A remote handler registered at a port nobody listens on: down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let zmq = crate::bridge::endpoint(&host).await;
+    let registered = crate::bridge::request(&zmq, &crate::bridge::register("gone", closed)).await;
+    assert_eq!(registered["success"], true, "{registered}");
+    let run = |method: &'static str| {
+        let host = &host;
+        async move {
+            let (status, v) = host
+                .post(
+                    "/api/v1/handlers/conductor/call",
+                    &json!({"method": method, "params": {}}),
+                )
+                .await;
+            assert_eq!((status, &v["error"]), (200, &Value::Null), "{v}");
+            v["result"].clone()
+        }
+    };
+    let health = run("health_check").await;
+    assert_eq!(
+        (health["healthy"].as_u64(), health["total"].as_u64()),
+        (Some(14), Some(15)),
+        "{health}"
+    );
+    run("collect_metrics").await;
+
+    let mut b = Browser::start("fleet-many").await;
+    b.goto(&format!("{}/#/fleet", host.url)).await;
+    // The one down is shown; the 14 alive are folded.
+    b.xpath("//*[@id='fleet-health']/div[contains(@class,'table-wrap')]//tr[@data-handler='gone'][@data-alive='false']")
+        .await;
+    b.xpath(
+        "//details[@id='fleet-alive'][not(@open)]/summary[contains(., '14 more handlers alive')]",
+    )
+    .await;
+    b.xpath("//details[@id='fleet-figures'][not(@open)]/summary[contains(., 'more plugins, alive and without errors')]")
+        .await;
+    b.xpath("//*[@id='fleet-metrics']/div[contains(@class,'table-wrap')]//tr[@data-handler='gone'][@data-kind='remote']")
+        .await;
+    b.shot("fleet-many").await;
+    b.click("#fleet-alive > summary").await;
+    b.xpath(
+        "//details[@id='fleet-alive'][@open]//tr[@data-handler='copy-0014'][@data-alive='true']",
+    )
+    .await;
+    // A newer health check redraws the card (a new fold replaces the marked one): it stays open.
+    b.js("document.getElementById('fleet-alive').dataset.seen = 'yes'; return true")
+        .await;
+    run("health_check").await;
+    b.until(
+        "the newer health check is drawn",
+        "const f = document.getElementById('fleet-alive'); return f !== null && f.dataset.seen === undefined",
+    )
+    .await;
+    b.xpath("//details[@id='fleet-alive'][@open]//tr[@data-handler='copy-0001']")
+        .await;
+    b.assert_no_console_errors().await;
+    b.close().await;
+}

@@ -11,6 +11,34 @@ let els = null;
 /** The conductor's successful results looked at (newest first). */
 const LOOKED_AT = 200;
 
+/** Beyond this many handlers, those with nothing to look at are folded under the others. */
+const FOLD_OVER = 12;
+
+/** The folds the user opened, kept open when a newer result redraws them. */
+const opened = new Set();
+
+/** A fold with `summary`, open when the user left it open. */
+function fold(id, summary, content) {
+  return h("details", {
+    class: "fleet-fold", id, open: opened.has(id),
+    ontoggle: (e) => (e.target.open ? opened.add(id) : opened.delete(id)),
+  }, h("summary", {}, summary), content);
+}
+
+/** `rows` in full when few; otherwise those `notable` first and the rest in a fold. */
+function foldedRows(id, rows, notable, table, rest) {
+  if (rows.length <= FOLD_OVER) return [table([...rows.filter(notable), ...rows.filter((r) => !notable(r))])];
+  const shown = rows.filter(notable);
+  const others = rows.filter((r) => !notable(r));
+  return [
+    shown.length ? table(shown) : null,
+    others.length ? fold(id, rest(others.length), table(others)) : null,
+  ];
+}
+
+const plural = (n, one, many) => `${count(n)} ${n === 1 ? one : many}`;
+const mem = (m) => (m == null ? "—" : `${Number(m).toFixed(1)} MiB`);
+
 export default {
   title: "Fleet",
 
@@ -26,7 +54,7 @@ export default {
       h("h1", {}, "Fleet"),
       els.intro,
       els.health,
-      h("div", { class: "charts" }, els.chart),
+      h("div", { class: "charts compact-chart" }, els.chart),
       els.metrics,
       els.system,
     );
@@ -75,20 +103,23 @@ function renderHealth(run) {
     }
     const r = run.result;
     const handlers = Object.entries(r.handlers || {});
+    const table = (rows) => h("div", { class: "table-wrap" }, h("table", { class: "data compact stack" },
+      h("caption", { class: "sr-only" }, "Each handler at the latest health check"),
+      h("thead", {}, h("tr", {}, ["Handler", "Alive", "State", "Response", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map(([name, hh]) => h("tr", { dataset: { handler: name, alive: String(hh.alive) } },
+        h("td", { class: "strong", dataset: { label: "Handler" } }, name),
+        h("td", { dataset: { label: "Alive" } }, badge(hh.alive ? "alive" : "down")),
+        h("td", { dataset: { label: "State" } }, hh.state || ""),
+        h("td", { dataset: { label: "Response" } }, hh.response_time_ms == null ? "—" : millis(hh.response_time_ms)),
+        h("td", { class: "muted", dataset: { label: "Error" } }, hh.error || ""))))));
     return [
       h("h2", {}, "Health ", agoEl(run.completed_at || run.started_at, "span", { class: "muted small-text", title: time(run.started_at) })),
       h("div", { class: "stats" },
         stat("health", `${Number(r.health_percentage).toFixed(1)} %`),
         stat("healthy", `${count(r.healthy)} of ${count(r.total)}`)),
-      h("div", { class: "table-wrap" }, h("table", { class: "data compact stack" },
-        h("caption", { class: "sr-only" }, "Each handler at the latest health check"),
-        h("thead", {}, h("tr", {}, ["Handler", "Alive", "State", "Response", "Error"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, handlers.map(([name, hh]) => h("tr", { dataset: { handler: name, alive: String(hh.alive) } },
-          h("td", { class: "strong", dataset: { label: "Handler" } }, name),
-          h("td", { dataset: { label: "Alive" } }, badge(hh.alive ? "alive" : "down")),
-          h("td", { dataset: { label: "State" } }, hh.state || ""),
-          h("td", { dataset: { label: "Response" } }, hh.response_time_ms == null ? "—" : millis(hh.response_time_ms)),
-          h("td", { class: "muted", dataset: { label: "Error" } }, hh.error || "")))))),
+      // Handlers down first; with many, the alive ones folded away.
+      ...foldedRows("fleet-alive", handlers, ([, hh]) => !hh.alive, table,
+        (n) => (n === handlers.length ? `All ${plural(n, "handler", "handlers")} alive` : plural(n, "more handler alive", "more handlers alive"))),
     ];
   });
 }
@@ -114,33 +145,40 @@ function renderMetrics(run) {
     }
     const r = run.result;
     const handlers = Object.entries(r.handlers || {});
-    const mem = (m) => (m == null ? "—" : `${Number(m).toFixed(1)} MiB`);
     return [
       h("h2", {}, "Handlers' figures ", agoEl(run.completed_at || run.started_at, "span", { class: "muted small-text" })),
       h("div", { class: "stats" },
         stat("handlers", count(r.summary?.total_handlers ?? handlers.length)),
         stat("alive", count(r.summary?.alive_count ?? 0)),
         stat("memory", mem(r.summary?.total_memory_mb))),
-      h("div", { class: "table-wrap" }, h("table", { class: "data compact stack" },
-        h("caption", { class: "sr-only" }, "Each handler's figures"),
-        h("thead", {}, h("tr", {}, ["Handler", "Kind", "State", "Memory", "Calls", "Errors", "Own figures"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, handlers.map(([name, m]) => {
-          const own = m.metrics;
-          const reported = own && typeof own === "object";
-          return h("tr", { dataset: { handler: name, kind: m.kind } },
-            h("td", { class: "strong", dataset: { label: "Handler" } }, name),
-            h("td", { dataset: { label: "Kind" } }, m.kind),
-            h("td", { dataset: { label: "State" } }, badge(m.kind === "remote" ? m.status : m.state)),
-            h("td", { dataset: { label: "Memory" } }, mem(m.kind === "remote" ? own?.memory_mb : m.memory_mb)),
-            h("td", { dataset: { label: "Calls" } }, count(m.calls)),
-            h("td", { dataset: { label: "Errors" } }, count(m.errors)),
-            h("td", { class: "muted small-text", dataset: { label: "Own figures" } },
-              m.kind !== "remote" ? "" : reported
-                ? `CPU ${own.cpu_percent ?? "?"} %, ${own.threads ?? "?"} threads, up ${own.uptime_seconds ?? "?"} s, ${own.calls_served ?? "?"} calls`
-                : "not reported"));
-        })))),
+      // With many handlers: those down or with errors, and remote handlers (their own figures),
+      // first; the rest folded away.
+      ...foldedRows("fleet-figures", handlers, ([, m]) => !m.alive || m.errors > 0 || m.kind === "remote", figures,
+        (n) => plural(n, "more plugin, alive and without errors", "more plugins, alive and without errors")),
     ];
   });
+}
+
+function figures(rows) {
+  const mem = (m) => (m == null ? "—" : `${Number(m).toFixed(1)} MiB`);
+  return h("div", { class: "table-wrap" }, h("table", { class: "data compact stack" },
+    h("caption", { class: "sr-only" }, "Each handler's figures"),
+    h("thead", {}, h("tr", {}, ["Handler", "Kind", "State", "Memory", "Calls", "Errors", "Own figures"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows.map(([name, m]) => {
+      const own = m.metrics;
+      const reported = own && typeof own === "object";
+      return h("tr", { dataset: { handler: name, kind: m.kind } },
+        h("td", { class: "strong", dataset: { label: "Handler" } }, name),
+        h("td", { dataset: { label: "Kind" } }, m.kind),
+        h("td", { dataset: { label: "State" } }, badge(m.kind === "remote" ? m.status : m.state)),
+        h("td", { dataset: { label: "Memory" } }, mem(m.kind === "remote" ? own?.memory_mb : m.memory_mb)),
+        h("td", { dataset: { label: "Calls" } }, count(m.calls)),
+        h("td", { dataset: { label: "Errors" } }, count(m.errors)),
+        h("td", { class: "muted small-text", dataset: { label: "Own figures" } },
+          m.kind !== "remote" ? "" : reported
+            ? `CPU ${own.cpu_percent ?? "?"} %, ${own.threads ?? "?"} threads, up ${own.uptime_seconds ?? "?"} s, ${own.calls_served ?? "?"} calls`
+            : "not reported"));
+    }))));
 }
 
 function renderSystem(run) {
