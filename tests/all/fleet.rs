@@ -492,8 +492,8 @@ async fn remote_handlers_report_their_own_figures_or_are_shown_as_not_reporting(
 }
 
 /// `bench fleet` measures what it says: a health check over 100 plugins and 10 remote handlers
-/// makes 111 fleet requests, spends part of its time in them, and costs more with plugin calls
-/// (most of all when every plugin is cold) than with plugins answered from their state.
+/// makes 111 fleet requests and spends part of its time in them; pinging every plugin by a call
+/// costs more when they are all cold; handlers that never answer are waited for at once.
 #[tokio::test]
 async fn the_fleet_benchmark_times_a_health_check_over_110_handlers() {
     let f = crate::support::run_bench("fleet", Duration::from_secs(300)).await;
@@ -526,10 +526,6 @@ async fn the_fleet_benchmark_times_a_health_check_over_110_handlers() {
     }
     assert!(
         figure("health_check_called_cold_ms") > figure("health_check_called_ms_p50"),
-        "{f}"
-    );
-    assert!(
-        figure("health_check_called_fleet_ms_p50") > figure("health_check_fleet_ms_p50"),
         "{f}"
     );
     assert!(

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::runtime::hundred_plugin_host;
-use super::{BenchError, err, percentile};
+use super::{BenchError, err, noop_remote_handler, paused_schedule, percentile};
 
 /// Remote handlers registered for the run.
 const REMOTE_HANDLERS: usize = 10;
@@ -202,16 +202,7 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
     let (stop, stopped) = watch::channel(false);
     let mut remote = Vec::new();
     for i in 1..=REMOTE_HANDLERS {
-        let handler = schedulezero_remote::Handler::new(format!("bench-remote-{i:02}"))
-            .host(endpoint.clone())
-            .secret("")
-            .method("noop", |_: Value| async {
-                Ok::<_, String>(json!({ "pong": true }))
-            })
-            .bind()
-            .await
-            .map_err(err)?;
-        handler.register().await.map_err(err)?;
+        let handler = noop_remote_handler(&format!("bench-remote-{i:02}"), &endpoint).await?;
         let mut stopped = stopped.clone();
         remote.push(tokio::spawn(handler.serve_until(async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -234,21 +225,7 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
         ),
     ];
     for (id, method, params) in &schedules {
-        let body = json!({"id": id, "handler": "conductor", "method": method, "params": params,
-                          "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true});
-        let r = http
-            .post(format!("{base}/api/v1/schedules"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(err)?;
-        if !r.status().is_success() {
-            return Err(BenchError(format!(
-                "cannot create schedule {id}: {} {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            )));
-        }
+        paused_schedule(&http, &base, id, ("conductor", method), params).await?;
     }
     let others = plugins.len() + REMOTE_HANDLERS;
 
@@ -293,14 +270,7 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
     // Three more remote handlers registered, then gone without a word (their sockets closed):
     // each of their pings waits for `fleet_ping_timeout` (2 s).
     for i in 1..=DEAD_HANDLERS {
-        let gone = schedulezero_remote::Handler::new(format!("bench-dead-{i:02}"))
-            .host(endpoint.clone())
-            .secret("")
-            .method("noop", |_: Value| async { Ok::<_, String>(Value::Null) })
-            .bind()
-            .await
-            .map_err(err)?;
-        gone.register().await.map_err(err)?;
+        drop(noop_remote_handler(&format!("bench-dead-{i:02}"), &endpoint).await?);
     }
     let mut down = Vec::new();
     for _ in 0..if quick { 1 } else { 3 } {

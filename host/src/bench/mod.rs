@@ -110,6 +110,52 @@ impl Drop for BenchHost {
     }
 }
 
+/// Creates schedule `id` of `handler.method(params)` on the host at `base`, paused (it runs when
+/// a benchmark runs it now).
+pub(crate) async fn paused_schedule(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    (handler, method): (&str, &str),
+    params: &serde_json::Value,
+) -> Result<(), BenchError> {
+    let body = serde_json::json!({"id": id, "handler": handler, "method": method, "params": params,
+        "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true});
+    let r = http
+        .post(format!("{base}/api/v1/schedules"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(err)?;
+    if !r.status().is_success() {
+        return Err(BenchError(format!(
+            "cannot create schedule {id}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// A remote handler written with `schedulezero-remote` whose one method, `noop`, answers
+/// `{"pong": true}`, registered at the host's `endpoint`; not serving yet.
+pub(crate) async fn noop_remote_handler(
+    id: &str,
+    endpoint: &str,
+) -> Result<schedulezero_remote::Bound, BenchError> {
+    let handler = schedulezero_remote::Handler::new(id)
+        .host(endpoint)
+        .secret("")
+        .method("noop", |_: serde_json::Value| async {
+            Ok::<_, String>(serde_json::json!({ "pong": true }))
+        })
+        .bind()
+        .await
+        .map_err(err)?;
+    handler.register().await.map_err(err)?;
+    Ok(handler)
+}
+
 pub(crate) fn us(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
 use super::runtime::config;
-use super::{BenchError, err, spread, us};
+use super::{BenchError, err, noop_remote_handler, spread, us};
 use crate::bridge::{Connections, Registry, server};
 use crate::handler::Handlers;
 use crate::runtime::{JobContext, Runtime};
@@ -179,16 +179,7 @@ pub async fn remote(quick: bool) -> Result<RemoteFigures, BenchError> {
     .map_err(err)?;
     loops.start("registration", |_| registration);
 
-    let native = schedulezero_remote::Handler::new("bench-native")
-        .host(endpoint.clone())
-        .secret("")
-        .method("noop", |_: Value| async {
-            Ok::<_, String>(json!({ "pong": true }))
-        })
-        .bind()
-        .await
-        .map_err(err)?;
-    native.register().await.map_err(err)?;
+    let native = noop_remote_handler("bench-native", &endpoint).await?;
     let (stop_native, mut native_stopped) = watch::channel(false);
     let native_task = tokio::spawn(native.serve_until(async move {
         let _ = native_stopped.wait_for(|s| *s).await;

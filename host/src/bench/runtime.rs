@@ -21,7 +21,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::{BenchError, BenchHost, err, rss_mib, spread, us};
+use super::{BenchError, BenchHost, err, paused_schedule, rss_mib, spread, us};
 use crate::config::{BUILTIN_PLUGINS_DIR, Config, PluginConfig};
 use crate::runtime::bindings::{self, LogLevel, WitJobContext};
 use crate::runtime::fleet;
@@ -581,17 +581,7 @@ async fn hundred_plugins(data: &Path, calls_per_plugin: usize) -> Result<HostMem
     // then cool down) before the baseline is taken. The burst then differs only in running all
     // 100 plugins.
     for name in &names {
-        let body = json!({"id": name, "handler": name, "method": "ping",
-                          "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true});
-        let r = http
-            .post(format!("{base}/api/v1/schedules"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(err)?;
-        if !r.status().is_success() {
-            return Err(err(format!("cannot create a schedule: {}", r.status())));
-        }
+        paused_schedule(&http, &base, name, (name, "ping"), &json!({})).await?;
     }
     let rounds = (names.len() * calls_per_plugin).div_ceil(WARM_UP_PLUGINS);
     let warm_up: Vec<&String> = (0..rounds)
