@@ -24,7 +24,7 @@ use super::outbound::CallNet;
 use crate::capability::FleetAccess;
 
 /// Pings `ping-many` runs at a time.
-pub const PINGS_AT_ONCE: usize = 16;
+const PINGS_AT_ONCE: usize = 16;
 
 /// The longest window `executions` looks back over.
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
