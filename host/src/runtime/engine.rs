@@ -19,6 +19,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The native stack a guest may use (wasm frames); deeper recursion traps with a stack overflow.
 const MAX_WASM_STACK: usize = 1024 * 1024;
 
+/// The core instances, memories and tables one component may hold under the pooling allocator.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 200;
+/// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].
+const MAX_MEMORIES_PER_COMPONENT: u32 = 32;
+/// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].
+const MAX_TABLES_PER_COMPONENT: u32 = 64;
+
 /// Which allocator the engine ended up with.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -71,15 +78,21 @@ fn pooling(mut c: EngineConfig, config: &Config) -> Result<Engine, RuntimeError>
         .map_err(|_| RuntimeError::Engine("memory limit does not fit this machine".into()))?;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
-        // A component built from one Rust crate has one core instance with one memory and one
-        // table; leave room for components composed from a few modules.
-        .total_core_instances(slots.saturating_mul(4))
+        // Core instances are only counted (their state is allocated per instance), so no live
+        // set of components that fit their own limit runs out of them.
+        .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+        // Memories and tables reserve address space per slot: two of each per instance (a Rust
+        // component has one of each; componentize-py's and componentize-js's two at most).
         .total_memories(slots.saturating_mul(2))
         .total_tables(slots.saturating_mul(2))
         .total_stacks(slots)
-        .max_memories_per_component(4)
-        .max_tables_per_component(4)
-        .max_core_instances_per_component(8)
+        // What one component may hold: checked when it loads and reserving nothing. Components
+        // built by other toolchains link many modules (componentize-py: libc, libpython, the
+        // WASI adapters and shims: 14 core instances), so these are far above what a Rust
+        // component needs, and a valid component is not refused for its shape.
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .max_memory_size(max_memory)
         // A freed slot's memory is released to the system (madvise), not kept resident: a host
         // whose plugins have cooled down gives their memory back. Instances are kept between
