@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::runtime::hundred_plugin_host;
-use super::{BenchError, err, noop_remote_handler, paused_schedule, percentile};
+use super::{BenchError, err, noop_remote_handler, paused_schedule, post_json, spread};
 
 /// Remote handlers registered for the run.
 const REMOTE_HANDLERS: usize = 10;
@@ -136,17 +136,9 @@ fn all_healthy(a: &Attempt, total: usize, called: bool) -> Result<(), BenchError
     Ok(())
 }
 
-/// The median of a figure over attempts.
-fn median(attempts: &[Attempt], f: impl Fn(&Attempt) -> f64) -> f64 {
-    let mut v: Vec<f64> = attempts.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    percentile(&v, 0.5)
-}
-
-fn p99(attempts: &[Attempt], f: impl Fn(&Attempt) -> f64) -> f64 {
-    let mut v: Vec<f64> = attempts.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    percentile(&v, 0.99)
+/// The (median, 99th percentile) of a figure over attempts.
+fn spread_of(attempts: &[Attempt], f: impl Fn(&Attempt) -> f64) -> (f64, f64) {
+    spread(attempts.iter().map(f).collect())
 }
 
 /// Grants the conductor the fleet view, with or without plugin calls (replacing the grant).
@@ -160,19 +152,13 @@ async fn grant_fleet(
         .send()
         .await
         .map_err(err)?;
-    let r = http
-        .post(&url)
-        .json(&json!({"kind": "fleet", "call_plugins": call_plugins}))
-        .send()
-        .await
-        .map_err(err)?;
-    if !r.status().is_success() {
-        return Err(BenchError(format!(
-            "cannot grant the fleet view: {} {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        )));
-    }
+    post_json(
+        http,
+        &url,
+        &json!({"kind": "fleet", "call_plugins": call_plugins}),
+        "grant the fleet view",
+    )
+    .await?;
     Ok(())
 }
 
@@ -295,21 +281,21 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
         remote_handlers: REMOTE_HANDLERS,
         runs,
         health_check_requests: health.first().map_or(0, |a| a.requests),
-        health_check_ms_p50: median(&health, |a| a.ms),
-        health_check_ms_p99: p99(&health, |a| a.ms),
-        health_check_fleet_ms_p50: median(&health, |a| a.fleet_ms),
+        health_check_ms_p50: spread_of(&health, |a| a.ms).0,
+        health_check_ms_p99: spread_of(&health, |a| a.ms).1,
+        health_check_fleet_ms_p50: spread_of(&health, |a| a.fleet_ms).0,
         health_check_called_cold_ms: cold.ms,
         health_check_called_cold_fleet_ms: cold.fleet_ms,
-        health_check_called_ms_p50: median(&called, |a| a.ms),
-        health_check_called_ms_p99: p99(&called, |a| a.ms),
-        health_check_called_fleet_ms_p50: median(&called, |a| a.fleet_ms),
-        health_check_3_down_ms_p50: median(&down, |a| a.ms),
-        health_check_3_down_fleet_ms_p50: median(&down, |a| a.fleet_ms),
-        collect_metrics_ms_p50: median(&metrics, |a| a.ms),
-        collect_metrics_fleet_ms_p50: median(&metrics, |a| a.fleet_ms),
-        ping_plugin_state_us_p50: median(&ping_plugin, one_us),
-        ping_remote_us_p50: median(&ping_remote, one_us),
-        ping_plugin_call_us_p50: median(&ping_call, one_us),
+        health_check_called_ms_p50: spread_of(&called, |a| a.ms).0,
+        health_check_called_ms_p99: spread_of(&called, |a| a.ms).1,
+        health_check_called_fleet_ms_p50: spread_of(&called, |a| a.fleet_ms).0,
+        health_check_3_down_ms_p50: spread_of(&down, |a| a.ms).0,
+        health_check_3_down_fleet_ms_p50: spread_of(&down, |a| a.fleet_ms).0,
+        collect_metrics_ms_p50: spread_of(&metrics, |a| a.ms).0,
+        collect_metrics_fleet_ms_p50: spread_of(&metrics, |a| a.fleet_ms).0,
+        ping_plugin_state_us_p50: spread_of(&ping_plugin, one_us).0,
+        ping_remote_us_p50: spread_of(&ping_remote, one_us).0,
+        ping_plugin_call_us_p50: spread_of(&ping_call, one_us).0,
     })
 }
 

@@ -121,15 +121,27 @@ pub(crate) async fn paused_schedule(
 ) -> Result<(), BenchError> {
     let body = serde_json::json!({"id": id, "handler": handler, "method": method, "params": params,
         "trigger": {"type": "interval", "every_seconds": 3600}, "paused": true});
-    let r = http
-        .post(format!("{base}/api/v1/schedules"))
-        .json(&body)
-        .send()
-        .await
-        .map_err(err)?;
+    post_json(
+        http,
+        &format!("{base}/api/v1/schedules"),
+        &body,
+        &format!("create schedule {id}"),
+    )
+    .await
+}
+
+/// Posts `body` to `url`; an answer other than a success is an error saying what could not be
+/// done (`what`), with the status and the body of the answer.
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    what: &str,
+) -> Result<(), BenchError> {
+    let r = http.post(url).json(body).send().await.map_err(err)?;
     if !r.status().is_success() {
         return Err(BenchError(format!(
-            "cannot create schedule {id}: {} {}",
+            "cannot {what}: {} {}",
             r.status(),
             r.text().await.unwrap_or_default()
         )));
