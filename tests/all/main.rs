@@ -21,6 +21,7 @@ mod loading;
 mod metrics;
 mod openapi;
 mod pool;
+mod python;
 mod sandbox;
 mod scheduler;
 mod sdk;

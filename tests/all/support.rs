@@ -271,3 +271,84 @@ pub async fn eventually<T>(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// The example handlers of `plugins/` written in Python (folders with an `app.py`), built with
+/// the Python SDK and componentize-py (`tests/requirements.txt`) into `<target>/plugins/python`,
+/// once per test run. A component is rebuilt only when its folder, the SDK or the toolchain
+/// changed since it was built (a stamp beside it records their digest).
+pub fn python_plugins() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = repo_root();
+        let out = builtin_plugins().join("python");
+        std::fs::create_dir_all(&out).expect("create the python plugins folder");
+        let toolchain = std::process::Command::new("componentize-py")
+            .arg("--version")
+            .output()
+            .expect("componentize-py (tests/requirements.txt) is on PATH");
+        let sdk = digest_of(&root.join("sdk/python"), &toolchain.stdout);
+        for entry in std::fs::read_dir(root.join("plugins")).expect("read plugins/") {
+            let dir = entry.expect("list plugins/").path();
+            if !dir.join("app.py").is_file() {
+                continue;
+            }
+            let name = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
+            let wasm = out.join(format!("{name}.wasm"));
+            let stamp = out.join(format!("{name}.stamp"));
+            let want = format!("{sdk}-{}", digest_of(&dir, b""));
+            if wasm.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&want) {
+                continue;
+            }
+            let built = std::process::Command::new("python3")
+                .args(["-m", "schedulezero.build"])
+                .arg(&dir)
+                .arg("-o")
+                .arg(&wasm)
+                .env("PYTHONPATH", root.join("sdk/python"))
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .output()
+                .expect("run python3 -m schedulezero.build");
+            assert!(
+                built.status.success(),
+                "building {name}: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            std::fs::write(&stamp, want).expect("write the stamp");
+        }
+        out
+    })
+}
+
+/// A digest of the files under `dir` (their paths and contents, `__pycache__` left out) and
+/// `extra`.
+fn digest_of(dir: &Path, extra: &[u8]) -> String {
+    use sha2::Digest;
+    fn walk(dir: &Path, base: &Path, hasher: &mut sha2::Sha256) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read a source folder")
+            .map(|e| e.expect("list a source folder").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.file_name().is_some_and(|n| n == "__pycache__") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, base, hasher);
+            } else {
+                let rel = path.strip_prefix(base).unwrap_or(&path);
+                hasher.update(rel.to_string_lossy().as_bytes());
+                hasher.update([0]);
+                hasher.update(std::fs::read(&path).expect("read a source file"));
+                hasher.update([0]);
+            }
+        }
+    }
+    let mut hasher = sha2::Sha256::new();
+    walk(dir, dir, &mut hasher);
+    hasher.update(extra);
+    hex::encode(&hasher.finalize()[..16])
+}
