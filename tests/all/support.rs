@@ -272,57 +272,99 @@ pub async fn eventually<T>(
     }
 }
 
-/// The example handlers of `plugins/` written in Python (folders with an `app.py`), built with
-/// the Python SDK and componentize-py (`tests/requirements.txt`) into `<target>/plugins/python`,
-/// once per test run. A component is rebuilt only when its folder, the SDK or the toolchain
-/// changed since it was built (a stamp beside it records their digest).
-pub fn python_plugins() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = repo_root();
-        let out = builtin_plugins().join("python");
-        std::fs::create_dir_all(&out).expect("create the python plugins folder");
-        let toolchain = std::process::Command::new("componentize-py")
-            .arg("--version")
-            .output()
-            .expect("componentize-py (tests/requirements.txt) is on PATH");
-        let sdk = digest_of(&root.join("sdk/python"), &toolchain.stdout);
-        for entry in std::fs::read_dir(root.join("plugins")).expect("read plugins/") {
-            let dir = entry.expect("list plugins/").path();
-            if !dir.join("app.py").is_file() {
-                continue;
-            }
-            let name = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("utf-8 name");
-            let wasm = out.join(format!("{name}.wasm"));
-            let stamp = out.join(format!("{name}.stamp"));
-            let want = format!("{sdk}-{}", digest_of(&dir, b""));
-            if wasm.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&want) {
-                continue;
-            }
-            let built = std::process::Command::new("python3")
-                .args(["-m", "schedulezero.build"])
-                .arg(&dir)
-                .arg("-o")
-                .arg(&wasm)
-                .env("PYTHONPATH", root.join("sdk/python"))
-                .env("PYTHONDONTWRITEBYTECODE", "1")
-                .output()
-                .expect("run python3 -m schedulezero.build");
-            assert!(
-                built.status.success(),
-                "building {name}: {}",
-                String::from_utf8_lossy(&built.stderr)
-            );
-            std::fs::write(&stamp, want).expect("write the stamp");
-        }
-        out
-    })
+/// A language the example handlers of `plugins/` are written in besides Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Folders with an `app.py`, built with `sdk/python` and componentize-py
+    /// (`tests/requirements.txt`).
+    Python,
+    /// Folders with an `app.js`, built with `sdk/js` and componentize-js (its `node_modules`).
+    JavaScript,
 }
 
-/// A digest of the files under `dir` (their paths and contents, `__pycache__` left out) and
+/// The example handlers of `plugins/` written in `lang`, built with its SDK into
+/// `<target>/plugins/python` or `<target>/plugins/js`, once per test run. A component is rebuilt
+/// only when its folder, the SDK or the toolchain changed since it was built (a stamp beside it
+/// records their digest).
+pub fn lang_plugins(lang: Lang) -> &'static Path {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    static JS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let once = match lang {
+        Lang::Python => &PYTHON,
+        Lang::JavaScript => &JS,
+    };
+    once.get_or_init(|| build_lang_plugins(lang))
+}
+
+fn build_lang_plugins(lang: Lang) -> PathBuf {
+    let root = repo_root();
+    let (folder, entry, sdk_dir) = match lang {
+        Lang::Python => ("python", "app.py", root.join("sdk/python")),
+        Lang::JavaScript => ("js", "app.js", root.join("sdk/js")),
+    };
+    let out = builtin_plugins().join(folder);
+    std::fs::create_dir_all(&out).expect("create the built plugins folder");
+    let toolchain = match lang {
+        Lang::Python => {
+            std::process::Command::new("componentize-py")
+                .arg("--version")
+                .output()
+                .expect("componentize-py (tests/requirements.txt) is on PATH")
+                .stdout
+        }
+        Lang::JavaScript => {
+            std::fs::read(sdk_dir.join("package-lock.json")).expect("sdk/js/package-lock.json")
+        }
+    };
+    let sdk = digest_of(&sdk_dir, &toolchain);
+    for item in std::fs::read_dir(root.join("plugins")).expect("read plugins/") {
+        let dir = item.expect("list plugins/").path();
+        if !dir.join(entry).is_file() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name");
+        let wasm = out.join(format!("{name}.wasm"));
+        let stamp = out.join(format!("{name}.stamp"));
+        let want = format!("{sdk}-{}", digest_of(&dir, b""));
+        if wasm.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&want) {
+            continue;
+        }
+        let mut cmd = match lang {
+            Lang::Python => {
+                let mut c = std::process::Command::new("python3");
+                c.args(["-m", "schedulezero.build"])
+                    .env("PYTHONPATH", &sdk_dir)
+                    .env("PYTHONDONTWRITEBYTECODE", "1");
+                c
+            }
+            Lang::JavaScript => {
+                let mut c = std::process::Command::new("node");
+                c.arg(sdk_dir.join("build.mjs"));
+                c
+            }
+        };
+        let built = cmd
+            .arg(&dir)
+            .arg("-o")
+            .arg(&wasm)
+            .output()
+            .unwrap_or_else(|e| panic!("run the {lang:?} build: {e}"));
+        assert!(
+            built.status.success(),
+            "building {name}: {}{}",
+            String::from_utf8_lossy(&built.stdout),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        std::fs::write(&stamp, want).expect("write the stamp");
+    }
+    out
+}
+
+/// A digest of the files under `dir` (their paths and contents, `__pycache__` and
+/// `node_modules` left out) and
 /// `extra`.
 fn digest_of(dir: &Path, extra: &[u8]) -> String {
     use sha2::Digest;
@@ -333,7 +375,10 @@ fn digest_of(dir: &Path, extra: &[u8]) -> String {
             .collect();
         entries.sort();
         for path in entries {
-            if path.file_name().is_some_and(|n| n == "__pycache__") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "__pycache__" || n == "node_modules")
+            {
                 continue;
             }
             if path.is_dir() {

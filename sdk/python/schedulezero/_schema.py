@@ -208,7 +208,11 @@ def convert(tp: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         if value is None:
             raise ParamsError(f"{_at(where)}may not be null")
-        raise ParamsError(errors[-1] if len(errors) == 1 else f"{_at(where)}{_show(value)} fits none of the allowed types")
+        # An optional value that is there answers for its one type.
+        typed = [e for option, e in zip(args, errors) if option is not _NONE_TYPE]
+        if len(typed) == 1:
+            raise ParamsError(typed[0])
+        raise ParamsError(f"{_at(where)}{_show(value)} fits none of the allowed types")
     if origin in (list, typing.List, set, frozenset) or tp in (list, set, frozenset):
         if not isinstance(value, list):
             raise ParamsError(f"{_at(where)}expected an array, got {_show(value)}")

@@ -173,6 +173,7 @@ class Calls(unittest.TestCase):
             ({"item": 3}, "item: expected a string, got 3"),
             ({"item": "x", "count": True}, "count: expected an integer, got true"),
             ({"item": "x", "count": 1.5}, "count: expected an integer, got 1.5"),
+            ({"item": "x", "price": "cheap"}, 'price: expected a number, got "cheap"'),
             ({"count": 1}, "missing field `item`"),
             ({"item": "x", "cuont": 1}, "unknown field `cuont` (expected: count, item, price)"),
             ([1], "expected an object of params, got [1]"),
