@@ -4,7 +4,7 @@
 // or reaches for something the operator grants or withholds (a configuration value, a secret);
 // the tests call them to check that the host stops, refuses and reports each one.
 
-import { handler, method, p, config, Denied, Failed, InvalidParams, Retryable, Secret, Setting } from "@schedulezero/sdk";
+import { handler, method, p, config, Denied, Failed, Http, InvalidParams, Retryable, Secret, Setting } from "@schedulezero/sdk";
 
 const ERRORS = { invalid_params: InvalidParams, failed: Failed, retryable: Retryable, denied: Denied };
 
@@ -18,6 +18,7 @@ export default handler({
   version: "0.1.0",
   description: "Misbehaves on request (loops, allocates, throws) and reaches for granted things, to show what the host contains.",
   config: [Setting("anything", "A plain value."), Secret("token", "A secret.")],
+  http: [Http("*://*:*", "Whatever a test points it at, to prove what the host refuses.")],
   methods: {
     ok: method("Answers at once.", () => ({ ok: true })),
 
@@ -53,6 +54,11 @@ export default handler({
       value: config.get(key) ?? null,
       keys: config.keys(),
     })),
+
+    fetch: method("Fetches `url` (GET) and returns the status and the body's text.", { url: p.string() }, async (_ctx, { url }) => {
+      const response = await fetch(url);
+      return { status: response.status, body: await response.text() };
+    }),
 
     use_secret: method("Reads the secret `token` (refused when not granted) and says how long it is.", () => ({
       length: config.secret("token").length,

@@ -22,6 +22,9 @@
 //     },
 //   });
 //
+// A method may be `async` (to await `fetch`, for one): the engine runs its event loop until the
+// promise settles.
+//
 // A method's params are declared with the `p` builders: each is a property of the params object
 // (required unless `.optional()` or `.default(v)`); the JSON Schema `describe` publishes is made
 // from them and params are checked against them before the method runs. `p.any()` in place of
@@ -350,12 +353,15 @@ export function handler(spec) {
       }
       if (state === undefined) state = makeState();
       const result = m.fn.call(state, ctx, params);
-      if (result && typeof result.then === "function") {
-        throw new Failed(`\`${name}\` returned a promise: methods run synchronously`);
-      }
-      const text = JSON.stringify(result === undefined ? null : result);
-      if (text === undefined) throw new Failed(`\`${name}\` returned a result that is not JSON`);
-      return text;
+      const encode = (value) => {
+        const text = JSON.stringify(value === undefined ? null : value);
+        if (text === undefined) throw new Failed(`\`${name}\` returned a result that is not JSON`);
+        return text;
+      };
+      // An async method (one that awaits `fetch`, say): the engine runs its event loop until
+      // the promise settles.
+      if (result && typeof result.then === "function") return Promise.resolve(result).then(encode);
+      return encode(result);
     },
   };
 }
@@ -395,7 +401,8 @@ export const testing = {
    * kept between calls as in a hot instance, unless `fresh`. */
   call(h, name, params = null, { ctx, fresh } = {}) {
     if (fresh) h.reset();
-    return JSON.parse(h.invoke(ctx ?? adhocContext(), name, JSON.stringify(params)));
+    const out = h.invoke(ctx ?? adhocContext(), name, JSON.stringify(params));
+    return typeof out === "string" ? JSON.parse(out) : out.then(JSON.parse);
   },
   /** What `describe` answers, each params schema as an object. */
   describe(h) {
@@ -426,14 +433,18 @@ export function exportHandler(h, imports) {
       const at = ctx.scheduledTime;
       const when = new Date(Number(at.seconds) * 1000 + Math.floor(at.nanoseconds / 1e6));
       const context = { jobId: ctx.jobId, runId: ctx.runId, attempt: ctx.attempt, scheduledTime: when };
-      try {
-        return h.invoke(context, name, params);
-      } catch (e) {
+      const fail = (e) => {
         if (e instanceof HandlerError) throw { tag: e.kind, val: e.message };
         // Out of memory (the engine throws the string): let the instance trap, so that the
         // host reports the memory limit and starts the next call on a fresh instance.
         if (e === "out of memory" || (e instanceof Error && /out of memory/i.test(e.message))) throw e;
         throw { tag: "failed", val: failureText(e) };
+      };
+      try {
+        const out = h.invoke(context, name, params);
+        return typeof out === "string" ? out : out.catch(fail);
+      } catch (e) {
+        return fail(e);
       }
     },
   };

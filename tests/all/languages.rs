@@ -494,3 +494,51 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A JavaScript handler's `fetch` reaches a granted destination (a real server on 127.0.0.1) and
+/// nothing else: a refused request fails the call with `capability_denied`, naming it, although
+/// `fetch` itself only reports a network error.
+#[tokio::test]
+async fn js_fetch_reaches_granted_destinations_only() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hello from the vendor" }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let granted = format!("http://{addr}");
+    let (t, _dir) = runtime_with(Lang::JavaScript, "misbehave-js", |c| {
+        let p = c.config.plugins.entry("misbehave-js".into()).or_default();
+        p.http = vec![granted.clone()];
+    });
+    let adhoc = JobContext::adhoc();
+    let params = json!({"url": format!("{granted}/hello")}).to_string();
+    let got = call_with(&t, "misbehave-js", "fetch", &params, &adhoc).await;
+    assert_eq!(got, json!({"status": 200, "body": "hello from the vendor"}));
+
+    let (bare, _d) = runtime_with(Lang::JavaScript, "misbehave-js", |_| {});
+    for (rt, url) in [
+        (&t, "http://127.0.0.2:9/elsewhere".to_owned()),
+        (&bare, format!("{granted}/hello")),
+    ] {
+        let params = json!({"url": url}).to_string();
+        let e = rt
+            .runtime
+            .invoke("misbehave-js", "fetch", &params, &adhoc)
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), "capability_denied", "{url}: {e}");
+        assert!(
+            e.to_string().contains("NetworkError"),
+            "what fetch said: {e}"
+        );
+        assert!(
+            e.to_string().contains("(host: "),
+            "what the host refused: {e}"
+        );
+    }
+    server.abort();
+}

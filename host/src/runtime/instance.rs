@@ -253,7 +253,10 @@ impl Tracked {
 }
 
 /// Names in a failed call's error what the host refused it (for `capability_denied`) or the
-/// limits it ran into (for other failures), after what the handler said.
+/// limits it ran into (for other failures), after what the handler said. A call that failed
+/// after the host refused it an outbound request fails with `capability_denied`, whatever the
+/// handler made of the refusal: a toolchain's own HTTP client (JavaScript's `fetch`) reports one
+/// as a network error, which would otherwise hide what the operator has to grant.
 fn explain(
     result: Result<String, InvokeError>,
     usage: &super::outbound::Usage,
@@ -269,6 +272,11 @@ fn explain(
     };
     match result {
         Err(InvokeError::CapabilityDenied(said)) => {
+            Err(InvokeError::CapabilityDenied(join(said, usage.denials())))
+        }
+        Err(InvokeError::Failed(said) | InvokeError::Retryable(said))
+            if usage.request_refused() =>
+        {
             Err(InvokeError::CapabilityDenied(join(said, usage.denials())))
         }
         Err(InvokeError::Failed(said)) => Err(InvokeError::Failed(join(said, usage.notes()))),

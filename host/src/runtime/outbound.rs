@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -196,6 +196,8 @@ pub struct Usage {
     bytes_in: AtomicU64,
     hosts: Mutex<std::collections::BTreeSet<String>>,
     denied: Mutex<Vec<String>>,
+    /// Whether an outbound request was refused.
+    request_refused: AtomicBool,
     notes: Mutex<Vec<String>>,
 }
 
@@ -203,6 +205,18 @@ impl Usage {
     /// Records a refusal (a capability not granted), to be named in the call's error.
     pub fn deny(&self, why: String) {
         remember(&self.denied, why);
+    }
+
+    /// Records a refused outbound request (a destination not granted, say), to be named in the
+    /// call's error.
+    fn deny_request(&self, why: String) {
+        self.request_refused.store(true, Ordering::Relaxed);
+        self.deny(why);
+    }
+
+    /// Whether an outbound request was refused.
+    pub fn request_refused(&self) -> bool {
+        self.request_refused.load(Ordering::Relaxed)
     }
 
     /// Records a limit the call ran into, to be named if the call fails.
@@ -301,7 +315,7 @@ impl WasiHttpHooks for Hooks {
             Ok(target) => Box::new(async move { net.send(target, request, options).await }),
             Err(why) => {
                 tracing::info!(plugin = %net.plugin, run_id = %net.run_id, uri = %request.uri(), reason = %why, "outbound request denied");
-                net.usage.deny(why);
+                net.usage.deny_request(why);
                 Box::new(async move {
                     drain(request.into_body()).await;
                     Err(HttpError::HttpRequestDenied)
@@ -617,7 +631,7 @@ impl CallNet {
                 ),
             };
             tracing::info!(plugin = %self.plugin, run_id = %self.run_id, reason = %why, "outbound request denied");
-            self.usage.deny(why);
+            self.usage.deny_request(why);
             return Err(HttpError::HttpRequestDenied);
         }
         Ok(allowed)

@@ -61,7 +61,11 @@ const shop = handler({
     retry: method("Asks to be retried.", () => {
       throw new Retryable("busy upstream");
     }),
-    later: method("Returns a promise.", async () => 1),
+    later: method("Awaits.", { n: p.integer() }, async (_ctx, { n }) => {
+      await null;
+      if (n < 0) throw new InvalidParams("n is not negative");
+      return { n };
+    }),
   },
 });
 
@@ -111,7 +115,12 @@ test("raw params, none, unknown methods, bad JSON", () => {
   assert.throws(() => call("nothing", { a: 1 }), /takes no params/);
   assert.throws(() => call("sel"), (e) => e instanceof UnknownMethod && e.message.startsWith("shop has no method `sel` (it has: sell, "));
   assert.throws(() => shop.invoke({}, "sell", "{nope"), (e) => e instanceof InvalidParams && /^params are not JSON/.test(e.message));
-  assert.throws(() => call("later"), /returned a promise/);
+});
+
+test("async methods", async () => {
+  assert.deepEqual(await call("later", { n: 2 }), { n: 2 });
+  await assert.rejects(call("later", { n: -1 }), (e) => e instanceof InvalidParams);
+  assert.throws(() => call("later", {}), /missing field `n`/, "params are checked before it runs");
 });
 
 test("error kinds, config and log", () => {
