@@ -14,6 +14,7 @@
 import { componentize } from "@bytecodealliance/componentize-js";
 import { init, parse } from "es-module-lexer";
 import { cp, mkdtemp, readFile, readdir, rename, rm, mkdir, writeFile, stat } from "node:fs/promises";
+import { realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -177,6 +178,7 @@ async function main(argv) {
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// Run as a program (also through the `schedulezero-build` link npm makes), not when imported.
+if (process.argv[1] && realpathSync(path.resolve(process.argv[1])) === realpathSync(fileURLToPath(import.meta.url))) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -542,3 +542,144 @@ async fn js_fetch_reaches_granted_destinations_only() {
     }
     server.abort();
 }
+
+/// `plugins new --lang python` and `--lang js` write a handler's folder with a copy of the SDK
+/// whose own tests pass, which builds into a component the host runs (its configuration grant
+/// read), as its README says.
+#[test]
+fn plugins_new_scaffolds_python_and_js_handlers() {
+    let work = tempfile::tempdir().unwrap();
+    let plugins = work.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let root = repo_root();
+    let run = |cmd: &mut std::process::Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    for (lang, name) in [("python", "acme-py"), ("js", "acme-js")] {
+        let dir = work.path().join(name);
+        let out = crate::support::run_cli(
+            work.path(),
+            &[
+                "plugins",
+                "new",
+                name,
+                "--lang",
+                lang,
+                "--dir",
+                dir.to_str().unwrap(),
+                "--description",
+                "Greets people.",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "plugins new --lang {lang}: {out:?}");
+        let sdk = dir.join("vendor/schedulezero-sdk");
+        let wasm = plugins.join(format!("{name}.wasm"));
+        if lang == "python" {
+            for file in [
+                "app.py",
+                "test_app.py",
+                "README.md",
+                ".gitignore",
+                "vendor/schedulezero-sdk/pyproject.toml",
+            ] {
+                assert!(dir.join(file).is_file(), "the scaffold has {file}");
+            }
+            let tests = run(
+                std::process::Command::new("python3")
+                    .args(["-m", "unittest", "-v"])
+                    .current_dir(&dir)
+                    .env("PYTHONPATH", &sdk)
+                    .env("PYTHONDONTWRITEBYTECODE", "1"),
+                "the scaffold's tests",
+            );
+            assert!(
+                tests.contains("Ran 2 tests") && tests.contains("\nOK"),
+                "{tests}"
+            );
+            run(
+                std::process::Command::new("python3")
+                    .args(["-m", "schedulezero.build", "."])
+                    .arg("-o")
+                    .arg(&wasm)
+                    .current_dir(&dir)
+                    .env("PYTHONPATH", &sdk)
+                    .env("PYTHONDONTWRITEBYTECODE", "1"),
+                "building the scaffold",
+            );
+        } else {
+            for file in [
+                "app.js",
+                "test/app.test.mjs",
+                "package.json",
+                "README.md",
+                ".gitignore",
+                "vendor/schedulezero-sdk/build.mjs",
+            ] {
+                assert!(dir.join(file).is_file(), "the scaffold has {file}");
+            }
+            let package: Value =
+                serde_json::from_slice(&std::fs::read(dir.join("package.json")).unwrap()).unwrap();
+            assert_eq!(
+                package["dependencies"]["@schedulezero/sdk"],
+                "file:vendor/schedulezero-sdk"
+            );
+            // What `npm install` makes of that dependency, without the network: a link to the
+            // copy, whose own dependencies are the repository's.
+            std::fs::create_dir_all(dir.join("node_modules/@schedulezero")).unwrap();
+            std::os::unix::fs::symlink(&sdk, dir.join("node_modules/@schedulezero/sdk")).unwrap();
+            std::os::unix::fs::symlink(root.join("sdk/js/node_modules"), sdk.join("node_modules"))
+                .unwrap();
+            let tests = run(
+                std::process::Command::new("node")
+                    .args(["--test", "--test-reporter=tap", "test/"])
+                    .current_dir(&dir),
+                "the scaffold's tests",
+            );
+            assert!(
+                tests.contains("# pass 2") && tests.contains("# fail 0"),
+                "{tests}"
+            );
+            run(
+                std::process::Command::new("node")
+                    .arg(dir.join("node_modules/@schedulezero/sdk/build.mjs"))
+                    .arg(".")
+                    .arg("-o")
+                    .arg(&wasm)
+                    .current_dir(&dir),
+                "building the scaffold",
+            );
+        }
+        let config = work.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("[plugins.{name}.config]\ngreeting = \"Howdy\"\n"),
+        )
+        .unwrap();
+        let out = crate::support::run_cli(
+            work.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "invoke",
+                name,
+                "greet",
+                r#"{"name":"Ada","times":2}"#,
+                "--plugins-dir",
+                plugins.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "invoke {name}: {out:?}");
+        let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(got["message"], "Howdy, Ada! Howdy, Ada!", "{got}");
+        assert_eq!(got["instance_calls"], 1);
+    }
+}

@@ -23,10 +23,15 @@ use crate::trust::{self, Verdict};
 pub struct NewArgs {
     /// The handler's name: lowercase letters, digits and `-`, starting with a letter.
     pub name: String,
-    /// Where to create the crate. Default: ./NAME.
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+    /// Where to create the handler's folder. Default: ./NAME.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Depend on the SDK at this path instead of the project's repository.
+    /// Use the SDK at this path (`sdk`, `sdk/python` or `sdk/js` of a checkout) instead of the
+    /// project's repository (Rust) or the copy of the SDK written into the folder (Python,
+    /// JavaScript).
     #[arg(long, value_name = "PATH")]
     pub sdk_path: Option<PathBuf>,
     /// One line saying what the handler does.
@@ -36,6 +41,67 @@ pub struct NewArgs {
     #[arg(long, default_value = "")]
     pub vendor: String,
 }
+
+/// A language `plugins new` writes a handler in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A crate with the Rust SDK.
+    Rust,
+    /// A module with the Python SDK, built with componentize-py.
+    Python,
+    /// A module with the JavaScript SDK, built with componentize-js.
+    Js,
+}
+
+/// The Python SDK's files, written into a new Python handler's folder (`vendor/`) so that it
+/// builds with the SDK of this host's version.
+const PYTHON_SDK: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../../../sdk/python/pyproject.toml"),
+    ),
+    ("README.md", include_str!("../../../sdk/python/README.md")),
+    (
+        "schedulezero/__init__.py",
+        include_str!("../../../sdk/python/schedulezero/__init__.py"),
+    ),
+    (
+        "schedulezero/_schema.py",
+        include_str!("../../../sdk/python/schedulezero/_schema.py"),
+    ),
+    (
+        "schedulezero/_guest.py",
+        include_str!("../../../sdk/python/schedulezero/_guest.py"),
+    ),
+    (
+        "schedulezero/build.py",
+        include_str!("../../../sdk/python/schedulezero/build.py"),
+    ),
+    (
+        "schedulezero/testing.py",
+        include_str!("../../../sdk/python/schedulezero/testing.py"),
+    ),
+    (
+        "schedulezero/wit/handler.wit",
+        include_str!("../../../wit/handler.wit"),
+    ),
+];
+
+/// The JavaScript SDK's files, written into a new JavaScript handler's folder (`vendor/`).
+const JS_SDK: &[(&str, &str)] = &[
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    (
+        "package-lock.json",
+        include_str!("../../../sdk/js/package-lock.json"),
+    ),
+    ("README.md", include_str!("../../../sdk/js/README.md")),
+    (
+        "schedulezero.js",
+        include_str!("../../../sdk/js/schedulezero.js"),
+    ),
+    ("build.mjs", include_str!("../../../sdk/js/build.mjs")),
+    ("wit/handler.wit", include_str!("../../../wit/handler.wit")),
+];
 
 /// Arguments of `plugins keygen`.
 #[derive(Debug, Args)]
@@ -127,7 +193,8 @@ pub struct UpdateArgs {
     pub registry: RegistryArgs,
 }
 
-/// Writes a new handler crate.
+/// Writes a new handler's folder: a crate, a Python module or a JavaScript module, each with a
+/// test and a README saying how to build, sign and publish it.
 pub fn new_crate(args: &NewArgs) -> ExitCode {
     if !is_valid_plugin_name(&args.name) {
         return fail(&format!(
@@ -142,19 +209,26 @@ pub fn new_crate(args: &NewArgs) -> ExitCode {
     if dir.exists() && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
         return fail(&format!("{} exists and is not empty", dir.display()));
     }
-    let sdk = match &args.sdk_path {
-        Some(p) => {
-            let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-            format!(
-                "schedulezero-sdk = {{ path = {:?} }}",
-                p.display().to_string()
-            )
-        }
-        None => format!(
-            "schedulezero-sdk = {{ git = {:?} }}",
-            env!("CARGO_PKG_REPOSITORY")
-        ),
+    let sdk_path = args.sdk_path.as_ref().map(|p| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string()
+    });
+    let repository = env!("CARGO_PKG_REPOSITORY");
+    let sdk = match &sdk_path {
+        Some(p) => format!("schedulezero-sdk = {{ path = {p:?} }}"),
+        None => format!("schedulezero-sdk = {{ git = {repository:?} }}"),
     };
+    let python_sdk = sdk_path
+        .clone()
+        .unwrap_or_else(|| "./vendor/schedulezero-sdk".into());
+    let js_sdk = format!(
+        "file:{}",
+        sdk_path
+            .clone()
+            .unwrap_or_else(|| "vendor/schedulezero-sdk".into())
+    );
     let type_name: String = args
         .name
         .split('-')
@@ -173,13 +247,80 @@ pub fn new_crate(args: &NewArgs) -> ExitCode {
             .replace("{{description}}", &args.description.replace('"', "'"))
             .replace("{{vendor}}", &args.vendor.replace('"', "'"))
             .replace("{{sdk}}", &sdk)
+            .replace("{{python_sdk}}", &python_sdk)
+            .replace("{{js_sdk}}", &js_sdk)
     };
-    let files = [
-        ("Cargo.toml", fill(include_str!("scaffold/Cargo.toml.tmpl"))),
-        ("src/lib.rs", fill(include_str!("scaffold/lib.rs.tmpl"))),
-        ("README.md", fill(include_str!("scaffold/README.md.tmpl"))),
-        (".gitignore", fill(include_str!("scaffold/gitignore.tmpl"))),
-    ];
+    let mut files: Vec<(String, String)> = match args.lang {
+        Lang::Rust => vec![
+            (
+                "Cargo.toml".into(),
+                fill(include_str!("scaffold/rust/Cargo.toml.tmpl")),
+            ),
+            (
+                "src/lib.rs".into(),
+                fill(include_str!("scaffold/rust/lib.rs.tmpl")),
+            ),
+            (
+                "README.md".into(),
+                fill(include_str!("scaffold/rust/README.md.tmpl")),
+            ),
+            (
+                ".gitignore".into(),
+                fill(include_str!("scaffold/rust/gitignore.tmpl")),
+            ),
+        ],
+        Lang::Python => vec![
+            (
+                "app.py".into(),
+                fill(include_str!("scaffold/python/app.py.tmpl")),
+            ),
+            (
+                "test_app.py".into(),
+                fill(include_str!("scaffold/python/test_app.py.tmpl")),
+            ),
+            (
+                "README.md".into(),
+                fill(include_str!("scaffold/python/README.md.tmpl")),
+            ),
+            (
+                ".gitignore".into(),
+                fill(include_str!("scaffold/python/gitignore.tmpl")),
+            ),
+        ],
+        Lang::Js => vec![
+            (
+                "app.js".into(),
+                fill(include_str!("scaffold/js/app.js.tmpl")),
+            ),
+            (
+                "test/app.test.mjs".into(),
+                fill(include_str!("scaffold/js/app.test.mjs.tmpl")),
+            ),
+            (
+                "package.json".into(),
+                fill(include_str!("scaffold/js/package.json.tmpl")),
+            ),
+            (
+                "README.md".into(),
+                fill(include_str!("scaffold/js/README.md.tmpl")),
+            ),
+            (
+                ".gitignore".into(),
+                fill(include_str!("scaffold/js/gitignore.tmpl")),
+            ),
+        ],
+    };
+    let vendored = match args.lang {
+        Lang::Python if sdk_path.is_none() => PYTHON_SDK,
+        Lang::Js if sdk_path.is_none() => JS_SDK,
+        _ => &[],
+    };
+    files.extend(vendored.iter().map(|(path, text)| {
+        (
+            format!("vendor/schedulezero-sdk/{path}"),
+            (*text).to_owned(),
+        )
+    }));
     for (path, text) in files {
         let path = dir.join(path);
         let written = path
@@ -190,8 +331,15 @@ pub fn new_crate(args: &NewArgs) -> ExitCode {
             return fail(&format!("cannot write {}: {e}", path.display()));
         }
     }
+    let how = match args.lang {
+        Lang::Rust => "build it with `cargo build --release --target wasm32-wasip2` there",
+        Lang::Python => &format!(
+            "install the SDK there (`pip install {python_sdk}`), then build it with `python -m schedulezero.build .`"
+        ),
+        Lang::Js => "`npm install` there, then build it with `npm run build`",
+    };
     println!(
-        "created {} ({}): build it with `cargo build --release --target wasm32-wasip2` there; its README says how to sign and publish it",
+        "created {} ({}): {how}; its README says how to test, sign and publish it",
         dir.display(),
         args.name
     );

@@ -112,7 +112,13 @@ def build(app_dir: pathlib.Path, out: pathlib.Path | None, module: str = "app") 
         # Copies of the app and the SDK: componentize-py compiles what it imports in place,
         # which would leave `__pycache__` folders in the sources.
         skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.wasm", ".*")
-        shutil.copytree(app_dir, work / "app", ignore=skip)
+
+        def skip_app(folder: str, names: list[str]) -> set[str]:
+            # A copy of the SDK that `plugins new` put beside the app is built in below.
+            sdk_copy = {"schedulezero-sdk"} if pathlib.Path(folder).name == "vendor" else set()
+            return skip(folder, names) | sdk_copy
+
+        shutil.copytree(app_dir, work / "app", ignore=skip_app)
         shutil.copytree(sdk_parent / "schedulezero", work / "sdk" / "schedulezero", ignore=skip)
         built = work / "component.wasm"
         cmd = componentize_py() + [
