@@ -454,16 +454,27 @@ async fn follow_storage(
     }
 }
 
+/// How long the start waits for the plugins to load; a plugin still compiling then (a large
+/// component seen for the first time) goes on in the background, and its calls wait for it.
+const START_LOAD_WAIT: Duration = Duration::from_secs(10);
+
 /// Loads every plugin in the folder and records them as handlers; plugins recorded before whose
 /// file is gone are marked missing (their schedules fail clearly when they fire).
-async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError> {
-    let discovery = runtime.discover().await?;
+async fn sync_plugins(runtime: &Arc<Runtime>, store: &Store) -> Result<(), ServeError> {
+    let discovery = runtime.discover_within(START_LOAD_WAIT).await?;
     prune_artifacts(runtime);
     let now = Utc::now();
     let mut present = Vec::new();
     for report in &discovery.loaded {
         present.push(report.plugin.name().to_owned());
         record_plugin(store, &report.plugin).await?;
+    }
+    for path in &discovery.compiling {
+        // Recorded when it is loaded (its `added` event); not missing meanwhile.
+        if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
+            present.push(name.to_owned());
+        }
+        tracing::info!(file = %path.display(), "plugin still compiling; it is served once loaded");
     }
     for rejected in &discovery.rejected {
         tracing::warn!(file = %rejected.path.display(), error = %rejected.error, "plugin rejected");
@@ -472,6 +483,7 @@ async fn sync_plugins(runtime: &Runtime, store: &Store) -> Result<(), ServeError
     tracing::info!(
         plugins = present.len(),
         rejected = discovery.rejected.len(),
+        compiling = discovery.compiling.len(),
         missing,
         dir = %runtime.config().plugins_dir.display(),
         "plugins loaded"

@@ -683,3 +683,92 @@ fn plugins_new_scaffolds_python_and_js_handlers() {
         assert_eq!(got["instance_calls"], 1);
     }
 }
+
+/// A large component that appears in a watched folder is compiled in the background: it is
+/// listed as compiling, the watch goes on (a small plugin dropped meanwhile is loaded before the
+/// large one is ready), and a call for it waits for it instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_component_compiles_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = TestConfig::new();
+    c.config.plugins_dir = dir.path().to_owned();
+    c.config.cache_dir = Some(cache.path().to_owned());
+    c.config.pool.watch_settle = Duration::from_millis(100);
+    let t = c.start();
+    t.runtime.discover().await.unwrap();
+    let _watch = t.runtime.watch();
+    let place = |from: &std::path::Path, name: &str| {
+        let partial = dir.path().join(format!(".{name}.partial"));
+        std::fs::copy(from, &partial).unwrap();
+        std::fs::rename(&partial, dir.path().join(format!("{name}.wasm"))).unwrap();
+    };
+    place(
+        &lang_plugins(Lang::JavaScript).join("ding-dong-js.wasm"),
+        "ding-dong-js",
+    );
+    let since = crate::support::eventually(
+        "ding-dong-js listed as compiling",
+        Duration::from_secs(10),
+        || {
+            t.runtime
+                .compiling()
+                .into_iter()
+                .find(|c| c.name == "ding-dong-js")
+                .map(|c| c.since)
+        },
+    )
+    .await;
+    assert!(
+        t.runtime.plugin("ding-dong-js").is_none(),
+        "not a plugin until it is loaded"
+    );
+
+    // The watch is not held up: a small plugin dropped now is loaded while the large one compiles.
+    place(
+        &crate::support::builtin_plugins().join("ding-dong.wasm"),
+        "ding-dong",
+    );
+    crate::support::eventually("ding-dong loaded", Duration::from_secs(10), || {
+        t.runtime.plugin("ding-dong")
+    })
+    .await;
+    assert!(
+        t.runtime
+            .compiling()
+            .iter()
+            .any(|c| c.name == "ding-dong-js"),
+        "ding-dong-js still compiling when ding-dong was loaded"
+    );
+
+    // A call for it waits for it (up to the describe timeout; a slower machine gets the
+    // retryable `plugin_compiling`, and the call made again succeeds).
+    let ctx = scheduled_at("r", "2026-11-30T15:00:00Z");
+    let first = t
+        .runtime
+        .invoke("ding-dong-js", "play_hour_bongs", "{}", &ctx)
+        .await;
+    let outcome = match first {
+        Ok(out) => out,
+        Err(e) => {
+            assert_eq!(e.code(), "plugin_compiling", "{e}");
+            assert!(e.is_retryable());
+            assert!(e.to_string().contains(&since.to_rfc3339()), "{e}");
+            crate::support::eventually("ding-dong-js loaded", Duration::from_secs(60), || {
+                t.runtime.plugin("ding-dong-js")
+            })
+            .await;
+            t.runtime
+                .invoke("ding-dong-js", "play_hour_bongs", "{}", &ctx)
+                .await
+                .expect("loaded now")
+        }
+    };
+    let result: Value = serde_json::from_str(&outcome.result).unwrap();
+    assert_eq!(result["strikes"], 3);
+    assert!(
+        t.runtime.compiling().is_empty(),
+        "{:?}",
+        t.runtime.compiling()
+    );
+}

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::json::Query;
-use super::views::Rejected;
+use super::views::{CompilingPlugin, Rejected};
 use crate::history::Sample;
 use crate::runtime::{
     AllocatorKind, ErrorCounts, HistogramSnapshot, InstanceMetrics, LastError, MethodInfo, Plugin,
@@ -218,6 +218,9 @@ pub struct PluginList {
     pub plugins: Vec<PluginView>,
     /// Files in the plugins folder that are not usable plugins.
     pub rejected: Vec<Rejected>,
+    /// Files being compiled in the background (new or changed); each becomes a plugin (or is
+    /// rejected) when done, and calls for it wait for it meanwhile.
+    pub compiling: Vec<CompilingPlugin>,
 }
 
 /// Every plugin with its state, settings and counters.
@@ -236,6 +239,7 @@ async fn list(State(state): Shared) -> Json<PluginList> {
             })
             .collect(),
         rejected: Rejected::all(&state.runtime),
+        compiling: CompilingPlugin::all(&state.runtime),
     })
 }
 

@@ -502,6 +502,33 @@ impl Rejected {
     }
 }
 
+/// A plugin file being compiled in the background (it appeared or changed); calls for it wait
+/// for it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompilingPlugin {
+    /// The plugin's name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// When its load started (RFC 3339).
+    pub since: String,
+}
+
+impl CompilingPlugin {
+    /// Every plugin being compiled in the background.
+    pub fn all(runtime: &crate::runtime::Runtime) -> Vec<Self> {
+        runtime
+            .compiling()
+            .into_iter()
+            .map(|c| Self {
+                name: c.name,
+                file: c.path.display().to_string(),
+                since: c.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            })
+            .collect()
+    }
+}
+
 /// The host.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HostView {

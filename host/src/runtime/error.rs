@@ -120,6 +120,19 @@ pub enum InvokeError {
         /// When its file went away (RFC 3339).
         since: String,
     },
+    /// The plugin's file is being compiled (it appeared or changed and had no artifact yet) and
+    /// did not finish within the time a call waits for it; the call may be made again.
+    #[error(
+        "plugin `{name}` is still being compiled (since {since}, waited {waited_s}s); call it again shortly"
+    )]
+    Compiling {
+        /// The plugin.
+        name: String,
+        /// When its compilation started (RFC 3339).
+        since: String,
+        /// How long the call waited for it, in seconds.
+        waited_s: u64,
+    },
     /// Too many calls are already waiting for an instance of the plugin.
     #[error(
         "plugin `{name}` is at its limit: {queued} calls already wait for one of its {max_instances} instances"
@@ -206,6 +219,7 @@ impl InvokeError {
         match self {
             Self::UnknownPlugin { .. } => "unknown_plugin",
             Self::Removed { .. } => "plugin_removed",
+            Self::Compiling { .. } => "plugin_compiling",
             Self::QueueFull { .. } => "queue_full",
             Self::Unreachable(_) => "handler_unreachable",
             Self::Offline { .. } => "handler_offline",
@@ -231,6 +245,7 @@ impl InvokeError {
             self,
             Self::Retryable(_)
                 | Self::Timeout(_)
+                | Self::Compiling { .. }
                 | Self::QueueFull { .. }
                 | Self::Unreachable(_)
                 | Self::Offline { .. }

@@ -64,9 +64,133 @@ pub struct Discovery {
     pub loaded: Vec<LoadReport>,
     /// Files rejected, with the reason.
     pub rejected: Vec<Rejected>,
+    /// Files still compiling in the background ([`Runtime::discover_within`]).
+    pub compiling: Vec<PathBuf>,
 }
 
+/// A plugin being loaded in the background: its file appeared or changed, and it is read,
+/// compiled (unless its artifact is cached), linked and described on a task of its own.
+#[derive(Debug, Clone)]
+pub struct Compiling {
+    /// The plugin.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// When the load started.
+    pub since: chrono::DateTime<Utc>,
+    id: u64,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The end of a background load: its report, or why the file was rejected.
+pub type Loading = tokio::task::JoinHandle<Result<LoadReport, LoadError>>;
+
 impl Runtime {
+    /// Loads `path` on a task of its own and returns at once (the folder watch does not wait
+    /// for a compile of seconds). Until the load ends the plugin is listed as compiling
+    /// ([`Runtime::compiling`]); a call for it meanwhile waits for it (up to the describe
+    /// timeout, then `plugin_compiling`, retryable), and a version already loaded keeps serving
+    /// until the new one replaces it. Loads of one name run one after the other; at most one
+    /// per core runs at once.
+    pub fn load_in_background(self: &Arc<Self>, path: PathBuf) -> Loading {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let (done_tx, done) = tokio::sync::watch::channel(false);
+        let id = self.compile_seq.fetch_add(1, Ordering::Relaxed);
+        self.compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                name.clone(),
+                Compiling {
+                    name: name.clone(),
+                    path: path.clone(),
+                    since: Utc::now(),
+                    id,
+                    done,
+                },
+            );
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let lock = runtime.name_lock(&name);
+            let result = {
+                let _one_at_a_time = lock.lock().await;
+                let _slot = runtime.compile_slots.clone().acquire_owned().await;
+                runtime.load_path(&path).await
+            };
+            if let Ok(report) = &result {
+                // Known and ready, but nothing in memory until a call needs it.
+                report.plugin.park();
+            }
+            runtime.release_name_lock(&name, lock);
+            let mut compiling = runtime.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            if compiling.get(&name).is_some_and(|c| c.id == id) {
+                compiling.remove(&name);
+            }
+            drop(compiling);
+            let _ = done_tx.send(true);
+            result
+        })
+    }
+
+    /// The plugins being loaded in the background, by name.
+    pub fn compiling(&self) -> Vec<Compiling> {
+        let compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        compiling.values().cloned().collect()
+    }
+
+    /// Waits for the background load of `name`, if one is under way, up to `limit`:
+    /// `plugin_compiling` when it is still going then.
+    async fn wait_for_compile(&self, name: &str, limit: Duration) -> Result<(), InvokeError> {
+        let job = {
+            let compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            compiling.get(name).cloned()
+        };
+        let Some(job) = job else { return Ok(()) };
+        let mut done = job.done.clone();
+        match tokio::time::timeout(limit, done.wait_for(|d| *d)).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(InvokeError::Compiling {
+                name: name.to_owned(),
+                since: job.since.to_rfc3339(),
+                waited_s: limit.as_secs(),
+            }),
+        }
+    }
+
+    /// Loads every `*.wasm` in the plugins directory in the background (see
+    /// [`Runtime::load_in_background`]) and waits up to `budget` for them: what loaded and what
+    /// was rejected by then is reported; the rest go on compiling, and are listed as such.
+    pub async fn discover_within(
+        self: &Arc<Self>,
+        budget: Duration,
+    ) -> Result<Discovery, RuntimeError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        let loads: Vec<(PathBuf, Loading)> = wasm_files(&self.config.plugins_dir)?
+            .into_iter()
+            .map(|path| (path.clone(), self.load_in_background(path)))
+            .collect();
+        let mut discovery = Discovery::default();
+        for (path, load) in loads {
+            match tokio::time::timeout_at(deadline, load).await {
+                Ok(Ok(Ok(report))) => discovery.loaded.push(report),
+                Ok(Ok(Err(error))) => {
+                    tracing::warn!(file = %path.display(), %error, "plugin rejected");
+                    discovery.rejected.push(Rejected { path, error });
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(file = %path.display(), error = %e, "plugin load task failed")
+                }
+                // Still compiling: it becomes a plugin when done (an `added` event).
+                Err(_) => discovery.compiling.push(path),
+            }
+        }
+        Ok(discovery)
+    }
+
     /// Loads every `*.wasm` in the plugins directory, and leaves each plugin cold: described and
     /// ready, nothing in memory (so discovering many plugins never holds many of them at once).
     /// A file that cannot be loaded is reported in [`Discovery::rejected`] (and logged); the
@@ -107,11 +231,9 @@ impl Runtime {
     }
 
     pub(super) async fn load_on_first_use(&self, name: &str) -> Result<Arc<Plugin>, InvokeError> {
-        // One load per name at a time; loads of different plugins do not wait for each other.
-        let lock = {
-            let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(name.to_owned()).or_default().clone()
-        };
+        // A file that appeared and is being compiled: wait for it rather than compile it twice.
+        self.wait_for_compile(name, DESCRIBE_TIMEOUT).await?;
+        let lock = self.name_lock(name);
         let result = {
             let _one_at_a_time = lock.lock().await;
             match self.plugin(name) {
@@ -135,12 +257,24 @@ impl Runtime {
                 },
             }
         };
+        self.release_name_lock(name, lock);
+        result
+    }
+
+    /// The lock of plugin `name`'s loads: one load per name at a time; loads of different
+    /// plugins do not wait for each other.
+    fn name_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Gives back a lock [`Runtime::name_lock`] gave.
+    fn release_name_lock(&self, name: &str, lock: Arc<tokio::sync::Mutex<()>>) {
         let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
         if Arc::strong_count(&lock) == 2 {
             // Nobody else is waiting on it: forget it, so unknown names do not pile up.
             locks.remove(name);
         }
-        result
     }
 
     /// When the file of plugin `name` was removed, if it was and has not come back.

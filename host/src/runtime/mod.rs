@@ -44,7 +44,7 @@ pub use self::error::{InvokeError, LoadError, RuntimeError, one_line};
 pub use self::events::{EventKind, PluginEvent, PluginState};
 pub use self::grants::CONFIG_FILE;
 pub use self::instance::CallMeasure;
-pub use self::loader::{Discovery, LoadReport, Rejected};
+pub use self::loader::{Compiling, Discovery, LoadReport, Loading, Rejected};
 pub use self::metrics::{
     ErrorCounts, HistogramSnapshot, InstanceMetrics, LastError, PluginMetrics,
 };
@@ -82,6 +82,12 @@ pub struct Runtime {
     first_use: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Plugins whose file was removed, with when (RFC 3339).
     removed: Mutex<BTreeMap<String, String>>,
+    /// Plugins being loaded in the background (their file appeared or changed), by name.
+    compiling: Mutex<BTreeMap<String, loader::Compiling>>,
+    /// Background loads at once: one per core (each compiles on a blocking thread).
+    compile_slots: Arc<Semaphore>,
+    /// Numbers the background loads.
+    compile_seq: std::sync::atomic::AtomicU64,
     events: Arc<Events>,
     /// What the operator granted each plugin.
     grants: GrantBook,
@@ -164,6 +170,11 @@ impl Runtime {
             rejected: Mutex::new(BTreeMap::new()),
             first_use: Mutex::default(),
             removed: Mutex::default(),
+            compiling: Mutex::default(),
+            compile_slots: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )),
+            compile_seq: std::sync::atomic::AtomicU64::new(0),
             events: Arc::default(),
             tls: shared.tls,
             trust: shared.trust,

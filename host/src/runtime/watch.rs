@@ -168,8 +168,9 @@ fn changed(
     }
 }
 
-/// Acts on a file that has settled: load it (new or changed), or forget its plugin (removed).
-async fn apply(runtime: &Runtime, path: &Path, stamp: Option<FileStamp>) {
+/// Acts on a file that has settled: load it in the background (new or changed), or forget its
+/// plugin (removed).
+async fn apply(runtime: &Arc<Runtime>, path: &Path, stamp: Option<FileStamp>) {
     let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
         return;
     };
@@ -206,8 +207,7 @@ async fn apply(runtime: &Runtime, path: &Path, stamp: Option<FileStamp>) {
             return;
         }
     }
-    if let Ok(report) = runtime.load_path(path).await {
-        // Known and ready, but nothing in memory until a call needs it.
-        report.plugin.park();
-    }
+    // On a task of its own: a compile of seconds does not hold up the watch (the plugin is
+    // listed as compiling meanwhile, and calls for it wait).
+    drop(runtime.load_in_background(path.to_owned()));
 }

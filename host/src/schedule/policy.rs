@@ -57,6 +57,7 @@ pub const DEFAULT_RETRY_ON: &[&str] = &[
     "handler_retryable",
     "handler_unreachable",
     "handler_offline",
+    "plugin_compiling",
     "queue_full",
     "internal",
     "interrupted",
@@ -67,6 +68,7 @@ pub const DEFAULT_RETRY_ON: &[&str] = &[
 pub const FAILURE_KINDS: &[&str] = &[
     "unknown_plugin",
     "plugin_removed",
+    "plugin_compiling",
     "queue_full",
     "handler_unreachable",
     "handler_offline",

@@ -19,6 +19,7 @@ export default {
     ctx = context;
     els = {
       plugins: h("div", { class: "plugin-grid", id: "plugins" }),
+      compiling: h("div", { id: "compiling" }),
       rejected: h("div", {}),
       capabilities: h("div", { id: "capabilities" }),
       catalog: h("div", { id: "catalog" }),
@@ -28,6 +29,7 @@ export default {
     view.append(
       h("h1", {}, "Handlers"),
       h("h2", {}, "WebAssembly plugins"),
+      els.compiling,
       els.plugins,
       els.rejected,
       h("h2", {}, "Capabilities"),
@@ -75,6 +77,14 @@ export default {
     update(els.plugins, { p: plugins.plugins, byPlugin }, () => plugins.plugins.length
       ? plugins.plugins.map((p) => pluginCard(p, byPlugin[p.name] || []))
       : h("p", { class: "muted" }, "No plugins: drop a component (.wasm) into the plugins folder."));
+    const compiling = plugins.compiling || [];
+    update(els.compiling, compiling, () => compiling.length
+      ? h("section", { class: "card", "aria-label": "Plugins compiling" },
+        h("h3", {}, "Compiling"),
+        h("p", { class: "muted" }, "New or changed files being compiled; calls for them wait until they are ready."),
+        h("ul", {}, compiling.map((c) => h("li", {},
+          h("span", { class: "mono" }, c.name), " ", badge("compiling"), " since ", agoEl(c.since)))))
+      : null);
     update(els.rejected, plugins.rejected, () => plugins.rejected.length
       ? h("section", { class: "card warn", "aria-label": "Rejected plugin files" },
         h("h3", {}, "Rejected files"),
