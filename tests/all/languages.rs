@@ -772,3 +772,54 @@ async fn a_new_component_compiles_in_the_background() {
         t.runtime.compiling()
     );
 }
+
+/// `bench runtime` measures ding-dong and its Python and JavaScript ports side by side (the
+/// figures themselves are the benchmark's business; here, that they are measured and coherent).
+#[tokio::test]
+async fn bench_runtime_measures_the_languages_side_by_side() {
+    lang_plugins(Lang::Python);
+    lang_plugins(Lang::JavaScript);
+    let f = crate::support::run_bench("runtime", Duration::from_secs(600)).await;
+    assert_eq!(f["languages_not_built"], json!([]), "{f}");
+    let langs = f["languages"].as_array().expect("languages");
+    let names: Vec<&str> = langs
+        .iter()
+        .map(|l| l["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ding-dong", "ding-dong-py", "ding-dong-js"]);
+    let num = |l: &Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} in {l}"));
+    for l in langs {
+        assert!(num(l, "compile_ms") > 0.0, "compiled on first sight: {l}");
+        assert!(
+            num(l, "cold_start_us_p50") > num(l, "instantiate_us_p50"),
+            "{l}"
+        );
+        assert!(
+            num(l, "cold_start_us_p50") > num(l, "hot_call_us_p50"),
+            "{l}"
+        );
+        assert!(
+            num(l, "cold_start_us_p99") >= num(l, "cold_start_us_p50"),
+            "{l}"
+        );
+        assert!(
+            num(l, "hot_call_us_p99") >= num(l, "hot_call_us_p50"),
+            "{l}"
+        );
+        assert!(num(l, "instance_memory_mib") > 0.0, "{l}");
+        assert!(num(l, "instance_rss_mib") >= 0.0, "{l}");
+    }
+    let (rust, py, js) = (&langs[0], &langs[1], &langs[2]);
+    assert!(
+        num(py, "component_mib") > num(js, "component_mib"),
+        "an interpreter each: {f}"
+    );
+    assert!(
+        num(js, "component_mib") > 10.0 * num(rust, "component_mib"),
+        "{f}"
+    );
+    assert!(
+        num(py, "instance_memory_mib") > num(rust, "instance_memory_mib"),
+        "{f}"
+    );
+}

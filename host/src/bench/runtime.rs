@@ -10,7 +10,7 @@
 //! - a real host (`serve`) with 100 plugins discovered and cold: its RSS idle, right after a burst
 //!   of calls on all of them, and after they cooled down (idle timeout 2 s).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -82,10 +82,52 @@ pub struct RuntimeFigures {
     pub rss_after_burst_mib: f64,
     /// RSS of the same host once all 100 plugins have cooled down, in MiB.
     pub rss_after_cooldown_mib: f64,
+    /// ding-dong and its ports to Python and JavaScript, side by side (a port whose component
+    /// is not built is left out and named in `languages_not_built`).
+    pub languages: Vec<LanguageFigures>,
+    /// The ports whose component was not found, with how to build it.
+    pub languages_not_built: Vec<String>,
 }
+
+/// One handler language's figures, from ding-dong or its port (`ding-dong-py`, `ding-dong-js`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageFigures {
+    /// `rust`, `python` or `javascript`.
+    pub language: String,
+    /// The plugin measured.
+    pub plugin: String,
+    /// Samples per latency figure.
+    pub samples: usize,
+    /// The component file's size, in MiB.
+    pub component_mib: f64,
+    /// Compiling it on first sight, in ms.
+    pub compile_ms: f64,
+    /// Artifact on disk to first result (load, instantiate, call `ping`), median, in µs.
+    pub cold_start_us_p50: f64,
+    /// The same, 99th percentile.
+    pub cold_start_us_p99: f64,
+    /// The instantiation within a cold start, median, in µs.
+    pub instantiate_us_p50: f64,
+    /// A call of `ping` on a kept instance, median, in µs.
+    pub hot_call_us_p50: f64,
+    /// The same, 99th percentile.
+    pub hot_call_us_p99: f64,
+    /// Linear memory of one hot instance, in MiB.
+    pub instance_memory_mib: f64,
+    /// RSS growth per live instance (pages the instance touched: its pre-initialised heap is
+    /// shared copy-on-write), in MiB.
+    pub instance_rss_mib: f64,
+}
+
+/// The Python ScheduleZero's handler process, measured once on the reference machine with its
+/// own test handler: the seconds from start to registered, and its RSS (always on).
+const PYTHON_SCHEDULEZERO_START_S: f64 = 0.55;
+const PYTHON_SCHEDULEZERO_RSS_MIB: f64 = 18.5;
 
 struct Sizes {
     samples: usize,
+    /// Cold starts per handler language (a Python cold start costs milliseconds).
+    language_samples: usize,
     live_instances: u32,
     throughput_for: Duration,
     calls_per_plugin: usize,
@@ -96,6 +138,7 @@ impl Sizes {
         if quick {
             Self {
                 samples: 300,
+                language_samples: 40,
                 live_instances: 100,
                 throughput_for: Duration::from_millis(700),
                 calls_per_plugin: 3,
@@ -103,6 +146,7 @@ impl Sizes {
         } else {
             Self {
                 samples: 3000,
+                language_samples: 300,
                 live_instances: 200,
                 throughput_for: Duration::from_secs(3),
                 calls_per_plugin: 10,
@@ -342,6 +386,34 @@ pub async fn runtime(quick: bool) -> Result<RuntimeFigures, BenchError> {
 
     let memory = hundred_plugins(data.path(), sizes.calls_per_plugin).await?;
 
+    let mut languages = Vec::new();
+    let mut languages_not_built = Vec::new();
+    let ports = [
+        ("rust", "ding-dong", PathBuf::from(BUILTIN_PLUGINS_DIR)),
+        (
+            "python",
+            "ding-dong-py",
+            Path::new(BUILTIN_PLUGINS_DIR).join("python"),
+        ),
+        (
+            "javascript",
+            "ding-dong-js",
+            Path::new(BUILTIN_PLUGINS_DIR).join("js"),
+        ),
+    ];
+    for (language, plugin, dir) in ports {
+        if !dir.join(format!("{plugin}.wasm")).is_file() {
+            languages_not_built.push(format!(
+                "{plugin}: not built in {} (the test run builds it: tests/run, or sdk/python/README.md and sdk/js/README.md)",
+                dir.display()
+            ));
+            continue;
+        }
+        languages.push(
+            language_figures(data.path(), language, plugin, &dir, sizes.language_samples).await?,
+        );
+    }
+
     let (cold_start_us_p50, cold_start_us_p99) = spread(host_cold);
     let (bare_cold_start_us_p50, bare_cold_start_us_p99) = spread(bare_cold);
     let (instantiate_us_p50, instantiate_us_p99) = spread(host_inst);
@@ -374,6 +446,82 @@ pub async fn runtime(quick: bool) -> Result<RuntimeFigures, BenchError> {
         idle_rss_mib_warmed_up: memory.warmed,
         rss_after_burst_mib: memory.burst,
         rss_after_cooldown_mib: memory.cooled,
+        languages,
+        languages_not_built,
+    })
+}
+
+/// Measures `plugin` of `dir` (compiled afresh into a cache of its own): cold starts, hot
+/// calls, and the memory of its instances.
+async fn language_figures(
+    data: &Path,
+    language: &str,
+    plugin: &str,
+    dir: &Path,
+    samples: usize,
+) -> Result<LanguageFigures, BenchError> {
+    let mut c = config(data);
+    c.plugins_dir = dir.to_owned();
+    c.cache_dir = Some(data.join(format!("artifacts-{language}")));
+    let rt = Runtime::new(c).map_err(err)?;
+    let report = rt.load(plugin).await.map_err(err)?;
+    let compile_ms = report.compile_time.map_or(0.0, |t| t.as_secs_f64() * 1e3);
+    let loaded = report.plugin;
+    let ctx = JobContext::adhoc();
+    let (mut cold, mut instantiate) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for _ in 0..samples {
+        loaded.unload();
+        let t = Instant::now();
+        let out = rt.invoke(plugin, "ping", "", &ctx).await.map_err(err)?;
+        cold.push(us(t.elapsed()));
+        if !out.stats.cold_start {
+            return Err(err(format!("a {plugin} sample was not a cold start")));
+        }
+        instantiate.push(out.stats.instantiate_ns as f64 / 1e3);
+    }
+    let mut hot = Vec::with_capacity(samples * 5);
+    for _ in 0..samples * 5 {
+        let t = Instant::now();
+        rt.invoke(plugin, "ping", "", &ctx).await.map_err(err)?;
+        hot.push(us(t.elapsed()));
+    }
+    let m = loaded.metrics();
+    let instance_memory_mib = m.memory_bytes as f64 / m.live_instances.max(1) as f64 / 1048576.0;
+
+    // RSS per live instance: instances of its artifact kept alive at once, each after a call.
+    let engine = rt.engine().clone();
+    let artifact = rt.cache().artifact_path(&loaded.file().sha256);
+    // SAFETY: the artifact was written by this runtime's cache a moment ago.
+    let component = unsafe { Component::deserialize_file(&engine, &artifact) }.map_err(err)?;
+    let linker = bare_linker(&engine)?;
+    let pre =
+        bindings::PluginPre::new(linker.instantiate_pre(&component).map_err(err)?).map_err(err)?;
+    let wit_ctx = ctx.to_wit();
+    let live = 16;
+    let before = rss_mib(std::process::id())?;
+    let mut alive = Vec::with_capacity(live);
+    for _ in 0..live {
+        alive.push(bare_ping(&pre, &wit_ctx).await?);
+    }
+    let after = rss_mib(std::process::id())?;
+    drop(alive);
+
+    let (cold_start_us_p50, cold_start_us_p99) = spread(cold);
+    let (instantiate_us_p50, _) = spread(instantiate);
+    let (hot_call_us_p50, hot_call_us_p99) = spread(hot);
+    Ok(LanguageFigures {
+        language: language.to_owned(),
+        plugin: plugin.to_owned(),
+        samples,
+        component_mib: loaded.file().size as f64 / 1048576.0,
+        compile_ms,
+        cold_start_us_p50,
+        cold_start_us_p99,
+        instantiate_us_p50,
+        hot_call_us_p50,
+        hot_call_us_p99,
+        instance_memory_mib,
+        instance_rss_mib: (after - before).max(0.0) / live as f64,
     })
 }
 
@@ -754,5 +902,68 @@ pub fn table(f: &RuntimeFigures) -> String {
             "", ""
         ));
     }
+    out.push_str(&language_table(f));
     out
+}
+
+/// The languages side by side, beside the Python ScheduleZero's handler process.
+fn language_table(f: &RuntimeFigures) -> String {
+    let mut out = format!(
+        "\n{:<13} {:>9} {:>9} {:>21} {:>12} {:>19} {:>10} {:>9}\n",
+        "handler",
+        "component",
+        "compile",
+        "cold start p50 / p99",
+        "instantiate",
+        "hot call p50 / p99",
+        "memory",
+        "RSS"
+    );
+    for l in &f.languages {
+        out.push_str(&format!(
+            "{:<13} {:>9} {:>9} {:>21} {:>12} {:>19} {:>10} {:>9}\n",
+            l.plugin,
+            format!("{:.1} MiB", l.component_mib),
+            format!("{:.0} ms", l.compile_ms),
+            format!(
+                "{} / {}",
+                time(l.cold_start_us_p50),
+                time(l.cold_start_us_p99)
+            ),
+            time(l.instantiate_us_p50),
+            format!("{} / {}", time(l.hot_call_us_p50), time(l.hot_call_us_p99)),
+            format!("{:.1} MiB", l.instance_memory_mib),
+            format!("{:.1} MiB", l.instance_rss_mib),
+        ));
+    }
+    out.push_str(&format!(
+        "{:<13} {:>9} {:>9} {:>21} {:>12} {:>19} {:>10} {:>9}\n",
+        "Python SZ",
+        "",
+        "",
+        format!("{:.0} ms to register", PYTHON_SCHEDULEZERO_START_S * 1e3),
+        "",
+        "",
+        "always on",
+        format!("{PYTHON_SCHEDULEZERO_RSS_MIB:.1} MB"),
+    ));
+    out.push_str(
+        "targets: cold start p50 <= 10 ms (Python), <= 5 ms (JavaScript); hot call p50 <= 1 ms\n\
+         memory: linear memory of one hot instance; RSS: what each live instance adds (its\n\
+         pre-initialised heap is shared copy-on-write). Python SZ: the Python ScheduleZero's handler\n\
+         process, measured once on the reference machine.\n",
+    );
+    for missing in &f.languages_not_built {
+        out.push_str(&format!("not measured: {missing}\n"));
+    }
+    out
+}
+
+/// A duration in µs, shown in µs or ms.
+fn time(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
 }
