@@ -16,12 +16,14 @@ from schedulezero import (
     Directory,
     Failed,
     Handler,
+    Http,
     InvalidParams,
     Retryable,
     Secret,
     Setting,
     config,
     dirs,
+    http,
     method,
 )
 
@@ -40,6 +42,7 @@ class Misbehave(
     version="0.1.0",
     description="Misbehaves on request (loops, allocates, raises) and reaches for granted things, to show what the host contains.",
     config=[Setting("anything", "A plain value."), Secret("token", "A secret.")],
+    http=[Http("*://*:*", "Whatever a test points it at, to prove what the host refuses.")],
     directories=[
         Directory.read_only("data", "Files it reads."),
         Directory.read_write("scratch", "Where it may write."),
@@ -100,6 +103,12 @@ class Misbehave(
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return {"written": str(path), "granted": dirs.is_granted("scratch")}
+
+    @method
+    def fetch(self, url: str) -> dict:
+        """Fetches `url` (GET) and returns the status and the body's text."""
+        r = http.get(url)
+        return {"status": r.status, "body": r.text()}
 
     @method
     def read_env(self) -> dict:

@@ -495,11 +495,12 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// A JavaScript handler's `fetch` reaches a granted destination (a real server on 127.0.0.1) and
-/// nothing else: a refused request fails the call with `capability_denied`, naming it, although
-/// `fetch` itself only reports a network error.
-#[tokio::test]
-async fn js_fetch_reaches_granted_destinations_only() {
+/// A handler's HTTP client (JavaScript's `fetch` over `wasi:http`, the Python SDK's
+/// `schedulezero.http` over the contract's `outbound`) reaches a granted destination (a real
+/// server on 127.0.0.1) and nothing else: a refused request fails the call with
+/// `capability_denied`, naming what was refused.
+async fn fetch_reaches_granted_destinations_only(lang: Lang) {
+    let name = format!("misbehave-{}", suffix(lang));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
@@ -510,16 +511,23 @@ async fn js_fetch_reaches_granted_destinations_only() {
         let _ = axum::serve(listener, app).await;
     });
     let granted = format!("http://{addr}");
-    let (t, _dir) = runtime_with(Lang::JavaScript, "misbehave-js", |c| {
-        let p = c.config.plugins.entry("misbehave-js".into()).or_default();
+    let (t, _dir) = runtime_with(lang, &name, |c| {
+        let p = c.config.plugins.entry(name.clone()).or_default();
         p.http = vec![granted.clone()];
     });
     let adhoc = JobContext::adhoc();
     let params = json!({"url": format!("{granted}/hello")}).to_string();
-    let got = call_with(&t, "misbehave-js", "fetch", &params, &adhoc).await;
+    let got = call_with(&t, &name, "fetch", &params, &adhoc).await;
     assert_eq!(got, json!({"status": 200, "body": "hello from the vendor"}));
+    let used = t
+        .runtime
+        .invoke(&name, "fetch", &params, &adhoc)
+        .await
+        .expect("fetches again");
+    let usage = &used.stats.measure.usage;
+    assert_eq!(usage.http_requests, 1, "{usage:?}");
 
-    let (bare, _d) = runtime_with(Lang::JavaScript, "misbehave-js", |_| {});
+    let (bare, _d) = runtime_with(lang, &name, |_| {});
     for (rt, url) in [
         (&t, "http://127.0.0.2:9/elsewhere".to_owned()),
         (&bare, format!("{granted}/hello")),
@@ -527,20 +535,30 @@ async fn js_fetch_reaches_granted_destinations_only() {
         let params = json!({"url": url}).to_string();
         let e = rt
             .runtime
-            .invoke("misbehave-js", "fetch", &params, &adhoc)
+            .invoke(&name, "fetch", &params, &adhoc)
             .await
             .expect_err("refused");
         assert_eq!(e.code(), "capability_denied", "{url}: {e}");
-        assert!(
-            e.to_string().contains("NetworkError"),
-            "what fetch said: {e}"
-        );
-        assert!(
-            e.to_string().contains("(host: "),
-            "what the host refused: {e}"
-        );
+        let text = e.to_string();
+        match lang {
+            Lang::JavaScript => {
+                assert!(text.contains("NetworkError"), "what fetch said: {e}");
+                assert!(text.contains("(host: "), "what the host refused: {e}");
+            }
+            Lang::Python => assert!(text.contains("is not granted to misbehave-py"), "{e}"),
+        }
     }
     server.abort();
+}
+
+#[tokio::test]
+async fn python_http_reaches_granted_destinations_only() {
+    fetch_reaches_granted_destinations_only(Lang::Python).await;
+}
+
+#[tokio::test]
+async fn js_fetch_reaches_granted_destinations_only() {
+    fetch_reaches_granted_destinations_only(Lang::JavaScript).await;
 }
 
 /// `plugins new --lang python` and `--lang js` write a handler's folder with a copy of the SDK
@@ -724,13 +742,15 @@ async fn a_new_component_compiles_in_the_background() {
         "not a plugin until it is loaded"
     );
 
-    // The watch is not held up: a small plugin dropped now is loaded while the large one compiles.
+    // The watch is not held up: a small plugin dropped now is taken up (listed as compiling,
+    // or already loaded) while the large one compiles, and loads.
     place(
         &crate::support::builtin_plugins().join("ding-dong.wasm"),
         "ding-dong",
     );
-    crate::support::eventually("ding-dong loaded", Duration::from_secs(10), || {
-        t.runtime.plugin("ding-dong")
+    crate::support::eventually("ding-dong taken up", Duration::from_secs(10), || {
+        let listed = t.runtime.compiling().iter().any(|c| c.name == "ding-dong");
+        (listed || t.runtime.plugin("ding-dong").is_some()).then_some(())
     })
     .await;
     assert!(
@@ -738,8 +758,12 @@ async fn a_new_component_compiles_in_the_background() {
             .compiling()
             .iter()
             .any(|c| c.name == "ding-dong-js"),
-        "ding-dong-js still compiling when ding-dong was loaded"
+        "ding-dong-js still compiling when ding-dong was taken up"
     );
+    crate::support::eventually("ding-dong loaded", Duration::from_secs(60), || {
+        t.runtime.plugin("ding-dong")
+    })
+    .await;
 
     // A call for it waits for it (up to the describe timeout; a slower machine gets the
     // retryable `plugin_compiling`, and the call made again succeeds).

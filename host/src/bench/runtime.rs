@@ -229,6 +229,22 @@ impl bindings::schedulezero::handler::fleet::Host for Bare {
     }
 }
 
+impl bindings::schedulezero::handler::outbound::Host for Bare {
+    async fn send(
+        &mut self,
+        _request: bindings::schedulezero::handler::outbound::Request,
+    ) -> Result<
+        bindings::schedulezero::handler::outbound::Response,
+        bindings::schedulezero::handler::outbound::OutboundError,
+    > {
+        Err(
+            bindings::schedulezero::handler::outbound::OutboundError::Denied(
+                "a bare store sends nothing".into(),
+            ),
+        )
+    }
+}
+
 fn bare_fleet() -> fleet::FleetError {
     fleet::FleetError::Unavailable("a bare store has no fleet view".into())
 }

@@ -14,6 +14,8 @@ wasmtime::component::bindgen!({
         "schedulezero:handler/fleet.executions": async,
         "schedulezero:handler/fleet.nodes": async,
         "schedulezero:handler/fleet.last-result": async,
+        // A whole HTTP exchange.
+        "schedulezero:handler/outbound.send": async,
     },
     exports: { default: async },
 });

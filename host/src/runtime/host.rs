@@ -118,6 +118,25 @@ impl WasiView for HostState {
 
 impl bindings::schedulezero::handler::types::Host for HostState {}
 
+impl bindings::schedulezero::handler::outbound::Host for HostState {
+    async fn send(
+        &mut self,
+        request: bindings::schedulezero::handler::outbound::Request,
+    ) -> Result<
+        bindings::schedulezero::handler::outbound::Response,
+        bindings::schedulezero::handler::outbound::OutboundError,
+    > {
+        match self.call() {
+            Some(net) => net.exchange_whole(request).await,
+            None => Err(
+                bindings::schedulezero::handler::outbound::OutboundError::Failed(
+                    "no call is running".into(),
+                ),
+            ),
+        }
+    }
+}
+
 impl bindings::schedulezero::handler::log::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
         self.capture.log(level, &message);

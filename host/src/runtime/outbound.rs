@@ -757,6 +757,83 @@ async fn drain(mut body: WasiBody) {
 trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
+use super::bindings::schedulezero::handler::outbound as whole;
+
+impl CallNet {
+    /// One whole exchange of the contract's `outbound` interface: the checks, limits and
+    /// accounting of a `wasi:http` request (it goes the same way), the body read to its end.
+    pub(super) async fn exchange_whole(
+        self: &Arc<Self>,
+        request: whole::Request,
+    ) -> Result<whole::Response, whole::OutboundError> {
+        use whole::OutboundError as E;
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let body = http_body_util::Full::new(Bytes::from(request.body.unwrap_or_default()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = builder
+            .body(body)
+            .map_err(|e| E::Failed(format!("not a valid request: {e}")))?;
+        let target = self.admit(&request).map_err(|why| {
+            tracing::info!(plugin = %self.plugin, run_id = %self.run_id, uri = %request.uri(), reason = %why, "outbound request denied");
+            self.usage.deny_request(why.clone());
+            E::Denied(why)
+        })?;
+        let denial = |net: &CallNet| {
+            net.usage
+                .denials()
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "refused".into())
+        };
+        let what = format!("{}://{}", target.scheme, target.key);
+        let (response, driver) = match Arc::clone(self).send(target, request, None).await {
+            Ok(exchange) => exchange,
+            Err(HttpError::HttpRequestDenied) => return Err(E::Denied(denial(self))),
+            Err(e) => return Err(whole_error(&what, e)),
+        };
+        // The connection is driven while the body is read.
+        let driver = tokio::spawn(Box::into_pin(driver));
+        let (parts, body) = response.into_parts();
+        let collected = body.collect().await;
+        driver.abort();
+        let body = collected.map_err(|e| whole_error(&what, e))?.to_bytes();
+        Ok(whole::Response {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        })
+    }
+}
+
+/// An exchange's failure, as the `outbound` interface reports it.
+fn whole_error(what: &str, e: HttpError) -> whole::OutboundError {
+    use whole::OutboundError as E;
+    match e {
+        HttpError::HttpResponseBodySize(_) => E::Limit(format!(
+            "the response of {what} is larger than limits.http_max_response_bytes"
+        )),
+        HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::DnsTimeout => {
+            E::Timeout(format!("{what}: {e}"))
+        }
+        e => E::Failed(format!("{what}: {e}")),
+    }
+}
+
 /// A response body held to the size limit and the between-bytes timeout, and counted.
 struct Limited {
     incoming: hyper::body::Incoming,

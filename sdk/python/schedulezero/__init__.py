@@ -59,8 +59,10 @@ __all__ = [
     "config",
     "dirs",
     "handler",
+    "http",
     "log",
     "method",
+    "Response",
 ]
 
 
@@ -204,6 +206,12 @@ class _Native:
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
         self.records: list[tuple[str, str]] = []
+        self.responder: Callable | None = None
+
+    def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None) -> Response:
+        if self.responder is None:
+            raise Denied(f"{method} {url}: no HTTP natively (give testing.configure an `http` responder)")
+        return self.responder(method, url, headers, body)
 
     def config_get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -284,9 +292,80 @@ class _Dirs:
         return os.path.isdir(f"/{name}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """An HTTP response, its body read to the end."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (any case), or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def text(self) -> str:
+        """The body as text (UTF-8)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+    def raise_for_status(self) -> Response:
+        """Raises `Retryable` for a 5xx or 429 status, `Failed` for another 4xx; returns the
+        response otherwise."""
+        if self.status >= 500 or self.status == 429:
+            raise Retryable(f"HTTP {self.status}: {self.text()[:200]}")
+        if self.status >= 400:
+            raise Failed(f"HTTP {self.status}: {self.text()[:200]}")
+        return self
+
+
+class _Http:
+    """Outbound HTTP to the destinations the handler asked for (`Http`) and the operator granted.
+    A destination not granted raises `Denied` (the call fails with `capability_denied`, naming
+    it); a timeout or a broken connection raises `Retryable`; a response over the host's size
+    limit raises `Failed`. The host's limits on requests per call, sizes and timeouts apply."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        body: bytes | str | None = None,
+        json: Any = None,
+    ) -> Response:
+        """Sends one request and returns the whole response (any status)."""
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if json is not None:
+            import json as _json
+
+            body = _json.dumps(json)
+            if not any(k.lower() == "content-type" for k, _ in pairs):
+                pairs.append(("content-type", "application/json"))
+        data = body.encode() if isinstance(body, str) else body
+        return _host.send(method.upper(), url, pairs, data)
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Response:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Response:
+        return self.request("DELETE", url, **kwargs)
+
+
 config = _Config()
 log = _Log()
 dirs = _Dirs()
+http = _Http()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,26 @@ class _Imports:
     def log(self, level: str, message: str) -> None:
         _log.log(_LEVELS[level], message)
 
+    def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None) -> _sz.Response:
+        try:
+            from wit_world.imports import outbound
+        except ImportError:
+            raise _sz.Denied(
+                f"{method} {url}: the handler asks for no HTTP destination (add Http(...) to its class)"
+            ) from None
+        try:
+            r = outbound.send(outbound.Request(method=method, url=url, headers=headers, body=body))
+        except Err as e:
+            failure = e.value
+            kind = {
+                outbound.OutboundError_Denied: _sz.Denied,
+                outbound.OutboundError_Limit: _sz.Failed,
+                outbound.OutboundError_Timeout: _sz.Retryable,
+                outbound.OutboundError_Failed: _sz.Retryable,
+            }.get(type(failure), _sz.Failed)
+            raise kind(f"{method} {url}: {failure.value}") from None
+        return _sz.Response(status=r.status, headers=list(r.headers), body=bytes(r.body))
+
 
 class _ToHost(logging.Handler):
     """Python's logging, into the host's log."""

@@ -60,7 +60,9 @@ def world(spec: sz._Spec) -> str:
     """The contract with a world of the imports `spec` uses (a component must not import the
     fleet view without asking for it)."""
     contract = (pathlib.Path(sz.__file__).parent / "wit" / "handler.wit").read_text()
-    imports = ["log", "config"] + (["fleet"] if spec.fleet is not None else [])
+    imports = ["log", "config"]
+    imports += ["fleet"] if spec.fleet is not None else []
+    imports += ["outbound"] if spec.http else []
     lines = [f"    import {i};" for i in imports] + ["    export handler;"]
     return contract + f"\nworld {_WORLD} {{\n" + "\n".join(lines) + "\n}\n"
 

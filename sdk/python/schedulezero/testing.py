@@ -27,14 +27,16 @@ def _spec(handler: Any) -> _sz._Spec:
     return spec
 
 
-def configure(values: dict[str, str] | None = None) -> None:
-    """The configuration values and secrets the handler sees (none by default), and an empty
-    log."""
+def configure(values: dict[str, str] | None = None, *, http: Any = None) -> None:
+    """The configuration values and secrets the handler sees (none by default), an empty log,
+    and what answers its HTTP requests: `http(method, url, headers, body)` returning a
+    `schedulezero.Response` (or raising, as the host would); without it, requests are denied."""
     host = _sz._host
     if not isinstance(host, _sz._Native):
         raise RuntimeError("testing runs natively, not inside a component")
     host.values = dict(values or {})
     host.records = []
+    host.responder = http
 
 
 def logs() -> list[tuple[str, str]]:

@@ -257,6 +257,31 @@ class Calls(unittest.TestCase):
             sz.config.require("other")
 
 
+class Http(unittest.TestCase):
+    def test_requests_go_to_the_responder(self) -> None:
+        seen = []
+
+        def respond(method, url, headers, body):
+            seen.append((method, url, headers, body))
+            return sz.Response(200, [("Content-Type", "application/json")], b'{"ok": true}')
+
+        testing.configure(http=respond)
+        r = sz.http.post("https://api.example.com/v1", json={"a": 1}, headers={"x-key": "k"})
+        self.assertEqual((r.status, r.json(), r.header("content-type")), (200, {"ok": True}, "application/json"))
+        self.assertEqual(seen, [("POST", "https://api.example.com/v1",
+                                 [("x-key", "k"), ("content-type", "application/json")], b'{"a": 1}')])
+        self.assertIs(r.raise_for_status(), r)
+
+    def test_statuses_and_no_responder(self) -> None:
+        with self.assertRaisesRegex(sz.Retryable, "HTTP 503: busy"):
+            sz.Response(503, [], b"busy").raise_for_status()
+        with self.assertRaisesRegex(sz.Failed, "HTTP 404"):
+            sz.Response(404, [], b"").raise_for_status()
+        testing.configure()
+        with self.assertRaisesRegex(sz.Denied, "no HTTP natively"):
+            sz.http.get("https://api.example.com/")
+
+
 class ModuleStyle(unittest.TestCase):
     def test_functions_registered_on_a_handler(self) -> None:
         h = sz.handler("tally", "0.1.0", "Adds up.", fleet="Watches.")
@@ -292,10 +317,13 @@ class Build(unittest.TestCase):
         self.assertNotIn("fleet", m)
 
     def test_world_imports_fleet_only_when_asked(self) -> None:
-        plain = build.world(Shop.__schedulezero__)
+        plain = build.world(sz.handler("plain", "0.1.0", ""))
         self.assertIn("world schedulezero-app {\n    import log;\n    import config;\n    export handler;\n}", plain)
+        app_world = lambda spec: build.world(spec).split("world schedulezero-app")[1]  # noqa: E731
         watcher = sz.handler("watcher", "0.1.0", "", fleet="Watches.")
-        self.assertIn("    import fleet;\n", build.world(watcher))
+        self.assertIn("    import fleet;\n", app_world(watcher))
+        self.assertNotIn("outbound", app_world(watcher))
+        self.assertIn("    import outbound;\n", app_world(Shop.__schedulezero__), "Shop asks for HTTP")
 
     def test_custom_section(self) -> None:
         data = b"x" * 300
