@@ -3,8 +3,9 @@
 //
 //   node sdk/js/build.mjs DIR [-o FILE] [--module FILE]
 //
-// DIR holds the handler's code; its module (`app.js` by default) exports the handler as its
-// default (`export default handler({...})`) and imports the SDK as "@schedulezero/sdk". The build
+// DIR holds the handler's code; its module (`app.js` by default, or `app.ts`) exports the
+// handler as its default (`export default handler({...})`) and imports the SDK as
+// "@schedulezero/sdk". TypeScript modules are type-checked (strict) and transpiled first. The build
 // copies DIR aside with that import pointed at the SDK's file, imports the copy here to read the
 // handler's name and what it asks the operator for, makes the contract's world with the imports
 // it needs, runs componentize-js (which pre-initialises the engine with the app evaluated, so a
@@ -78,10 +79,71 @@ async function pointAtSdk(dir, sdkFile) {
   }
 }
 
-/** Builds the component; returns where it was written and the handler's name. */
-export async function build(appDir, outFile, moduleName = "app.js") {
-  const entry = path.join(appDir, moduleName);
-  if (!(await stat(entry).catch(() => null))?.isFile()) throw new BuildError(`${appDir} has no module ${moduleName}`);
+/** The `.ts` modules under `dir` (declaration files left out). */
+async function typescriptFiles(dir) {
+  return (await readdir(dir, { withFileTypes: true, recursive: true }))
+    .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts"))
+    .map((e) => path.join(e.parentPath ?? e.path, e.name));
+}
+
+/** Type-checks the TypeScript modules `files` (strict, the SDK's types for "@schedulezero/sdk",
+ * the standard library and `fetch`): the errors, one line each. */
+export async function typecheck(files) {
+  const ts = (await import("typescript")).default;
+  const options = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+    types: [],
+    paths: { [SDK]: [path.join(here, "schedulezero.d.ts")] },
+  };
+  const program = ts.createProgram(files, options);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const text = ts.flattenDiagnosticMessageText(d.messageText, "\n");
+    if (!d.file || d.start === undefined) return text;
+    const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+    return `${path.basename(d.file.fileName)}:${line + 1}:${character + 1}: ${text}`;
+  });
+}
+
+/** Type-checks the copied TypeScript modules and writes a `.js` beside each. */
+async function transpile(dir) {
+  const files = await typescriptFiles(dir);
+  if (!files.length) return;
+  const errors = await typecheck(files);
+  if (errors.length) {
+    const shown = errors.slice(0, 20).join("\n  ");
+    throw new BuildError(`TypeScript: ${errors.length} error(s):\n  ${shown}`);
+  }
+  const ts = (await import("typescript")).default;
+  for (const file of files) {
+    const out = ts.transpileModule(await readFile(file, "utf8"), {
+      fileName: file,
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+    });
+    await writeFile(file.replace(/\.ts$/, ".js"), out.outputText);
+  }
+}
+
+/** The module to build in `appDir`: `app.js`, or `app.ts` when there is no `app.js`. */
+async function entryOf(appDir, moduleName) {
+  if (moduleName) return moduleName;
+  const isFile = async (name) => (await stat(path.join(appDir, name)).catch(() => null))?.isFile();
+  return (await isFile("app.js")) || !(await isFile("app.ts")) ? "app.js" : "app.ts";
+}
+
+/** Builds the component; returns where it was written and the handler's name. A module in
+ * TypeScript (`app.ts`, and the `.ts` modules it imports as `./name.js`) is type-checked and
+ * transpiled first. */
+export async function build(appDir, outFile, moduleOption) {
+  const source = await entryOf(appDir, moduleOption);
+  const entry = path.join(appDir, source);
+  if (!(await stat(entry).catch(() => null))?.isFile()) throw new BuildError(`${appDir} has no module ${source}`);
+  const moduleName = source.replace(/\.ts$/, ".js");
   const work = await mkdtemp(path.join(tmpdir(), "schedulezero-build-"));
   try {
     const app = path.join(work, "app");
@@ -89,6 +151,7 @@ export async function build(appDir, outFile, moduleName = "app.js") {
       recursive: true,
       filter: (src) => !/(^|[/\\])(node_modules|\.[^/\\]+)$/.test(path.relative(appDir, src)) && !src.endsWith(".wasm"),
     });
+    await transpile(app);
     const sdkFile = path.join(work, "schedulezero-sdk.js");
     await cp(path.join(here, "schedulezero.js"), sdkFile);
     await pointAtSdk(app, sdkFile);
@@ -146,13 +209,15 @@ export async function build(appDir, outFile, moduleName = "app.js") {
 async function main(argv) {
   let dir;
   let out;
-  let moduleName = "app.js";
+  let moduleName;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "-o" || a === "--out") out = argv[++i];
     else if (a === "--module") moduleName = argv[++i];
     else if (a === "-h" || a === "--help") {
-      console.log("usage: node build.mjs DIR [-o FILE] [--module FILE]\nBuilds a JavaScript handler into a ScheduleZero component.");
+      console.log(
+        "usage: node build.mjs DIR [-o FILE] [--module FILE]\nBuilds a JavaScript (or TypeScript) handler into a ScheduleZero component.\nThe module defaults to app.js, or app.ts.",
+      );
       return 0;
     } else if (!dir) dir = a;
     else {

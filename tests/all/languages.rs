@@ -847,3 +847,70 @@ async fn bench_runtime_measures_the_languages_side_by_side() {
         "{f}"
     );
 }
+
+/// A handler written in TypeScript is type-checked (strict, against the SDK's types) and
+/// transpiled by the JavaScript build, then runs as any other; a type error stops the build,
+/// naming where.
+#[test]
+fn a_typescript_handler_is_type_checked_and_built() {
+    let work = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let build = |dir: &std::path::Path, out: &std::path::Path| {
+        std::process::Command::new("node")
+            .arg(root.join("sdk/js/build.mjs"))
+            .arg(dir)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .expect("node")
+    };
+    let plugins = work.path().join("plugins");
+    let wasm = plugins.join("greeter-ts.wasm");
+    let built = build(&root.join("sdk/js/test/fixtures/greeter-ts"), &wasm);
+    assert!(built.status.success(), "{built:?}");
+    let config = work.path().join("greeter.toml");
+    std::fs::write(
+        &config,
+        "[plugins.greeter-ts.config]\ngreeting = \"Howdy\"\n",
+    )
+    .unwrap();
+    let out = crate::support::run_cli(
+        work.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "invoke",
+            "greeter-ts",
+            "greet",
+            r#"{"name":"Ada","times":2}"#,
+            "--plugins-dir",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["message"], "Howdy, Ada! Howdy, Ada!", "{got}");
+
+    let bad = work.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(
+        bad.join("app.ts"),
+        "import { handler, method, p } from \"@schedulezero/sdk\";\n\
+         export default handler({ name: \"bad\", version: \"0.1.0\",\n\
+         methods: { m: method(\"M.\", { n: p.integer() }, (_ctx, { n }) => n.toUpperCase()) } });\n",
+    )
+    .unwrap();
+    let failed = build(&bad, &work.path().join("bad.wasm"));
+    assert!(!failed.status.success(), "{failed:?}");
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        said.contains("TypeScript: 1 error(s)") && said.contains("app.ts:3:"),
+        "{said}"
+    );
+    assert!(
+        said.contains("'toUpperCase' does not exist on type 'number'"),
+        "{said}"
+    );
+    assert!(!work.path().join("bad.wasm").exists());
+}

@@ -99,6 +99,10 @@ const JS_SDK: &[(&str, &str)] = &[
         "schedulezero.js",
         include_str!("../../../sdk/js/schedulezero.js"),
     ),
+    (
+        "schedulezero.d.ts",
+        include_str!("../../../sdk/js/schedulezero.d.ts"),
+    ),
     ("build.mjs", include_str!("../../../sdk/js/build.mjs")),
     ("wit/handler.wit", include_str!("../../../wit/handler.wit")),
 ];

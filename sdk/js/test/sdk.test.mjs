@@ -7,7 +7,11 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { customSection, world } from "../build.mjs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import { customSection, typecheck, world } from "../build.mjs";
 import {
   Denied,
   Directory,
@@ -182,4 +186,29 @@ test("the build's world and section", () => {
   assert.deepEqual([...section.subarray(0, 4)], [0, 0xc2, 0x02, 21]);
   assert.equal(section.subarray(4, 25).toString(), "schedulezero-manifest");
   assert.equal(section.length, 25 + 300);
+});
+
+test("TypeScript handlers are type-checked against the SDK's types", async () => {
+  const fixture = fileURLToPath(new URL("./fixtures/greeter-ts/app.ts", import.meta.url));
+  assert.deepEqual(await typecheck([fixture]), []);
+  const dir = mkdtempSync(path.join(tmpdir(), "sz-ts-"));
+  try {
+    const bad = path.join(dir, "app.ts");
+    writeFileSync(
+      bad,
+      [
+        'import { handler, method, p } from "@schedulezero/sdk";',
+        "export default handler({",
+        '  name: "bad", version: "0.1.0",',
+        '  methods: { m: method("M.", { n: p.integer() }, (_ctx, { n }) => n.toUpperCase()) },',
+        "});",
+        "",
+      ].join("\n"),
+    );
+    const errors = await typecheck([bad]);
+    assert.equal(errors.length, 1, errors.join("\n"));
+    assert.match(errors[0], /^app\.ts:4:\d+: Property 'toUpperCase' does not exist on type 'number'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
