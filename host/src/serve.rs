@@ -515,6 +515,11 @@ async fn follow_plugins(
     mut stop: Stop,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    // The plugins that finished loading in the background between the start's record of the
+    // folder and this subscription.
+    if let Err(e) = resync(&runtime, &store).await {
+        tracing::warn!(error = %e, "cannot record the plugins");
+    }
     loop {
         let received = tokio::select! {
             _ = stop.wait() => return,
@@ -537,6 +542,10 @@ async fn follow_plugins(
                     prune_artifacts(&runtime);
                     resync(&runtime, &store).await
                 }
+                // A file that was compiling at the start and is refused is missing.
+                EventKind::Rejected if runtime.plugin(&event.plugin).is_none() => {
+                    resync(&runtime, &store).await
+                }
                 _ => Ok(()),
             },
             Err(RecvError::Closed) => return,
@@ -549,8 +558,12 @@ async fn follow_plugins(
     }
 }
 
-/// Removes cached artifacts no loaded plugin uses (replaced versions, removed files).
+/// Removes cached artifacts no loaded plugin uses (replaced versions, removed files); not while
+/// a plugin is compiling (its artifact is written before it is a plugin).
 fn prune_artifacts(runtime: &Runtime) {
+    if !runtime.compiling().is_empty() {
+        return;
+    }
     let keep = runtime
         .plugins()
         .iter()
@@ -571,7 +584,12 @@ async fn resync(runtime: &Runtime, store: &Store) -> Result<(), StoreError> {
     for p in &plugins {
         record_plugin(store, p).await?;
     }
-    let present: Vec<String> = plugins.iter().map(|p| p.name().to_owned()).collect();
+    // A plugin still compiling is not missing: it is recorded when it is loaded.
+    let present: Vec<String> = plugins
+        .iter()
+        .map(|p| p.name().to_owned())
+        .chain(runtime.compiling().into_iter().map(|c| c.name))
+        .collect();
     store.mark_missing_plugins(&present, Utc::now()).await?;
     Ok(())
 }

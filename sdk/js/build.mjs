@@ -149,7 +149,12 @@ export async function build(appDir, outFile, moduleOption) {
     const app = path.join(work, "app");
     await cp(appDir, app, {
       recursive: true,
-      filter: (src) => !/(^|[/\\])(node_modules|\.[^/\\]+)$/.test(path.relative(appDir, src)) && !src.endsWith(".wasm"),
+      // Not the dependencies, hidden files, components, nor the copy of the SDK `plugins new`
+      // put beside the app (the SDK is put in below).
+      filter: (src) => {
+        const rel = path.relative(appDir, src);
+        return !/(^|[/\\])(node_modules|\.[^/\\]+)$/.test(rel) && !src.endsWith(".wasm") && rel !== path.join("vendor", "schedulezero-sdk");
+      },
     });
     await transpile(app);
     const sdkFile = path.join(work, "schedulezero-sdk.js");
@@ -198,8 +203,12 @@ export async function build(appDir, outFile, moduleOption) {
     const out = outFile ?? `${h.name}.wasm`;
     await mkdir(path.dirname(path.resolve(out)), { recursive: true });
     const partial = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.partial`);
-    await writeFile(partial, wasm);
-    await rename(partial, out);
+    try {
+      await writeFile(partial, wasm);
+      await rename(partial, out);
+    } finally {
+      await rm(partial, { force: true });
+    }
     return { out, name: h.name, bytes: wasm.length };
   } finally {
     await rm(work, { recursive: true, force: true });

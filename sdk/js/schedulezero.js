@@ -155,7 +155,7 @@ export class Param {
       n.required = false;
     });
   }
-  /** Not required; absent, the method gets `value`. */
+  /** Not required; absent or null, the method gets `value`. */
   default(value) {
     return this.#copy((n) => {
       n.required = false;
@@ -423,8 +423,17 @@ export function exportHandler(h, imports) {
     log: imports.log,
   };
   const levels = { log: "info", info: "info", debug: "debug", warn: "warn", error: "error", trace: "trace" };
+  const text = (a) => {
+    if (typeof a === "string") return a;
+    if (a instanceof Error) return a.stack ? `${a.name}: ${a.message}\n${a.stack}` : `${a.name}: ${a.message}`;
+    try {
+      return JSON.stringify(a) ?? String(a);
+    } catch {
+      return String(a);
+    }
+  };
   for (const [name, level] of Object.entries(levels)) {
-    globalThis.console[name] = (...args) => imports.log(level, args.map((a) => (typeof a === "string" ? a : show(a))).join(" "));
+    globalThis.console[name] = (...args) => imports.log(level, args.map(text).join(" "));
   }
   const info = h.info();
   return {
@@ -437,7 +446,7 @@ export function exportHandler(h, imports) {
         if (e instanceof HandlerError) throw { tag: e.kind, val: e.message };
         // Out of memory (the engine throws the string): let the instance trap, so that the
         // host reports the memory limit and starts the next call on a fresh instance.
-        if (e === "out of memory" || (e instanceof Error && /out of memory/i.test(e.message))) throw e;
+        if (e === "out of memory") throw e;
         throw { tag: "failed", val: failureText(e) };
       };
       try {

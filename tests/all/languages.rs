@@ -675,31 +675,38 @@ fn plugins_new_scaffolds_python_and_js_handlers() {
                 "building the scaffold",
             );
         }
-        let config = work.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!("[plugins.{name}.config]\ngreeting = \"Howdy\"\n"),
-        )
-        .unwrap();
-        let out = crate::support::run_cli(
-            work.path(),
-            &[
-                "--config",
-                config.to_str().unwrap(),
-                "invoke",
-                name,
-                "greet",
-                r#"{"name":"Ada","times":2}"#,
-                "--plugins-dir",
-                plugins.to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "invoke {name}: {out:?}");
-        let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        assert_eq!(got["message"], "Howdy, Ada! Howdy, Ada!", "{got}");
+        let got = greet_granted(work.path(), &plugins, name);
         assert_eq!(got["instance_calls"], 1);
     }
+}
+
+/// Calls a greeter's `greet` (as `plugins new` writes it) through `schedulezero invoke` on
+/// `plugins`, with `greeting` granted, and checks the answer; returns it.
+fn greet_granted(work: &std::path::Path, plugins: &std::path::Path, name: &str) -> Value {
+    let config = work.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!("[plugins.{name}.config]\ngreeting = \"Howdy\"\n"),
+    )
+    .unwrap();
+    let out = crate::support::run_cli(
+        work,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "invoke",
+            name,
+            "greet",
+            r#"{"name":"Ada","times":2}"#,
+            "--plugins-dir",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "invoke {name}: {out:?}");
+    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(got["message"], "Howdy, Ada! Howdy, Ada!", "{got}");
+    got
 }
 
 /// A large component that appears in a watched folder is compiled in the background: it is
@@ -868,29 +875,7 @@ fn a_typescript_handler_is_type_checked_and_built() {
     let wasm = plugins.join("greeter-ts.wasm");
     let built = build(&root.join("sdk/js/test/fixtures/greeter-ts"), &wasm);
     assert!(built.status.success(), "{built:?}");
-    let config = work.path().join("greeter.toml");
-    std::fs::write(
-        &config,
-        "[plugins.greeter-ts.config]\ngreeting = \"Howdy\"\n",
-    )
-    .unwrap();
-    let out = crate::support::run_cli(
-        work.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "invoke",
-            "greeter-ts",
-            "greet",
-            r#"{"name":"Ada","times":2}"#,
-            "--plugins-dir",
-            plugins.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["message"], "Howdy, Ada! Howdy, Ada!", "{got}");
+    greet_granted(work.path(), &plugins, "greeter-ts");
 
     let bad = work.path().join("bad");
     std::fs::create_dir(&bad).unwrap();

@@ -317,6 +317,7 @@ fn build_lang_plugins(lang: Lang) -> PathBuf {
         }
     };
     let sdk = digest_of(&sdk_dir, &toolchain);
+    let mut rebuilt = false;
     for item in std::fs::read_dir(root.join("plugins")).expect("read plugins/") {
         let dir = item.expect("list plugins/").path();
         if !dir.join(entry).is_file() {
@@ -359,6 +360,27 @@ fn build_lang_plugins(lang: Lang) -> PathBuf {
             String::from_utf8_lossy(&built.stderr)
         );
         std::fs::write(&stamp, want).expect("write the stamp");
+        rebuilt = true;
+    }
+    // The artifacts of these components, compiled once here for the tests to share (seconds
+    // each); those of earlier builds go.
+    let artifacts = out.join("artifacts");
+    if rebuilt || !artifacts.is_dir() {
+        let _ = std::fs::remove_dir_all(&artifacts);
+        let data = tempfile::tempdir().expect("temp dir");
+        let (plugins, cache) = (out.display().to_string(), artifacts.display().to_string());
+        let listed = run_cli(
+            data.path(),
+            &["plugins", "list"],
+            &[
+                ("SCHEDULEZERO_PLUGINS_DIR", plugins.as_str()),
+                ("SCHEDULEZERO_CACHE_DIR", cache.as_str()),
+            ],
+        );
+        assert!(
+            listed.status.success(),
+            "compiling the {lang:?} examples: {listed:?}"
+        );
     }
     out
 }

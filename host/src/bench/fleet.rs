@@ -166,7 +166,7 @@ async fn grant_fleet(
 pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
     let runs = if quick { 5 } else { 30 };
     let data = tempfile::tempdir().map_err(err)?;
-    let (host, plugins) = hundred_plugin_host(data.path(), &["conductor"], "")?;
+    let (host, plugins) = hundred_plugin_host(data.path(), &["conductor"], "").await?;
     let base = host.url.clone();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

@@ -79,6 +79,31 @@ impl BenchHost {
         })
     }
 
+    /// Waits until the host has loaded every plugin of its folder (none is compiling any more).
+    pub(crate) async fn loaded(&self) -> Result<(), BenchError> {
+        let client = reqwest::Client::new();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        loop {
+            let listed: serde_json::Value = client
+                .get(format!("{}/api/v1/plugins", self.url))
+                .send()
+                .await
+                .map_err(err)?
+                .json()
+                .await
+                .map_err(err)?;
+            if listed["compiling"].as_array().is_some_and(Vec::is_empty) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > until {
+                return Err(err(
+                    "the host's plugins were still compiling after 10 minutes",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }

@@ -652,7 +652,7 @@ fn artifact_cache() -> std::path::PathBuf {
 /// that survives between runs of the benchmarks ([`artifact_cache`]: compiling 100 components
 /// is not what they measure) by a first start, and the host returned is a second start on the
 /// warm cache.
-pub(super) fn hundred_plugin_host(
+pub(super) async fn hundred_plugin_host(
     data: &Path,
     builtin: &[&str],
     config: &str,
@@ -679,9 +679,14 @@ pub(super) fn hundred_plugin_host(
         "--cache-dir",
         cache.to_str().unwrap_or_default(),
     ];
+    // The first start compiles the plugins (in the background once it serves) into the cache
+    // the second loads them from.
     let mut first = BenchHost::start(&host_data, &args)?;
+    first.loaded().await?;
     first.stop();
-    Ok((BenchHost::start(&host_data, &args)?, names))
+    let host = BenchHost::start(&host_data, &args)?;
+    host.loaded().await?;
+    Ok((host, names))
 }
 
 /// Plugins the warm-up burst runs: as many as the burst runs at once.
@@ -690,7 +695,7 @@ const WARM_UP_PLUGINS: usize = 16;
 /// A real host with 100 plugins: its RSS idle and all cold, then with its API and store warmed
 /// up (and all cold again), right after a burst on all of them, and after they cooled down.
 async fn hundred_plugins(data: &Path, calls_per_plugin: usize) -> Result<HostMemory, BenchError> {
-    let (host, names) = hundred_plugin_host(data, &[], "idle_timeout = \"2s\"\n")?;
+    let (host, names) = hundred_plugin_host(data, &[], "idle_timeout = \"2s\"\n").await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

@@ -11,12 +11,13 @@
 //! writable by nobody else, in that private directory. Anyone who can still forge such a file
 //! already runs code as the host's user.
 
+use std::collections::HashMap;
 use std::fs;
 use std::hash::Hasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -35,6 +36,9 @@ pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
     compilations: Arc<AtomicU64>,
+    /// One lock per component being compiled (by sha256), so that loads of the same bytes at
+    /// once (copies of a component, loaded in the background together) compile it once.
+    compiling: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
 }
 
 /// A `Hasher` over sha256, so the engine's compatibility hash is the same in every process.
@@ -73,6 +77,7 @@ impl ArtifactCache {
             dir: dir.to_owned(),
             engine_key,
             compilations: Arc::default(),
+            compiling: Arc::default(),
         })
     }
 
@@ -95,6 +100,40 @@ impl ArtifactCache {
     /// Whether an artifact for this sha256 is in the cache.
     pub fn contains(&self, wasm_sha256: &str) -> bool {
         self.artifact_path(wasm_sha256).is_file()
+    }
+
+    /// The component from its cached artifact, or compiled now and stored (with the compile
+    /// time); a compile of the same bytes under way elsewhere is waited for, not repeated.
+    /// Blocks: call it from a blocking thread.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        wasm_sha256: &str,
+    ) -> Result<(Component, Option<Duration>), LoadError> {
+        if let Some(c) = self.load(engine, wasm_sha256)? {
+            return Ok((c, None));
+        }
+        let lock = {
+            let mut locks = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(wasm_sha256.to_owned()).or_default().clone()
+        };
+        let result = {
+            let _one_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
+            match self.load(engine, wasm_sha256) {
+                // Compiled meanwhile by the load this one waited for.
+                Ok(Some(c)) => Ok((c, None)),
+                Ok(None) => self
+                    .compile(engine, wasm, wasm_sha256)
+                    .map(|(c, took)| (c, Some(took))),
+                Err(e) => Err(e),
+            }
+        };
+        let mut locks = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(wasm_sha256);
+        }
+        result
     }
 
     /// Compiles a component (validating it) and stores its artifact. Blocks for tens of

@@ -274,9 +274,7 @@ fn explain(
         Err(InvokeError::CapabilityDenied(said)) => {
             Err(InvokeError::CapabilityDenied(join(said, usage.denials())))
         }
-        Err(InvokeError::Failed(said) | InvokeError::Retryable(said))
-            if usage.request_refused() =>
-        {
+        Err(InvokeError::Failed(said)) if usage.request_refused().is_some() => {
             Err(InvokeError::CapabilityDenied(join(said, usage.denials())))
         }
         Err(InvokeError::Failed(said)) => Err(InvokeError::Failed(join(said, usage.notes()))),

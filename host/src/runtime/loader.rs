@@ -68,6 +68,19 @@ pub struct Discovery {
     pub compiling: Vec<PathBuf>,
 }
 
+impl Discovery {
+    /// Records the load of `path`.
+    fn record(&mut self, path: PathBuf, result: Result<LoadReport, LoadError>) {
+        match result {
+            Ok(report) => self.loaded.push(report),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "plugin rejected");
+                self.rejected.push(Rejected { path, error });
+            }
+        }
+    }
+}
+
 /// A plugin being loaded in the background: its file appeared or changed, and it is read,
 /// compiled (unless its artifact is cached), linked and described on a task of its own.
 #[derive(Debug, Clone)]
@@ -78,8 +91,36 @@ pub struct Compiling {
     pub path: PathBuf,
     /// When the load started.
     pub since: chrono::DateTime<Utc>,
+    /// The file as it was when the load started.
+    stamp: Option<FileStamp>,
     id: u64,
     done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Ends a background load however its task ends (a panic included): the plugin leaves the
+/// compiling list, its name's lock is given back, and the calls waiting for it wake.
+struct LoadEnd {
+    runtime: Arc<Runtime>,
+    name: String,
+    id: u64,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for LoadEnd {
+    fn drop(&mut self) {
+        self.runtime.release_name_lock(&self.name, &self.lock);
+        let mut compiling = self
+            .runtime
+            .compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if compiling.get(&self.name).is_some_and(|c| c.id == self.id) {
+            compiling.remove(&self.name);
+        }
+        drop(compiling);
+        let _ = self.done.send(true);
+    }
 }
 
 /// The end of a background load: its report, or why the file was rejected.
@@ -109,31 +150,49 @@ impl Runtime {
                     name: name.clone(),
                     path: path.clone(),
                     since: Utc::now(),
+                    stamp: FileStamp::of(&path),
                     id,
                     done,
                 },
             );
-        let runtime = self.clone();
+        let end = LoadEnd {
+            runtime: self.clone(),
+            lock: self.name_lock(&name),
+            name,
+            id,
+            done: done_tx,
+        };
         tokio::spawn(async move {
-            let lock = runtime.name_lock(&name);
+            let runtime = &end.runtime;
             let result = {
-                let _one_at_a_time = lock.lock().await;
+                let _one_at_a_time = end.lock.lock().await;
                 let _slot = runtime.compile_slots.clone().acquire_owned().await;
                 runtime.load_path(&path).await
             };
-            if let Ok(report) = &result {
+            let gone = FileStamp::of(&path).is_none();
+            match &result {
+                // Removed while it compiled: not a plugin any more.
+                Ok(_) if gone => {
+                    runtime.remove(&end.name);
+                }
                 // Known and ready, but nothing in memory until a call needs it.
-                report.plugin.park();
+                Ok(report) => report.plugin.park(),
+                Err(_) if gone => {
+                    runtime.forget_rejected(&path);
+                }
+                Err(_) => {}
             }
-            runtime.release_name_lock(&name, lock);
-            let mut compiling = runtime.compiling.lock().unwrap_or_else(|p| p.into_inner());
-            if compiling.get(&name).is_some_and(|c| c.id == id) {
-                compiling.remove(&name);
-            }
-            drop(compiling);
-            let _ = done_tx.send(true);
             result
         })
+    }
+
+    /// Whether `path`, as it is now (`stamp`), is being loaded in the background.
+    pub(super) fn compiling_as(&self, path: &Path, stamp: Option<FileStamp>) -> bool {
+        let compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        stamp.is_some()
+            && compiling
+                .values()
+                .any(|c| c.path == path && c.stamp == stamp)
     }
 
     /// The plugins being loaded in the background, by name.
@@ -176,11 +235,7 @@ impl Runtime {
         let mut discovery = Discovery::default();
         for (path, load) in loads {
             match tokio::time::timeout_at(deadline, load).await {
-                Ok(Ok(Ok(report))) => discovery.loaded.push(report),
-                Ok(Ok(Err(error))) => {
-                    tracing::warn!(file = %path.display(), %error, "plugin rejected");
-                    discovery.rejected.push(Rejected { path, error });
-                }
+                Ok(Ok(result)) => discovery.record(path, result),
                 Ok(Err(e)) => {
                     tracing::error!(file = %path.display(), error = %e, "plugin load task failed")
                 }
@@ -199,16 +254,11 @@ impl Runtime {
         let dir = &self.config.plugins_dir;
         let mut discovery = Discovery::default();
         for path in wasm_files(dir)? {
-            match self.load_path(&path).await {
-                Ok(report) => {
-                    report.plugin.park();
-                    discovery.loaded.push(report);
-                }
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "plugin rejected");
-                    discovery.rejected.push(Rejected { path, error });
-                }
+            let result = self.load_path(&path).await;
+            if let Ok(report) = &result {
+                report.plugin.park();
             }
+            discovery.record(path, result);
         }
         Ok(discovery)
     }
@@ -257,7 +307,7 @@ impl Runtime {
                 },
             }
         };
-        self.release_name_lock(name, lock);
+        self.release_name_lock(name, &lock);
         result
     }
 
@@ -268,10 +318,10 @@ impl Runtime {
         locks.entry(name.to_owned()).or_default().clone()
     }
 
-    /// Gives back a lock [`Runtime::name_lock`] gave.
-    fn release_name_lock(&self, name: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+    /// Gives back a lock [`Runtime::name_lock`] gave (the caller drops its handle after).
+    fn release_name_lock(&self, name: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
         let mut locks = self.first_use.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&lock) == 2 {
+        if Arc::strong_count(lock) == 2 {
             // Nobody else is waiting on it: forget it, so unknown names do not pile up.
             locks.remove(name);
         }
@@ -315,6 +365,14 @@ impl Runtime {
             rejected
                 .iter()
                 .filter_map(|(path, (_, stamp))| Some((path.clone(), (*stamp)?))),
+        );
+        drop(rejected);
+        // A file being loaded in the background is known as it was when its load started.
+        let compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(
+            compiling
+                .values()
+                .filter_map(|c| Some((c.path.clone(), c.stamp?))),
         );
         known
     }
@@ -478,13 +536,7 @@ impl Runtime {
                     return Err(LoadError::Signature(signature.to_string()));
                 }
                 let sha256 = sha256_hex(&wasm);
-                let (component, compile_time) = match cache.load(&engine, &sha256)? {
-                    Some(c) => (c, None),
-                    None => {
-                        let (c, took) = cache.compile(&engine, &wasm, &sha256)?;
-                        (c, Some(took))
-                    }
-                };
+                let (component, compile_time) = cache.load_or_compile(&engine, &wasm, &sha256)?;
                 // Read once the bytes are known to be a component (a file that is not one is
                 // rejected by the compiler, with its reason).
                 let manifest = Manifest::read(&wasm)
@@ -682,7 +734,7 @@ impl Runtime {
                     "the file changed since it was loaded; reload the plugin".into(),
                 ));
             }
-            Ok(cache.compile(&engine, &wasm, &file.sha256)?.0)
+            Ok(cache.load_or_compile(&engine, &wasm, &file.sha256)?.0)
         })
         .await
         .map_err(|e| LoadError::Read(format!("compile task failed: {e}")))?

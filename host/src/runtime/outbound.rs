@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -196,8 +196,8 @@ pub struct Usage {
     bytes_in: AtomicU64,
     hosts: Mutex<std::collections::BTreeSet<String>>,
     denied: Mutex<Vec<String>>,
-    /// Whether an outbound request was refused.
-    request_refused: AtomicBool,
+    /// The last outbound request refused, why.
+    request_refused: Mutex<Option<String>>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -210,13 +210,19 @@ impl Usage {
     /// Records a refused outbound request (a destination not granted, say), to be named in the
     /// call's error.
     fn deny_request(&self, why: String) {
-        self.request_refused.store(true, Ordering::Relaxed);
+        *self
+            .request_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
         self.deny(why);
     }
 
-    /// Whether an outbound request was refused.
-    pub fn request_refused(&self) -> bool {
-        self.request_refused.load(Ordering::Relaxed)
+    /// Why the last outbound request refused was refused, if one was.
+    pub fn request_refused(&self) -> Option<String> {
+        self.request_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Records a limit the call ran into, to be named if the call fails.
@@ -313,14 +319,10 @@ impl WasiHttpHooks for Hooks {
         };
         match net.admit(&request) {
             Ok(target) => Box::new(async move { net.send(target, request, options).await }),
-            Err(why) => {
-                tracing::info!(plugin = %net.plugin, run_id = %net.run_id, uri = %request.uri(), reason = %why, "outbound request denied");
-                net.usage.deny_request(why);
-                Box::new(async move {
-                    drain(request.into_body()).await;
-                    Err(HttpError::HttpRequestDenied)
-                })
-            }
+            Err(_) => Box::new(async move {
+                drain(request.into_body()).await;
+                Err(HttpError::HttpRequestDenied)
+            }),
         }
     }
 }
@@ -337,15 +339,30 @@ struct Target {
 }
 
 impl CallNet {
-    /// Decides from the request's URI alone whether it may go, before anything is sent.
+    /// Decides from the request's URI alone whether it may go, before anything is sent; a
+    /// refusal is logged and recorded for the call's error.
     fn admit(&self, request: &http::Request<WasiBody>) -> Result<Target, String> {
         let n = self.usage.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let max = self.limits.max_requests;
-        if n > max {
-            return Err(format!(
+        let refused = if n > max {
+            // A limit of the call, not something to grant.
+            let why = format!(
                 "request {n} refused: at most {max} HTTP requests per call (limits.http_max_requests)"
-            ));
+            );
+            self.usage.deny(why.clone());
+            Err(why)
+        } else {
+            self.check(request)
+                .inspect_err(|why| self.usage.deny_request(why.clone()))
+        };
+        if let Err(why) = &refused {
+            tracing::info!(plugin = %self.plugin, run_id = %self.run_id, uri = %request.uri(), reason = %why, "outbound request denied");
         }
+        refused
+    }
+
+    /// Whether the request's destination is one the call may reach.
+    fn check(&self, request: &http::Request<WasiBody>) -> Result<Target, String> {
         let uri = request.uri();
         let scheme = match uri.scheme_str() {
             Some("http") => "http",
@@ -778,23 +795,16 @@ impl CallNet {
             .boxed_unsync();
         let request = builder
             .body(body)
-            .map_err(|e| E::Failed(format!("not a valid request: {e}")))?;
-        let target = self.admit(&request).map_err(|why| {
-            tracing::info!(plugin = %self.plugin, run_id = %self.run_id, uri = %request.uri(), reason = %why, "outbound request denied");
-            self.usage.deny_request(why.clone());
-            E::Denied(why)
-        })?;
-        let denial = |net: &CallNet| {
-            net.usage
-                .denials()
-                .last()
-                .cloned()
-                .unwrap_or_else(|| "refused".into())
-        };
+            .map_err(|e| E::Invalid(format!("not a valid request: {e}")))?;
+        let target = self.admit(&request).map_err(E::Denied)?;
         let what = format!("{}://{}", target.scheme, target.key);
         let (response, driver) = match Arc::clone(self).send(target, request, None).await {
             Ok(exchange) => exchange,
-            Err(HttpError::HttpRequestDenied) => return Err(E::Denied(denial(self))),
+            // Refused once resolved (an address no grant names): `resolve` recorded why.
+            Err(HttpError::HttpRequestDenied) => {
+                let why = self.usage.request_refused();
+                return Err(E::Denied(why.unwrap_or_else(|| format!("{what}: refused"))));
+            }
             Err(e) => return Err(whole_error(&what, e)),
         };
         // The connection is driven while the body is read.
@@ -829,6 +839,9 @@ fn whole_error(what: &str, e: HttpError) -> whole::OutboundError {
         )),
         HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::DnsTimeout => {
             E::Timeout(format!("{what}: {e}"))
+        }
+        HttpError::HttpRequestUriInvalid | HttpError::HttpRequestMethodInvalid => {
+            E::Invalid(format!("{what}: {e}"))
         }
         e => E::Failed(format!("{what}: {e}")),
     }

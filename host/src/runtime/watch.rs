@@ -184,8 +184,8 @@ async fn apply(runtime: &Arc<Runtime>, path: &Path, stamp: Option<FileStamp>) {
         // A FIFO, a socket, a device or a folder with a `.wasm` name: not a plugin file.
         return;
     }
-    if runtime.rejected_as(path, stamp) {
-        // Rejected as it is: not read or compiled again until it changes.
+    if runtime.rejected_as(path, stamp) || runtime.compiling_as(path, stamp) {
+        // Rejected as it is (not read or compiled again until it changes), or being loaded.
         return;
     }
     if let Some(current) = runtime.plugin(name) {

@@ -326,8 +326,8 @@ class Response:
 class _Http:
     """Outbound HTTP to the destinations the handler asked for (`Http`) and the operator granted.
     A destination not granted raises `Denied` (the call fails with `capability_denied`, naming
-    it); a timeout or a broken connection raises `Retryable`; a response over the host's size
-    limit raises `Failed`. The host's limits on requests per call, sizes and timeouts apply."""
+    it); a timeout or a failed connection raises `Retryable`; a request that is not valid or a
+    response over the host's size limit raises `Failed`. The host's limits on requests per call, sizes and timeouts apply."""
 
     def request(
         self,
@@ -658,6 +658,9 @@ def _failure_text(e: BaseException) -> str:
         tb = tb.tb_next
     lines = traceback.format_exception(type(e), e, tb.tb_next if tb is not None else e.__traceback__)
     head = traceback.format_exception_only(e)[-1].strip()
-    text = head + "\n\n" + "".join(lines).rstrip()
+    trace = "".join(lines).rstrip()
+    # A long traceback keeps its end: the most recent frames, where it failed.
     limit = 16 * 1024
-    return text if len(text) <= limit else text[: limit - 4] + " ..."
+    if len(trace) > limit:
+        trace = "...\n" + trace[-limit:]
+    return head[:1024] + "\n\n" + trace

@@ -54,8 +54,11 @@ class _Imports:
             r = outbound.send(outbound.Request(method=method, url=url, headers=headers, body=body))
         except Err as e:
             failure = e.value
+            # A timeout or a broken connection may pass; a refusal, a request that is not
+            # valid or a response too large will not.
             kind = {
                 outbound.OutboundError_Denied: _sz.Denied,
+                outbound.OutboundError_Invalid: _sz.Failed,
                 outbound.OutboundError_Limit: _sz.Failed,
                 outbound.OutboundError_Timeout: _sz.Retryable,
                 outbound.OutboundError_Failed: _sz.Retryable,

@@ -34,12 +34,39 @@ def _hints(tp: Any) -> dict[str, Any]:
 
 
 def _unwrap(tp: Any) -> tuple[Any, str | None]:
-    """The type inside `Annotated[...]`, with the first string annotation as a description."""
-    if typing.get_origin(tp) is typing.Annotated:
-        inner, *extras = typing.get_args(tp)
-        text = next((e for e in extras if isinstance(e, str)), None)
-        return inner, text
-    return tp, None
+    """The type inside `Annotated[...]` (and a TypedDict's `Required[...]` or
+    `NotRequired[...]`), with the first string annotation as a description."""
+    text = None
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp, *extras = typing.get_args(tp)
+            text = text or next((e for e in extras if isinstance(e, str)), None)
+        elif origin in (typing.Required, typing.NotRequired):
+            (tp,) = typing.get_args(tp)
+        else:
+            return tp, text
+
+
+def _required_keys(tp: Any) -> set[str]:
+    """A TypedDict's required keys, from its hints (`Required`, `NotRequired`, `total`): the
+    `__required_keys__` Python keeps are wrong for string annotations before 3.12."""
+    required = set()
+    for name, hint in _hints(tp).items():
+        marked = None
+        while marked is None:
+            origin = typing.get_origin(hint)
+            if origin is typing.Annotated:
+                hint = typing.get_args(hint)[0]
+            elif origin is typing.Required:
+                marked = True
+            elif origin is typing.NotRequired:
+                marked = False
+            else:
+                marked = bool(tp.__total__)
+        if marked:
+            required.add(name)
+    return required
 
 
 def _field_docs(tp: Any) -> dict[str, str]:
@@ -114,7 +141,7 @@ def _schema(tp: Any) -> dict[str, Any]:
         hints = _hints(tp)
         return _object(
             {name: schema_of(h) for name, h in hints.items()},
-            sorted(tp.__required_keys__),
+            sorted(_required_keys(tp)),
             tp.__doc__,
         )
     raise TypeError(f"no JSON Schema for the type hint {tp!r}")
@@ -235,7 +262,7 @@ def convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         for member in tp:
-            if member.value == value:
+            if member.value == value and type(member.value) is type(value):
                 return member
         raise ParamsError(f"{_at(where)}expected one of {_show([m.value for m in tp])}, got {_show(value)}")
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -247,7 +274,7 @@ def convert(tp: Any, value: Any, where: str) -> Any:
         })
         return tp(**obj)
     if _is_typeddict(tp):
-        return _fields(value, where, _hints(tp), set(tp.__required_keys__))
+        return _fields(value, where, _hints(tp), _required_keys(tp))
     raise ParamsError(f"{_at(where)}the type hint {tp!r} cannot be checked")
 
 

@@ -44,12 +44,15 @@ def load(app_dir: pathlib.Path, module: str) -> sz._Spec:
         raise BuildError(f"{app_dir} has no module `{module}` ({module}.py)")
     sys.path.insert(0, str(app_dir))
     sz._registered.clear()
+    # No `__pycache__` left in the app's folder.
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         importlib.import_module(module)
     except Exception as e:
         raise BuildError(f"importing `{module}` failed: {sz._failure_text(e)}") from None
     finally:
         sys.path.remove(str(app_dir))
+        sys.dont_write_bytecode = writes
     try:
         return sz._the_handler()
     except RuntimeError as e:
@@ -140,8 +143,11 @@ def build(app_dir: pathlib.Path, out: pathlib.Path | None, module: str = "app") 
         wasm = built.read_bytes() + custom_section(_SECTION, manifest)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial")
-        partial.write_bytes(wasm)
-        partial.replace(out)
+        try:
+            partial.write_bytes(wasm)
+            partial.replace(out)
+        finally:
+            partial.unlink(missing_ok=True)
     return out
 
 

@@ -10,7 +10,7 @@ import json
 import sys
 import pathlib
 import unittest
-from typing import Annotated, Any, Literal, Optional, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -154,6 +154,29 @@ def _takes_complex(when: complex) -> None:
     pass
 
 
+class Hints(unittest.TestCase):
+    def test_required_and_not_required_keys(self) -> None:
+        class Item(TypedDict):
+            sku: str
+            note: NotRequired[Annotated[str, "A note."]]
+
+        self.assertEqual(sz._schema.schema_of(Item)["required"], ["sku"])
+        self.assertEqual(sz._schema.schema_of(Item)["properties"]["note"], {"type": "string", "description": "A note."})
+        self.assertEqual(sz._schema.convert(Item, {"sku": "a"}, ""), {"sku": "a"})
+        with self.assertRaisesRegex(sz._schema.ParamsError, "^note: expected a string, got 3$"):
+            sz._schema.convert(Item, {"sku": "a", "note": 3}, "")
+
+    def test_enums_take_their_values_of_their_types(self) -> None:
+        class Level(enum.Enum):
+            ONE = 1
+            TWO = 2
+
+        self.assertIs(sz._schema.convert(Level, 1, "level"), Level.ONE)
+        for wrong in [True, 1.0, "1"]:
+            with self.assertRaisesRegex(sz._schema.ParamsError, "^level: expected one of"):
+                sz._schema.convert(Level, wrong, "level")
+
+
 class Calls(unittest.TestCase):
     def setUp(self) -> None:
         testing.configure({"currency": "EUR"})
@@ -245,6 +268,17 @@ class Calls(unittest.TestCase):
         self.assertIn("in boom", trace)
         self.assertIn("in inner", trace)
         self.assertNotIn("schedulezero/__init__.py", trace, "the SDK's frames are left out")
+
+    def test_a_long_traceback_keeps_its_end(self) -> None:
+        try:
+            raise ValueError("x" * 20000 + " the end")
+        except ValueError as e:
+            text = sz._failure_text(e)
+        head, _, trace = text.partition("\n\n")
+        self.assertEqual(len(head), 1024)
+        self.assertTrue(trace.startswith("...\n"), trace[:80])
+        self.assertTrue(text.endswith("x the end"), text[-80:])
+        self.assertLess(len(text), 18 * 1024)
 
     def test_logs_and_config(self) -> None:
         sz.log.info("hello")
