@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::runtime::hundred_plugin_host;
-use super::{BenchError, err, noop_remote_handler, paused_schedule, post_json, spread};
+use super::{BenchError, err, get_json, noop_remote_handler, paused_schedule, post_json, spread};
 
 /// Remote handlers registered for the run.
 const REMOTE_HANDLERS: usize = 10;
@@ -172,14 +172,7 @@ pub async fn fleet(quick: bool) -> Result<FleetFigures, BenchError> {
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(err)?;
-    let about: Value = http
-        .get(format!("{base}/api/v1/host"))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
+    let about = get_json(&http, &format!("{base}/api/v1/host")).await?;
     let endpoint = about["zmq_endpoint"]
         .as_str()
         .ok_or_else(|| err("the host does not say where remote handlers register"))?

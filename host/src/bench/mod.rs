@@ -84,14 +84,7 @@ impl BenchHost {
         let client = reqwest::Client::new();
         let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
         loop {
-            let listed: serde_json::Value = client
-                .get(format!("{}/api/v1/plugins", self.url))
-                .send()
-                .await
-                .map_err(err)?
-                .json()
-                .await
-                .map_err(err)?;
+            let listed = get_json(&client, &format!("{}/api/v1/plugins", self.url)).await?;
             if listed["compiling"].as_array().is_some_and(Vec::is_empty) {
                 return Ok(());
             }
@@ -153,6 +146,20 @@ pub(crate) async fn paused_schedule(
         &format!("create schedule {id}"),
     )
     .await
+}
+
+/// The JSON `url` answers with.
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<serde_json::Value, BenchError> {
+    http.get(url)
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)
 }
 
 /// Posts `body` to `url`; an answer other than a success is an error saying what could not be

@@ -21,7 +21,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::{BenchError, BenchHost, err, paused_schedule, rss_mib, spread, us};
+use super::{BenchError, BenchHost, err, get_json, paused_schedule, rss_mib, spread, us};
 use crate::config::{BUILTIN_PLUGINS_DIR, Config, PluginConfig};
 use crate::runtime::bindings::{self, LogLevel, WitJobContext};
 use crate::runtime::fleet;
@@ -706,15 +706,8 @@ async fn hundred_plugins(data: &Path, calls_per_plugin: usize) -> Result<HostMem
             .as_u64()
             .unwrap_or(0)
     };
-    let metrics = || async {
-        http.get(format!("{base}/api/v1/metrics"))
-            .send()
-            .await
-            .map_err(err)?
-            .json::<Value>()
-            .await
-            .map_err(err)
-    };
+    let metrics_url = format!("{base}/api/v1/metrics");
+    let metrics = || get_json(&http, &metrics_url);
     let all_cold = || async {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
